@@ -1,0 +1,206 @@
+//! `#[derive(Item)]` for `mantle-store`.
+//!
+//! Reads a plain struct with named fields and writes its `Item`
+//! implementation plus one typed attribute constant per field (`TITLE` for
+//! `title`) for queries. Use it through `mantle_store::Item`.
+//!
+//! ```ignore
+//! #[derive(Item)]
+//! #[item(name = "note", version = 2, index(author, created))]
+//! pub struct Note {
+//!     #[item(index)]
+//!     pub title: String,
+//!     #[item(on_delete = "cascade")]
+//!     pub author: Id<Person>,
+//!     pub created: Timestamp,
+//! }
+//! ```
+//!
+//! Struct options: `name` (required: the stored type name), `version`
+//! (default 1), `index(a, b, …)` (a compound index; repeatable). Field
+//! options: `index`, `on_delete = "cascade" | "nullify" | "forbid"`.
+
+use proc_macro::TokenStream;
+use proc_macro2::Span;
+use quote::{format_ident, quote};
+use syn::{Data, DeriveInput, Fields, Ident, LitInt, LitStr, parse_macro_input};
+
+/// Derives `mantle_store::Item`. See the crate documentation.
+#[proc_macro_derive(Item, attributes(item))]
+pub fn derive_item(input: TokenStream) -> TokenStream {
+    let input = parse_macro_input!(input as DeriveInput);
+    match expand(input) {
+        Ok(ts) => ts.into(),
+        Err(e) => e.to_compile_error().into(),
+    }
+}
+
+struct FieldSpec {
+    ident: Ident,
+    ty: syn::Type,
+    indexed: bool,
+    on_delete: Option<Ident>,
+}
+
+fn expand(input: DeriveInput) -> syn::Result<proc_macro2::TokenStream> {
+    if !input.generics.params.is_empty() {
+        return Err(syn::Error::new_spanned(
+            &input.generics,
+            "#[derive(Item)] does not support generic structs",
+        ));
+    }
+    let mut type_name: Option<LitStr> = None;
+    let mut version: u32 = 1;
+    let mut indexes: Vec<Vec<Ident>> = Vec::new();
+    for attr in input.attrs.iter().filter(|a| a.path().is_ident("item")) {
+        attr.parse_nested_meta(|meta| {
+            if meta.path.is_ident("name") {
+                type_name = Some(meta.value()?.parse()?);
+            } else if meta.path.is_ident("version") {
+                let lit: LitInt = meta.value()?.parse()?;
+                version = lit.base10_parse()?;
+            } else if meta.path.is_ident("index") {
+                let mut cols = Vec::new();
+                meta.parse_nested_meta(|col| {
+                    cols.push(col.path.require_ident()?.clone());
+                    Ok(())
+                })?;
+                if cols.is_empty() {
+                    return Err(meta.error("index(...) needs at least one attribute"));
+                }
+                indexes.push(cols);
+            } else {
+                return Err(meta.error("expected `name`, `version` or `index(...)`"));
+            }
+            Ok(())
+        })?;
+    }
+    let type_name = type_name.ok_or_else(|| {
+        syn::Error::new(
+            Span::call_site(),
+            "#[derive(Item)] needs #[item(name = \"...\")]",
+        )
+    })?;
+    if version == 0 {
+        return Err(syn::Error::new(Span::call_site(), "version starts at 1"));
+    }
+
+    let Data::Struct(data) = &input.data else {
+        return Err(syn::Error::new_spanned(
+            &input.ident,
+            "#[derive(Item)] works on structs",
+        ));
+    };
+    let Fields::Named(named) = &data.fields else {
+        return Err(syn::Error::new_spanned(
+            &input.ident,
+            "#[derive(Item)] needs a struct with named fields",
+        ));
+    };
+
+    let mut fields = Vec::new();
+    for f in &named.named {
+        let ident = f.ident.clone().expect("named field");
+        let mut spec = FieldSpec {
+            ident,
+            ty: f.ty.clone(),
+            indexed: false,
+            on_delete: None,
+        };
+        for attr in f.attrs.iter().filter(|a| a.path().is_ident("item")) {
+            attr.parse_nested_meta(|meta| {
+                if meta.path.is_ident("index") {
+                    spec.indexed = true;
+                } else if meta.path.is_ident("on_delete") {
+                    let lit: LitStr = meta.value()?.parse()?;
+                    let variant = match lit.value().as_str() {
+                        "cascade" => "Cascade",
+                        "nullify" => "Nullify",
+                        "forbid" => "Forbid",
+                        _ => {
+                            return Err(syn::Error::new_spanned(
+                                lit,
+                                "on_delete is \"cascade\", \"nullify\" or \"forbid\"",
+                            ));
+                        }
+                    };
+                    spec.on_delete = Some(Ident::new(variant, lit.span()));
+                } else {
+                    return Err(meta.error("expected `index` or `on_delete = \"...\"`"));
+                }
+                Ok(())
+            })?;
+        }
+        fields.push(spec);
+    }
+    for idx in &indexes {
+        for col in idx {
+            if !fields.iter().any(|f| f.ident == *col) {
+                return Err(syn::Error::new_spanned(col, "index names an unknown field"));
+            }
+        }
+    }
+
+    let name = &input.ident;
+    let vis = &input.vis;
+    let defs = fields.iter().map(|f| {
+        let fname = f.ident.to_string();
+        let ty = &f.ty;
+        let mut def = quote!(::mantle_store::AttributeDef::new::<#ty>(#fname));
+        if f.indexed {
+            def = quote!(#def.indexed());
+        }
+        if let Some(p) = &f.on_delete {
+            def = quote!(#def.on_delete(::mantle_store::OnDelete::#p));
+        }
+        def
+    });
+    let index_lists = indexes.iter().map(|cols| {
+        let names = cols.iter().map(|c| c.to_string());
+        quote!(vec![#(#names),*])
+    });
+    let binds = fields.iter().map(|f| {
+        let id = &f.ident;
+        quote!(out.bind(&self.#id)?;)
+    });
+    let decodes = fields.iter().map(|f| {
+        let id = &f.ident;
+        let fname = id.to_string();
+        quote!(#id: row.next(#fname)?,)
+    });
+    let consts = fields.iter().map(|f| {
+        let id = &f.ident;
+        let ty = &f.ty;
+        let fname = id.to_string();
+        let cname = format_ident!("{}", fname.trim_start_matches("r#").to_uppercase());
+        let doc = format!("The `{fname}` attribute, for queries.");
+        quote! {
+            #[doc = #doc]
+            #vis const #cname: ::mantle_store::Attr<#name, #ty> = ::mantle_store::Attr::new(#fname);
+        }
+    });
+
+    Ok(quote! {
+        impl ::mantle_store::Item for #name {
+            const TYPE_NAME: &'static str = #type_name;
+            const VERSION: u32 = #version;
+            fn attributes() -> ::std::vec::Vec<::mantle_store::AttributeDef> {
+                vec![#(#defs),*]
+            }
+            fn indexes() -> ::std::vec::Vec<::std::vec::Vec<&'static str>> {
+                vec![#(#index_lists),*]
+            }
+            fn bind(&self, out: &mut ::mantle_store::Binder<'_, '_>) -> ::mantle_store::Result<()> {
+                #(#binds)*
+                Ok(())
+            }
+            fn decode(row: &mut ::mantle_store::Decoder<'_, '_>) -> ::mantle_store::Result<Self> {
+                Ok(Self { #(#decodes)* })
+            }
+        }
+        #[allow(dead_code)]
+        impl #name {
+            #(#consts)*
+        }
+    })
+}

@@ -1,0 +1,225 @@
+//! Substores and the bounded cache of open stores.
+//!
+//! A parent store (the site store) keeps a [`SubStore`] item per child store
+//! file (a user store, an app store). Children are opened lazily through a
+//! [`StoreCache`], which keeps at most `capacity` stores open and closes the
+//! least recently used, so a process can serve many more stores than it has
+//! file handles.
+
+use std::collections::HashMap;
+use std::num::NonZeroUsize;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+
+use lru::LruCache;
+use parking_lot::Mutex;
+
+use crate::store::{Store, StoreConfig, StoreInner};
+use crate::{Error, Item, Result};
+
+/// An item naming a child store file, relative to its parent's directory.
+///
+/// ```no_run
+/// # use mantle_store::*;
+/// # async fn f(site: Store, cache: StoreCache) -> Result<()> {
+/// let id = site
+///     .transact(|tx| tx.insert(&SubStore::new("alice@example.com", "users/alice.store")))
+///     .await?;
+/// let alice = site.read(move |r| r.get(id)).await?.expect("just made");
+/// let store = alice.open(&site, &cache).await?;
+/// # Ok(()) }
+/// ```
+#[derive(Item, Debug, Clone, PartialEq, Eq)]
+#[item(name = "mantle_substore", version = 1)]
+pub struct SubStore {
+    /// A name to find it by (a user's login, `app:NAME`).
+    #[item(index)]
+    pub name: String,
+    /// The file, relative to the parent store's directory.
+    pub path: String,
+}
+
+impl SubStore {
+    /// A substore item for `path` (relative to the parent's directory).
+    pub fn new(name: impl Into<String>, path: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            path: path.into(),
+        }
+    }
+
+    /// The child's file, given its parent store.
+    pub fn file(&self, parent: &Store) -> PathBuf {
+        parent
+            .path()
+            .parent()
+            .unwrap_or(Path::new("."))
+            .join(&self.path)
+    }
+
+    /// Opens the child store through `cache` (creating its directory and
+    /// file if needed).
+    pub async fn open(&self, parent: &Store, cache: &StoreCache) -> Result<Store> {
+        let file = self.file(parent);
+        if let Some(dir) = file.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        }
+        cache.get(file).await
+    }
+}
+
+/// Drops an evicted handle off the async runtime: if it was the last one,
+/// closing the file checkpoints the WAL, which blocks.
+fn close_in_background(evicted: Option<Store>) {
+    if let Some(store) = evicted {
+        tokio::task::spawn_blocking(move || drop(store));
+    }
+}
+
+/// How a cache has been used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CacheStats {
+    /// Lookups answered by an open store.
+    pub hits: u64,
+    /// Lookups that had to open the file.
+    pub misses: u64,
+    /// Stores currently held open by the cache.
+    pub open: usize,
+}
+
+/// A bounded set of open stores, least recently used closed first.
+///
+/// A store evicted while someone still holds a handle stays open for them;
+/// asking the cache for it again returns that same store rather than
+/// opening the file a second time.
+#[derive(Clone)]
+pub struct StoreCache {
+    inner: Arc<CacheInner>,
+}
+
+struct CacheInner {
+    config: StoreConfig,
+    capacity: NonZeroUsize,
+    state: Mutex<CacheState>,
+    hits: AtomicU64,
+    misses: AtomicU64,
+}
+
+struct CacheState {
+    open: LruCache<PathBuf, Store>,
+    /// Evicted but possibly still in use elsewhere.
+    evicted: HashMap<PathBuf, Weak<StoreInner>>,
+    /// One gate per path being opened, so a file is opened once.
+    opening: HashMap<PathBuf, Arc<tokio::sync::Mutex<()>>>,
+}
+
+impl StoreCache {
+    /// A cache keeping at most `capacity` stores open, opened with `config`.
+    pub fn new(config: StoreConfig, capacity: usize) -> Self {
+        let capacity = NonZeroUsize::new(capacity.max(1)).expect("max(1) is non-zero");
+        Self {
+            inner: Arc::new(CacheInner {
+                config,
+                capacity,
+                state: Mutex::new(CacheState {
+                    open: LruCache::new(capacity),
+                    evicted: HashMap::new(),
+                    opening: HashMap::new(),
+                }),
+                hits: AtomicU64::new(0),
+                misses: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    /// The config stores are opened with.
+    pub fn config(&self) -> &StoreConfig {
+        &self.inner.config
+    }
+
+    fn lookup(&self, path: &Path) -> Option<Store> {
+        let mut st = self.inner.state.lock();
+        if let Some(s) = st.open.get(path) {
+            return Some(s.clone());
+        }
+        let revived = st
+            .evicted
+            .get(path)
+            .and_then(Weak::upgrade)
+            .map(|inner| Store { inner })?;
+        st.evicted.remove(path);
+        let evicted = self.insert(&mut st, path.to_path_buf(), revived.clone());
+        drop(st);
+        close_in_background(evicted);
+        Some(revived)
+    }
+
+    /// Adds a store; returns the one evicted to make room, to be dropped
+    /// outside the lock.
+    fn insert(&self, st: &mut CacheState, path: PathBuf, store: Store) -> Option<Store> {
+        let (old_path, old) = st.open.push(path, store)?;
+        st.evicted.insert(old_path, old.downgrade());
+        if st.evicted.len() > 2 * self.inner.capacity.get() {
+            st.evicted.retain(|_, w| w.strong_count() > 0);
+        }
+        Some(old)
+    }
+
+    /// The open store for `path`, opening (or creating) it if needed.
+    pub async fn get(&self, path: impl AsRef<Path>) -> Result<Store> {
+        let path = std::path::absolute(path.as_ref()).map_err(|e| Error::io(path.as_ref(), e))?;
+        if let Some(s) = self.lookup(&path) {
+            self.inner.hits.fetch_add(1, Ordering::Relaxed);
+            return Ok(s);
+        }
+        let gate = self
+            .inner
+            .state
+            .lock()
+            .opening
+            .entry(path.clone())
+            .or_default()
+            .clone();
+        let _opening = gate.lock().await;
+        if let Some(s) = self.lookup(&path) {
+            self.inner.hits.fetch_add(1, Ordering::Relaxed);
+            return Ok(s);
+        }
+        self.inner.misses.fetch_add(1, Ordering::Relaxed);
+        let opened = Store::open(&path, &self.inner.config).await;
+        let mut st = self.inner.state.lock();
+        st.opening.remove(&path);
+        let store = opened?;
+        let evicted = self.insert(&mut st, path, store.clone());
+        drop(st);
+        close_in_background(evicted);
+        Ok(store)
+    }
+
+    /// Hit, miss and open counts.
+    pub fn stats(&self) -> CacheStats {
+        CacheStats {
+            hits: self.inner.hits.load(Ordering::Relaxed),
+            misses: self.inner.misses.load(Ordering::Relaxed),
+            open: self.inner.state.lock().open.len(),
+        }
+    }
+
+    /// Closes every store the cache holds open (waiting for their queued
+    /// transactions).
+    pub async fn close_all(&self) {
+        let stores: Vec<Store> = {
+            let mut st = self.inner.state.lock();
+            let mut v = Vec::new();
+            while let Some((_, s)) = st.open.pop_lru() {
+                v.push(s);
+            }
+            st.evicted.clear();
+            v
+        };
+        for s in stores {
+            s.close().await;
+        }
+    }
+}

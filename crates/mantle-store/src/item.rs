@@ -1,0 +1,186 @@
+//! Items: the typed records a store holds.
+
+use std::ops::{Deref, DerefMut};
+
+use rusqlite::types::FromSqlError;
+use serde::{Deserialize, Serialize};
+
+use crate::value::{Attribute, Id, Kind};
+use crate::{Error, Result};
+
+/// What happens to an item that refers to an item being deleted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnDelete {
+    /// Delete the referring item too (recursively).
+    Cascade,
+    /// Set the reference to `None` (the attribute must be an `Option<Id<_>>`).
+    Nullify,
+    /// Refuse the delete with [`Error::ReferencedBy`].
+    Forbid,
+}
+
+/// The declaration of one attribute, written by `#[derive(Item)]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttributeDef {
+    /// The field's name; also its column name.
+    pub name: &'static str,
+    /// What the column holds.
+    pub kind: Kind,
+    /// Whether NULL is allowed.
+    pub nullable: bool,
+    /// Whether a single-column index is declared.
+    pub indexed: bool,
+    /// For references: the delete policy (default: nullify when optional,
+    /// forbid otherwise).
+    pub on_delete: Option<OnDelete>,
+}
+
+impl AttributeDef {
+    /// The declaration for a field of type `A`.
+    pub fn new<A: Attribute>(name: &'static str) -> Self {
+        Self {
+            name,
+            kind: A::kind(),
+            nullable: A::NULLABLE,
+            indexed: false,
+            on_delete: None,
+        }
+    }
+    /// Declares a single-column index.
+    pub fn indexed(mut self) -> Self {
+        self.indexed = true;
+        self
+    }
+    /// Sets the delete policy of a reference.
+    pub fn on_delete(mut self, policy: OnDelete) -> Self {
+        self.on_delete = Some(policy);
+        self
+    }
+    /// The policy in force for a reference attribute.
+    pub(crate) fn delete_policy(&self) -> OnDelete {
+        self.on_delete.unwrap_or(if self.nullable {
+            OnDelete::Nullify
+        } else {
+            OnDelete::Forbid
+        })
+    }
+}
+
+/// A type that a store can hold. Derive it; do not implement it by hand.
+///
+/// ```
+/// use mantle_store::{Item, Id, Timestamp};
+///
+/// #[derive(Item, Debug, Clone)]
+/// #[item(name = "person", version = 1)]
+/// pub struct Person {
+///     #[item(index)]
+///     pub name: String,
+/// }
+///
+/// #[derive(Item, Debug, Clone)]
+/// #[item(name = "note", version = 1, index(author, created))]
+/// pub struct Note {
+///     pub title: String,
+///     #[item(on_delete = "cascade")]
+///     pub author: Id<Person>,
+///     pub created: Timestamp,
+/// }
+///
+/// assert_eq!(Note::TYPE_NAME, "note");
+/// assert_eq!(Note::TITLE.name(), "title");
+/// ```
+pub trait Item: Sized + Send + 'static {
+    /// The name items of this type are stored under; stable across versions.
+    const TYPE_NAME: &'static str;
+    /// The schema version this struct describes.
+    const VERSION: u32;
+    /// The attributes, in column order.
+    fn attributes() -> Vec<AttributeDef>;
+    /// Compound indexes (lists of attribute names).
+    fn indexes() -> Vec<Vec<&'static str>>;
+    #[doc(hidden)]
+    fn bind(&self, out: &mut Binder<'_, '_>) -> Result<()>;
+    #[doc(hidden)]
+    fn decode(row: &mut Decoder<'_, '_>) -> Result<Self>;
+}
+
+/// Binds attribute values to a statement in column order (derive support).
+#[doc(hidden)]
+pub struct Binder<'s, 'c> {
+    pub(crate) stmt: &'s mut rusqlite::Statement<'c>,
+    pub(crate) next: usize,
+}
+
+impl Binder<'_, '_> {
+    pub fn bind<A: Attribute>(&mut self, value: &A) -> Result<()> {
+        let v = value.to_sql()?;
+        self.stmt.raw_bind_parameter(self.next, v)?;
+        self.next += 1;
+        Ok(())
+    }
+}
+
+/// Reads attribute values from a row in column order (derive support).
+#[doc(hidden)]
+pub struct Decoder<'r, 's> {
+    pub(crate) row: &'r rusqlite::Row<'s>,
+    pub(crate) next: usize,
+    pub(crate) type_name: &'static str,
+}
+
+impl Decoder<'_, '_> {
+    pub fn next<A: Attribute>(&mut self, name: &'static str) -> Result<A> {
+        let v = self.row.get_ref(self.next)?;
+        self.next += 1;
+        A::from_sql(v).map_err(|e| Error::Decode {
+            type_name: self.type_name,
+            attribute: name,
+            reason: match e {
+                FromSqlError::InvalidType => "unexpected column type".to_string(),
+                other => other.to_string(),
+            },
+        })
+    }
+}
+
+/// An item as it is in the store: its id, its revision, and its value.
+///
+/// Derefs to the value, so fields read as `note.title`. Change the value and
+/// pass it to [`Tx::update`](crate::Tx::update), which refuses the write with
+/// [`Error::Conflict`] if the item changed since it was read.
+#[derive(Debug, Clone)]
+pub struct Stored<T> {
+    pub(crate) id: Id<T>,
+    pub(crate) revision: i64,
+    pub(crate) value: T,
+}
+
+impl<T> Stored<T> {
+    /// The item's id.
+    pub fn id(&self) -> Id<T> {
+        self.id
+    }
+    /// The revision read: 1 when inserted, one more at each update.
+    pub fn revision(&self) -> i64 {
+        self.revision
+    }
+    /// The value, without its identity.
+    pub fn into_inner(self) -> T {
+        self.value
+    }
+}
+
+impl<T> Deref for Stored<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.value
+    }
+}
+
+impl<T> DerefMut for Stored<T> {
+    fn deref_mut(&mut self) -> &mut T {
+        &mut self.value
+    }
+}

@@ -1,0 +1,511 @@
+//! `Store`: one open store file, its writer, readers and background tasks.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use rusqlite::{Connection, OpenFlags, TransactionBehavior};
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+
+use crate::outbox::DispatchFn;
+use crate::registry::Registry;
+use crate::schema::{self, FileState};
+use crate::tx::{ReadTx, Tx};
+use crate::upgrade::{self, UpgradeProgress};
+use crate::writer::{Writer, WriterPool};
+use crate::{Error, Result};
+
+/// How hard a commit tries to reach the disk before it is acknowledged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// Every commit is synced to disk (SQLite `synchronous = FULL`): an
+    /// acknowledged transaction survives a power cut.
+    #[default]
+    Full,
+    /// Commits survive the process being killed, not the machine losing
+    /// power (`synchronous = NORMAL`). Faster on slow disks.
+    Process,
+}
+
+/// How stores are opened: the registry, the writer pool, and settings.
+/// Cheap to clone; one per application, shared by all its stores.
+///
+/// ```
+/// use mantle_store::{Registry, StoreConfig, Durability};
+/// let config = StoreConfig::new(Registry::new()).durability(Durability::Process);
+/// # let _ = config;
+/// ```
+#[derive(Clone)]
+pub struct StoreConfig {
+    pub(crate) registry: Arc<Registry>,
+    pub(crate) pool: WriterPool,
+    pub(crate) durability: Durability,
+    pub(crate) queue_depth: usize,
+    pub(crate) max_idle_readers: usize,
+    pub(crate) upgrade_batch: usize,
+    pub(crate) allow_unknown_types: bool,
+    pub(crate) cache_kib: i64,
+    pub(crate) dispatchers: Arc<HashMap<&'static str, DispatchFn>>,
+    pub(crate) max_attempts: u32,
+}
+
+impl std::fmt::Debug for StoreConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreConfig")
+            .field("registry", &self.registry)
+            .field("pool", &self.pool)
+            .field("durability", &self.durability)
+            .field("queue_depth", &self.queue_depth)
+            .finish_non_exhaustive()
+    }
+}
+
+impl StoreConfig {
+    /// Settings with defaults: full durability, a writer pool of two
+    /// threads per core (at least four), a queue of 256 transactions a store.
+    ///
+    /// # Panics
+    /// If a registered reference names a type that is not registered.
+    pub fn new(registry: Registry) -> Self {
+        if let Err(e) = registry.validate() {
+            panic!("invalid registry: {e}");
+        }
+        let threads = std::thread::available_parallelism()
+            .map_or(2, |n| n.get())
+            .saturating_mul(2)
+            .max(4);
+        Self {
+            registry: Arc::new(registry),
+            pool: WriterPool::new(threads),
+            durability: Durability::Full,
+            queue_depth: 256,
+            max_idle_readers: 4,
+            upgrade_batch: 1000,
+            allow_unknown_types: false,
+            cache_kib: 2048,
+            dispatchers: Arc::new(HashMap::new()),
+            max_attempts: 20,
+        }
+    }
+    /// Sets the durability of commits.
+    pub fn durability(mut self, d: Durability) -> Self {
+        self.durability = d;
+        self
+    }
+    /// Shares a writer pool (for example between several configs).
+    pub fn writer_pool(mut self, pool: WriterPool) -> Self {
+        self.pool = pool;
+        self
+    }
+    /// How many transactions may wait for a store's writer before
+    /// `transact` waits for room.
+    pub fn queue_depth(mut self, depth: usize) -> Self {
+        self.queue_depth = depth.max(1);
+        self
+    }
+    /// Items moved per upgrade transaction.
+    pub fn upgrade_batch(mut self, batch: usize) -> Self {
+        self.upgrade_batch = batch.max(1);
+        self
+    }
+    /// SQLite page cache per connection, in KiB. Small values suit
+    /// processes that keep many stores open.
+    pub fn page_cache_kib(mut self, kib: u32) -> Self {
+        self.cache_kib = i64::from(kib.max(64));
+        self
+    }
+    /// Opens stores holding types this program does not register (for
+    /// tools); such items are left alone.
+    pub fn allow_unknown_types(mut self, allow: bool) -> Self {
+        self.allow_unknown_types = allow;
+        self
+    }
+    /// Failed dispatches of an effect before it is parked.
+    pub fn max_dispatch_attempts(mut self, n: u32) -> Self {
+        self.max_attempts = n.max(1);
+        self
+    }
+    /// The registry stores opened with this config use.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+}
+
+/// An open store: one SQLite file holding typed items.
+///
+/// Cheap to clone (a handle). The file closes when the last handle is
+/// dropped, or at [`close`](Store::close).
+///
+/// ```
+/// use mantle_store::{Item, Registry, Store, StoreConfig};
+///
+/// #[derive(Item, Debug, Clone, PartialEq)]
+/// #[item(name = "greeting", version = 1)]
+/// struct Greeting { #[item(index)] text: String }
+///
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let dir = tempfile::tempdir().unwrap();
+/// let mut registry = Registry::new();
+/// registry.register::<Greeting>();
+/// let config = StoreConfig::new(registry);
+///
+/// let store = Store::open(dir.path().join("site.store"), &config).await?;
+/// let id = store.transact(|tx| tx.insert(&Greeting { text: "hello".into() })).await?;
+/// let found = store
+///     .read(move |r| r.query::<Greeting>().filter(Greeting::TEXT.eq("hello")).unique())
+///     .await?
+///     .expect("just inserted");
+/// assert_eq!(found.id(), id);
+/// # Ok::<_, mantle_store::Error>(())
+/// # }).unwrap();
+/// ```
+#[derive(Clone)]
+pub struct Store {
+    pub(crate) inner: Arc<StoreInner>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("path", &self.inner.path)
+            .finish()
+    }
+}
+
+pub(crate) struct StoreInner {
+    pub(crate) path: PathBuf,
+    pub(crate) config: StoreConfig,
+    pub(crate) writer: Arc<Writer>,
+    readers: Mutex<Vec<Connection>>,
+    pub(crate) outbox_wake: Arc<Notify>,
+    pub(crate) schedule_wake: Arc<Notify>,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl Drop for StoreInner {
+    fn drop(&mut self) {
+        // Background tasks hold only weak handles; wake them so they see
+        // the store is gone and end.
+        self.outbox_wake.notify_one();
+        self.schedule_wake.notify_one();
+    }
+}
+
+fn lock_path(path: &Path) -> PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(".lock");
+    PathBuf::from(s)
+}
+
+/// Takes the store's writer lock: a `flock` on `FILE.lock`, held while the
+/// store is open. A second writer (another process, or a second open in
+/// this one) fails with `Error::Locked` instead of interleaving commits.
+fn take_lock(path: &Path) -> Result<File> {
+    let lp = lock_path(path);
+    let file = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lp)
+        .map_err(|e| Error::io(&lp, e))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(Error::Locked {
+            path: path.to_path_buf(),
+        }),
+        Err(std::fs::TryLockError::Error(e)) => Err(Error::io(lp, e)),
+    }
+}
+
+fn configure(conn: &Connection, config: &StoreConfig) -> Result<()> {
+    conn.busy_timeout(Duration::from_secs(10))?;
+    conn.set_prepared_statement_cache_capacity(64);
+    let sync = match config.durability {
+        Durability::Full => "FULL",
+        Durability::Process => "NORMAL",
+    };
+    conn.execute_batch(&format!(
+        "PRAGMA synchronous = {sync}; PRAGMA cache_size = -{}; PRAGMA foreign_keys = OFF;",
+        config.cache_kib
+    ))?;
+    Ok(())
+}
+
+/// Opens (or creates) the write connection, checks and upgrades the schema.
+fn open_writer(
+    path: &Path,
+    config: &StoreConfig,
+    progress: &mut dyn FnMut(&UpgradeProgress),
+) -> Result<(Connection, File)> {
+    if path.is_dir() {
+        return Err(Error::NotAStore {
+            path: path.to_path_buf(),
+            reason: "is a directory".into(),
+        });
+    }
+    let lock = take_lock(path)?;
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+        | OpenFlags::SQLITE_OPEN_CREATE
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let mut conn = Connection::open_with_flags(path, flags).map_err(|e| Error::NotAStore {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    // Nothing is written before the file is known to be a store (or empty).
+    let state = schema::identify(&conn, path)?;
+    configure(&conn, config)?;
+    if matches!(state, FileState::Fresh) {
+        let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(Error::NotAStore {
+                path: path.to_path_buf(),
+                reason: format!("cannot use WAL journal (got {mode})"),
+            });
+        }
+        schema::initialize(&conn)?;
+    }
+    upgrade::check_and_upgrade(
+        &mut conn,
+        &config.registry,
+        config.allow_unknown_types,
+        config.upgrade_batch,
+        progress,
+    )?;
+    Ok((conn, lock))
+}
+
+impl Store {
+    /// Opens the store at `path`, creating it if the file does not exist,
+    /// and upgrades items stored at older versions.
+    ///
+    /// Errors: [`Error::NotAStore`] for a file that is not a Mantle store,
+    /// [`Error::Locked`] if it is open for writing elsewhere,
+    /// [`Error::NewerSchema`] / [`Error::NewerFormat`] for a store written by
+    /// a newer program, [`Error::UnknownType`] for items of unregistered
+    /// types. None of these writes to the file.
+    pub async fn open(path: impl AsRef<Path>, config: &StoreConfig) -> Result<Store> {
+        Self::open_with_progress(path, config, |_| {}).await
+    }
+
+    /// [`open`](Store::open), reporting upgrade progress to `progress`.
+    pub async fn open_with_progress(
+        path: impl AsRef<Path>,
+        config: &StoreConfig,
+        mut progress: impl FnMut(&UpgradeProgress) + Send + 'static,
+    ) -> Result<Store> {
+        let path = std::path::absolute(path.as_ref()).map_err(|e| Error::io(path.as_ref(), e))?;
+        let cfg = config.clone();
+        let p = path.clone();
+        let (conn, lock) =
+            tokio::task::spawn_blocking(move || open_writer(&p, &cfg, &mut progress))
+                .await
+                .map_err(|e| Error::Panicked(e.to_string()))??;
+        let writer = Writer::new(
+            conn,
+            lock,
+            path.clone(),
+            config.pool.clone(),
+            config.queue_depth,
+        );
+        let store = Store {
+            inner: Arc::new(StoreInner {
+                path,
+                config: config.clone(),
+                writer,
+                readers: Mutex::new(Vec::new()),
+                outbox_wake: Arc::new(Notify::new()),
+                schedule_wake: Arc::new(Notify::new()),
+                tasks: Mutex::new(Vec::new()),
+            }),
+        };
+        let mut tasks = Vec::new();
+        if !config.dispatchers.is_empty() {
+            tasks.push(tokio::spawn(crate::outbox::run_dispatcher(
+                Arc::downgrade(&store.inner),
+                store.inner.outbox_wake.clone(),
+            )));
+        }
+        if !config.registry.tasks.is_empty() {
+            tasks.push(tokio::spawn(crate::scheduler::run_scheduler(
+                Arc::downgrade(&store.inner),
+                store.inner.schedule_wake.clone(),
+            )));
+        }
+        *store.inner.tasks.lock() = tasks;
+        Ok(store)
+    }
+
+    /// The store's file.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// The config the store was opened with.
+    pub fn config(&self) -> &StoreConfig {
+        &self.inner.config
+    }
+
+    /// Runs `f` as one transaction on the store's writer, off the async
+    /// runtime. If `f` returns `Ok` the transaction commits before this
+    /// returns; if it returns `Err` or panics, nothing it did is kept (a
+    /// panic comes back as [`Error::Panicked`]) and the store stays usable.
+    ///
+    /// Transactions of one store run one at a time in the order submitted.
+    /// When the store's queue is full, this waits for room. If the returned
+    /// future is dropped after submitting, the transaction still runs.
+    pub async fn transact<R, E, F>(&self, f: F) -> Result<R, E>
+    where
+        F: FnOnce(&mut Tx<'_>) -> Result<R, E> + Send + 'static,
+        R: Send + 'static,
+        E: From<Error> + Send + 'static,
+    {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let registry = self.inner.config.registry.clone();
+        let outbox_wake = self.inner.outbox_wake.clone();
+        let schedule_wake = self.inner.schedule_wake.clone();
+        let job = Box::new(move |conn: &mut Connection| {
+            let result = run_transaction(conn, &registry, f);
+            if let Ok((_, effects, schedule)) = &result {
+                if *effects {
+                    outbox_wake.notify_one();
+                }
+                if *schedule {
+                    schedule_wake.notify_one();
+                }
+            }
+            let _ = reply.send(result.map(|(r, _, _)| r));
+        });
+        self.inner.writer.submit(job).await.map_err(E::from)?;
+        match answer.await {
+            Ok(r) => r,
+            Err(_) => Err(E::from(Error::Closed(self.inner.path.clone()))),
+        }
+    }
+
+    /// Runs `f` against a consistent snapshot on a reader connection, off
+    /// the async runtime, concurrently with the writer and other readers.
+    pub async fn read<R, E, F>(&self, f: F) -> Result<R, E>
+    where
+        F: FnOnce(&ReadTx<'_>) -> Result<R, E> + Send + 'static,
+        R: Send + 'static,
+        E: From<Error> + Send + 'static,
+    {
+        if self.inner.writer.is_closed() {
+            return Err(E::from(Error::Closed(self.inner.path.clone())));
+        }
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || inner.read_blocking(f))
+            .await
+            .map_err(|e| E::from(Error::Panicked(e.to_string())))?
+    }
+
+    /// Waits for queued transactions, stops background tasks and closes the
+    /// file. Other handles then get [`Error::Closed`].
+    pub async fn close(&self) {
+        for t in self.inner.tasks.lock().drain(..) {
+            t.abort();
+        }
+        self.inner.writer.close().await;
+        self.inner.readers.lock().clear();
+    }
+
+    pub(crate) fn downgrade(&self) -> std::sync::Weak<StoreInner> {
+        Arc::downgrade(&self.inner)
+    }
+}
+
+impl StoreInner {
+    fn read_blocking<R, E, F>(&self, f: F) -> Result<R, E>
+    where
+        F: FnOnce(&ReadTx<'_>) -> Result<R, E>,
+        E: From<Error>,
+    {
+        let pooled = self.readers.lock().pop();
+        let conn = match pooled {
+            Some(c) => c,
+            None => self.open_reader().map_err(E::from)?,
+        };
+        let result = (|| {
+            conn.execute_batch("BEGIN").map_err(|e| E::from(e.into()))?;
+            let r = catch_unwind(AssertUnwindSafe(|| {
+                f(&ReadTx {
+                    conn: &conn,
+                    registry: &self.config.registry,
+                })
+            }));
+            let end = conn.execute_batch("COMMIT");
+            let r = match r {
+                Ok(r) => r,
+                Err(panic) => Err(E::from(Error::Panicked(panic_message(&panic)))),
+            };
+            end.map_err(|e| E::from(e.into()))?;
+            r
+        })();
+        if conn.is_autocommit() {
+            let mut readers = self.readers.lock();
+            if readers.len() < self.config.max_idle_readers && !self.writer.is_closed() {
+                readers.push(conn);
+            }
+        }
+        result
+    }
+
+    fn open_reader(&self) -> Result<Connection> {
+        let conn = Connection::open_with_flags(
+            &self.path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        configure(&conn, &self.config)?;
+        Ok(conn)
+    }
+}
+
+pub(crate) fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "non-string panic payload".to_string()
+    }
+}
+
+/// Runs one transaction; returns the closure's value and whether effects
+/// were recorded and schedules changed (to wake the background tasks).
+fn run_transaction<R, E, F>(
+    conn: &mut Connection,
+    registry: &Registry,
+    f: F,
+) -> Result<(R, bool, bool), E>
+where
+    F: FnOnce(&mut Tx<'_>) -> Result<R, E>,
+    E: From<Error>,
+{
+    let txn = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(|e| E::from(e.into()))?;
+    let mut tx = Tx::new(&txn, registry);
+    match catch_unwind(AssertUnwindSafe(|| f(&mut tx))) {
+        Ok(Ok(r)) => {
+            let flags = (tx.recorded_effects, tx.schedule_changed);
+            drop(tx);
+            txn.commit().map_err(|e| E::from(e.into()))?;
+            Ok((r, flags.0, flags.1))
+        }
+        Ok(Err(e)) => {
+            drop(tx);
+            let _ = txn.rollback();
+            Err(e)
+        }
+        Err(panic) => {
+            drop(tx);
+            let _ = txn.rollback();
+            Err(E::from(Error::Panicked(panic_message(&panic))))
+        }
+    }
+}

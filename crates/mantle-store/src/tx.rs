@@ -1,0 +1,586 @@
+//! Transactions: what a closure passed to `Store::read` / `Store::transact`
+//! can do.
+
+use std::time::Duration;
+
+use rusqlite::Connection;
+use rusqlite::types::Value;
+
+use crate::item::{Binder, Item, Stored};
+use crate::outbox::{Effect, EffectId};
+use crate::powerup::Target;
+use crate::query::{Assignment, Filter, Query, decode_stored};
+use crate::registry::{Interface, Loader, Registry, TypeInfo};
+use crate::scheduler::ScheduleId;
+use crate::schema::{create_type_table, is_missing_table};
+use crate::value::{Id, Kind, Timestamp};
+use crate::{Error, Result};
+
+/// A read-only view of the store, consistent for its whole duration
+/// (a SQLite snapshot). [`Tx`] derefs to it, so every read works in a write
+/// transaction too.
+pub struct ReadTx<'a> {
+    pub(crate) conn: &'a Connection,
+    pub(crate) registry: &'a Registry,
+}
+
+impl<'a> ReadTx<'a> {
+    /// The item with this id, if it exists.
+    pub fn get<T: Item>(&self, id: Id<T>) -> Result<Option<Stored<T>>> {
+        let info = self.registry.info::<T>()?;
+        let sql = format!("{} WHERE _id = ?1", info.sql.select);
+        let mut stmt = match self.conn.prepare_cached(&sql) {
+            Ok(s) => s,
+            Err(e) if is_missing_table(&e) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        let mut rows = stmt.query([id.raw()])?;
+        match rows.next()? {
+            Some(row) => Ok(Some(decode_stored(row)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// A query over items of type `T`.
+    ///
+    /// ```no_run
+    /// # use mantle_store::*;
+    /// # #[derive(Item)] #[item(name = "note", version = 1)] struct Note { #[item(index)] words: i64, title: String }
+    /// # fn f(tx: &ReadTx<'_>) -> Result<()> {
+    /// let long = tx.query::<Note>().filter(Note::WORDS.gt(100)).order_by(Note::TITLE.asc()).limit(10).all()?;
+    /// let total: i64 = tx.query::<Note>().sum(Note::WORDS)?;
+    /// # Ok(()) }
+    /// ```
+    pub fn query<T: Item>(&self) -> Query<'_, T> {
+        Query::new(self)
+    }
+
+    /// The providers of interface `I` installed on `target`, highest priority
+    /// first (ties: first installed first).
+    pub fn powerups<I: ?Sized + Interface>(
+        &self,
+        target: impl Into<Target>,
+    ) -> Result<Vec<Box<I>>> {
+        let target = target.into();
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT powerup_type, powerup_id FROM mantle_powerups
+             WHERE target_type = ?1 AND target_id = ?2 AND interface = ?3
+             ORDER BY priority DESC, rowid",
+        )?;
+        let rows: Vec<(String, i64)> = stmt
+            .query_map(
+                rusqlite::params![target.type_name, target.id, I::NAME],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?
+            .collect::<rusqlite::Result<_>>()?;
+        let mut out = Vec::with_capacity(rows.len());
+        for (type_name, id) in rows {
+            let Some(loader) = self
+                .registry
+                .providers
+                .get(&(I::NAME, type_name.as_str()))
+                .and_then(|l| l.downcast_ref::<Loader<I>>())
+            else {
+                // Installed by a program that registered more providers
+                // than this one: skip rather than fail the lookup.
+                tracing::warn!(
+                    interface = I::NAME,
+                    type_name,
+                    "powerup type not registered as provider; skipped"
+                );
+                continue;
+            };
+            if let Some(p) = (loader.0)(self, id)? {
+                out.push(p);
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// A write transaction, run whole on the store's writer. Everything it does
+/// commits together when the closure returns `Ok`, or not at all.
+pub struct Tx<'a> {
+    pub(crate) read: ReadTx<'a>,
+    pub(crate) recorded_effects: bool,
+    pub(crate) schedule_changed: bool,
+}
+
+impl<'a> std::ops::Deref for Tx<'a> {
+    type Target = ReadTx<'a>;
+    fn deref(&self) -> &ReadTx<'a> {
+        &self.read
+    }
+}
+
+impl<'a> Tx<'a> {
+    pub(crate) fn new(conn: &'a Connection, registry: &'a Registry) -> Self {
+        Self {
+            read: ReadTx { conn, registry },
+            recorded_effects: false,
+            schedule_changed: false,
+        }
+    }
+
+    fn conn(&self) -> &'a Connection {
+        self.read.conn
+    }
+
+    /// Runs `f` with the type's table created if it is missing.
+    fn with_table<R>(&self, info: &TypeInfo, f: impl Fn() -> rusqlite::Result<R>) -> Result<R> {
+        match f() {
+            Err(e) if is_missing_table(&e) => {
+                create_type_table(
+                    self.conn(),
+                    info.type_name,
+                    info.version,
+                    &info.sql,
+                    &info.columns,
+                )?;
+                Ok(f()?)
+            }
+            other => Ok(other?),
+        }
+    }
+
+    /// Stores a new item and returns its id.
+    pub fn insert<T: Item>(&mut self, item: &T) -> Result<Id<T>> {
+        let info = self.registry.info::<T>()?;
+        let mut stmt = self.with_table(info, || self.conn().prepare_cached(&info.sql.insert))?;
+        item.bind(&mut Binder {
+            stmt: &mut stmt,
+            next: 1,
+        })?;
+        stmt.raw_execute()?;
+        let id = self.conn().last_insert_rowid();
+        self.check_references(info, id)?;
+        Ok(Id::from_raw(id))
+    }
+
+    /// Writes back a changed item. Fails with [`Error::Conflict`] if it
+    /// changed since `item` was read; on success `item`'s revision advances.
+    pub fn update<T: Item>(&mut self, item: &mut Stored<T>) -> Result<()> {
+        let info = self.registry.info::<T>()?;
+        let n = info.attrs.len();
+        let changed = {
+            let mut stmt = match self.conn().prepare_cached(&info.sql.update) {
+                Ok(s) => s,
+                Err(e) if is_missing_table(&e) => {
+                    return Err(Error::NoSuchItem {
+                        type_name: T::TYPE_NAME,
+                        id: item.id.raw(),
+                    });
+                }
+                Err(e) => return Err(e.into()),
+            };
+            item.value.bind(&mut Binder {
+                stmt: &mut stmt,
+                next: 1,
+            })?;
+            stmt.raw_bind_parameter(n + 1, item.id.raw())?;
+            stmt.raw_bind_parameter(n + 2, item.revision)?;
+            stmt.raw_execute()?
+        };
+        if changed == 0 {
+            return Err(match self.revision_of(info, item.id.raw())? {
+                Some(actual) => Error::Conflict {
+                    type_name: T::TYPE_NAME,
+                    id: item.id.raw(),
+                    expected: item.revision,
+                    actual,
+                },
+                None => Error::NoSuchItem {
+                    type_name: T::TYPE_NAME,
+                    id: item.id.raw(),
+                },
+            });
+        }
+        item.revision += 1;
+        self.check_references(info, item.id.raw())
+    }
+
+    fn revision_of(&self, info: &TypeInfo, id: i64) -> Result<Option<i64>> {
+        use rusqlite::OptionalExtension;
+        Ok(self
+            .conn()
+            .prepare_cached(&format!(
+                "SELECT _rev FROM \"{}\" WHERE _id = ?1",
+                info.sql.table
+            ))?
+            .query_row([id], |r| r.get(0))
+            .optional()?)
+    }
+
+    /// Refuses a write that left a reference pointing at nothing.
+    fn check_references(&self, info: &TypeInfo, id: i64) -> Result<()> {
+        for a in &info.attrs {
+            let Kind::Reference(target) = a.kind else {
+                continue;
+            };
+            let target_info = self
+                .registry
+                .types
+                .get(target)
+                .ok_or(Error::NotRegistered(target))?;
+            let sql = format!(
+                "SELECT x.\"{col}\" FROM \"{table}\" x WHERE x._id = ?1 AND x.\"{col}\" IS NOT NULL
+                 AND NOT EXISTS (SELECT 1 FROM \"{target_table}\" t WHERE t._id = x.\"{col}\")",
+                col = a.name,
+                table = info.sql.table,
+                target_table = target_info.sql.table,
+            );
+            let dangling: Option<i64> = match self.conn().prepare_cached(&sql) {
+                Ok(mut s) => {
+                    use rusqlite::OptionalExtension;
+                    s.query_row([id], |r| r.get(0)).optional()?
+                }
+                // No target table: any non-null reference dangles.
+                Err(e) if is_missing_table(&e) => {
+                    use rusqlite::OptionalExtension;
+                    self.conn()
+                        .query_row(
+                            &format!(
+                                "SELECT \"{}\" FROM \"{}\" WHERE _id = ?1 AND \"{}\" IS NOT NULL",
+                                a.name, info.sql.table, a.name
+                            ),
+                            [id],
+                            |r| r.get(0),
+                        )
+                        .optional()?
+                }
+                Err(e) => return Err(e.into()),
+            };
+            if let Some(target_id) = dangling {
+                return Err(Error::DanglingReference {
+                    type_name: info.type_name,
+                    attribute: a.name,
+                    target,
+                    id: target_id,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Deletes an item, applying the delete policies of references to it
+    /// (cascade, nullify, forbid) and removing its powerup installations and
+    /// scheduled runs. Returns whether it existed. If the delete is refused,
+    /// nothing of it is applied.
+    pub fn delete<T: Item>(&mut self, id: Id<T>) -> Result<bool> {
+        self.registry.info::<T>()?;
+        self.savepoint(|tx| tx.delete_raw(T::TYPE_NAME, id.raw()))
+    }
+
+    /// Deletes every item matching `filter` (with the same policies as
+    /// [`delete`](Tx::delete)); returns how many were deleted.
+    pub fn delete_where<T: Item>(&mut self, filter: Filter<T>) -> Result<usize> {
+        let info = self.registry.info::<T>()?;
+        if self.registry.referrers(T::TYPE_NAME).is_empty() {
+            // Nothing can refer to these items: one statement does it.
+            let ids = self.query::<T>().filter(filter).ids()?;
+            let mut n = 0;
+            for chunk in ids.chunks(500) {
+                let placeholders = vec!["?"; chunk.len()].join(",");
+                n += self.conn().execute(
+                    &format!(
+                        "DELETE FROM \"{}\" WHERE _id IN ({placeholders})",
+                        info.sql.table
+                    ),
+                    rusqlite::params_from_iter(chunk.iter().map(|i| i.raw())),
+                )?;
+                self.forget_items(T::TYPE_NAME, chunk.iter().map(|i| i.raw()))?;
+            }
+            return Ok(n);
+        }
+        let ids = self.query::<T>().filter(filter).ids()?;
+        self.savepoint(|tx| {
+            let mut n = 0;
+            for id in ids {
+                n += usize::from(tx.delete_raw(T::TYPE_NAME, id.raw())?);
+            }
+            Ok(n)
+        })
+    }
+
+    /// Sets attributes on every item matching `filter`; returns how many
+    /// changed. Each changed item's revision advances.
+    pub fn update_where<T: Item>(
+        &mut self,
+        filter: Filter<T>,
+        set: impl IntoIterator<Item = Assignment<T>>,
+    ) -> Result<usize> {
+        let info = self.registry.info::<T>()?;
+        let mut params: Vec<Value> = Vec::new();
+        let mut sets = vec!["_rev = _rev + 1".to_string()];
+        let mut reference_changed = false;
+        for a in set {
+            let value = a.value.map_err(|reason| Error::Encode {
+                what: "assignment",
+                reason,
+            })?;
+            params.push(value);
+            sets.push(format!("\"{}\" = ?{}", a.column, params.len()));
+            reference_changed |= info
+                .attrs
+                .iter()
+                .any(|d| d.name == a.column && matches!(d.kind, Kind::Reference(_)));
+        }
+        let ids = if reference_changed {
+            Some(self.query::<T>().filter(filter.clone()).ids()?)
+        } else {
+            None
+        };
+        let cond = filter.to_sql(&mut params)?;
+        let sql = format!(
+            "UPDATE \"{}\" SET {} WHERE {cond}",
+            info.sql.table,
+            sets.join(", ")
+        );
+        let n = match self
+            .conn()
+            .execute(&sql, rusqlite::params_from_iter(params))
+        {
+            Ok(n) => n,
+            Err(e) if is_missing_table(&e) => 0,
+            Err(e) => return Err(e.into()),
+        };
+        for id in ids.into_iter().flatten() {
+            self.check_references(info, id.raw())?;
+        }
+        Ok(n)
+    }
+
+    /// The one item matching `filter`, or a new one made by `make` and
+    /// inserted. [`Error::NotUnique`] if several match.
+    pub fn find_or_create<T: Item>(
+        &mut self,
+        filter: Filter<T>,
+        make: impl FnOnce() -> T,
+    ) -> Result<Stored<T>> {
+        if let Some(found) = self.query::<T>().filter(filter).unique()? {
+            return Ok(found);
+        }
+        let value = make();
+        let id = self.insert(&value)?;
+        Ok(Stored {
+            id,
+            revision: 1,
+            value,
+        })
+    }
+
+    /// Runs `f` inside a savepoint: an error undoes what `f` did, and only
+    /// that, leaving the transaction usable.
+    fn savepoint<R>(&mut self, f: impl FnOnce(&mut Self) -> Result<R>) -> Result<R> {
+        self.conn().execute_batch("SAVEPOINT mantle_op")?;
+        match f(self) {
+            Ok(r) => {
+                self.conn().execute_batch("RELEASE mantle_op")?;
+                Ok(r)
+            }
+            Err(e) => {
+                self.conn()
+                    .execute_batch("ROLLBACK TO mantle_op; RELEASE mantle_op")?;
+                Err(e)
+            }
+        }
+    }
+
+    /// Deletes by type name and id. The row goes first, so reference cycles
+    /// under `cascade` end.
+    fn delete_raw(&mut self, type_name: &'static str, id: i64) -> Result<bool> {
+        let registry = self.read.registry;
+        let info = registry
+            .types
+            .get(type_name)
+            .ok_or(Error::NotRegistered(type_name))?;
+        let deleted = match self.conn().prepare_cached(&format!(
+            "DELETE FROM \"{}\" WHERE _id = ?1",
+            info.sql.table
+        )) {
+            Ok(mut s) => s.execute([id])?,
+            Err(e) if is_missing_table(&e) => 0,
+            Err(e) => return Err(e.into()),
+        };
+        if deleted == 0 {
+            return Ok(false);
+        }
+        for r in registry.referrers(type_name) {
+            let table = &registry.types[r.type_name].sql.table;
+            let referring: Vec<i64> = match self.conn().prepare_cached(&format!(
+                "SELECT _id FROM \"{table}\" WHERE \"{}\" = ?1",
+                r.attribute
+            )) {
+                Ok(mut s) => s
+                    .query_map([id], |row| row.get(0))?
+                    .collect::<rusqlite::Result<_>>()?,
+                Err(e) if is_missing_table(&e) => continue,
+                Err(e) => return Err(e.into()),
+            };
+            if referring.is_empty() {
+                continue;
+            }
+            match r.policy {
+                crate::OnDelete::Forbid => {
+                    return Err(Error::ReferencedBy {
+                        type_name,
+                        id,
+                        referrer: r.type_name,
+                        attribute: r.attribute,
+                    });
+                }
+                crate::OnDelete::Nullify => {
+                    self.conn()
+                        .prepare_cached(&format!(
+                            "UPDATE \"{table}\" SET \"{a}\" = NULL, _rev = _rev + 1 WHERE \"{a}\" = ?1",
+                            a = r.attribute
+                        ))?
+                        .execute([id])?;
+                }
+                crate::OnDelete::Cascade => {
+                    for rid in referring {
+                        self.delete_raw(r.type_name, rid)?;
+                    }
+                }
+            }
+        }
+        self.forget_items(type_name, std::iter::once(id))?;
+        Ok(true)
+    }
+
+    /// Removes powerup installations and schedules of deleted items.
+    fn forget_items(&mut self, type_name: &str, ids: impl Iterator<Item = i64>) -> Result<()> {
+        let conn = self.conn();
+        let mut by_target = conn.prepare_cached(
+            "DELETE FROM mantle_powerups WHERE target_type = ?1 AND target_id = ?2",
+        )?;
+        let mut by_powerup = conn.prepare_cached(
+            "DELETE FROM mantle_powerups WHERE powerup_type = ?1 AND powerup_id = ?2",
+        )?;
+        let mut schedules = conn
+            .prepare_cached("DELETE FROM mantle_schedule WHERE item_type = ?1 AND item_id = ?2")?;
+        for id in ids {
+            by_target.execute(rusqlite::params![type_name, id])?;
+            by_powerup.execute(rusqlite::params![type_name, id])?;
+            if schedules.execute(rusqlite::params![type_name, id])? > 0 {
+                self.schedule_changed = true;
+            }
+        }
+        Ok(())
+    }
+
+    /// Records an effect in the outbox. It is handed to its dispatcher only
+    /// after this transaction commits; if the transaction rolls back, it
+    /// never happened.
+    pub fn record<E: Effect>(&mut self, effect: &E) -> Result<EffectId> {
+        let payload = serde_json::to_string(effect).map_err(|e| Error::Encode {
+            what: E::KIND,
+            reason: e.to_string(),
+        })?;
+        let now = Timestamp::now().as_micros();
+        self.conn()
+            .prepare_cached(
+                "INSERT INTO mantle_outbox (kind, payload, created, next_attempt) VALUES (?1, ?2, ?3, ?3)",
+            )?
+            .execute(rusqlite::params![E::KIND, payload, now])?;
+        self.recorded_effects = true;
+        Ok(EffectId(self.conn().last_insert_rowid()))
+    }
+
+    /// Installs `powerup` on `target` as a provider of interface `I`, with a
+    /// priority (higher comes first). Installing again updates the priority.
+    pub fn install<I: ?Sized + Interface, T: Item>(
+        &mut self,
+        target: impl Into<Target>,
+        powerup: Id<T>,
+        priority: i64,
+    ) -> Result<()> {
+        if !self
+            .registry
+            .providers
+            .contains_key(&(I::NAME, T::TYPE_NAME))
+        {
+            return Err(Error::NotAProvider {
+                type_name: T::TYPE_NAME,
+                interface: I::NAME,
+            });
+        }
+        if self.get::<T>(powerup)?.is_none() {
+            return Err(Error::NoSuchItem {
+                type_name: T::TYPE_NAME,
+                id: powerup.raw(),
+            });
+        }
+        let target = target.into();
+        self.conn().prepare_cached(
+            "INSERT INTO mantle_powerups (target_type, target_id, interface, powerup_type, powerup_id, priority)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT DO UPDATE SET priority = excluded.priority",
+        )?
+        .execute(rusqlite::params![target.type_name, target.id, I::NAME, T::TYPE_NAME, powerup.raw(), priority])?;
+        Ok(())
+    }
+
+    /// Removes an installation; returns whether there was one.
+    pub fn uninstall<I: ?Sized + Interface, T: Item>(
+        &mut self,
+        target: impl Into<Target>,
+        powerup: Id<T>,
+    ) -> Result<bool> {
+        let target = target.into();
+        let n = self
+            .conn()
+            .prepare_cached(
+                "DELETE FROM mantle_powerups WHERE target_type = ?1 AND target_id = ?2
+                 AND interface = ?3 AND powerup_type = ?4 AND powerup_id = ?5",
+            )?
+            .execute(rusqlite::params![
+                target.type_name,
+                target.id,
+                I::NAME,
+                T::TYPE_NAME,
+                powerup.raw()
+            ])?;
+        Ok(n > 0)
+    }
+
+    /// Schedules the registered task `task` to run on `item` at `at`, and
+    /// then every `every` if given. Runs that fall due while the store is
+    /// closed run when it next opens.
+    pub fn schedule<T: Item>(
+        &mut self,
+        item: Id<T>,
+        task: &str,
+        at: Timestamp,
+        every: Option<Duration>,
+    ) -> Result<ScheduleId> {
+        if !self
+            .registry
+            .tasks
+            .contains_key(&(T::TYPE_NAME, task.to_string()))
+        {
+            return Err(Error::UnknownTask {
+                type_name: T::TYPE_NAME,
+                task: task.to_string(),
+            });
+        }
+        let every_us = every.map(|d| i64::try_from(d.as_micros().max(1)).unwrap_or(i64::MAX));
+        self.conn()
+            .prepare_cached(
+                "INSERT INTO mantle_schedule (item_type, item_id, task, run_at, every_us) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?
+            .execute(rusqlite::params![T::TYPE_NAME, item.raw(), task, at.as_micros(), every_us])?;
+        self.schedule_changed = true;
+        Ok(ScheduleId(self.conn().last_insert_rowid()))
+    }
+
+    /// Cancels a scheduled run; returns whether it was still scheduled.
+    pub fn unschedule(&mut self, id: ScheduleId) -> Result<bool> {
+        let n = self
+            .conn()
+            .prepare_cached("DELETE FROM mantle_schedule WHERE id = ?1")?
+            .execute([id.0])?;
+        self.schedule_changed |= n > 0;
+        Ok(n > 0)
+    }
+}

@@ -1,0 +1,217 @@
+//! Opening checks and schema upgrades.
+//!
+//! When a store opens, every catalog entry is compared with the registry:
+//! current versions must have the columns the program declares; newer
+//! versions and (non-empty) unknown types refuse the open; older versions
+//! are upgraded. An upgrade moves items one batch per transaction from the
+//! old version's table to the next version's (same id, same revision), and
+//! drops the old table in the transaction that empties it. A kill at any
+//! moment leaves every item in exactly one table, so the next open simply
+//! carries on.
+
+use std::collections::BTreeMap;
+
+use rusqlite::{Connection, TransactionBehavior};
+
+use crate::registry::Registry;
+use crate::schema::{self, CatalogEntry, TableSql};
+use crate::{Error, Result};
+
+/// Progress of an upgrade, reported to the callback given at open.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpgradeProgress {
+    /// The type being upgraded.
+    pub type_name: String,
+    /// The version items are moving from.
+    pub from_version: u32,
+    /// Items upgraded so far in this run (all versions of this type).
+    pub done: u64,
+    /// Items that needed upgrading when this run started.
+    pub total: u64,
+}
+
+/// One type with items at old versions.
+struct Pending {
+    type_name: String,
+    /// Old versions still holding items, ascending, with their counts.
+    versions: Vec<(u32, u64)>,
+    /// Item moves needed: an item n versions behind moves n times.
+    total: u64,
+}
+
+/// Compares the catalog with the registry; returns the types to upgrade.
+fn plan(conn: &Connection, registry: &Registry, allow_unknown: bool) -> Result<Vec<Pending>> {
+    let mut pending: BTreeMap<String, Pending> = BTreeMap::new();
+    for CatalogEntry {
+        type_name,
+        version,
+        table_name,
+        columns,
+    } in schema::catalog(conn)?
+    {
+        let Some(current) = registry.types.get(type_name.as_str()) else {
+            let count = schema::count_rows(conn, &table_name)?;
+            if count > 0 && !allow_unknown {
+                return Err(Error::UnknownType {
+                    type_name,
+                    version,
+                    count,
+                });
+            }
+            continue;
+        };
+        if version > current.version {
+            return Err(Error::NewerSchema {
+                type_name,
+                stored: version,
+                known: current.version,
+            });
+        }
+        let declared = if version == current.version {
+            &current.columns
+        } else {
+            match registry.legacy.get(&(current.type_name, version)) {
+                Some(l) => &l.columns,
+                None => {
+                    if schema::count_rows(conn, &table_name)? == 0 {
+                        continue;
+                    }
+                    return Err(Error::NoUpgradePath {
+                        type_name,
+                        from: version,
+                        to: current.version,
+                    });
+                }
+            }
+        };
+        if *declared != columns {
+            return Err(Error::SchemaMismatch {
+                type_name,
+                version,
+                stored: columns,
+                declared: declared.clone(),
+            });
+        }
+        if version < current.version {
+            let n = schema::count_rows(conn, &table_name)? as u64;
+            let p = pending.entry(type_name.clone()).or_insert(Pending {
+                type_name,
+                versions: Vec::new(),
+                total: 0,
+            });
+            p.versions.push((version, n));
+        }
+    }
+    // Every step of every chain must exist before any item moves.
+    for p in pending.values_mut() {
+        let current = registry.types[p.type_name.as_str()].version;
+        let mut v = p.versions[0].0;
+        while v < current {
+            match registry
+                .legacy
+                .get(&(registry.types[p.type_name.as_str()].type_name, v))
+            {
+                Some(l) => {
+                    // Every item at this version or older makes this move.
+                    p.total += p
+                        .versions
+                        .iter()
+                        .filter(|(ver, _)| *ver <= v)
+                        .map(|(_, n)| n)
+                        .sum::<u64>();
+                    v = l.to_version;
+                }
+                None => {
+                    return Err(Error::NoUpgradePath {
+                        type_name: p.type_name.clone(),
+                        from: v,
+                        to: current,
+                    });
+                }
+            }
+        }
+    }
+    Ok(pending.into_values().collect())
+}
+
+/// The SQL of a version's table, current or legacy.
+fn sql_of<'r>(
+    registry: &'r Registry,
+    type_name: &str,
+    version: u32,
+) -> Option<(&'r TableSql, &'r str)> {
+    let current = registry.types.get(type_name)?;
+    if current.version == version {
+        return Some((&current.sql, &current.columns));
+    }
+    registry
+        .legacy
+        .get(&(current.type_name, version))
+        .map(|l| (&l.sql, l.columns.as_str()))
+}
+
+/// Checks the store against the registry and upgrades old items.
+pub(crate) fn check_and_upgrade(
+    conn: &mut Connection,
+    registry: &Registry,
+    allow_unknown: bool,
+    batch: usize,
+    progress: &mut dyn FnMut(&UpgradeProgress),
+) -> Result<()> {
+    for p in plan(conn, registry, allow_unknown)? {
+        let type_name = registry.types[p.type_name.as_str()].type_name;
+        let mut done = 0u64;
+        let mut version = p.versions[0].0;
+        let current = registry.types[type_name].version;
+        while version < current {
+            let legacy = &registry.legacy[&(type_name, version)];
+            let (to_sql, to_columns) =
+                sql_of(registry, type_name, legacy.to_version).ok_or(Error::NoUpgradePath {
+                    type_name: type_name.to_string(),
+                    from: legacy.to_version,
+                    to: current,
+                })?;
+            loop {
+                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let target_exists = tx
+                    .prepare_cached("SELECT 1 FROM mantle_types WHERE table_name = ?1")?
+                    .exists([&to_sql.table])?;
+                if !target_exists {
+                    schema::create_type_table(
+                        &tx,
+                        type_name,
+                        legacy.to_version,
+                        to_sql,
+                        to_columns,
+                    )?;
+                }
+                let moved = match (legacy.step)(&tx, batch) {
+                    Ok(n) => n,
+                    Err(Error::Sqlite(e)) if schema::is_missing_table(&e) => 0,
+                    Err(e) => return Err(e),
+                };
+                let finished = moved < batch;
+                if finished {
+                    tx.execute_batch(&format!("DROP TABLE IF EXISTS \"{}\"", legacy.sql.table))?;
+                    tx.execute(
+                        "DELETE FROM mantle_types WHERE type_name = ?1 AND version = ?2",
+                        rusqlite::params![type_name, version],
+                    )?;
+                }
+                tx.commit()?;
+                done += moved as u64;
+                progress(&UpgradeProgress {
+                    type_name: type_name.to_string(),
+                    from_version: version,
+                    done,
+                    total: p.total.max(done),
+                });
+                if finished {
+                    break;
+                }
+            }
+            version = legacy.to_version;
+        }
+    }
+    Ok(())
+}
