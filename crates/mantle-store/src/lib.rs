@@ -146,6 +146,7 @@ pub fn raise_open_file_limit() -> std::io::Result<u64> {
                 return Err(std::io::Error::last_os_error());
             }
         }
+        #[allow(clippy::unnecessary_cast)] // rlim_t is not u64 everywhere
         Ok(lim.rlim_cur as u64)
     }
 }

@@ -80,7 +80,7 @@ impl Expr {
             }
             Expr::In(col, vs) => {
                 if vs.is_empty() {
-                    sql.push_str("0");
+                    sql.push('0');
                     return Ok(());
                 }
                 sql.push_str(&format!("\"{col}\" IN ("));

@@ -493,17 +493,14 @@ where
     match catch_unwind(AssertUnwindSafe(|| f(&mut tx))) {
         Ok(Ok(r)) => {
             let flags = (tx.recorded_effects, tx.schedule_changed);
-            drop(tx);
             txn.commit().map_err(|e| E::from(e.into()))?;
             Ok((r, flags.0, flags.1))
         }
         Ok(Err(e)) => {
-            drop(tx);
             let _ = txn.rollback();
             Err(e)
         }
         Err(panic) => {
-            drop(tx);
             let _ = txn.rollback();
             Err(E::from(Error::Panicked(panic_message(&panic))))
         }

@@ -192,6 +192,23 @@ pub(crate) fn check_and_upgrade(
                 };
                 let finished = moved < batch;
                 if finished {
+                    // Ids are never reused: the next version's table takes
+                    // over the old table's AUTOINCREMENT counter, which also
+                    // counts items deleted before the upgrade.
+                    // (sqlite_sequence has no key on name: update, else insert.)
+                    let carried = tx.execute(
+                        "UPDATE sqlite_sequence SET seq = max(seq,
+                            coalesce((SELECT seq FROM sqlite_sequence WHERE name = ?1), 0))
+                         WHERE name = ?2",
+                        rusqlite::params![legacy.sql.table, to_sql.table],
+                    )?;
+                    if carried == 0 {
+                        tx.execute(
+                            "INSERT INTO sqlite_sequence (name, seq)
+                             SELECT ?2, seq FROM sqlite_sequence WHERE name = ?1",
+                            rusqlite::params![legacy.sql.table, to_sql.table],
+                        )?;
+                    }
                     tx.execute_batch(&format!("DROP TABLE IF EXISTS \"{}\"", legacy.sql.table))?;
                     tx.execute(
                         "DELETE FROM mantle_types WHERE type_name = ?1 AND version = ?2",

@@ -94,7 +94,9 @@ pub(crate) struct Writer {
     depth: usize,
     pool: WriterPool,
     path: PathBuf,
-    _lock: File,
+    /// The writer lock (see `store::take_lock`); released after the
+    /// connection closes.
+    lock: Mutex<Option<File>>,
 }
 
 impl Writer {
@@ -116,7 +118,7 @@ impl Writer {
             depth,
             pool,
             path,
-            _lock: lock,
+            lock: Mutex::new(Some(lock)),
         })
     }
 
@@ -196,6 +198,8 @@ impl Writer {
         if let Some(conn) = conn {
             let _ = tokio::task::spawn_blocking(move || drop(conn)).await;
         }
+        // Only now may another writer open the file.
+        self.lock.lock().take();
     }
 
     pub(crate) fn is_closed(&self) -> bool {

@@ -132,4 +132,3 @@ pub fn register(registry: &mut Registry) {
         .upgrader(legacy::v1_to_v2)
         .upgrader(legacy::v2_to_v3);
 }
-

@@ -1,0 +1,67 @@
+//! Mantle's benchmarks, run by `mantle bench AREA`.
+//!
+//! Each bench measures Mantle's code and, in the same run, a *reference*:
+//! the plainest competent implementation of the same work on the same
+//! machine, files and data. For the store ([`run_store`]) the reference is
+//! raw `rusqlite` on the same schema with the same pragmas as a store
+//! (WAL, `synchronous = FULL` — the store's default
+//! [`Durability::Full`](mantle_store::Durability::Full) — and a 2 MiB page
+//! cache) and the same indexes. Every result is a [`BenchRecord`] with both
+//! rates and their `ratio` (ours / reference), so a figure is read against
+//! a baseline measured under the same conditions, not against numbers from
+//! another machine.
+//!
+//! Sizes scale with [`StoreBenchOptions::scale`] (1.0 = the documented
+//! sizes; tests use 0.01); every count stays at least 1.
+//!
+//! ```no_run
+//! # async fn f() -> Result<(), mantle_bench::BenchError> {
+//! let opts = mantle_bench::StoreBenchOptions { scale: 1.0, dir: None, only: None };
+//! mantle_bench::run_store(&opts, &mut |record| {
+//!     println!("{} {:.2}", record.bench, record.ratio);
+//! })
+//! .await?;
+//! # Ok(()) }
+//! ```
+//!
+//! Release builds only give meaningful figures: `cargo run --release -p
+//! mantle -- bench store`.
+
+#![warn(missing_docs)]
+
+mod report;
+mod rss;
+mod store;
+
+pub use report::BenchRecord;
+pub use store::{STORE_BENCHES, StoreBenchOptions, run_store};
+
+/// Why a benchmark run stopped.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BenchError {
+    /// The store failed.
+    #[error("store: {0}")]
+    Store(#[from] mantle_store::Error),
+    /// The reference (raw SQLite) failed.
+    #[error("sqlite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// Creating, reading or removing benchmark files failed.
+    #[error("io: {0}")]
+    Io(#[from] std::io::Error),
+    /// `only` named no bench; the names are in [`STORE_BENCHES`].
+    #[error("unknown bench '{0}' (known: {known})", known = STORE_BENCHES.join(", "))]
+    UnknownBench(String),
+    /// A bench read back something other than what it wrote: its figures
+    /// would mean nothing.
+    #[error("bench {bench}: wrong result: {reason}")]
+    Check {
+        /// The bench.
+        bench: &'static str,
+        /// What was wrong.
+        reason: String,
+    },
+    /// A background task of the bench panicked or was cancelled.
+    #[error("bench task failed: {0}")]
+    Task(String),
+}

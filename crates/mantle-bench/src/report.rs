@@ -1,0 +1,169 @@
+//! The record each bench produces, and the arithmetic behind it.
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+/// One bench's result: our rate, the reference's rate in the same run, and
+/// their ratio. Serialized as one JSON object (absent options are left out).
+#[derive(Debug, Clone, Serialize)]
+pub struct BenchRecord {
+    /// The bench's name (one of [`STORE_BENCHES`](crate::STORE_BENCHES)).
+    pub bench: String,
+    /// Operations timed on each side (what "ops" counts is in `op`).
+    pub ops: u64,
+    /// What one operation is ("insert", "transaction", "lookup", "query",
+    /// "store").
+    pub op: String,
+    /// Our operations per second.
+    pub ours_ops_per_s: f64,
+    /// The reference's operations per second.
+    pub reference_ops_per_s: f64,
+    /// `ours_ops_per_s / reference_ops_per_s`: 1.0 is as fast as raw SQLite.
+    pub ratio: f64,
+    /// Our wall-clock time, in seconds.
+    pub ours_secs: f64,
+    /// The reference's wall-clock time, in seconds.
+    pub reference_secs: f64,
+    /// Our 99th-percentile latency of the unit named in `p99_of`, in ms.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub p99_ms: Option<f64>,
+    /// The reference's 99th-percentile latency of the same unit, in ms.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reference_p99_ms: Option<f64>,
+    /// What the p99 latencies are of (one transaction, one read call…).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub p99_of: Option<String>,
+    /// Our peak resident memory during the timed phase, in MB (MiB).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peak_rss_mb: Option<f64>,
+    /// The reference's peak resident memory during its phase, in MB (MiB).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reference_peak_rss_mb: Option<f64>,
+    /// Resident memory at the start of our phase (after trimming the
+    /// allocator): the part of `peak_rss_mb` that the phase did not add.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rss_baseline_mb: Option<f64>,
+    /// How peak memory was measured: `VmHWM` (kernel high-water mark,
+    /// reset before each phase) or `VmRSS sampling` (every 5 ms).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rss_method: Option<String>,
+    /// Items written or read by the timed work on each side.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub items: Option<u64>,
+    /// Rows in the table queried.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub table_rows: Option<u64>,
+    /// Lookups (or queries) done per `store.read` call (and per read
+    /// transaction on the reference side).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lookups_per_read: Option<u64>,
+    /// Operations in flight at once (both sides).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub concurrency: Option<u64>,
+    /// The size scale the run used (1.0 = documented sizes).
+    pub scale: f64,
+    /// How the two sides were run, where it matters for reading the figure.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+impl BenchRecord {
+    /// A record of `ops` operations done in `ours` and `reference` time.
+    pub(crate) fn new(
+        bench: &str,
+        op: &str,
+        ops: u64,
+        scale: f64,
+        ours: Duration,
+        reference: Duration,
+    ) -> Self {
+        let ours_rate = rate(ops, ours);
+        let reference_rate = rate(ops, reference);
+        Self {
+            bench: bench.to_string(),
+            ops,
+            op: op.to_string(),
+            ours_ops_per_s: round(ours_rate, 1),
+            reference_ops_per_s: round(reference_rate, 1),
+            ratio: round(ours_rate / reference_rate, 3),
+            ours_secs: round(ours.as_secs_f64(), 4),
+            reference_secs: round(reference.as_secs_f64(), 4),
+            p99_ms: None,
+            reference_p99_ms: None,
+            p99_of: None,
+            peak_rss_mb: None,
+            reference_peak_rss_mb: None,
+            rss_baseline_mb: None,
+            rss_method: None,
+            items: None,
+            table_rows: None,
+            lookups_per_read: None,
+            concurrency: None,
+            scale,
+            note: None,
+        }
+    }
+
+    /// Adds the p99 latencies of both sides over `unit`.
+    pub(crate) fn p99(mut self, unit: &str, ours: &mut [Duration], reference: &mut [Duration]) -> Self {
+        self.p99_ms = p99_ms(ours);
+        self.reference_p99_ms = p99_ms(reference);
+        self.p99_of = Some(unit.to_string());
+        self
+    }
+}
+
+/// Operations per second (never infinite: a zero time counts as 1 ns).
+fn rate(ops: u64, took: Duration) -> f64 {
+    ops as f64 / took.as_secs_f64().max(1e-9)
+}
+
+/// `x` rounded to `digits` decimals (JSON lines stay readable).
+pub(crate) fn round(x: f64, digits: i32) -> f64 {
+    let f = 10f64.powi(digits);
+    (x * f).round() / f
+}
+
+/// The 99th percentile (nearest rank) of `samples`, in ms; sorts them.
+pub(crate) fn p99_ms(samples: &mut [Duration]) -> Option<f64> {
+    if samples.is_empty() {
+        return None;
+    }
+    samples.sort_unstable();
+    let rank = ((samples.len() as f64) * 0.99).ceil() as usize;
+    let d = samples[rank.clamp(1, samples.len()) - 1];
+    Some(round(d.as_secs_f64() * 1e3, 4))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn p99_is_nearest_rank() {
+        let mut v: Vec<Duration> = (1..=100).rev().map(Duration::from_millis).collect();
+        assert_eq!(p99_ms(&mut v), Some(99.0));
+        let mut one = vec![Duration::from_millis(3)];
+        assert_eq!(p99_ms(&mut one), Some(3.0));
+        assert_eq!(p99_ms(&mut []), None);
+    }
+
+    #[test]
+    fn ratio_is_ours_over_reference() {
+        let r = BenchRecord::new(
+            "x",
+            "op",
+            100,
+            1.0,
+            Duration::from_secs(2),
+            Duration::from_secs(1),
+        );
+        assert_eq!(r.ours_ops_per_s, 50.0);
+        assert_eq!(r.reference_ops_per_s, 100.0);
+        assert_eq!(r.ratio, 0.5);
+        let json = serde_json::to_string(&r).unwrap();
+        assert!(json.starts_with(r#"{"bench":"x","#), "{json}");
+        assert!(!json.contains("p99_ms"), "absent options are left out: {json}");
+    }
+}
