@@ -197,6 +197,16 @@ impl StoreCache {
         Ok(store)
     }
 
+    /// Takes the store for `path` out of the cache (for example to close
+    /// it before deleting its file); returns it if it was open.
+    pub fn remove(&self, path: impl AsRef<Path>) -> Option<Store> {
+        let path = std::path::absolute(path.as_ref()).ok()?;
+        let mut st = self.inner.state.lock();
+        let open = st.open.pop(&path);
+        let evicted = st.evicted.remove(&path).and_then(|w| w.upgrade());
+        open.or(evicted.map(|inner| Store { inner }))
+    }
+
     /// Hit, miss and open counts.
     pub fn stats(&self) -> CacheStats {
         CacheStats {

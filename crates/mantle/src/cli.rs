@@ -1,5 +1,6 @@
 //! Command-line syntax (clap). Kept apart from the work it drives.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
@@ -18,6 +19,45 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Create a new site in DIR: its configuration (mantle.toml), its site
+    /// store, and an HTTP service.
+    Init {
+        /// The site directory (created if missing; must not hold a site).
+        dir: PathBuf,
+        /// The site's domain: logins without '@' get '@DOMAIN'.
+        #[arg(long, default_value = "localhost")]
+        domain: String,
+        /// Where the HTTP front listens.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        http: SocketAddr,
+        /// Who may create accounts: open, invite, or admin (only `mantle user add`).
+        #[arg(long, default_value = "admin")]
+        signup: String,
+    },
+    /// Serve the site in DIR until SIGINT or SIGTERM, then stop gracefully.
+    ///
+    /// Configuration comes from DIR/mantle.toml, overridden by MANTLE_*
+    /// environment variables, overridden by these flags.
+    Serve {
+        /// The site directory.
+        dir: PathBuf,
+        /// Listen here instead of the configured address (port 0: any free port).
+        #[arg(long)]
+        http: Option<SocketAddr>,
+    },
+    /// Make a demo site with a demo user, print its URL and credentials,
+    /// and serve it until SIGINT or SIGTERM.
+    Demo {
+        /// Keep the demo site here (default: a temporary directory, removed
+        /// at exit).
+        dir: Option<PathBuf>,
+        /// Where to listen.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        http: SocketAddr,
+    },
+    /// Manage accounts (the site must not be served meanwhile).
+    #[command(subcommand)]
+    User(UserCommand),
     /// Work with store files (one SQLite file per store).
     #[command(subcommand)]
     Store(StoreCommand),
@@ -38,6 +78,69 @@ pub enum Command {
         /// Where to put benchmark files (default: a temporary directory).
         #[arg(long)]
         dir: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create an account. The password is read from standard input when it
+    /// is not a terminal (one line), else prompted for without echo.
+    Add {
+        /// The site directory.
+        dir: PathBuf,
+        /// The login (localpart@domain; a bare name gets the site's domain).
+        login: String,
+        /// Make the account an administrator.
+        #[arg(long)]
+        admin: bool,
+    },
+    /// List accounts.
+    List {
+        /// The site directory.
+        dir: PathBuf,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Disable an account: it cannot log in and its tokens stop working.
+    Disable {
+        /// The site directory.
+        dir: PathBuf,
+        /// The login.
+        login: String,
+    },
+    /// Enable a disabled account.
+    Enable {
+        /// The site directory.
+        dir: PathBuf,
+        /// The login.
+        login: String,
+    },
+    /// Set an account's password (read like `add`); revokes its tokens.
+    Passwd {
+        /// The site directory.
+        dir: PathBuf,
+        /// The login.
+        login: String,
+    },
+    /// Delete an account and its logins. Its user store is kept unless
+    /// --purge-store is given and confirmed.
+    Delete {
+        /// The site directory.
+        dir: PathBuf,
+        /// The login.
+        login: String,
+        /// Also delete the account's user store (all its data).
+        #[arg(long)]
+        purge_store: bool,
+        /// Confirm --purge-store without asking.
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Make an invite code (for signup under the invite policy).
+    Invite {
+        /// The site directory.
+        dir: PathBuf,
     },
 }
 

@@ -11,6 +11,9 @@ pub enum CliError {
     /// From the store.
     #[error(transparent)]
     Store(#[from] mantle_store::Error),
+    /// From the site.
+    #[error(transparent)]
+    Site(#[from] mantle_site::SiteError),
     /// Anything else, already phrased for the user.
     #[error("{0}")]
     Message(String),

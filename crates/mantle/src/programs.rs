@@ -3,9 +3,24 @@
 
 use mantle_store::Registry;
 
-/// The registry used by `mantle store` commands.
+/// What this binary registers beyond the store's and the site's own types.
+pub const REGISTRATIONS: &[mantle_site::Registration] =
+    &[mantle_web::register, mantle_example_notes::register];
+
+/// The registry used by `mantle store` commands: everything a site of this
+/// binary can hold.
 pub fn registry() -> Registry {
     let mut registry = Registry::new();
-    mantle_example_notes::register(&mut registry);
+    mantle_site::register(&mut registry);
+    for r in REGISTRATIONS {
+        r(&mut registry);
+    }
     registry
+}
+
+/// A site builder for DIR with everything this binary registers.
+pub fn site(dir: &std::path::Path) -> mantle_site::SiteBuilder {
+    REGISTRATIONS
+        .iter()
+        .fold(mantle_site::Site::builder(dir), |b, r| b.with(*r))
 }

@@ -1,7 +1,9 @@
 //! What each command does.
 
 mod bench;
+mod site;
 mod store;
+mod user;
 
 use crate::cli::{Cli, Command};
 use crate::error::CliError;
@@ -10,6 +12,15 @@ use crate::error::CliError;
 pub async fn run(cli: Cli) -> Result<u8, CliError> {
     match cli.command {
         Command::Store(cmd) => store::run(cmd).await,
+        Command::Init {
+            dir,
+            domain,
+            http,
+            signup,
+        } => site::init(dir, domain, http, signup).await,
+        Command::Serve { dir, http } => site::serve(dir, http).await,
+        Command::Demo { dir, http } => site::demo(dir, http).await,
+        Command::User(cmd) => user::run(cmd).await,
         Command::Bench {
             area,
             scale,

@@ -1,0 +1,326 @@
+//! Accounts and login methods.
+
+use mantle_store::{Id, ReadTx, Stored, SubStore, Timestamp};
+use serde::Serialize;
+
+use crate::address::Address;
+use crate::auth::{digest, hash_password, new_secret};
+use crate::config::SignupPolicy;
+use crate::items::{Account, AuthToken, Invite, LoginMethod};
+use crate::site::{Site, user_store_name, user_store_path};
+use crate::{Result, SiteError};
+
+/// An account as listed to operators and its owner.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AccountInfo {
+    /// The account's id.
+    #[serde(serialize_with = "raw_id")]
+    pub id: Id<Account>,
+    /// Its primary login.
+    pub primary: String,
+    /// Every login, primary first.
+    pub logins: Vec<String>,
+    /// Whether it is disabled.
+    pub disabled: bool,
+    /// Whether it is an administrator.
+    pub admin: bool,
+    /// When it was created.
+    pub created: Timestamp,
+    /// Its user store file, relative to the site directory.
+    pub store: String,
+}
+
+fn raw_id<S: serde::Serializer>(id: &Id<Account>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_i64(id.raw())
+}
+
+/// Reads an account's full description.
+fn describe(r: &ReadTx<'_>, account: &Stored<Account>) -> Result<AccountInfo> {
+    let mut logins = r
+        .query::<LoginMethod>()
+        .filter(LoginMethod::ACCOUNT.eq(account.id()))
+        .order_by(LoginMethod::PRIMARY.desc())
+        .all()?;
+    let store = r
+        .get(account.user_store)?
+        .map(|s| s.into_inner().path)
+        .unwrap_or_default();
+    let primary = logins
+        .first()
+        .map(|m| m.address.clone())
+        .unwrap_or_default();
+    Ok(AccountInfo {
+        id: account.id(),
+        primary,
+        logins: logins.drain(..).map(|m| m.into_inner().address).collect(),
+        disabled: account.disabled,
+        admin: account.admin,
+        created: account.created,
+        store,
+    })
+}
+
+/// The account holding a login.
+fn find(r: &ReadTx<'_>, address: &str) -> Result<Stored<Account>> {
+    let m = r
+        .query::<LoginMethod>()
+        .filter(LoginMethod::ADDRESS.eq(address))
+        .first()?
+        .ok_or_else(|| SiteError::NoSuchAccount(address.to_string()))?;
+    r.get(m.account)?
+        .ok_or_else(|| SiteError::NoSuchAccount(address.to_string()))
+}
+
+impl Site {
+    fn address(&self, text: &str) -> Result<String> {
+        Ok(Address::parse(text, &self.config().domain)?.to_string())
+    }
+
+    /// Creates an account with its login and user store, whatever the
+    /// signup policy (the administrator's path).
+    pub async fn create_account(
+        &self,
+        login: &str,
+        password: &str,
+        admin: bool,
+    ) -> Result<AccountInfo> {
+        self.create(login, password, admin, None).await
+    }
+
+    /// Signs up under the site's policy: `open` accepts anyone, `invite`
+    /// needs an unused invite code, `admin` refuses.
+    pub async fn signup(
+        &self,
+        login: &str,
+        password: &str,
+        invite: Option<&str>,
+    ) -> Result<AccountInfo> {
+        match self.config().signup.policy {
+            SignupPolicy::Open => self.create(login, password, false, None).await,
+            SignupPolicy::Invite => {
+                let code = invite.ok_or(SiteError::BadInvite)?;
+                self.create(login, password, false, Some(digest(code)))
+                    .await
+            }
+            SignupPolicy::Admin => Err(SiteError::SignupClosed(
+                "accounts are made by an administrator",
+            )),
+        }
+    }
+
+    async fn create(
+        &self,
+        login: &str,
+        password: &str,
+        admin: bool,
+        invite: Option<Vec<u8>>,
+    ) -> Result<AccountInfo> {
+        let address = self.address(login)?;
+        let password_hash = hash_password(password.to_string()).await?;
+        let site_dir = self.dir().to_path_buf();
+        let info = self
+            .site_store()
+            .transact(move |tx| {
+                if tx
+                    .query::<LoginMethod>()
+                    .filter(LoginMethod::ADDRESS.eq(address.as_str()))
+                    .exists()?
+                {
+                    return Err(SiteError::AddressTaken(address));
+                }
+                let invite = match invite {
+                    Some(hash) => Some(
+                        tx.query::<Invite>()
+                            .filter(Invite::HASH.eq(hash).and(Invite::USED_BY.is_none()))
+                            .first()?
+                            .ok_or(SiteError::BadInvite)?,
+                    ),
+                    None => None,
+                };
+                // A fresh file name: an old account's kept store is never reused.
+                let mut path = user_store_path(&address);
+                let mut n = 1;
+                while site_dir.join(&path).exists()
+                    || tx
+                        .query::<SubStore>()
+                        .filter(SubStore::PATH.eq(path.as_str()))
+                        .exists()?
+                {
+                    n += 1;
+                    path = user_store_path(&format!("{address}-{n}"));
+                }
+                let user_store = tx.insert(&SubStore::new(user_store_name(&address), path))?;
+                let account = tx.insert(&Account {
+                    password_hash,
+                    disabled: false,
+                    admin,
+                    created: Timestamp::now(),
+                    user_store,
+                })?;
+                tx.insert(&LoginMethod {
+                    account,
+                    address,
+                    primary: true,
+                })?;
+                if let Some(mut invite) = invite {
+                    invite.used_by = Some(account);
+                    tx.update(&mut invite)?;
+                }
+                let account = tx.get(account)?.expect("inserted above");
+                describe(tx, &account)
+            })
+            .await?;
+        // The user store is made now, so an account always has one.
+        self.user_store(info.id).await?;
+        tracing::info!(login = %info.primary, "account created");
+        Ok(info)
+    }
+
+    /// Makes an invite code for signup under the `invite` policy. The code
+    /// is shown once; only its hash is kept.
+    pub async fn create_invite(&self) -> Result<String> {
+        let code = new_secret()?;
+        let hash = digest(&code);
+        self.site_store()
+            .transact(move |tx| {
+                tx.insert(&Invite {
+                    hash,
+                    created: Timestamp::now(),
+                    used_by: None,
+                })
+            })
+            .await?;
+        Ok(code)
+    }
+
+    /// The account holding `login`.
+    pub async fn account(&self, login: &str) -> Result<AccountInfo> {
+        let address = self.address(login)?;
+        self.site_store()
+            .read(move |r| describe(r, &find(r, &address)?))
+            .await
+    }
+
+    /// The account with this id.
+    pub async fn account_by_id(&self, id: Id<Account>) -> Result<AccountInfo> {
+        self.site_store()
+            .read(move |r| {
+                let acc = r
+                    .get(id)?
+                    .ok_or_else(|| SiteError::NoSuchAccount(format!("#{}", id.raw())))?;
+                describe(r, &acc)
+            })
+            .await
+    }
+
+    /// Every account, oldest first.
+    pub async fn accounts(&self) -> Result<Vec<AccountInfo>> {
+        self.site_store()
+            .read(|r| {
+                r.query::<Account>()
+                    .all()?
+                    .iter()
+                    .map(|a| describe(r, a))
+                    .collect()
+            })
+            .await
+    }
+
+    /// Disables or enables an account. Disabling takes effect at once: its
+    /// tokens stop working at their next use.
+    pub async fn set_disabled(&self, login: &str, disabled: bool) -> Result<()> {
+        let address = self.address(login)?;
+        self.site_store()
+            .transact(move |tx| {
+                let mut acc = find(tx, &address)?;
+                if acc.disabled != disabled {
+                    acc.disabled = disabled;
+                    tx.update(&mut acc)?;
+                }
+                Ok(())
+            })
+            .await
+    }
+
+    /// Sets a new password and revokes the account's tokens.
+    pub async fn set_password(&self, login: &str, password: &str) -> Result<()> {
+        let address = self.address(login)?;
+        let hash = hash_password(password.to_string()).await?;
+        self.site_store()
+            .transact(move |tx| {
+                let mut acc = find(tx, &address)?;
+                acc.password_hash = hash;
+                tx.update(&mut acc)?;
+                tx.delete_where(AuthToken::ACCOUNT.eq(acc.id()))?;
+                Ok(())
+            })
+            .await
+    }
+
+    /// Adds another login to the account holding `login`.
+    pub async fn add_login(&self, login: &str, new_login: &str) -> Result<()> {
+        let address = self.address(login)?;
+        let new_address = self.address(new_login)?;
+        self.site_store()
+            .transact(move |tx| {
+                let acc = find(tx, &address)?;
+                if tx
+                    .query::<LoginMethod>()
+                    .filter(LoginMethod::ADDRESS.eq(new_address.as_str()))
+                    .exists()?
+                {
+                    return Err(SiteError::AddressTaken(new_address));
+                }
+                tx.insert(&LoginMethod {
+                    account: acc.id(),
+                    address: new_address,
+                    primary: false,
+                })?;
+                Ok(())
+            })
+            .await
+    }
+
+    /// Deletes an account: its login methods and tokens go with it. Its
+    /// user store file is kept unless `delete_store` is set (the caller's
+    /// explicit confirmation); returns the store file's path either way.
+    pub async fn delete_account(
+        &self,
+        login: &str,
+        delete_store: bool,
+    ) -> Result<std::path::PathBuf> {
+        let address = self.address(login)?;
+        let sub = self
+            .site_store()
+            .transact(move |tx| {
+                let acc = find(tx, &address)?;
+                let sub = tx.get(acc.user_store)?;
+                tx.delete(acc.id())?;
+                if let Some(s) = &sub {
+                    tx.delete(s.id())?;
+                }
+                Ok::<_, SiteError>(sub.map(Stored::into_inner))
+            })
+            .await?;
+        let Some(sub) = sub else {
+            return Ok(std::path::PathBuf::new());
+        };
+        let file = sub.file(self.site_store());
+        if delete_store {
+            if let Some(store) = self.stores().remove(&file) {
+                store.close().await;
+            }
+            for suffix in ["", "-wal", "-shm", ".lock"] {
+                let mut p = file.as_os_str().to_owned();
+                p.push(suffix);
+                match std::fs::remove_file(&p) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(SiteError::io(p, e)),
+                }
+            }
+        }
+        tracing::info!(login, delete_store, "account deleted");
+        Ok(file)
+    }
+}

@@ -1,0 +1,348 @@
+//! Passwords and tokens ("tokens instead of sessions").
+//!
+//! A login returns a random 256-bit token. Only its SHA-256 is stored, with
+//! an expiry; presenting the token finds the account. A token carries no
+//! user data and no request holds a lock for its duration; logout deletes
+//! it; a disabled account's tokens stop working at once because every
+//! authentication reads the account's state. (SHA-256 suffices for tokens:
+//! they are 256 random bits, unlike passwords, which get argon2id.)
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use mantle_store::{Id, Timestamp};
+use sha2::{Digest, Sha256};
+
+use crate::address::Address;
+use crate::items::{Account, AuthToken, LoginMethod};
+use crate::site::Site;
+use crate::{Result, SiteError};
+
+/// How stale `last_used` may get before a request refreshes it: keeps
+/// authentication a pure read on the hot path.
+const LAST_USED_GRANULARITY: Duration = Duration::from_secs(60);
+
+/// A password hash computed once per process, verified against when the
+/// login is unknown, so unknown logins cost the same time as wrong
+/// passwords (no account enumeration by timing).
+fn dummy_hash() -> &'static str {
+    static DUMMY: OnceLock<String> = OnceLock::new();
+    DUMMY.get_or_init(|| hash_password_blocking("not a real password").unwrap_or_default())
+}
+
+pub(crate) fn hash_password_blocking(password: &str) -> Result<String> {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes)
+        .map_err(|e| SiteError::Config(format!("no randomness available: {e}")))?;
+    let salt = SaltString::encode_b64(&bytes)
+        .map_err(|e| SiteError::Config(format!("password hashing failed: {e}")))?;
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| SiteError::Config(format!("password hashing failed: {e}")))
+}
+
+fn verify_password_blocking(hash: &str, password: &str) -> bool {
+    match PasswordHash::new(hash) {
+        Ok(parsed) => Argon2::default()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok(),
+        Err(_) => false,
+    }
+}
+
+/// Hashes a password off the async runtime.
+pub(crate) async fn hash_password(password: String) -> Result<String> {
+    check_password(&password)?;
+    tokio::task::spawn_blocking(move || hash_password_blocking(&password))
+        .await
+        .map_err(|e| SiteError::Config(format!("password hashing failed: {e}")))?
+}
+
+/// The rules a new password must meet.
+pub(crate) fn check_password(password: &str) -> Result<()> {
+    if password.chars().count() < 8 {
+        return Err(SiteError::WeakPassword("at least 8 characters"));
+    }
+    if password.len() > 1024 {
+        return Err(SiteError::WeakPassword("at most 1024 bytes"));
+    }
+    Ok(())
+}
+
+/// SHA-256 of a secret (token or invite code).
+pub(crate) fn digest(secret: &str) -> Vec<u8> {
+    Sha256::digest(secret.as_bytes()).to_vec()
+}
+
+/// A new random 256-bit secret, URL-safe base64 (43 characters).
+pub(crate) fn new_secret() -> Result<String> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes)
+        .map_err(|e| SiteError::Config(format!("no randomness available: {e}")))?;
+    Ok(URL_SAFE_NO_PAD.encode(bytes))
+}
+
+/// Whether a presented token has the shape of one we issue (cheap check
+/// before touching the store).
+fn plausible_token(token: &str) -> bool {
+    token.len() == 43
+        && token
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// A token just issued: the only time the secret is seen.
+#[derive(Debug, Clone)]
+pub struct IssuedToken {
+    /// The secret to present (cookie or `Authorization: Bearer`).
+    pub token: String,
+    /// When it stops working.
+    pub expires: Timestamp,
+    /// The account.
+    pub account: Id<Account>,
+}
+
+/// Who a request acts as, once its token is checked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Avatar {
+    /// The account.
+    pub account: Id<Account>,
+    /// Its primary login.
+    pub address: String,
+    /// Whether it may use admin pages.
+    pub admin: bool,
+    /// The token presented.
+    pub token: Id<AuthToken>,
+}
+
+/// A token as its owner sees it (never the secret).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct TokenInfo {
+    /// Its id (to revoke it).
+    pub id: i64,
+    /// When it was issued.
+    pub created: Timestamp,
+    /// When it expires.
+    pub expires: Timestamp,
+    /// When it was last used (to the minute).
+    pub last_used: Timestamp,
+    /// What issued it.
+    pub label: String,
+}
+
+impl Site {
+    /// Checks a login and password and issues a token.
+    ///
+    /// Unknown logins and wrong passwords give the same
+    /// [`SiteError::BadCredentials`] after the same work (one argon2
+    /// verification). A disabled account gives [`SiteError::Disabled`] only
+    /// to someone who knew the password.
+    pub async fn login(&self, username: &str, password: &str, label: &str) -> Result<IssuedToken> {
+        let address = Address::parse(username, &self.config().domain).ok();
+        let found = match address {
+            Some(a) => {
+                let address = a.to_string();
+                self.site_store()
+                    .read(move |r| {
+                        let Some(m) = r
+                            .query::<LoginMethod>()
+                            .filter(LoginMethod::ADDRESS.eq(address.as_str()))
+                            .first()?
+                        else {
+                            return Ok(None);
+                        };
+                        Ok::<_, SiteError>(r.get(m.account)?.map(|acc| (address, acc)))
+                    })
+                    .await?
+            }
+            None => None,
+        };
+        let hash = found.as_ref().map_or_else(
+            || dummy_hash().to_string(),
+            |(_, a)| a.password_hash.clone(),
+        );
+        let pw = password.to_string();
+        let ok = tokio::task::spawn_blocking(move || verify_password_blocking(&hash, &pw))
+            .await
+            .unwrap_or(false);
+        let Some((address, account)) = found.filter(|_| ok) else {
+            return Err(SiteError::BadCredentials);
+        };
+        if account.disabled {
+            return Err(SiteError::Disabled(address));
+        }
+        self.issue_token(account.id(), label).await
+    }
+
+    /// Issues a token for an account without a password (for trusted
+    /// callers such as the CLI).
+    pub async fn issue_token(&self, account: Id<Account>, label: &str) -> Result<IssuedToken> {
+        let token = new_secret()?;
+        let hash = digest(&token);
+        let now = Timestamp::now();
+        let expires = now + self.config().token_ttl();
+        let label = label.to_string();
+        self.site_store()
+            .transact(move |tx| {
+                tx.insert(&AuthToken {
+                    account,
+                    hash,
+                    created: now,
+                    expires,
+                    last_used: now,
+                    label,
+                })
+            })
+            .await?;
+        Ok(IssuedToken {
+            token,
+            expires,
+            account,
+        })
+    }
+
+    /// Who a token logs in as. [`SiteError::BadToken`] if it is unknown,
+    /// expired, revoked, or its account is disabled.
+    pub async fn authenticate(&self, token: &str) -> Result<Avatar> {
+        if !plausible_token(token) {
+            return Err(SiteError::BadToken);
+        }
+        let hash = digest(token);
+        let now = Timestamp::now();
+        let (avatar, refresh) = self
+            .site_store()
+            .read(move |r| {
+                let t = r
+                    .query::<AuthToken>()
+                    .filter(AuthToken::HASH.eq(hash))
+                    .first()?
+                    .ok_or(SiteError::BadToken)?;
+                if t.expires <= now {
+                    return Err(SiteError::BadToken);
+                }
+                let account = r.get(t.account)?.ok_or(SiteError::BadToken)?;
+                if account.disabled {
+                    return Err(SiteError::BadToken);
+                }
+                let primary = r
+                    .query::<LoginMethod>()
+                    .filter(
+                        LoginMethod::ACCOUNT
+                            .eq(t.account)
+                            .and(LoginMethod::PRIMARY.eq(true)),
+                    )
+                    .first()?
+                    .ok_or(SiteError::BadToken)?;
+                let refresh = now.saturating_since(t.last_used) >= LAST_USED_GRANULARITY;
+                Ok::<_, SiteError>((
+                    Avatar {
+                        account: t.account,
+                        address: primary.into_inner().address,
+                        admin: account.admin,
+                        token: t.id(),
+                    },
+                    refresh,
+                ))
+            })
+            .await?;
+        if refresh {
+            // Off the request's path; losing it costs only precision.
+            let store = self.site_store().clone();
+            let id = avatar.token;
+            tokio::spawn(async move {
+                let _ = store
+                    .transact(move |tx| {
+                        if let Some(mut t) = tx.get(id)? {
+                            t.last_used = now;
+                            tx.update(&mut t)?;
+                        }
+                        Ok::<_, mantle_store::Error>(())
+                    })
+                    .await;
+            });
+        }
+        Ok(avatar)
+    }
+
+    /// Revokes a token by its secret; returns whether it existed.
+    pub async fn logout(&self, token: &str) -> Result<bool> {
+        if !plausible_token(token) {
+            return Ok(false);
+        }
+        let hash = digest(token);
+        Ok(self
+            .site_store()
+            .transact(move |tx| tx.delete_where(AuthToken::HASH.eq(hash)))
+            .await?
+            > 0)
+    }
+
+    /// An account's live tokens, newest first.
+    pub async fn tokens(&self, account: Id<Account>) -> Result<Vec<TokenInfo>> {
+        let now = Timestamp::now();
+        Ok(self
+            .site_store()
+            .read(move |r| {
+                r.query::<AuthToken>()
+                    .filter(
+                        AuthToken::ACCOUNT
+                            .eq(account)
+                            .and(AuthToken::EXPIRES.gt(now)),
+                    )
+                    .order_by(AuthToken::CREATED.desc())
+                    .all()
+            })
+            .await?
+            .into_iter()
+            .map(|t| TokenInfo {
+                id: t.id().raw(),
+                created: t.created,
+                expires: t.expires,
+                last_used: t.last_used,
+                label: t.label.clone(),
+            })
+            .collect())
+    }
+
+    /// Revokes one of an account's tokens by id; returns whether it was
+    /// the account's.
+    pub async fn revoke_token(&self, account: Id<Account>, token_id: i64) -> Result<bool> {
+        let id = Id::<AuthToken>::from_raw(token_id);
+        Ok(self
+            .site_store()
+            .transact(move |tx| {
+                tx.delete_where(mantle_store::Filter::ids([id]).and(AuthToken::ACCOUNT.eq(account)))
+            })
+            .await?
+            > 0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_are_43_url_safe_characters_and_differ() {
+        let a = new_secret().unwrap();
+        let b = new_secret().unwrap();
+        assert!(plausible_token(&a) && plausible_token(&b));
+        assert_ne!(a, b);
+        assert!(!plausible_token("short"));
+        assert!(!plausible_token(&"!".repeat(43)));
+    }
+
+    #[test]
+    fn passwords_verify_only_with_the_right_password() {
+        let h = hash_password_blocking("correct horse").unwrap();
+        assert!(h.starts_with("$argon2id$"));
+        assert!(verify_password_blocking(&h, "correct horse"));
+        assert!(!verify_password_blocking(&h, "wrong horse"));
+        assert!(!verify_password_blocking("garbage", "x"));
+    }
+}

@@ -1,0 +1,312 @@
+//! Site configuration: `mantle.toml` in the site directory, with
+//! environment overrides.
+//!
+//! Every setting has a default, so an empty file is a valid configuration.
+//! Environment variables override the file:
+//!
+//! | variable | setting |
+//! |---|---|
+//! | `MANTLE_DOMAIN` | `domain` |
+//! | `MANTLE_HTTP_LISTEN` | `http.listen` |
+//! | `MANTLE_HTTP_BEHIND_TLS` | `http.behind_tls` (`true` / `false`) |
+//! | `MANTLE_SIGNUP_POLICY` | `signup.policy` (`open`, `invite`, `admin`) |
+//! | `MANTLE_TOKEN_TTL_HOURS` | `auth.token_ttl_hours` |
+//! | `MANTLE_LOGIN_ATTEMPTS_PER_MINUTE` | `auth.login_attempts_per_minute` |
+//! | `MANTLE_STORE_CACHE` | `stores.cache_capacity` |
+//! | `MANTLE_DURABILITY` | `stores.durability` (`full`, `process`) |
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Result, SiteError};
+
+/// Who may create accounts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum SignupPolicy {
+    /// Anyone may sign up.
+    Open,
+    /// Signing up needs an invite code.
+    Invite,
+    /// Only an administrator creates accounts (`mantle user add`).
+    #[default]
+    Admin,
+}
+
+impl SignupPolicy {
+    /// The policy's name in the configuration.
+    pub fn name(self) -> &'static str {
+        match self {
+            SignupPolicy::Open => "open",
+            SignupPolicy::Invite => "invite",
+            SignupPolicy::Admin => "admin",
+        }
+    }
+}
+
+impl std::str::FromStr for SignupPolicy {
+    type Err = SiteError;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "open" => Ok(SignupPolicy::Open),
+            "invite" => Ok(SignupPolicy::Invite),
+            "admin" => Ok(SignupPolicy::Admin),
+            other => Err(SiteError::Config(format!(
+                "signup policy '{other}' is not one of open, invite, admin"
+            ))),
+        }
+    }
+}
+
+/// The HTTP front's settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Where to listen.
+    pub listen: SocketAddr,
+    /// Set when a TLS proxy sits in front: cookies get `Secure`.
+    pub behind_tls: bool,
+    /// Largest request body accepted, in bytes (larger: 413).
+    pub max_body_bytes: usize,
+    /// Time allowed to receive a request's headers, in seconds.
+    pub header_timeout_secs: u64,
+    /// Time allowed to receive a request's body, in seconds.
+    pub body_timeout_secs: u64,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            behind_tls: false,
+            max_body_bytes: 1 << 20,
+            header_timeout_secs: 10,
+            body_timeout_secs: 30,
+        }
+    }
+}
+
+/// Signup settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct SignupConfig {
+    /// Who may create accounts.
+    pub policy: SignupPolicy,
+}
+
+/// Authentication settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// How long a login token lives, in hours.
+    pub token_ttl_hours: u64,
+    /// Login attempts allowed per client address per minute (then 429).
+    pub login_attempts_per_minute: u32,
+    /// How often expired tokens are swept, in seconds.
+    pub sweep_interval_secs: u64,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            token_ttl_hours: 24 * 30,
+            login_attempts_per_minute: 10,
+            sweep_interval_secs: 600,
+        }
+    }
+}
+
+/// Store settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoresConfig {
+    /// User and app stores kept open at once.
+    pub cache_capacity: usize,
+    /// `full` (survives power loss) or `process` (survives a crash).
+    pub durability: String,
+}
+
+impl Default for StoresConfig {
+    fn default() -> Self {
+        Self {
+            cache_capacity: 1000,
+            durability: "full".into(),
+        }
+    }
+}
+
+/// The whole configuration of a site.
+///
+/// ```
+/// let config: mantle_site::SiteConfig = toml::from_str(r#"
+///     domain = "example.com"
+///     [signup]
+///     policy = "open"
+/// "#).unwrap();
+/// assert_eq!(config.signup.policy, mantle_site::SignupPolicy::Open);
+/// assert_eq!(config.http.listen.port(), 8080);
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SiteConfig {
+    /// The site's mail domain: `mantle user add DIR alice` means
+    /// `alice@DOMAIN`.
+    pub domain: String,
+    /// The HTTP front.
+    pub http: HttpConfig,
+    /// Signup.
+    pub signup: SignupConfig,
+    /// Authentication.
+    pub auth: AuthConfig,
+    /// Stores.
+    pub stores: StoresConfig,
+}
+
+impl Default for SiteConfig {
+    fn default() -> Self {
+        Self {
+            domain: "localhost".into(),
+            http: HttpConfig::default(),
+            signup: SignupConfig::default(),
+            auth: AuthConfig::default(),
+            stores: StoresConfig::default(),
+        }
+    }
+}
+
+/// The configuration file's name in a site directory.
+pub const CONFIG_FILE: &str = "mantle.toml";
+
+impl SiteConfig {
+    /// Reads `DIR/mantle.toml` (defaults if missing), then applies
+    /// environment overrides.
+    pub fn load(dir: &Path) -> Result<Self> {
+        let path = dir.join(CONFIG_FILE);
+        let mut config = match std::fs::read_to_string(&path) {
+            Ok(text) => toml::from_str(&text)
+                .map_err(|e| SiteError::Config(format!("{}: {e}", path.display())))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => SiteConfig::default(),
+            Err(e) => return Err(SiteError::io(path, e)),
+        };
+        config.apply_env(|k| std::env::var(k).ok())?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Writes the configuration as `DIR/mantle.toml`.
+    pub fn save(&self, dir: &Path) -> Result<()> {
+        let path = dir.join(CONFIG_FILE);
+        let text = toml::to_string_pretty(self)
+            .map_err(|e| SiteError::Config(format!("cannot encode: {e}")))?;
+        std::fs::write(&path, text).map_err(|e| SiteError::io(path, e))
+    }
+
+    /// Applies overrides from an environment (a lookup function, so tests
+    /// need not touch the process environment).
+    pub fn apply_env(&mut self, var: impl Fn(&str) -> Option<String>) -> Result<()> {
+        fn parse<T: std::str::FromStr>(name: &str, v: &str) -> Result<T>
+        where
+            T::Err: std::fmt::Display,
+        {
+            v.parse()
+                .map_err(|e| SiteError::Config(format!("{name}={v}: {e}")))
+        }
+        if let Some(v) = var("MANTLE_DOMAIN") {
+            self.domain = v;
+        }
+        if let Some(v) = var("MANTLE_HTTP_LISTEN") {
+            self.http.listen = parse("MANTLE_HTTP_LISTEN", &v)?;
+        }
+        if let Some(v) = var("MANTLE_HTTP_BEHIND_TLS") {
+            self.http.behind_tls = parse("MANTLE_HTTP_BEHIND_TLS", &v)?;
+        }
+        if let Some(v) = var("MANTLE_SIGNUP_POLICY") {
+            self.signup.policy = v.parse()?;
+        }
+        if let Some(v) = var("MANTLE_TOKEN_TTL_HOURS") {
+            self.auth.token_ttl_hours = parse("MANTLE_TOKEN_TTL_HOURS", &v)?;
+        }
+        if let Some(v) = var("MANTLE_LOGIN_ATTEMPTS_PER_MINUTE") {
+            self.auth.login_attempts_per_minute = parse("MANTLE_LOGIN_ATTEMPTS_PER_MINUTE", &v)?;
+        }
+        if let Some(v) = var("MANTLE_STORE_CACHE") {
+            self.stores.cache_capacity = parse("MANTLE_STORE_CACHE", &v)?;
+        }
+        if let Some(v) = var("MANTLE_DURABILITY") {
+            self.stores.durability = v;
+        }
+        Ok(())
+    }
+
+    /// Checks values that parse but make no sense.
+    pub fn validate(&self) -> Result<()> {
+        if crate::address::valid_domain(&self.domain).is_none() {
+            return Err(SiteError::Config(format!(
+                "domain '{}' is not a valid domain",
+                self.domain
+            )));
+        }
+        if self.stores.cache_capacity == 0 {
+            return Err(SiteError::Config(
+                "stores.cache_capacity must be at least 1".into(),
+            ));
+        }
+        if self.auth.login_attempts_per_minute == 0 {
+            return Err(SiteError::Config(
+                "auth.login_attempts_per_minute must be at least 1".into(),
+            ));
+        }
+        self.durability()?;
+        Ok(())
+    }
+
+    /// The store durability setting.
+    pub fn durability(&self) -> Result<mantle_store::Durability> {
+        match self.stores.durability.as_str() {
+            "full" => Ok(mantle_store::Durability::Full),
+            "process" => Ok(mantle_store::Durability::Process),
+            other => Err(SiteError::Config(format!(
+                "stores.durability '{other}' is not one of full, process"
+            ))),
+        }
+    }
+
+    /// The lifetime of a login token.
+    pub fn token_ttl(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.auth.token_ttl_hours.saturating_mul(3600))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn environment_overrides_the_file() {
+        let mut c: SiteConfig = toml::from_str("domain = \"a.example\"").unwrap();
+        c.apply_env(|k| match k {
+            "MANTLE_HTTP_LISTEN" => Some("127.0.0.1:9999".into()),
+            "MANTLE_SIGNUP_POLICY" => Some("open".into()),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(c.domain, "a.example");
+        assert_eq!(c.http.listen.port(), 9999);
+        assert_eq!(c.signup.policy, SignupPolicy::Open);
+    }
+
+    #[test]
+    fn bad_values_are_clear_errors() {
+        let mut c = SiteConfig::default();
+        let e = c
+            .apply_env(|k| (k == "MANTLE_HTTP_LISTEN").then(|| "nowhere".into()))
+            .unwrap_err();
+        assert!(e.to_string().contains("MANTLE_HTTP_LISTEN=nowhere"), "{e}");
+        assert!(toml::from_str::<SiteConfig>("bogus = 1").is_err());
+        c = SiteConfig::default();
+        c.stores.durability = "sometimes".into();
+        assert!(c.validate().is_err());
+    }
+}

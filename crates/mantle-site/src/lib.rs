@@ -1,0 +1,58 @@
+//! A Mantle site: the node-level layer above the object store.
+//!
+//! A [`Site`] is a directory holding the site store (accounts, login
+//! methods, auth tokens, invites, the services to run), one user store per
+//! account, and `mantle.toml`. It provides:
+//!
+//! - **accounts** with one or more login methods (`localpart@domain`, one
+//!   primary), argon2id password hashes, disabled state, signup policies
+//!   (open / invite / admin only), and a user store made at signup;
+//! - **tokens instead of sessions**: login returns a random 256-bit token,
+//!   stored only as a hash, with an expiry; expired ones are swept by the
+//!   site store's scheduler;
+//! - **slates**: per-user named JSON documents with version checks and
+//!   optional time to live;
+//! - **services** started from powerups in the site store, stopped
+//!   gracefully, startable again.
+//!
+//! It knows nothing of HTTP: the web front (`mantle-web`) is a service that
+//! builds on it. No global state: two sites run side by side in one process.
+//!
+//! ```
+//! use mantle_site::{Site, SiteConfig};
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! let dir = tempfile::tempdir().unwrap();
+//! let config = SiteConfig { domain: "example.com".into(), ..SiteConfig::default() };
+//! let site = Site::builder(dir.path()).init(config).await?;
+//! site.create_account("alice", "correct horse battery", false).await?;
+//! let token = site.login("alice@example.com", "correct horse battery", "doc").await?;
+//! let me = site.authenticate(&token.token).await?;
+//! assert_eq!(me.address, "alice@example.com");
+//! site.close().await;
+//! # Ok::<_, mantle_site::SiteError>(())
+//! # }).unwrap();
+//! ```
+
+#![warn(missing_docs)]
+
+mod accounts;
+mod address;
+mod auth;
+mod config;
+mod error;
+mod items;
+mod service;
+mod site;
+mod slates;
+
+pub use accounts::AccountInfo;
+pub use address::Address;
+pub use auth::{Avatar, IssuedToken, TokenInfo};
+pub use config::{
+    AuthConfig, CONFIG_FILE, HttpConfig, SignupConfig, SignupPolicy, SiteConfig, StoresConfig,
+};
+pub use error::{Result, SiteError};
+pub use items::{Account, AuthToken, Invite, LoginMethod, Slate, TokenSweeper};
+pub use service::{RunningService, Service};
+pub use site::{Registration, SITE_STORE, Site, SiteBuilder, register};
+pub use slates::{Expect, SlateDoc, check_slate_name};

@@ -1,0 +1,106 @@
+//! Who is asking: the token from `Authorization: Bearer` or the cookie.
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, header};
+use mantle_site::Avatar;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// The cookie carrying the login token.
+pub const TOKEN_COOKIE: &str = "mantle_token";
+
+/// The value of cookie `name`, if sent.
+pub fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+/// The token a request presents: the bearer header wins over the cookie.
+pub fn presented_token(headers: &HeaderMap) -> Option<&str> {
+    if let Some(v) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    {
+        return v.strip_prefix("Bearer ").map(str::trim);
+    }
+    cookie(headers, TOKEN_COOKIE)
+}
+
+/// A `Set-Cookie` value: HttpOnly, SameSite=Lax, Secure behind TLS.
+pub fn set_cookie(
+    name: &str,
+    value: &str,
+    max_age_secs: i64,
+    secure: bool,
+    http_only: bool,
+) -> HeaderValue {
+    let mut c = format!("{name}={value}; Path=/; SameSite=Lax; Max-Age={max_age_secs}");
+    if http_only {
+        c.push_str("; HttpOnly");
+    }
+    if secure {
+        c.push_str("; Secure");
+    }
+    HeaderValue::from_str(&c).expect("cookie values are URL-safe base64")
+}
+
+/// An authenticated request's avatar (401 if there is none).
+pub struct Authenticated(pub Avatar);
+
+impl FromRequestParts<AppState> for Authenticated {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let token = presented_token(&parts.headers).ok_or_else(ApiError::unauthorized)?;
+        let avatar = state.site.authenticate(token).await?;
+        Ok(Authenticated(avatar))
+    }
+}
+
+/// The avatar if the request has a valid token, else `None`.
+pub struct MaybeAuthenticated(pub Option<Avatar>);
+
+impl FromRequestParts<AppState> for MaybeAuthenticated {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let Some(token) = presented_token(&parts.headers) else {
+            return Ok(MaybeAuthenticated(None));
+        };
+        match state.site.authenticate(token).await {
+            Ok(a) => Ok(MaybeAuthenticated(Some(a))),
+            Err(mantle_site::SiteError::BadToken) => Ok(MaybeAuthenticated(None)),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bearer_wins_over_cookie_and_cookies_are_parsed() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::COOKIE,
+            HeaderValue::from_static("a=1; mantle_token=abc; b=2"),
+        );
+        assert_eq!(presented_token(&h), Some("abc"));
+        h.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer xyz"),
+        );
+        assert_eq!(presented_token(&h), Some("xyz"));
+        assert_eq!(cookie(&h, "b"), Some("2"));
+        assert_eq!(cookie(&h, "c"), None);
+    }
+}

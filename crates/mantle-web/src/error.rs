@@ -1,0 +1,83 @@
+//! Errors as HTTP answers: a status and `{"error": "..."}`.
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use mantle_site::SiteError;
+
+/// An error answer. Client errors (4xx) are not logged as server errors.
+#[derive(Debug)]
+pub struct ApiError {
+    /// The status.
+    pub status: StatusCode,
+    /// What went wrong, for the client.
+    pub message: String,
+    /// Seconds to wait, for 429.
+    pub retry_after: Option<u64>,
+}
+
+impl ApiError {
+    /// An error with a status and message.
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+
+    /// 401: no valid token.
+    pub fn unauthorized() -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "login required")
+    }
+
+    /// 404.
+    pub fn not_found(what: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, what)
+    }
+}
+
+impl From<SiteError> for ApiError {
+    fn from(e: SiteError) -> Self {
+        let status = match &e {
+            SiteError::BadCredentials | SiteError::BadToken => StatusCode::UNAUTHORIZED,
+            SiteError::Disabled(_) | SiteError::SignupClosed(_) | SiteError::BadInvite => {
+                StatusCode::FORBIDDEN
+            }
+            SiteError::InvalidAddress(_)
+            | SiteError::WeakPassword(_)
+            | SiteError::InvalidSlateName(_) => StatusCode::BAD_REQUEST,
+            SiteError::AddressTaken(_) => StatusCode::CONFLICT,
+            SiteError::SlateConflict { .. } => StatusCode::PRECONDITION_FAILED,
+            SiteError::SlateVersionRequired(_) => StatusCode::PRECONDITION_REQUIRED,
+            SiteError::NoSuchSlate(_) | SiteError::NoSuchAccount(_) => StatusCode::NOT_FOUND,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        if status.is_server_error() {
+            tracing::error!(error = %e, "request failed");
+            return Self::new(status, "internal error");
+        }
+        Self::new(status, e.to_string())
+    }
+}
+
+impl From<mantle_store::Error> for ApiError {
+    fn from(e: mantle_store::Error) -> Self {
+        SiteError::from(e).into()
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut r = (
+            self.status,
+            Json(serde_json::json!({ "error": self.message })),
+        )
+            .into_response();
+        if let Some(s) = self.retry_after {
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(s.max(1)));
+        }
+        r
+    }
+}

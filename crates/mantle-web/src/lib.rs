@@ -1,0 +1,90 @@
+//! Mantle's HTTP front.
+//!
+//! The site's HTTP service ([`HttpService`], a powerup in the site store)
+//! serves:
+//!
+//! - a JSON API for programs: `POST /api/login`, `POST /api/logout`,
+//!   `GET /api/me`, `GET /api/tokens`, `DELETE /api/tokens/{id}`,
+//!   `POST /api/signup`, and slates at `GET/PUT/DELETE /api/slates/{name}`
+//!   with `ETag` / `If-Match`;
+//! - server-rendered pages (templates as files): `/`, `/login`, `/logout`,
+//!   `/signup`, `/home`; and `/health`, `/robots.txt`.
+//!
+//! Hardening: tokens in an HttpOnly SameSite=Lax cookie or a bearer header;
+//! CSRF tokens on form posts; login attempts limited per client address
+//! (429 with `Retry-After`); a request body limit (413); header and body
+//! read time-outs; a cap on concurrent connections.
+//!
+//! What it is not: it holds no user data and no sessions; everything goes
+//! through [`mantle_site::Site`].
+
+#![warn(missing_docs)]
+
+mod api;
+mod auth;
+mod error;
+mod limits;
+mod pages;
+mod server;
+mod state;
+mod templates;
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{delete, get, post};
+use mantle_site::{Service, Site};
+use tower_http::timeout::RequestBodyTimeoutLayer;
+
+pub use error::ApiError;
+pub use server::{HttpService, serve};
+pub use state::AppState;
+
+/// Registers the web front's item types (the HTTP service powerup).
+pub fn register(registry: &mut mantle_store::Registry) {
+    registry
+        .register::<HttpService>()
+        .provide::<HttpService, dyn Service>(|s| Box::new(s));
+}
+
+/// The router for `site`, with its limits applied.
+pub fn router(site: Site) -> Router {
+    let http = site.config().http.clone();
+    let state = AppState::new(site);
+    routes()
+        .with_state(state)
+        .layer(DefaultBodyLimit::max(http.max_body_bytes))
+        .layer(RequestBodyTimeoutLayer::new(Duration::from_secs(
+            http.body_timeout_secs.max(1),
+        )))
+}
+
+/// The routes, before state and limits (for embedding in a larger router).
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/login", post(api::login))
+        .route("/api/logout", post(api::logout))
+        .route("/api/signup", post(api::signup))
+        .route("/api/me", get(api::me))
+        .route("/api/tokens", get(api::tokens))
+        .route("/api/tokens/{id}", delete(api::revoke_token))
+        .route("/api/slates", get(api::list_slates))
+        .route(
+            "/api/slates/{name}",
+            get(api::get_slate)
+                .put(api::put_slate)
+                .delete(api::delete_slate),
+        )
+        .route(
+            "/api/users/{login}/slates/{name}",
+            get(api::get_user_slate).put(api::put_user_slate),
+        )
+        .route("/health", get(api::health))
+        .route("/", get(pages::index))
+        .route("/login", get(pages::login_form).post(pages::login))
+        .route("/logout", post(pages::logout))
+        .route("/signup", get(pages::signup_form).post(pages::signup))
+        .route("/home", get(pages::home))
+        .route("/robots.txt", get(pages::robots))
+}

@@ -1,0 +1,73 @@
+//! Per-client-address rate limiting of login attempts.
+
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+use std::time::Duration;
+
+use governor::clock::{Clock, DefaultClock};
+use governor::{Quota, RateLimiter};
+
+use crate::error::ApiError;
+
+type Keyed =
+    RateLimiter<IpAddr, governor::state::keyed::DefaultKeyedStateStore<IpAddr>, DefaultClock>;
+
+/// Allows `per_minute` login attempts per client address, refilled evenly
+/// over the minute; past that, 429 with `Retry-After`.
+pub struct LoginLimiter {
+    limiter: Keyed,
+}
+
+impl LoginLimiter {
+    /// A limiter allowing `per_minute` attempts a minute per address.
+    pub fn new(per_minute: u32) -> Self {
+        let n = NonZeroU32::new(per_minute.max(1)).expect("max(1) is non-zero");
+        let period = Duration::from_secs(60) / n.get();
+        let quota = Quota::with_period(period)
+            .expect("period is non-zero")
+            .allow_burst(n);
+        Self {
+            limiter: RateLimiter::keyed(quota),
+        }
+    }
+
+    /// Counts an attempt from `ip`; an error answer if over the limit.
+    pub fn check(&self, ip: IpAddr) -> Result<(), ApiError> {
+        match self.limiter.check_key(&ip) {
+            Ok(()) => Ok(()),
+            Err(not_until) => {
+                let wait = not_until.wait_time_from(DefaultClock::default().now());
+                let mut e = ApiError::new(
+                    axum::http::StatusCode::TOO_MANY_REQUESTS,
+                    "too many login attempts; try again later",
+                );
+                e.retry_after = Some(wait.as_secs_f64().ceil() as u64);
+                Err(e)
+            }
+        }
+    }
+
+    /// Forgets addresses whose allowance is full again (bounded memory).
+    pub fn prune(&self) {
+        self.limiter.retain_recent();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limits_per_address_and_says_when_to_retry() {
+        let l = LoginLimiter::new(3);
+        let a: IpAddr = "127.0.0.1".parse().unwrap();
+        let b: IpAddr = "127.0.0.2".parse().unwrap();
+        for _ in 0..3 {
+            l.check(a).unwrap();
+        }
+        let e = l.check(a).unwrap_err();
+        assert_eq!(e.status, axum::http::StatusCode::TOO_MANY_REQUESTS);
+        assert!(e.retry_after.unwrap() >= 1);
+        l.check(b).unwrap();
+    }
+}

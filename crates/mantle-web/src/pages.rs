@@ -1,0 +1,296 @@
+//! Server-rendered pages: index, login, logout, signup, and a home page per
+//! user. Form posts are protected against cross-site request forgery with a
+//! double-submit token: a random `mantle_csrf` cookie whose value every form
+//! must repeat.
+
+use std::net::SocketAddr;
+
+use axum::Form;
+use axum::extract::rejection::FormRejection;
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use mantle_site::{SignupPolicy, SiteError};
+use minijinja::context;
+use serde::Deserialize;
+
+use crate::auth::{MaybeAuthenticated, TOKEN_COOKIE, cookie, presented_token, set_cookie};
+use crate::state::AppState;
+
+const CSRF_COOKIE: &str = "mantle_csrf";
+
+/// The request's CSRF token, and a `Set-Cookie` if it had none.
+fn csrf_token(headers: &HeaderMap, state: &AppState) -> (String, Option<axum::http::HeaderValue>) {
+    match cookie(headers, CSRF_COOKIE) {
+        Some(t) if t.len() == 43 => (t.to_string(), None),
+        _ => {
+            let mut bytes = [0u8; 32];
+            // Without randomness the form simply fails its check later.
+            let _ = getrandom::fill(&mut bytes);
+            use base64::Engine;
+            let t = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+            let c = set_cookie(CSRF_COOKIE, &t, 86_400 * 7, state.secure_cookies(), true);
+            (t, Some(c))
+        }
+    }
+}
+
+/// Whether a posted form repeats the CSRF cookie.
+fn csrf_ok(headers: &HeaderMap, posted: &str) -> bool {
+    match cookie(headers, CSRF_COOKIE) {
+        Some(c) if c.len() == 43 => {
+            // Constant-time comparison of equal-length strings.
+            c.len() == posted.len()
+                && c.bytes()
+                    .zip(posted.bytes())
+                    .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                    == 0
+        }
+        _ => false,
+    }
+}
+
+fn page(
+    state: &AppState,
+    headers: &HeaderMap,
+    status: StatusCode,
+    name: &str,
+    ctx: minijinja::Value,
+) -> Response {
+    let (csrf, set) = csrf_token(headers, state);
+    let ctx = context! {
+        csrf => csrf,
+        site_domain => state.site.config().domain.clone(),
+        signup_open => state.site.config().signup.policy != SignupPolicy::Admin,
+        invite_needed => state.site.config().signup.policy == SignupPolicy::Invite,
+        ..ctx
+    };
+    match state.templates.render(name, ctx) {
+        Ok(html) => {
+            let mut r = (status, Html(html)).into_response();
+            if let Some(c) = set {
+                r.headers_mut().append(header::SET_COOKIE, c);
+            }
+            r
+        }
+        Err(e) => {
+            tracing::error!(template = name, error = %e, "template failed");
+            (StatusCode::INTERNAL_SERVER_ERROR, "page failed to render").into_response()
+        }
+    }
+}
+
+fn forbidden_form() -> Response {
+    (
+        StatusCode::FORBIDDEN,
+        Html("<p>This form has expired or did not come from this site. Go back, reload the page and try again.</p>"),
+    )
+        .into_response()
+}
+
+/// `GET /`: the index, or the user's home when logged in.
+pub async fn index(
+    State(state): State<AppState>,
+    MaybeAuthenticated(me): MaybeAuthenticated,
+    headers: HeaderMap,
+) -> Response {
+    if me.is_some() {
+        return Redirect::to("/home").into_response();
+    }
+    page(&state, &headers, StatusCode::OK, "index.html", context! {})
+}
+
+/// `GET /login`.
+pub async fn login_form(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    page(
+        &state,
+        &headers,
+        StatusCode::OK,
+        "login.html",
+        context! { username => "" },
+    )
+}
+
+#[derive(Deserialize)]
+pub struct LoginForm {
+    #[serde(default)]
+    csrf: String,
+    username: String,
+    password: String,
+    #[serde(default)]
+    invite: Option<String>,
+}
+
+/// `POST /login`.
+pub async fn login(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    form: Result<Form<LoginForm>, FormRejection>,
+) -> Response {
+    let Ok(Form(form)) = form else {
+        return (StatusCode::BAD_REQUEST, "malformed form").into_response();
+    };
+    if !csrf_ok(&headers, &form.csrf) {
+        return forbidden_form();
+    }
+    if let Err(e) = state.limiter.check(peer.ip()) {
+        return e.into_response();
+    }
+    match state
+        .site
+        .login(&form.username, &form.password, "web login")
+        .await
+    {
+        Ok(issued) => logged_in(&state, &issued.token),
+        Err(e) => form_error(&state, &headers, "login.html", &form.username, e),
+    }
+}
+
+fn logged_in(state: &AppState, token: &str) -> Response {
+    let max_age = state.site.config().token_ttl().as_secs() as i64;
+    let mut r = Redirect::to("/home").into_response();
+    r.headers_mut().insert(
+        header::SET_COOKIE,
+        set_cookie(TOKEN_COOKIE, token, max_age, state.secure_cookies(), true),
+    );
+    r
+}
+
+fn form_error(
+    state: &AppState,
+    headers: &HeaderMap,
+    template: &str,
+    username: &str,
+    e: SiteError,
+) -> Response {
+    let api: crate::error::ApiError = e.into();
+    page(
+        state,
+        headers,
+        api.status,
+        template,
+        context! { error => api.message, username => username },
+    )
+}
+
+#[derive(Deserialize)]
+pub struct CsrfOnly {
+    #[serde(default)]
+    csrf: String,
+}
+
+/// `POST /logout`: revokes the cookie's token.
+pub async fn logout(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    form: Result<Form<CsrfOnly>, FormRejection>,
+) -> Response {
+    let Ok(Form(form)) = form else {
+        return (StatusCode::BAD_REQUEST, "malformed form").into_response();
+    };
+    if !csrf_ok(&headers, &form.csrf) {
+        return forbidden_form();
+    }
+    if let Some(token) = presented_token(&headers)
+        && let Err(e) = state.site.logout(token).await
+    {
+        return crate::error::ApiError::from(e).into_response();
+    }
+    let mut r = Redirect::to("/login").into_response();
+    r.headers_mut().insert(
+        header::SET_COOKIE,
+        set_cookie(TOKEN_COOKIE, "", 0, state.secure_cookies(), true),
+    );
+    r
+}
+
+/// `GET /signup`.
+pub async fn signup_form(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    page(
+        &state,
+        &headers,
+        StatusCode::OK,
+        "signup.html",
+        context! { username => "" },
+    )
+}
+
+/// `POST /signup`: creates the account and logs in.
+pub async fn signup(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    form: Result<Form<LoginForm>, FormRejection>,
+) -> Response {
+    let Ok(Form(form)) = form else {
+        return (StatusCode::BAD_REQUEST, "malformed form").into_response();
+    };
+    if !csrf_ok(&headers, &form.csrf) {
+        return forbidden_form();
+    }
+    if let Err(e) = state.limiter.check(peer.ip()) {
+        return e.into_response();
+    }
+    let created = state
+        .site
+        .signup(&form.username, &form.password, form.invite.as_deref())
+        .await;
+    let result = match created {
+        Ok(info) => state.site.issue_token(info.id, "web signup").await,
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(issued) => logged_in(&state, &issued.token),
+        Err(e) => form_error(&state, &headers, "signup.html", &form.username, e),
+    }
+}
+
+/// `GET /home`: the user's home page.
+pub async fn home(
+    State(state): State<AppState>,
+    MaybeAuthenticated(me): MaybeAuthenticated,
+    headers: HeaderMap,
+) -> Response {
+    let Some(me) = me else {
+        return Redirect::to("/login").into_response();
+    };
+    let loaded = async {
+        let info = state.site.account_by_id(me.account).await?;
+        let slates = state.site.slate_names(me.account).await?;
+        let tokens = state.site.tokens(me.account).await?;
+        Ok::<_, SiteError>((info, slates, tokens))
+    }
+    .await;
+    match loaded {
+        Ok((info, slates, tokens)) => {
+            let tokens: Vec<_> = tokens
+                .into_iter()
+                .map(|t| {
+                    context! {
+                        created => t.created.to_string(),
+                        last_used => t.last_used.to_string(),
+                        expires => t.expires.to_string(),
+                        label => t.label,
+                    }
+                })
+                .collect();
+            page(
+                &state,
+                &headers,
+                StatusCode::OK,
+                "home.html",
+                context! { user => info, slates => slates, tokens => tokens },
+            )
+        }
+        Err(e) => crate::error::ApiError::from(e).into_response(),
+    }
+}
+
+/// `GET /robots.txt`: crawlers may index pages, not the API.
+pub async fn robots() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        "User-agent: *\nDisallow: /api/\nDisallow: /home\n",
+    )
+}

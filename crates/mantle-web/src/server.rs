@@ -1,0 +1,128 @@
+//! The HTTP service: binds the configured address and serves the router
+//! with header and body time-outs, a connection cap and graceful shutdown.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use futures::future::BoxFuture;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use mantle_site::{RunningService, Service, Site, SiteError};
+use mantle_store::Item;
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, oneshot};
+use tower::ServiceExt;
+
+/// Connections served at once; more wait in the listen backlog.
+const MAX_CONNECTIONS: usize = 10_000;
+/// How long in-flight requests get to finish at shutdown.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// The HTTP front, installed in the site store as a [`Service`] powerup.
+/// Its address and limits come from the site configuration (`[http]`).
+#[derive(Item, Debug, Clone, PartialEq)]
+#[item(name = "mantle_http_service", version = 1)]
+pub struct HttpService {
+    /// A label for operators.
+    pub label: String,
+}
+
+impl Service for HttpService {
+    fn start(&self, site: Site) -> BoxFuture<'static, mantle_site::Result<RunningService>> {
+        Box::pin(async move {
+            let addr = site.config().http.listen;
+            let listener = TcpListener::bind(addr)
+                .await
+                .map_err(|e| SiteError::Config(format!("cannot listen on {addr}: {e}")))?;
+            let local = listener
+                .local_addr()
+                .map_err(|e| SiteError::Config(format!("listener address: {e}")))?;
+            let (stop, stopped) = oneshot::channel();
+            let router = crate::router(site.clone());
+            let header_timeout = Duration::from_secs(site.config().http.header_timeout_secs.max(1));
+            let done = tokio::spawn(serve(listener, router, header_timeout, async {
+                let _ = stopped.await;
+            }));
+            Ok(RunningService::new(
+                "http",
+                Some(format!("http://{local}")),
+                stop,
+                done,
+            ))
+        })
+    }
+}
+
+/// Serves `router` on `listener` until `shutdown` resolves, then lets
+/// in-flight requests finish (up to a grace period).
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    header_timeout: Duration,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    let mut make = router.into_make_service_with_connect_info::<SocketAddr>();
+    let graceful = GracefulShutdown::new();
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_timeout);
+    tokio::pin!(shutdown);
+    loop {
+        let permit = tokio::select! {
+            _ = &mut shutdown => break,
+            p = slots.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
+        };
+        let (stream, peer) = tokio::select! {
+            _ = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of descriptors and the like: pause, don't spin.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let Ok(svc) = make.call_ready(peer).await;
+        let svc = hyper::service::service_fn(move |req| svc.clone().oneshot(req));
+        let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
+        let conn = graceful.watch(conn.into_owned());
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(peer = %peer, error = %e, "connection ended with an error");
+            }
+            drop(permit);
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("some connections did not finish within the shutdown grace period");
+    }
+}
+
+trait CallReady<T> {
+    type Svc;
+    async fn call_ready(&mut self, target: T) -> Result<Self::Svc, std::convert::Infallible>;
+}
+
+impl<M, T> CallReady<T> for M
+where
+    M: tower::Service<T, Error = std::convert::Infallible>,
+{
+    type Svc = M::Response;
+    async fn call_ready(&mut self, target: T) -> Result<M::Response, std::convert::Infallible> {
+        std::future::poll_fn(|cx| self.poll_ready(cx)).await?;
+        self.call(target).await
+    }
+}

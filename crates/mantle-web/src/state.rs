@@ -1,0 +1,39 @@
+//! What every handler shares.
+
+use std::sync::Arc;
+
+use mantle_site::Site;
+
+use crate::limits::LoginLimiter;
+use crate::templates::Templates;
+
+/// The state behind the router.
+#[derive(Clone)]
+pub struct AppState {
+    /// The site served.
+    pub site: Site,
+    /// Login attempt limits.
+    pub limiter: Arc<LoginLimiter>,
+    /// Page templates.
+    pub templates: Arc<Templates>,
+}
+
+impl AppState {
+    /// State for serving `site`.
+    pub fn new(site: Site) -> Self {
+        let limiter = Arc::new(LoginLimiter::new(
+            site.config().auth.login_attempts_per_minute,
+        ));
+        let templates = Arc::new(Templates::new(site.dir().join("templates")));
+        Self {
+            site,
+            limiter,
+            templates,
+        }
+    }
+
+    /// Whether cookies must be `Secure`.
+    pub fn secure_cookies(&self) -> bool {
+        self.site.config().http.behind_tls
+    }
+}

@@ -1,0 +1,154 @@
+//! `mantle init`, `mantle serve`, `mantle demo`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use mantle_site::{Site, SiteConfig};
+use mantle_web::HttpService;
+
+use crate::error::CliError;
+use crate::programs;
+
+pub async fn init(
+    dir: PathBuf,
+    domain: String,
+    http: SocketAddr,
+    signup: String,
+) -> Result<u8, CliError> {
+    let mut config = SiteConfig {
+        domain,
+        ..SiteConfig::default()
+    };
+    config.http.listen = http;
+    config.signup.policy = signup.parse()?;
+    let site = create(&dir, config).await?;
+    site.close().await;
+    println!("created a site in {}", dir.display());
+    println!("  add a user:  mantle user add {} alice", dir.display());
+    println!("  serve it:    mantle serve {}", dir.display());
+    Ok(0)
+}
+
+async fn create(dir: &std::path::Path, config: SiteConfig) -> Result<Site, CliError> {
+    let site = programs::site(dir).init(config).await?;
+    site.install_service(HttpService {
+        label: "web".into(),
+    })
+    .await?;
+    Ok(site)
+}
+
+pub async fn serve(dir: PathBuf, http: Option<SocketAddr>) -> Result<u8, CliError> {
+    let mut config = SiteConfig::load(&dir)?;
+    if let Some(addr) = http {
+        config.http.listen = addr;
+    }
+    let site = programs::site(&dir).config(config).open().await?;
+    run_until_signal(&site).await
+}
+
+/// Starts the site's services, says where they listen, and stops them
+/// gracefully at SIGINT / SIGTERM.
+async fn run_until_signal(site: &Site) -> Result<u8, CliError> {
+    let started = match site.start().await {
+        Ok(s) => s,
+        Err(e) => {
+            site.close().await;
+            return Err(e.into());
+        }
+    };
+    for (name, address) in &started {
+        match address {
+            Some(a) => eprintln!("mantle: {name} listening on {a}"),
+            None => eprintln!("mantle: {name} started"),
+        }
+    }
+    if started.is_empty() {
+        eprintln!("mantle: warning: no services installed; nothing to serve");
+    }
+    wait_for_signal().await;
+    eprintln!("mantle: shutting down");
+    site.close().await;
+    Ok(0)
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).ok();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = async {
+            match term.as_mut() {
+                Some(t) => { t.recv().await; }
+                None => std::future::pending::<()>().await,
+            }
+        } => {}
+    }
+}
+
+pub async fn demo(dir: Option<PathBuf>, http: SocketAddr) -> Result<u8, CliError> {
+    let temp;
+    let dir = match dir {
+        Some(d) => d,
+        None => {
+            temp = tempfile::Builder::new()
+                .prefix("mantle-demo-")
+                .tempdir()
+                .map_err(|e| {
+                    CliError::Message(format!("cannot make a temporary directory: {e}"))
+                })?;
+            temp.path().to_path_buf()
+        }
+    };
+    let site = if dir.join(mantle_site::SITE_STORE).exists() {
+        programs::site(&dir).open().await?
+    } else {
+        let mut config = SiteConfig::default();
+        config.http.listen = http;
+        config.signup.policy = mantle_site::SignupPolicy::Open;
+        create(&dir, config).await?
+    };
+    let password = demo_password()?;
+    match site.account("demo").await {
+        Ok(_) => site.set_password("demo", &password).await?,
+        Err(mantle_site::SiteError::NoSuchAccount(_)) => {
+            site.create_account("demo", &password, true).await?;
+        }
+        Err(e) => return Err(e.into()),
+    }
+    let shown = site.config().http.listen;
+    println!("Mantle demo site in {}", dir.display());
+    println!("  open:      http://{shown}/");
+    println!("  login:     demo@{}", site.config().domain);
+    println!("  password:  {password}");
+    println!(
+        "  API:       curl -s -X POST http://{shown}/api/login -H 'content-type: application/json' \\"
+    );
+    println!(
+        "               -d '{{\"username\":\"demo@{}\",\"password\":\"{password}\"}}'",
+        site.config().domain
+    );
+    println!("Stop with Ctrl-C.");
+    run_until_signal(&site).await
+}
+
+/// A fresh random password for the demo user (shown once).
+fn demo_password() -> Result<String, CliError> {
+    const WORDS: &[&str] = &[
+        "amber", "basil", "cedar", "delta", "ember", "fjord", "grove", "harbor", "indigo",
+        "juniper", "kestrel", "lumen", "meadow", "nectar", "orbit", "pebble", "quartz", "river",
+        "sable", "tundra",
+    ];
+    let mut bytes = [0u8; 4];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes))
+        .map_err(|e| CliError::Message(format!("no randomness available: {e}")))?;
+    let pick = |b: u8| WORDS[b as usize % WORDS.len()];
+    Ok(format!(
+        "{}-{}-{}-{}",
+        pick(bytes[0]),
+        pick(bytes[1]),
+        pick(bytes[2]),
+        bytes[3] % 100
+    ))
+}

@@ -1,0 +1,139 @@
+//! `mantle user …`: manage accounts from the command line.
+
+use std::io::{BufRead, IsTerminal, Write};
+
+use crate::cli::UserCommand;
+use crate::error::CliError;
+use crate::programs;
+
+pub async fn run(cmd: UserCommand) -> Result<u8, CliError> {
+    match cmd {
+        UserCommand::Add { dir, login, admin } => {
+            let password = read_new_password(&login)?;
+            let site = programs::site(&dir).open().await?;
+            let result = site.create_account(&login, &password, admin).await;
+            site.close().await;
+            let info = result?;
+            println!(
+                "created {}{}",
+                info.primary,
+                if admin { " (admin)" } else { "" }
+            );
+        }
+        UserCommand::List { dir, json } => {
+            let site = programs::site(&dir).open().await?;
+            let result = site.accounts().await;
+            site.close().await;
+            let accounts = result?;
+            if json {
+                let text = serde_json::to_string_pretty(&accounts)
+                    .map_err(|e| CliError::Message(format!("cannot encode: {e}")))?;
+                println!("{text}");
+            } else {
+                println!("{:<40} {:<9} {:<6} STORE", "LOGIN", "STATE", "ADMIN");
+                for a in accounts {
+                    println!(
+                        "{:<40} {:<9} {:<6} {}",
+                        a.primary,
+                        if a.disabled { "disabled" } else { "active" },
+                        if a.admin { "yes" } else { "no" },
+                        a.store
+                    );
+                }
+            }
+        }
+        UserCommand::Disable { dir, login } => set_disabled(dir, &login, true).await?,
+        UserCommand::Enable { dir, login } => set_disabled(dir, &login, false).await?,
+        UserCommand::Passwd { dir, login } => {
+            let password = read_new_password(&login)?;
+            let site = programs::site(&dir).open().await?;
+            let result = site.set_password(&login, &password).await;
+            site.close().await;
+            result?;
+            println!("password changed for {login}; its tokens were revoked");
+        }
+        UserCommand::Delete {
+            dir,
+            login,
+            purge_store,
+            yes,
+        } => {
+            if purge_store && !yes && !confirm_purge(&login)? {
+                return Err(CliError::Message(
+                    "not confirmed; nothing deleted (use --yes to confirm without asking)".into(),
+                ));
+            }
+            let site = programs::site(&dir).open().await?;
+            let result = site.delete_account(&login, purge_store).await;
+            site.close().await;
+            let file = result?;
+            if purge_store {
+                println!("deleted {login} and its user store");
+            } else {
+                println!(
+                    "deleted {login}; its user store is kept at {}",
+                    file.display()
+                );
+            }
+        }
+        UserCommand::Invite { dir } => {
+            let site = programs::site(&dir).open().await?;
+            let result = site.create_invite().await;
+            site.close().await;
+            println!("{}", result?);
+        }
+    }
+    Ok(0)
+}
+
+async fn set_disabled(
+    dir: std::path::PathBuf,
+    login: &str,
+    disabled: bool,
+) -> Result<(), CliError> {
+    let site = programs::site(&dir).open().await?;
+    let result = site.set_disabled(login, disabled).await;
+    site.close().await;
+    result?;
+    println!("{login} {}", if disabled { "disabled" } else { "enabled" });
+    Ok(())
+}
+
+/// A new password: one line from standard input when it is not a
+/// terminal (scripts), else prompted twice without echo.
+fn read_new_password(login: &str) -> Result<String, CliError> {
+    let stdin = std::io::stdin();
+    if !stdin.is_terminal() {
+        let mut line = String::new();
+        stdin.lock().read_line(&mut line).map_err(|e| {
+            CliError::Message(format!("cannot read the password from standard input: {e}"))
+        })?;
+        let pw = line.trim_end_matches(['\n', '\r']).to_string();
+        if pw.is_empty() {
+            return Err(CliError::Message("no password on standard input".into()));
+        }
+        return Ok(pw);
+    }
+    let first = rpassword::prompt_password(format!("Password for {login}: "))
+        .map_err(|e| CliError::Message(format!("cannot read the password: {e}")))?;
+    let second = rpassword::prompt_password("Again: ")
+        .map_err(|e| CliError::Message(format!("cannot read the password: {e}")))?;
+    if first != second {
+        return Err(CliError::Message("the passwords differ".into()));
+    }
+    Ok(first)
+}
+
+fn confirm_purge(login: &str) -> Result<bool, CliError> {
+    if !std::io::stdin().is_terminal() {
+        return Ok(false);
+    }
+    print!("This deletes all data of {login}. Type the login to confirm: ");
+    std::io::stdout().flush().ok();
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .map_err(|e| CliError::Message(format!("cannot read confirmation: {e}")))?;
+    Ok(line.trim() == login)
+}
