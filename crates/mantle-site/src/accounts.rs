@@ -290,7 +290,7 @@ impl Site {
         delete_store: bool,
     ) -> Result<std::path::PathBuf> {
         let address = self.address(login)?;
-        let sub = self
+        let (account, sub) = self
             .site_store()
             .transact(move |tx| {
                 let acc = find(tx, &address)?;
@@ -299,9 +299,10 @@ impl Site {
                 if let Some(s) = &sub {
                     tx.delete(s.id())?;
                 }
-                Ok::<_, SiteError>(sub.map(Stored::into_inner))
+                Ok::<_, SiteError>((acc.id(), sub.map(Stored::into_inner)))
             })
             .await?;
+        self.inner.store_files.lock().remove(&account);
         let Some(sub) = sub else {
             return Ok(std::path::PathBuf::new());
         };

@@ -1,5 +1,6 @@
 //! `Site`: one node's site directory, its stores and its services.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -112,6 +113,7 @@ impl SiteBuilder {
                 site_store,
                 users,
                 services: Mutex::new(Vec::new()),
+                store_files: Mutex::new(HashMap::new()),
             }),
         })
     }
@@ -132,6 +134,10 @@ pub(crate) struct SiteInner {
     pub(crate) site_store: Store,
     pub(crate) users: StoreCache,
     services: Mutex<Vec<RunningService>>,
+    /// Account → user store file. A store's file never changes once the
+    /// account exists, so this only grows, and shrinks on deletion; it
+    /// saves a site store read on every request.
+    pub(crate) store_files: Mutex<HashMap<Id<Account>, PathBuf>>,
 }
 
 impl std::fmt::Debug for Site {

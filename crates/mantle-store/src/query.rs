@@ -76,7 +76,10 @@ impl Expr {
         match self {
             Expr::Cmp(col, op, v) => {
                 params.push(v.clone());
-                sql.push_str(&format!("\"{col}\" {} ?{}", op.sql(), params.len()));
+                // `IS NOT` rather than `<>`: a `None` attribute differs from
+                // every value.
+                let op = if *op == Op::Ne { "IS NOT" } else { op.sql() };
+                sql.push_str(&format!("\"{col}\" {op} ?{}", params.len()));
             }
             Expr::In(col, vs) => {
                 if vs.is_empty() {
@@ -122,9 +125,12 @@ impl Expr {
                 }
             }
             Expr::Not(e) => {
-                sql.push_str("NOT (");
+                // `NOT x` is NULL when x is NULL (a `None` attribute), which
+                // would drop the item from both `f` and `!f`; `IS NOT 1`
+                // keeps the two complementary.
+                sql.push('(');
                 e.write(sql, params)?;
-                sql.push(')');
+                sql.push_str(") IS NOT 1");
             }
             Expr::Invalid(reason) => {
                 return Err(Error::Encode {

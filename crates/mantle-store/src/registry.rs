@@ -36,6 +36,8 @@ pub(crate) struct TypeInfo {
     pub attrs: Vec<AttributeDef>,
     pub sql: TableSql,
     pub columns: String,
+    /// Whether any attribute is a reference (writes then check targets).
+    pub has_references: bool,
 }
 
 impl TypeInfo {
@@ -77,6 +79,9 @@ impl TypeInfo {
             version: T::VERSION,
             sql: TableSql::new(T::TYPE_NAME, T::VERSION, &attrs, &indexes),
             columns: schema::column_signature(&attrs),
+            has_references: attrs
+                .iter()
+                .any(|a| matches!(a.kind, Kind::Reference(_))),
             attrs,
         }
     }

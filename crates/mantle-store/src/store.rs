@@ -196,6 +196,9 @@ impl Drop for StoreInner {
     }
 }
 
+/// How long an open waits for another holder's writer lock to go.
+const LOCK_PATIENCE: Duration = Duration::from_secs(2);
+
 fn lock_path(path: &Path) -> PathBuf {
     let mut s = path.as_os_str().to_owned();
     s.push(".lock");
@@ -213,12 +216,24 @@ fn take_lock(path: &Path) -> Result<File> {
         .write(true)
         .open(&lp)
         .map_err(|e| Error::io(&lp, e))?;
-    match file.try_lock() {
-        Ok(()) => Ok(file),
-        Err(std::fs::TryLockError::WouldBlock) => Err(Error::Locked {
-            path: path.to_path_buf(),
-        }),
-        Err(std::fs::TryLockError::Error(e)) => Err(Error::io(lp, e)),
+    // A lock can outlive its holder for a moment: a store whose last handle
+    // was just dropped is closed by a pool thread, and a child process
+    // forked meanwhile holds the descriptor until it execs. Wait briefly
+    // before calling the store locked.
+    let deadline = std::time::Instant::now() + LOCK_PATIENCE;
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(file),
+            Err(std::fs::TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(Error::Locked {
+                    path: path.to_path_buf(),
+                });
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(Error::io(lp, e)),
+        }
     }
 }
 
@@ -498,10 +513,14 @@ where
         }
         Ok(Err(e)) => {
             let _ = txn.rollback();
+            // Tables created by the transaction are gone again; statements
+            // cached on them would fail with "no such table".
+            conn.flush_prepared_statement_cache();
             Err(e)
         }
         Err(panic) => {
             let _ = txn.rollback();
+            conn.flush_prepared_statement_cache();
             Err(E::from(Error::Panicked(panic_message(&panic))))
         }
     }

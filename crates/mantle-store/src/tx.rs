@@ -145,58 +145,81 @@ impl<'a> Tx<'a> {
 
     /// Stores a new item and returns its id.
     pub fn insert<T: Item>(&mut self, item: &T) -> Result<Id<T>> {
-        let info = self.registry.info::<T>()?;
-        let mut stmt = self.with_table(info, || self.conn().prepare_cached(&info.sql.insert))?;
-        item.bind(&mut Binder {
-            stmt: &mut stmt,
-            next: 1,
-        })?;
-        stmt.raw_execute()?;
-        let id = self.conn().last_insert_rowid();
-        self.check_references(info, id)?;
-        Ok(Id::from_raw(id))
+        let registry: &'a Registry = self.read.registry;
+        let info = registry.info::<T>()?;
+        self.checked(info, |tx| {
+            let mut stmt = tx.with_table(info, || tx.conn().prepare_cached(&info.sql.insert))?;
+            item.bind(&mut Binder {
+                stmt: &mut stmt,
+                next: 1,
+            })?;
+            stmt.raw_execute()?;
+            Ok(tx.conn().last_insert_rowid())
+        })
+        .map(Id::from_raw)
+    }
+
+    /// Runs a write of one item of `info`'s type, then checks its
+    /// references. A refused write leaves nothing behind (a savepoint),
+    /// even if the caller handles the error and commits. Types without
+    /// references skip the savepoint: there is nothing to refuse.
+    fn checked(&mut self, info: &TypeInfo, write: impl FnOnce(&mut Self) -> Result<i64>) -> Result<i64> {
+        if !info.has_references {
+            return write(self);
+        }
+        self.savepoint(|tx| {
+            let id = write(tx)?;
+            tx.check_references(info, id)?;
+            Ok(id)
+        })
     }
 
     /// Writes back a changed item. Fails with [`Error::Conflict`] if it
     /// changed since `item` was read; on success `item`'s revision advances.
     pub fn update<T: Item>(&mut self, item: &mut Stored<T>) -> Result<()> {
-        let info = self.registry.info::<T>()?;
+        let registry: &'a Registry = self.read.registry;
+        let info = registry.info::<T>()?;
         let n = info.attrs.len();
-        let changed = {
-            let mut stmt = match self.conn().prepare_cached(&info.sql.update) {
-                Ok(s) => s,
-                Err(e) if is_missing_table(&e) => {
-                    return Err(Error::NoSuchItem {
-                        type_name: T::TYPE_NAME,
-                        id: item.id.raw(),
-                    });
-                }
-                Err(e) => return Err(e.into()),
+        let (id, revision) = (item.id.raw(), item.revision);
+        let value = &item.value;
+        self.checked(info, |tx| {
+            let changed = {
+                let mut stmt = match tx.conn().prepare_cached(&info.sql.update) {
+                    Ok(s) => s,
+                    Err(e) if is_missing_table(&e) => {
+                        return Err(Error::NoSuchItem {
+                            type_name: T::TYPE_NAME,
+                            id,
+                        });
+                    }
+                    Err(e) => return Err(e.into()),
+                };
+                value.bind(&mut Binder {
+                    stmt: &mut stmt,
+                    next: 1,
+                })?;
+                stmt.raw_bind_parameter(n + 1, id)?;
+                stmt.raw_bind_parameter(n + 2, revision)?;
+                stmt.raw_execute()?
             };
-            item.value.bind(&mut Binder {
-                stmt: &mut stmt,
-                next: 1,
-            })?;
-            stmt.raw_bind_parameter(n + 1, item.id.raw())?;
-            stmt.raw_bind_parameter(n + 2, item.revision)?;
-            stmt.raw_execute()?
-        };
-        if changed == 0 {
-            return Err(match self.revision_of(info, item.id.raw())? {
-                Some(actual) => Error::Conflict {
-                    type_name: T::TYPE_NAME,
-                    id: item.id.raw(),
-                    expected: item.revision,
-                    actual,
-                },
-                None => Error::NoSuchItem {
-                    type_name: T::TYPE_NAME,
-                    id: item.id.raw(),
-                },
-            });
-        }
+            if changed == 0 {
+                return Err(match tx.revision_of(info, id)? {
+                    Some(actual) => Error::Conflict {
+                        type_name: T::TYPE_NAME,
+                        id,
+                        expected: revision,
+                        actual,
+                    },
+                    None => Error::NoSuchItem {
+                        type_name: T::TYPE_NAME,
+                        id,
+                    },
+                });
+            }
+            Ok(id)
+        })?;
         item.revision += 1;
-        self.check_references(info, item.id.raw())
+        Ok(())
     }
 
     fn revision_of(&self, info: &TypeInfo, id: i64) -> Result<Option<i64>> {
@@ -309,7 +332,8 @@ impl<'a> Tx<'a> {
         filter: Filter<T>,
         set: impl IntoIterator<Item = Assignment<T>>,
     ) -> Result<usize> {
-        let info = self.registry.info::<T>()?;
+        let registry: &'a Registry = self.read.registry;
+        let info = registry.info::<T>()?;
         let mut params: Vec<Value> = Vec::new();
         let mut sets = vec!["_rev = _rev + 1".to_string()];
         let mut reference_changed = false;
@@ -325,29 +349,32 @@ impl<'a> Tx<'a> {
                 .iter()
                 .any(|d| d.name == a.column && matches!(d.kind, Kind::Reference(_)));
         }
-        let ids = if reference_changed {
-            Some(self.query::<T>().filter(filter.clone()).ids()?)
-        } else {
-            None
-        };
         let cond = filter.to_sql(&mut params)?;
         let sql = format!(
             "UPDATE \"{}\" SET {} WHERE {cond}",
             info.sql.table,
             sets.join(", ")
         );
-        let n = match self
-            .conn()
-            .execute(&sql, rusqlite::params_from_iter(params))
-        {
-            Ok(n) => n,
-            Err(e) if is_missing_table(&e) => 0,
-            Err(e) => return Err(e.into()),
+        let run = |tx: &mut Self| -> Result<usize> {
+            match tx.conn().execute(&sql, rusqlite::params_from_iter(params)) {
+                Ok(n) => Ok(n),
+                Err(e) if is_missing_table(&e) => Ok(0),
+                Err(e) => Err(e.into()),
+            }
         };
-        for id in ids.into_iter().flatten() {
-            self.check_references(info, id.raw())?;
+        if !reference_changed {
+            return run(self);
         }
-        Ok(n)
+        // A new reference value may dangle: check each changed item, and
+        // undo the whole update if one does.
+        let ids = self.query::<T>().filter(filter).ids()?;
+        self.savepoint(|tx| {
+            let n = run(tx)?;
+            for id in ids {
+                tx.check_references(info, id.raw())?;
+            }
+            Ok(n)
+        })
     }
 
     /// The one item matching `filter`, or a new one made by `make` and
@@ -381,6 +408,9 @@ impl<'a> Tx<'a> {
             Err(e) => {
                 self.conn()
                     .execute_batch("ROLLBACK TO mantle_op; RELEASE mantle_op")?;
+                // A table made inside the savepoint is gone again; cached
+                // statements on it would fail with "no such table".
+                self.conn().flush_prepared_statement_cache();
                 Err(e)
             }
         }
