@@ -7,7 +7,7 @@ use crate::address::Address;
 use crate::auth::{digest, hash_password, new_secret};
 use crate::config::SignupPolicy;
 use crate::items::{Account, AuthToken, Invite, LoginMethod};
-use crate::site::{Site, user_store_name, user_store_path};
+use crate::site::{Site, user_store_path};
 use crate::{Result, SiteError};
 
 /// An account as listed to operators and its owner.
@@ -149,7 +149,7 @@ impl Site {
                     n += 1;
                     path = user_store_path(&format!("{address}-{n}"));
                 }
-                let user_store = tx.insert(&SubStore::new(user_store_name(&address), path))?;
+                let user_store = tx.insert(&SubStore::new("", path))?;
                 let account = tx.insert(&Account {
                     password_hash,
                     disabled: false,
@@ -157,6 +157,10 @@ impl Site {
                     created: Timestamp::now(),
                     user_store,
                 })?;
+                // The store's message address: stable across login changes.
+                let mut sub = tx.get(user_store)?.expect("inserted above");
+                sub.name = format!("account:{}", account.raw());
+                tx.update(&mut sub)?;
                 tx.insert(&LoginMethod {
                     account,
                     address,
@@ -227,7 +231,7 @@ impl Site {
     }
 
     /// Disables or enables an account. Disabling takes effect at once: its
-    /// tokens stop working at their next use.
+    /// tokens are revoked (enabling it later does not revive them).
     pub async fn set_disabled(&self, login: &str, disabled: bool) -> Result<()> {
         let address = self.address(login)?;
         self.site_store()
@@ -236,6 +240,10 @@ impl Site {
                 if acc.disabled != disabled {
                     acc.disabled = disabled;
                     tx.update(&mut acc)?;
+                }
+                if disabled {
+                    // Re-enabling must not revive old logins.
+                    tx.delete_where(AuthToken::ACCOUNT.eq(acc.id()))?;
                 }
                 Ok(())
             })

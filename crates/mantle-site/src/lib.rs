@@ -40,7 +40,9 @@ mod address;
 mod auth;
 mod config;
 mod error;
+mod fanout;
 mod items;
+mod messaging;
 mod service;
 mod site;
 mod slates;
@@ -52,7 +54,12 @@ pub use config::{
     AuthConfig, CONFIG_FILE, HttpConfig, SignupConfig, SignupPolicy, SiteConfig, StoresConfig,
 };
 pub use error::{Result, SiteError};
+pub use fanout::{FanoutResult, sum_results};
 pub use items::{Account, AuthToken, Invite, LoginMethod, Slate, TokenSweeper};
+pub use messaging::{
+    Envelope, Message, MessageHandlers, MessageId, MessageRegistration, Receipt, Refusal,
+    SendMessage,
+};
 pub use service::{RunningService, Service};
-pub use site::{Registration, SITE_STORE, Site, SiteBuilder, register};
+pub use site::{Extensions, Registration, SITE_STORE, Site, SiteBuilder, register};
 pub use slates::{Expect, SlateDoc, check_slate_name};

@@ -8,8 +8,12 @@ use std::time::Duration;
 use mantle_store::{Id, Registry, Store, StoreCache, StoreConfig, Target, Timestamp};
 use parking_lot::Mutex;
 
+use futures::StreamExt;
+use mantle_store::SubStore;
+
 use crate::config::SiteConfig;
 use crate::items::{Account, AuthToken, Invite, LoginMethod, Slate, TokenSweeper};
+use crate::messaging::{self, MessageHandlers, MessageRegistration, SiteLink};
 use crate::service::{RunningService, Service};
 use crate::{Result, SiteError};
 
@@ -32,14 +36,61 @@ pub type Registration = fn(&mut Registry);
 pub struct SiteBuilder {
     dir: PathBuf,
     registrations: Vec<Registration>,
+    messages: Vec<MessageRegistration>,
+    apps: Vec<String>,
+    extensions: Extensions,
     config: Option<SiteConfig>,
     creating: bool,
+}
+
+/// Values that upper layers attach to a site (the web front's extra
+/// routes, say), keyed by type, so the site need not know their types.
+#[derive(Default)]
+pub struct Extensions(HashMap<std::any::TypeId, Box<dyn std::any::Any + Send + Sync>>);
+
+impl Extensions {
+    /// The value of type `T`, if one was attached.
+    pub fn get<T: Send + Sync + 'static>(&self) -> Option<&T> {
+        self.0
+            .get(&std::any::TypeId::of::<T>())
+            .and_then(|b| b.downcast_ref())
+    }
+    /// The value of type `T`, attached now (default) if missing.
+    pub fn get_or_default<T: Default + Send + Sync + 'static>(&mut self) -> &mut T {
+        self.0
+            .entry(std::any::TypeId::of::<T>())
+            .or_insert_with(|| Box::new(T::default()))
+            .downcast_mut()
+            .expect("keyed by its own type")
+    }
 }
 
 impl SiteBuilder {
     /// Adds types to the registry shared by the site's stores.
     pub fn with(mut self, registration: Registration) -> Self {
         self.registrations.push(registration);
+        self
+    }
+
+    /// Adds message handlers (see [`MessageHandlers`]).
+    pub fn messages(mut self, registration: MessageRegistration) -> Self {
+        self.messages.push(registration);
+        self
+    }
+
+    /// Declares an offering's app store, addressed as `app:NAME` (made on
+    /// first open).
+    pub fn app(mut self, name: &str) -> Self {
+        self.apps.push(name.to_string());
+        self
+    }
+
+    /// Attaches a value for upper layers; see [`Site::extension`].
+    pub fn extension<T: Send + Sync + 'static>(mut self, f: impl FnOnce(&mut T)) -> Self
+    where
+        T: Default,
+    {
+        f(self.extensions.get_or_default::<T>());
         self
     }
 
@@ -86,27 +137,57 @@ impl SiteBuilder {
             None => SiteConfig::load(&self.dir)?,
         };
         mantle_store::raise_open_file_limit().ok();
-        let store_config = StoreConfig::new(self.registry()).durability(config.durability()?);
+        let mut handlers = MessageHandlers::default();
+        for m in &self.messages {
+            m(&mut handlers);
+        }
+        let link = SiteLink::default();
+        let store_config = messaging::install(
+            StoreConfig::new(self.registry()).durability(config.durability()?),
+            link.clone(),
+            Arc::new(handlers),
+        );
         let site_store = Store::open(&store_file, &store_config).await?;
         let users = StoreCache::new(store_config.clone(), config.stores.cache_capacity);
         let interval = Duration::from_secs(config.auth.sweep_interval_secs.max(1));
         site_store
             .transact(move |tx| {
-                if tx.query::<TokenSweeper>().exists()? {
-                    return Ok(());
+                // The schedule is persistent, but its interval comes from
+                // the configuration, which may have changed since: replace
+                // the sweeper (deleting it drops its schedule) so the
+                // configured interval is the one in force. A reopened site
+                // sweeps at once, so restarts never postpone sweeping.
+                let now = Timestamp::now();
+                let mut swept = 0;
+                let mut first = now + interval;
+                for old in tx.query::<TokenSweeper>().all()? {
+                    swept += old.swept;
+                    first = now;
+                    tx.delete(old.id())?;
                 }
-                let sweeper = tx.insert(&TokenSweeper { swept: 0 })?;
-                tx.schedule(
-                    sweeper,
-                    "sweep",
-                    Timestamp::now() + interval,
-                    Some(interval),
-                )?;
+                let sweeper = tx.insert(&TokenSweeper { swept })?;
+                tx.schedule(sweeper, "sweep", first, Some(interval))?;
+                Ok::<_, SiteError>(())
+            })
+            .await?;
+        let apps = self.apps.clone();
+        site_store
+            .transact(move |tx| {
+                for app in apps {
+                    let name = format!("app:{app}");
+                    if !tx
+                        .query::<SubStore>()
+                        .filter(SubStore::NAME.eq(name.as_str()))
+                        .exists()?
+                    {
+                        tx.insert(&SubStore::new(name, format!("apps/{app}.store")))?;
+                    }
+                }
                 Ok::<_, SiteError>(())
             })
             .await?;
         let dir = std::path::absolute(&self.dir).map_err(|e| SiteError::io(&self.dir, e))?;
-        Ok(Site {
+        let site = Site {
             inner: Arc::new(SiteInner {
                 dir,
                 config,
@@ -114,8 +195,13 @@ impl SiteBuilder {
                 users,
                 services: Mutex::new(Vec::new()),
                 store_files: Mutex::new(HashMap::new()),
+                addresses: Mutex::new(HashMap::new()),
+                extensions: self.extensions,
+                sweep: Mutex::new(None),
             }),
-        })
+        };
+        link.set(&site);
+        Ok(site)
     }
 }
 
@@ -138,6 +224,11 @@ pub(crate) struct SiteInner {
     /// account exists, so this only grows, and shrinks on deletion; it
     /// saves a site store read on every request.
     pub(crate) store_files: Mutex<HashMap<Id<Account>, PathBuf>>,
+    /// Store file → its message address (`account:ID`, `app:NAME`).
+    addresses: Mutex<HashMap<PathBuf, String>>,
+    extensions: Extensions,
+    /// The start-up sweep that wakes stores with work left from before.
+    sweep: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 impl std::fmt::Debug for Site {
@@ -154,6 +245,9 @@ impl Site {
         SiteBuilder {
             dir: dir.as_ref().to_path_buf(),
             registrations: Vec::new(),
+            messages: Vec::new(),
+            apps: Vec::new(),
+            extensions: Extensions::default(),
             config: None,
             creating: false,
         }
@@ -181,18 +275,67 @@ impl Site {
 
     /// The user store of an account.
     pub async fn user_store(&self, account: Id<Account>) -> Result<Store> {
+        let known = self.inner.store_files.lock().get(&account).cloned();
+        if let Some(file) = known {
+            return Ok(self.inner.users.get(file).await?);
+        }
         let sub = self
             .inner
             .site_store
             .read(move |r| {
-                let acc = r
-                    .get(account)?
-                    .ok_or(SiteError::NoSuchAccount(format!("#{}", account.raw())))?;
-                r.get(acc.user_store)?
-                    .ok_or_else(|| SiteError::NoSuchAccount(format!("#{}", account.raw())))
+                let missing = || SiteError::NoSuchAccount(format!("#{}", account.raw()));
+                let acc = r.get(account)?.ok_or_else(missing)?;
+                r.get(acc.user_store)?.ok_or_else(missing)
             })
             .await?;
-        Ok(sub.open(&self.inner.site_store, &self.inner.users).await?)
+        let store = sub.open(&self.inner.site_store, &self.inner.users).await?;
+        let file = store.path().to_path_buf();
+        self.inner.store_files.lock().insert(account, file.clone());
+        self.inner
+            .addresses
+            .lock()
+            .insert(file, format!("account:{}", account.raw()));
+        Ok(store)
+    }
+
+    /// The message address of a store of this site.
+    pub(crate) async fn address_of(&self, store: &Store) -> Result<String> {
+        if store.path() == self.inner.site_store.path() {
+            return Ok("site".into());
+        }
+        if let Some(a) = self.inner.addresses.lock().get(store.path()) {
+            return Ok(a.clone());
+        }
+        let relative = store
+            .path()
+            .strip_prefix(&self.inner.dir)
+            .map(|p| p.to_string_lossy().into_owned())
+            .map_err(|_| {
+                SiteError::Config(format!("{} is not in the site", store.path().display()))
+            })?;
+        let name = self
+            .inner
+            .site_store
+            .read(move |r| {
+                r.query::<SubStore>()
+                    .filter(SubStore::PATH.eq(relative.as_str()))
+                    .first()
+            })
+            .await?
+            .map(|s| s.into_inner().name)
+            .ok_or_else(|| {
+                SiteError::Config(format!("{} has no address", store.path().display()))
+            })?;
+        self.inner
+            .addresses
+            .lock()
+            .insert(store.path().to_path_buf(), name.clone());
+        Ok(name)
+    }
+
+    /// A value an upper layer attached with [`SiteBuilder::extension`].
+    pub fn extension<T: Send + Sync + 'static>(&self) -> Option<&T> {
+        self.inner.extensions.get::<T>()
     }
 
     /// Installs a service (an item providing [`Service`]) in the site
@@ -216,6 +359,7 @@ impl Site {
             .site_store
             .read(|r| r.powerups::<dyn Service>(Target::STORE))
             .await?;
+        self.start_sweep();
         let mut started = Vec::new();
         for s in services {
             let running = s.start(self.clone()).await?;
@@ -226,8 +370,60 @@ impl Site {
         Ok(started)
     }
 
+    /// Opens every user and app store once, in the background, so work
+    /// they were left with (messages to send, answers, due tasks) resumes
+    /// after a restart; stores with nothing to do are closed again by the
+    /// cache as others are needed.
+    fn start_sweep(&self) {
+        let site = self.clone();
+        let task = tokio::spawn(async move {
+            let subs = match site
+                .site_store()
+                .read(|r| r.query::<SubStore>().all())
+                .await
+            {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!(error = %e, "start-up sweep cannot list stores");
+                    return;
+                }
+            };
+            let opened = futures::stream::iter(subs)
+                .map(|sub| {
+                    let site = site.clone();
+                    async move {
+                        if let Some(id) = sub
+                            .name
+                            .strip_prefix("account:")
+                            .and_then(|i| i.parse().ok())
+                        {
+                            site.user_store(Id::from_raw(id)).await.map(drop)
+                        } else {
+                            sub.open(site.site_store(), site.stores())
+                                .await
+                                .map(drop)
+                                .map_err(Into::into)
+                        }
+                    }
+                })
+                .buffer_unordered(8)
+                .filter(|r| futures::future::ready(r.is_err()))
+                .count()
+                .await;
+            if opened > 0 {
+                tracing::warn!(failed = opened, "start-up sweep could not open some stores");
+            }
+        });
+        if let Some(old) = self.inner.sweep.lock().replace(task) {
+            old.abort();
+        }
+    }
+
     /// Stops the running services gracefully (in-flight requests finish).
     pub async fn stop(&self) {
+        if let Some(sweep) = self.inner.sweep.lock().take() {
+            sweep.abort();
+        }
         let running: Vec<RunningService> = std::mem::take(&mut *self.inner.services.lock());
         for r in running {
             r.stop().await;
@@ -251,6 +447,7 @@ pub fn register(registry: &mut Registry) {
         .register::<Invite>()
         .register::<TokenSweeper>()
         .register::<Slate>()
+        .register::<crate::messaging::Receipt>()
         .task::<TokenSweeper>("sweep", |tx, mut sweeper| {
             let now = Timestamp::now();
             let n = tx.delete_where(AuthToken::EXPIRES.le(now))?;
@@ -283,9 +480,4 @@ pub(crate) fn user_store_path(account_hint: &str) -> String {
         })
         .collect();
     format!("users/{safe}.store")
-}
-
-/// The SubStore name of a user store.
-pub(crate) fn user_store_name(address: &str) -> String {
-    format!("user:{address}")
 }

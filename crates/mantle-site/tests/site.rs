@@ -119,7 +119,12 @@ async fn disabling_an_account_stops_its_tokens_at_once() {
         Err(SiteError::Disabled(_))
     ));
     site.set_disabled("bob", false).await.unwrap();
-    site.authenticate(&t.token).await.unwrap();
+    assert!(
+        site.authenticate(&t.token).await.is_err(),
+        "enabling does not revive revoked tokens"
+    );
+    let fresh = site.login("bob", PW, "t").await.unwrap();
+    site.authenticate(&fresh.token).await.unwrap();
     site.close().await;
 }
 

@@ -142,6 +142,10 @@ pub enum Error {
     #[error("transaction panicked and was rolled back: {0}")]
     Panicked(String),
 
+    /// The commit covering this transaction failed; nothing of it is kept.
+    #[error("commit failed: {0}")]
+    CommitFailed(String),
+
     /// The store was closed.
     #[error("store {0} is closed")]
     Closed(PathBuf),

@@ -84,8 +84,13 @@ pub struct Delivery {
     pub attempt: u32,
 }
 
-pub(crate) type DispatchFn =
-    Arc<dyn Fn(Delivery, &str) -> BoxFuture<'static, Result<(), DispatchError>> + Send + Sync>;
+/// Dispatches a batch of one kind's effects (payloads as stored); one
+/// result per effect, in order.
+pub(crate) type DispatchFn = Arc<
+    dyn Fn(Vec<(Delivery, String)>) -> BoxFuture<'static, Vec<Result<(), DispatchError>>>
+        + Send
+        + Sync,
+>;
 
 impl StoreConfig {
     /// Registers the handler for effects of type `E`, run after commit.
@@ -100,24 +105,69 @@ impl StoreConfig {
     /// });
     /// # let _ = config;
     /// ```
-    pub fn on_effect<E, F, Fut>(mut self, handler: F) -> Self
+    pub fn on_effect<E, F, Fut>(self, handler: F) -> Self
     where
         E: Effect,
         F: Fn(Delivery, E) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<(), DispatchError>> + Send + 'static,
     {
         let handler = Arc::new(handler);
-        let f: DispatchFn = Arc::new(move |delivery, payload| {
-            let decoded = serde_json::from_str::<E>(payload);
-            let handler = handler.clone();
-            Box::pin(async move {
-                match decoded {
-                    Ok(effect) => handler(delivery, effect).await,
-                    Err(e) => Err(DispatchError::permanent(format!(
+        self.on_effects::<E, _, _>(move |batch| {
+            let runs: Vec<_> = batch.into_iter().map(|(d, e)| handler(d, e)).collect();
+            async move { futures::future::join_all(runs).await }
+        })
+    }
+
+    /// Registers a handler that receives due effects of type `E` in
+    /// batches (up to 256, oldest first) and answers one result per effect,
+    /// in order. For handlers that do better with many at once, such as
+    /// delivering several messages to one store in one transaction.
+    pub fn on_effects<E, F, Fut>(mut self, handler: F) -> Self
+    where
+        E: Effect,
+        F: Fn(Vec<(Delivery, E)>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Vec<Result<(), DispatchError>>> + Send + 'static,
+    {
+        let handler = Arc::new(handler);
+        let f: DispatchFn = Arc::new(move |batch: Vec<(Delivery, String)>| {
+            let mut decoded = Vec::with_capacity(batch.len());
+            let mut slots: Vec<Option<Result<(), DispatchError>>> = Vec::with_capacity(batch.len());
+            for (delivery, payload) in batch {
+                match serde_json::from_str::<E>(&payload) {
+                    Ok(effect) => {
+                        decoded.push((delivery, effect));
+                        slots.push(None);
+                    }
+                    Err(e) => slots.push(Some(Err(DispatchError::permanent(format!(
                         "cannot decode {} effect: {e}",
                         E::KIND
-                    ))),
+                    ))))),
                 }
+            }
+            let handler = handler.clone();
+            Box::pin(async move {
+                let expected = decoded.len();
+                let mut results = if decoded.is_empty() {
+                    Vec::new()
+                } else {
+                    handler(decoded).await
+                };
+                if results.len() != expected {
+                    results = (0..expected)
+                        .map(|_| {
+                            Err(DispatchError::retry(
+                                "handler answered the wrong number of results",
+                            ))
+                        })
+                        .collect();
+                }
+                let mut results = results.into_iter();
+                slots
+                    .into_iter()
+                    .map(|s| {
+                        s.unwrap_or_else(|| results.next().expect("one result per decoded effect"))
+                    })
+                    .collect()
             })
         });
         Arc::make_mut(&mut self.dispatchers).insert(E::KIND, f);
@@ -168,29 +218,56 @@ pub(crate) async fn run_dispatcher(store: Weak<StoreInner>, wake: Arc<Notify>) {
             }
         };
         if due.is_empty() {
-            drop(store);
             let wait = next.map_or(Duration::from_secs(3600), |t| {
                 Duration::from_micros((t - now).max(0) as u64)
             });
+            // With effects waiting for a retry, keep the store open (a
+            // cache must not close it and strand them); with none, hold
+            // only the weak handle so it can close.
+            let keep_open = next.is_some().then_some(store);
             tokio::select! {
                 _ = notified => {}
                 _ = tokio::time::sleep(wait) => {}
             }
+            drop(keep_open);
             continue;
         }
         let dispatchers = store.inner.config.dispatchers.clone();
-        let runs = due.iter().map(|p| {
-            let f = dispatchers[p.kind.as_str()].clone();
-            f(
-                Delivery {
-                    store: store.clone(),
-                    id: EffectId(p.id),
-                    attempt: p.attempts,
-                },
-                &p.payload,
-            )
+        // One batch per kind, each in the outbox's order.
+        let mut by_kind: Vec<(&str, Vec<usize>)> = Vec::new();
+        for (i, p) in due.iter().enumerate() {
+            match by_kind.iter_mut().find(|(k, _)| *k == p.kind) {
+                Some((_, idx)) => idx.push(i),
+                None => by_kind.push((p.kind.as_str(), vec![i])),
+            }
+        }
+        let runs = by_kind.iter().map(|(kind, idx)| {
+            let batch = idx
+                .iter()
+                .map(|&i| {
+                    let p = &due[i];
+                    let delivery = Delivery {
+                        store: store.clone(),
+                        id: EffectId(p.id),
+                        attempt: p.attempts,
+                    };
+                    (delivery, p.payload.clone())
+                })
+                .collect();
+            dispatchers[*kind](batch)
         });
-        let results = futures::future::join_all(runs).await;
+        let per_kind = futures::future::join_all(runs).await;
+        let mut results: Vec<Option<Result<(), DispatchError>>> =
+            due.iter().map(|_| None).collect();
+        for ((_, idx), rs) in by_kind.iter().zip(per_kind) {
+            for (&i, r) in idx.iter().zip(rs) {
+                results[i] = Some(r);
+            }
+        }
+        let results: Vec<Result<(), DispatchError>> = results
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(DispatchError::retry("no result from handler"))))
+            .collect();
         let max_attempts = store.inner.config.max_attempts;
         let outcome: Vec<(i64, u32, Result<(), DispatchError>)> = due
             .into_iter()
@@ -324,6 +401,20 @@ impl Store {
             Ok(rows)
         })
         .await
+    }
+
+    /// Deletes a parked effect (an operator gave up on it); returns whether
+    /// it was parked.
+    pub async fn drop_effect(&self, id: EffectId) -> Result<bool> {
+        let n = self
+            .transact(move |tx| {
+                Ok::<_, Error>(tx.read.conn.execute(
+                    "DELETE FROM mantle_outbox WHERE id = ?1 AND parked = 1",
+                    [id.0],
+                )?)
+            })
+            .await?;
+        Ok(n > 0)
     }
 
     /// Puts a parked effect back in line for dispatch; returns whether it

@@ -79,9 +79,7 @@ impl TypeInfo {
             version: T::VERSION,
             sql: TableSql::new(T::TYPE_NAME, T::VERSION, &attrs, &indexes),
             columns: schema::column_signature(&attrs),
-            has_references: attrs
-                .iter()
-                .any(|a| matches!(a.kind, Kind::Reference(_))),
+            has_references: attrs.iter().any(|a| matches!(a.kind, Kind::Reference(_))),
             attrs,
         }
     }

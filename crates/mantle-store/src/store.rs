@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::Mutex;
-use rusqlite::{Connection, OpenFlags, TransactionBehavior};
+use rusqlite::{Connection, OpenFlags};
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
@@ -17,7 +17,7 @@ use crate::registry::Registry;
 use crate::schema::{self, FileState};
 use crate::tx::{ReadTx, Tx};
 use crate::upgrade::{self, UpgradeProgress};
-use crate::writer::{Writer, WriterPool};
+use crate::writer::{TxJob, Writer, WriterPool};
 use crate::{Error, Result};
 
 /// How hard a commit tries to reach the disk before it is acknowledged.
@@ -129,6 +129,10 @@ impl StoreConfig {
     pub fn max_dispatch_attempts(mut self, n: u32) -> Self {
         self.max_attempts = n.max(1);
         self
+    }
+    /// Failed dispatches of an effect before it is parked.
+    pub fn max_dispatch_attempts_value(&self) -> u32 {
+        self.max_attempts
     }
     /// The registry stores opened with this config use.
     pub fn registry(&self) -> &Registry {
@@ -320,12 +324,14 @@ impl Store {
             tokio::task::spawn_blocking(move || open_writer(&p, &cfg, &mut progress))
                 .await
                 .map_err(|e| Error::Panicked(e.to_string()))??;
+        let outbox_wake = Arc::new(Notify::new());
+        let schedule_wake = Arc::new(Notify::new());
         let writer = Writer::new(
             conn,
             lock,
             path.clone(),
-            config.pool.clone(),
-            config.queue_depth,
+            config,
+            (outbox_wake.clone(), schedule_wake.clone()),
         );
         let store = Store {
             inner: Arc::new(StoreInner {
@@ -333,8 +339,8 @@ impl Store {
                 config: config.clone(),
                 writer,
                 readers: Mutex::new(Vec::new()),
-                outbox_wake: Arc::new(Notify::new()),
-                schedule_wake: Arc::new(Notify::new()),
+                outbox_wake,
+                schedule_wake,
                 tasks: Mutex::new(Vec::new()),
             }),
         };
@@ -380,20 +386,10 @@ impl Store {
         E: From<Error> + Send + 'static,
     {
         let (reply, answer) = tokio::sync::oneshot::channel();
-        let registry = self.inner.config.registry.clone();
-        let outbox_wake = self.inner.outbox_wake.clone();
-        let schedule_wake = self.inner.schedule_wake.clone();
-        let job = Box::new(move |conn: &mut Connection| {
-            let result = run_transaction(conn, &registry, f);
-            if let Ok((_, effects, schedule)) = &result {
-                if *effects {
-                    outbox_wake.notify_one();
-                }
-                if *schedule {
-                    schedule_wake.notify_one();
-                }
-            }
-            let _ = reply.send(result.map(|(r, _, _)| r));
+        let job = Box::new(TransactJob {
+            body: Some(f),
+            result: None,
+            reply,
         });
         self.inner.writer.submit(job).await.map_err(E::from)?;
         match answer.await {
@@ -490,38 +486,43 @@ pub(crate) fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
     }
 }
 
-/// Runs one transaction; returns the closure's value and whether effects
-/// were recorded and schedules changed (to wake the background tasks).
-fn run_transaction<R, E, F>(
-    conn: &mut Connection,
-    registry: &Registry,
-    f: F,
-) -> Result<(R, bool, bool), E>
+/// A `transact` call waiting for the writer.
+struct TransactJob<F, R, E> {
+    body: Option<F>,
+    result: Option<Result<R, E>>,
+    reply: tokio::sync::oneshot::Sender<Result<R, E>>,
+}
+
+impl<F, R, E> TxJob for TransactJob<F, R, E>
 where
-    F: FnOnce(&mut Tx<'_>) -> Result<R, E>,
-    E: From<Error>,
+    F: FnOnce(&mut Tx<'_>) -> Result<R, E> + Send,
+    R: Send,
+    E: From<Error> + Send,
 {
-    let txn = conn
-        .transaction_with_behavior(TransactionBehavior::Immediate)
-        .map_err(|e| E::from(e.into()))?;
-    let mut tx = Tx::new(&txn, registry);
-    match catch_unwind(AssertUnwindSafe(|| f(&mut tx))) {
-        Ok(Ok(r)) => {
-            let flags = (tx.recorded_effects, tx.schedule_changed);
-            txn.commit().map_err(|e| E::from(e.into()))?;
-            Ok((r, flags.0, flags.1))
-        }
-        Ok(Err(e)) => {
-            let _ = txn.rollback();
-            // Tables created by the transaction are gone again; statements
-            // cached on them would fail with "no such table".
-            conn.flush_prepared_statement_cache();
-            Err(e)
-        }
-        Err(panic) => {
-            let _ = txn.rollback();
-            conn.flush_prepared_statement_cache();
-            Err(E::from(Error::Panicked(panic_message(&panic))))
-        }
+    fn run(&mut self, tx: &mut Tx<'_>) -> bool {
+        let Some(body) = self.body.take() else {
+            return false;
+        };
+        let r = body(tx);
+        let ok = r.is_ok();
+        self.result = Some(r);
+        ok
+    }
+
+    fn fail(&mut self, error: Error) {
+        self.result = Some(Err(E::from(error)));
+    }
+
+    fn finish(self: Box<Self>, commit: Result<(), &Error>) {
+        let outcome = match (self.result, commit) {
+            (Some(Err(e)), _) => Err(e),
+            (Some(Ok(v)), Ok(())) => Ok(v),
+            (_, Err(e)) => Err(E::from(Error::CommitFailed(e.to_string()))),
+            (None, Ok(())) => Err(E::from(Error::CommitFailed(
+                "transaction did not run".into(),
+            ))),
+        };
+        // The caller may have stopped waiting; the outcome stands anyway.
+        let _ = self.reply.send(outcome);
     }
 }

@@ -41,6 +41,15 @@ impl<'a> ReadTx<'a> {
         }
     }
 
+    /// How many items of the named type the store holds (0 for a type it
+    /// never held). For tools that know types only by name.
+    pub fn count_items(&self, type_name: &str) -> Result<u64> {
+        let Some(info) = self.registry.types.get(type_name) else {
+            return Ok(0);
+        };
+        Ok(crate::schema::count_rows(self.conn, &info.sql.table)? as u64)
+    }
+
     /// A query over items of type `T`.
     ///
     /// ```no_run
@@ -163,7 +172,11 @@ impl<'a> Tx<'a> {
     /// references. A refused write leaves nothing behind (a savepoint),
     /// even if the caller handles the error and commits. Types without
     /// references skip the savepoint: there is nothing to refuse.
-    fn checked(&mut self, info: &TypeInfo, write: impl FnOnce(&mut Self) -> Result<i64>) -> Result<i64> {
+    fn checked(
+        &mut self,
+        info: &TypeInfo,
+        write: impl FnOnce(&mut Self) -> Result<i64>,
+    ) -> Result<i64> {
         if !info.has_references {
             return write(self);
         }
@@ -396,24 +409,48 @@ impl<'a> Tx<'a> {
         })
     }
 
-    /// Runs `f` inside a savepoint: an error undoes what `f` did, and only
-    /// that, leaving the transaction usable.
-    fn savepoint<R>(&mut self, f: impl FnOnce(&mut Self) -> Result<R>) -> Result<R> {
-        self.conn().execute_batch("SAVEPOINT mantle_op")?;
+    /// Runs `f` inside a savepoint: if it returns `Err`, what it did is
+    /// undone, and only that; the transaction goes on and can still commit.
+    ///
+    /// ```no_run
+    /// # use mantle_store::*;
+    /// # #[derive(Item)] #[item(name = "n", version = 1)] struct N { v: i64 }
+    /// # fn f(tx: &mut Tx<'_>) -> Result<()> {
+    /// let tried: Result<()> = tx.attempt(|tx| {
+    ///     tx.insert(&N { v: 1 })?;
+    ///     Err(Error::NotRegistered("changed my mind"))
+    /// });
+    /// assert!(tried.is_err()); // and the insert is undone
+    /// # Ok(()) }
+    /// ```
+    pub fn attempt<R, E: From<Error>>(
+        &mut self,
+        f: impl FnOnce(&mut Self) -> Result<R, E>,
+    ) -> Result<R, E> {
+        self.conn()
+            .execute_batch("SAVEPOINT mantle_op")
+            .map_err(|e| E::from(e.into()))?;
         match f(self) {
             Ok(r) => {
-                self.conn().execute_batch("RELEASE mantle_op")?;
+                self.conn()
+                    .execute_batch("RELEASE mantle_op")
+                    .map_err(|e| E::from(e.into()))?;
                 Ok(r)
             }
             Err(e) => {
                 self.conn()
-                    .execute_batch("ROLLBACK TO mantle_op; RELEASE mantle_op")?;
+                    .execute_batch("ROLLBACK TO mantle_op; RELEASE mantle_op")
+                    .map_err(|e| E::from(e.into()))?;
                 // A table made inside the savepoint is gone again; cached
                 // statements on it would fail with "no such table".
                 self.conn().flush_prepared_statement_cache();
                 Err(e)
             }
         }
+    }
+
+    fn savepoint<R>(&mut self, f: impl FnOnce(&mut Self) -> Result<R>) -> Result<R> {
+        self.attempt(f)
     }
 
     /// Deletes by type name and id. The row goes first, so reference cycles

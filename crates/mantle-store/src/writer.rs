@@ -9,23 +9,46 @@
 //! moving on to another writer. Invariant: a writer is in the pool's channel
 //! or being run by at most one thread at a time (`scheduled`), so its jobs
 //! never run concurrently or out of order.
+//!
+//! **Group commit.** A turn takes every job waiting (up to [`GROUP_MAX`])
+//! and runs them in one SQLite transaction, each in its own savepoint: a
+//! job that fails or panics rolls back to its savepoint, undoing only its
+//! own work. One COMMIT (one fsync) then covers the group, and only after
+//! it does any job learn its outcome, so nothing is acknowledged before it
+//! is durable. Jobs still run one at a time, in order, each seeing the
+//! writes of those before it: the same result as committing each alone.
 
 use std::collections::VecDeque;
 use std::fs::File;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use parking_lot::Mutex;
-use rusqlite::Connection;
-use tokio::sync::Semaphore;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 
+use parking_lot::Mutex;
+use rusqlite::{Connection, TransactionBehavior};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+
+use crate::registry::Registry;
+use crate::store::{StoreConfig, panic_message};
+use crate::tx::Tx;
 use crate::{Error, Result};
 
-/// Work for a writer: runs with exclusive use of the write connection.
-pub(crate) type Job = Box<dyn FnOnce(&mut Connection) + Send>;
+/// A transaction waiting for the writer.
+pub(crate) trait TxJob: Send {
+    /// Runs the transaction's body; `true` keeps its work.
+    fn run(&mut self, tx: &mut Tx<'_>) -> bool;
+    /// Records a failure from outside the body (a panic).
+    fn fail(&mut self, error: Error);
+    /// Reports the outcome once the group's commit is decided.
+    fn finish(self: Box<Self>, commit: Result<(), &Error>);
+}
 
-/// Jobs a thread runs for one writer before letting others have a turn.
-const FAIRNESS_BUDGET: usize = 64;
+pub(crate) type Job = Box<dyn TxJob>;
+
+/// Most transactions committed together (also a thread's turn on one
+/// writer before others get theirs).
+pub(crate) const GROUP_MAX: usize = 64;
 
 /// A bounded pool of OS threads that run the writers of many stores.
 ///
@@ -80,7 +103,8 @@ impl WriterPool {
 }
 
 struct Queue {
-    jobs: VecDeque<Job>,
+    /// Jobs with the queue slot each holds until it is finished.
+    jobs: VecDeque<(Job, OwnedSemaphorePermit)>,
     scheduled: bool,
 }
 
@@ -89,6 +113,9 @@ pub(crate) struct Writer {
     // Field order matters: the connection closes before the lock file is
     // released, so no other opener can see a half-closed store.
     conn: Mutex<Option<Connection>>,
+    registry: Arc<Registry>,
+    outbox_wake: Arc<Notify>,
+    schedule_wake: Arc<Notify>,
     queue: Mutex<Queue>,
     slots: Arc<Semaphore>,
     depth: usize,
@@ -104,19 +131,22 @@ impl Writer {
         conn: Connection,
         lock: File,
         path: PathBuf,
-        pool: WriterPool,
-        depth: usize,
+        config: &StoreConfig,
+        wakes: (Arc<Notify>, Arc<Notify>),
     ) -> Arc<Self> {
-        let depth = depth.max(1);
+        let depth = config.queue_depth.max(1);
         Arc::new(Self {
             conn: Mutex::new(Some(conn)),
+            registry: config.registry.clone(),
+            outbox_wake: wakes.0,
+            schedule_wake: wakes.1,
             queue: Mutex::new(Queue {
                 jobs: VecDeque::new(),
                 scheduled: false,
             }),
             slots: Arc::new(Semaphore::new(depth)),
             depth,
-            pool,
+            pool: config.pool.clone(),
             path,
             lock: Mutex::new(Some(lock)),
         })
@@ -130,13 +160,9 @@ impl Writer {
             .acquire_owned()
             .await
             .map_err(|_| Error::Closed(self.path.clone()))?;
-        let job: Job = Box::new(move |conn| {
-            job(conn);
-            drop(permit);
-        });
         let schedule = {
             let mut q = self.queue.lock();
-            q.jobs.push_back(job);
+            q.jobs.push_back((job, permit));
             !std::mem::replace(&mut q.scheduled, true)
         };
         if schedule {
@@ -151,28 +177,43 @@ impl Writer {
         let _ = self.pool.inner.ready.send(self.clone());
     }
 
-    /// Runs queued jobs (called on a pool thread).
+    /// Runs one group of queued jobs (called on a pool thread).
     fn run_turn(self: Arc<Self>) {
         let mut guard = self.conn.lock();
-        for _ in 0..FAIRNESS_BUDGET {
-            let job = {
-                let mut q = self.queue.lock();
-                match q.jobs.pop_front() {
-                    Some(job) => job,
-                    None => {
-                        q.scheduled = false;
-                        return;
+        let batch: Vec<(Job, OwnedSemaphorePermit)> = {
+            let mut q = self.queue.lock();
+            let n = q.jobs.len().min(GROUP_MAX);
+            if n == 0 {
+                q.scheduled = false;
+                return;
+            }
+            q.jobs.drain(..n).collect()
+        };
+        let (jobs, permits): (Vec<Job>, Vec<OwnedSemaphorePermit>) = batch.into_iter().unzip();
+        match guard.as_mut() {
+            Some(conn) => {
+                let (commit, jobs, flags) = run_group(conn, &self.registry, jobs);
+                for job in jobs {
+                    job.finish(commit.as_ref().map(|_| ()));
+                }
+                if commit.is_ok() {
+                    if flags.effects {
+                        self.outbox_wake.notify_one();
+                    }
+                    if flags.schedule {
+                        self.schedule_wake.notify_one();
                     }
                 }
-            };
-            match guard.as_mut() {
-                Some(conn) => job(conn),
-                // Closed: dropping the job drops its reply channel, which
-                // the waiting caller reports as `Error::Closed`.
-                None => drop(job),
+            }
+            None => {
+                let closed = Error::Closed(self.path.clone());
+                for job in jobs {
+                    job.finish(Err(&closed));
+                }
             }
         }
         drop(guard);
+        drop(permits);
         let more = {
             let mut q = self.queue.lock();
             if q.jobs.is_empty() {
@@ -205,4 +246,68 @@ impl Writer {
     pub(crate) fn is_closed(&self) -> bool {
         self.slots.is_closed()
     }
+}
+
+/// What committed transactions asked the background tasks to do.
+#[derive(Default)]
+struct Wakes {
+    effects: bool,
+    schedule: bool,
+}
+
+/// Runs `jobs` in one transaction, each in its own savepoint when there
+/// are several; commits if any succeeded. Returns the commit's result.
+fn run_group(
+    conn: &mut Connection,
+    registry: &Registry,
+    mut jobs: Vec<Job>,
+) -> (Result<()>, Vec<Job>, Wakes) {
+    let mut wakes = Wakes::default();
+    let txn = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
+        Ok(t) => t,
+        Err(e) => return (Err(e.into()), jobs, wakes),
+    };
+    let grouped = jobs.len() > 1;
+    let mut kept = 0;
+    let mut undone = false;
+    for job in &mut jobs {
+        if grouped && let Err(e) = txn.execute_batch("SAVEPOINT mantle_job") {
+            return (Err(e.into()), jobs, wakes);
+        }
+        let mut tx = Tx::new(&txn, registry);
+        let ok = match catch_unwind(AssertUnwindSafe(|| job.run(&mut tx))) {
+            Ok(ok) => ok,
+            Err(panic) => {
+                job.fail(Error::Panicked(panic_message(&panic)));
+                false
+            }
+        };
+        if ok {
+            kept += 1;
+            wakes.effects |= tx.recorded_effects;
+            wakes.schedule |= tx.schedule_changed;
+        } else {
+            undone = true;
+        }
+        let end = match (grouped, ok) {
+            (false, _) => Ok(()),
+            (true, true) => txn.execute_batch("RELEASE mantle_job"),
+            (true, false) => txn.execute_batch("ROLLBACK TO mantle_job; RELEASE mantle_job"),
+        };
+        if let Err(e) = end {
+            return (Err(e.into()), jobs, wakes);
+        }
+    }
+    let commit = if kept > 0 {
+        txn.commit().map_err(Error::from)
+    } else {
+        let _ = txn.rollback();
+        Ok(())
+    };
+    if undone {
+        // Tables created by undone work are gone again; statements cached
+        // on them would fail with "no such table".
+        conn.flush_prepared_statement_cache();
+    }
+    (commit, jobs, wakes)
 }

@@ -16,7 +16,7 @@ pub async fn run(
             "mantle: warning: this is a debug build; run `cargo run --release -p mantle -- bench ...` for real figures"
         );
     }
-    if !(scale > 0.0) {
+    if scale.is_nan() || scale <= 0.0 {
         return Err(CliError::Message(format!(
             "--scale must be greater than 0 (got {scale})"
         )));

@@ -50,6 +50,13 @@ pub async fn serve(dir: PathBuf, http: Option<SocketAddr>) -> Result<u8, CliErro
 /// Starts the site's services, says where they listen, and stops them
 /// gracefully at SIGINT / SIGTERM.
 async fn run_until_signal(site: &Site) -> Result<u8, CliError> {
+    start(site).await?;
+    stop_at_signal(site).await
+}
+
+/// Starts the site's services and says where they listen (closing the
+/// site if one fails to start).
+async fn start(site: &Site) -> Result<Vec<(String, Option<String>)>, CliError> {
     let started = match site.start().await {
         Ok(s) => s,
         Err(e) => {
@@ -66,6 +73,11 @@ async fn run_until_signal(site: &Site) -> Result<u8, CliError> {
     if started.is_empty() {
         eprintln!("mantle: warning: no services installed; nothing to serve");
     }
+    Ok(started)
+}
+
+/// Waits for SIGINT / SIGTERM, then stops the site gracefully.
+async fn stop_at_signal(site: &Site) -> Result<u8, CliError> {
     wait_for_signal().await;
     eprintln!("mantle: shutting down");
     site.close().await;
@@ -116,20 +128,27 @@ pub async fn demo(dir: Option<PathBuf>, http: SocketAddr) -> Result<u8, CliError
         }
         Err(e) => return Err(e.into()),
     }
-    let shown = site.config().http.listen;
+    // Start first: the address to show is the one bound (with port 0 in
+    // the configuration, the configured one is not it).
+    let started = start(&site).await?;
+    let shown = started
+        .iter()
+        .find(|(name, _)| name == "http")
+        .and_then(|(_, address)| address.clone())
+        .unwrap_or_else(|| format!("http://{}", site.config().http.listen));
     println!("Mantle demo site in {}", dir.display());
-    println!("  open:      http://{shown}/");
+    println!("  open:      {shown}/");
     println!("  login:     demo@{}", site.config().domain);
     println!("  password:  {password}");
     println!(
-        "  API:       curl -s -X POST http://{shown}/api/login -H 'content-type: application/json' \\"
+        "  API:       curl -s -X POST {shown}/api/login -H 'content-type: application/json' \\"
     );
     println!(
         "               -d '{{\"username\":\"demo@{}\",\"password\":\"{password}\"}}'",
         site.config().domain
     );
     println!("Stop with Ctrl-C.");
-    run_until_signal(&site).await
+    stop_at_signal(&site).await
 }
 
 /// A fresh random password for the demo user (shown once).

@@ -1,0 +1,684 @@
+//! Interstore messaging: stores talk to each other only by messages, and a
+//! message takes effect exactly once.
+//!
+//! Alice's store wants Bob's store to do something (credit him, add an
+//! event to his calendar). Inside one of Alice's transactions,
+//! `tx.send("bob@example.com", &Credit { … })` records the message in her
+//! store's outbox — so if her transaction rolls back, the message never
+//! existed. After her commit, her store's dispatcher carries it to Bob's
+//! store, where the handler registered for the message type runs in one of
+//! Bob's transactions, which also records the message's id. A redelivery
+//! (after a crash, a retry) finds the id and changes nothing: the message
+//! takes effect once. The handler's answer, or its refusal, is recorded in
+//! the same transaction of Bob's and travels back the same way, to be
+//! handled in a transaction of Alice's by the answer handler she registered
+//! (again once: answers have ids too).
+//!
+//! A message that cannot be delivered — no such recipient, a disabled one,
+//! no handler for its type, a body that does not decode, too many failed
+//! attempts — is parked in the sender's outbox with its reason, and (for
+//! messages that expect an answer) answered with a [`Refusal`], so the
+//! sender can undo what it did.
+//!
+//! Deliveries are batched: the messages waiting in one store's outbox are
+//! grouped by recipient, and each group is applied in one transaction of
+//! the recipient (each message in its own savepoint).
+
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock, Weak};
+
+use futures::future::join_all;
+use mantle_store::{
+    Delivery, DispatchError, Effect, Id, Item, Store, StoreConfig, SubStore, Timestamp, Tx,
+};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::address::Address;
+use crate::items::{Account, LoginMethod};
+use crate::site::{Site, SiteInner};
+
+/// A message one store can send another.
+///
+/// ```
+/// use mantle_site::Message;
+/// #[derive(serde::Serialize, serde::Deserialize)]
+/// struct Credit { amount: i64 }
+/// impl Message for Credit {
+///     const TYPE: &'static str = "ledger.credit";
+///     type Answer = i64; // the recipient's new balance
+/// }
+/// ```
+pub trait Message: Serialize + DeserializeOwned + Send + Sync + 'static {
+    /// The name handlers are registered under; stable across versions.
+    const TYPE: &'static str;
+    /// What the recipient answers.
+    type Answer: Serialize + DeserializeOwned + Send + 'static;
+    /// One-way messages get no answer; failures only park them.
+    const ONE_WAY: bool = false;
+}
+
+/// Why a message was not carried out: a code for programs and a message
+/// for people. Travels back to the sender as the answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[error("{code}: {message}")]
+pub struct Refusal {
+    /// A stable code (`NO_SUCH_RECIPIENT`, `INSUFFICIENT_FUNDS`, …).
+    pub code: String,
+    /// What happened.
+    pub message: String,
+    /// `false` for a refusal worth retrying later: the handler's work is
+    /// undone and the message redelivered with back-off.
+    #[serde(default = "yes")]
+    pub permanent: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Refusal {
+    /// A final refusal: the sender gets it as the answer.
+    pub fn new(code: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            code: code.into(),
+            message: message.into(),
+            permanent: true,
+        }
+    }
+    /// A passing failure: undo, and deliver again later.
+    pub fn retry(code: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            permanent: false,
+            ..Self::new(code, message)
+        }
+    }
+}
+
+impl From<mantle_store::Error> for Refusal {
+    fn from(e: mantle_store::Error) -> Self {
+        // A store error in a handler is a fault of ours, worth retrying.
+        Refusal::retry("STORE_ERROR", e.to_string())
+    }
+}
+
+/// The id of a sent message (random, unique across stores).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct MessageId(pub String);
+
+impl std::fmt::Display for MessageId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A message in the sender's outbox.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Outgoing {
+    pub id: String,
+    pub to: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub body: Value,
+    pub one_way: bool,
+    /// When it was sent (µs since the epoch), for latency figures.
+    pub sent: i64,
+}
+
+impl Effect for Outgoing {
+    const KIND: &'static str = "mantle.message";
+}
+
+/// An answer on its way back, in the recipient's outbox.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Answer {
+    pub id: String,
+    pub to: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The original message, so the answer handler has it.
+    pub body: Value,
+    pub result: Result<Value, Refusal>,
+}
+
+impl Effect for Answer {
+    const KIND: &'static str = "mantle.answer";
+}
+
+/// Ids of messages and answers a store has applied: the exactly-once
+/// record. `key` is `msg:ID` or `answer:ID`.
+#[derive(Item, Debug, Clone, PartialEq)]
+#[item(name = "mantle_receipt", version = 1)]
+pub struct Receipt {
+    /// `msg:ID` or `answer:ID`.
+    #[item(index)]
+    pub key: String,
+    /// When it was applied.
+    pub at: Timestamp,
+}
+
+fn new_message_id() -> Result<String, mantle_store::Error> {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).map_err(|e| mantle_store::Error::Encode {
+        what: "message id",
+        reason: e.to_string(),
+    })?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// Sending messages from inside a transaction.
+pub trait SendMessage {
+    /// Queues `message` to `to` (a login, `account:ID`, `app:NAME` or
+    /// `site`). It leaves only if this transaction commits.
+    fn send<M: Message>(&mut self, to: &str, message: &M)
+    -> Result<MessageId, mantle_store::Error>;
+}
+
+impl SendMessage for Tx<'_> {
+    fn send<M: Message>(
+        &mut self,
+        to: &str,
+        message: &M,
+    ) -> Result<MessageId, mantle_store::Error> {
+        let id = new_message_id()?;
+        let body = serde_json::to_value(message).map_err(|e| mantle_store::Error::Encode {
+            what: M::TYPE,
+            reason: e.to_string(),
+        })?;
+        self.record(&Outgoing {
+            id: id.clone(),
+            to: to.to_string(),
+            kind: M::TYPE.to_string(),
+            body,
+            one_way: M::ONE_WAY,
+            sent: Timestamp::now().as_micros(),
+        })?;
+        Ok(MessageId(id))
+    }
+}
+
+/// What a receive handler is told besides the message.
+#[derive(Debug, Clone)]
+pub struct Envelope {
+    /// The message's id.
+    pub id: MessageId,
+    /// The sender's stable address (`account:ID`, `app:NAME`, `site`).
+    pub from: String,
+}
+
+type ReceiveFn =
+    Arc<dyn Fn(&mut Tx<'_>, &Envelope, &Value) -> Result<Value, Refusal> + Send + Sync>;
+type AnswerFn = Arc<
+    dyn Fn(&mut Tx<'_>, &Value, Result<&Value, &Refusal>) -> Result<(), mantle_store::Error>
+        + Send
+        + Sync,
+>;
+
+/// The message handlers of a site's offerings.
+#[derive(Default, Clone)]
+pub struct MessageHandlers {
+    receive: HashMap<&'static str, ReceiveFn>,
+    answer: HashMap<&'static str, AnswerFn>,
+}
+
+impl MessageHandlers {
+    /// Registers what a recipient does with messages of type `M`: it runs
+    /// in the recipient's transaction; `Err` undoes its work and refuses.
+    pub fn on<M: Message>(
+        &mut self,
+        handler: impl Fn(&mut Tx<'_>, &Envelope, M) -> Result<M::Answer, Refusal>
+        + Send
+        + Sync
+        + 'static,
+    ) -> &mut Self {
+        let f: ReceiveFn = Arc::new(move |tx, env, body| {
+            let msg: M = serde_json::from_value(body.clone()).map_err(|e| {
+                Refusal::new("UNDECODABLE", format!("{} does not decode: {e}", M::TYPE))
+            })?;
+            let answer = handler(tx, env, msg)?;
+            serde_json::to_value(answer)
+                .map_err(|e| Refusal::new("UNENCODABLE_ANSWER", e.to_string()))
+        });
+        self.receive.insert(M::TYPE, f);
+        self
+    }
+
+    /// Registers what the sender does with the answer to its message of
+    /// type `M` (the original message comes back with it). Runs in the
+    /// sender's transaction, once per message.
+    pub fn on_answer<M: Message>(
+        &mut self,
+        handler: impl Fn(&mut Tx<'_>, M, Result<M::Answer, Refusal>) -> Result<(), mantle_store::Error>
+        + Send
+        + Sync
+        + 'static,
+    ) -> &mut Self {
+        let f: AnswerFn = Arc::new(move |tx, body, result| {
+            let msg: M =
+                serde_json::from_value(body.clone()).map_err(|e| mantle_store::Error::Encode {
+                    what: M::TYPE,
+                    reason: format!("original message does not decode: {e}"),
+                })?;
+            let result = match result {
+                Ok(v) => serde_json::from_value::<M::Answer>(v.clone())
+                    .map_err(|e| Refusal::new("UNDECODABLE_ANSWER", e.to_string())),
+                Err(r) => Err(r.clone()),
+            };
+            handler(tx, msg, result)
+        });
+        self.answer.insert(M::TYPE, f);
+        self
+    }
+}
+
+/// A registration of message handlers (see `SiteBuilder::messages`).
+pub type MessageRegistration = fn(&mut MessageHandlers);
+
+/// Connects a store config to the site it will belong to (set once the
+/// site exists: the config is made first).
+#[derive(Clone, Default)]
+pub(crate) struct SiteLink(Arc<OnceLock<Weak<SiteInner>>>);
+
+impl SiteLink {
+    pub fn set(&self, site: &Site) {
+        let _ = self.0.set(Arc::downgrade(&site.inner));
+    }
+    fn site(&self) -> Option<Site> {
+        self.0.get()?.upgrade().map(|inner| Site { inner })
+    }
+}
+
+/// Adds the messaging dispatchers to a site's store config.
+pub(crate) fn install(
+    config: StoreConfig,
+    link: SiteLink,
+    handlers: Arc<MessageHandlers>,
+) -> StoreConfig {
+    let (l1, h1) = (link.clone(), handlers.clone());
+    config
+        .on_effects::<Outgoing, _, _>(move |batch| {
+            let (link, handlers) = (l1.clone(), h1.clone());
+            async move {
+                match link.site() {
+                    Some(site) => deliver_messages(&site, &handlers, batch).await,
+                    None => batch
+                        .iter()
+                        .map(|_| Err(DispatchError::retry("site is closing")))
+                        .collect(),
+                }
+            }
+        })
+        .on_effects::<Answer, _, _>(move |batch| {
+            let (link, handlers) = (link.clone(), handlers.clone());
+            async move {
+                match link.site() {
+                    Some(site) => deliver_answers(&site, &handlers, batch).await,
+                    None => batch
+                        .iter()
+                        .map(|_| Err(DispatchError::retry("site is closing")))
+                        .collect(),
+                }
+            }
+        })
+}
+
+/// Groups item indexes by a key, keeping first-seen order.
+fn group_by<T>(items: &[T], key: impl Fn(&T) -> &str) -> Vec<(String, Vec<usize>)> {
+    let mut groups: Vec<(String, Vec<usize>)> = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let k = key(item);
+        match groups.iter_mut().find(|(g, _)| g == k) {
+            Some((_, v)) => v.push(i),
+            None => groups.push((k.to_string(), vec![i])),
+        }
+    }
+    groups
+}
+
+/// What became of one message at its recipient.
+enum Applied {
+    /// Applied now or before (its answer, if any, is in the recipient's outbox).
+    Done,
+    /// Refused for good: answer (if expected) and park.
+    Refused(Refusal),
+    /// Failed for now: retry later.
+    Later(String),
+}
+
+async fn deliver_messages(
+    site: &Site,
+    handlers: &MessageHandlers,
+    batch: Vec<(Delivery, Outgoing)>,
+) -> Vec<Result<(), DispatchError>> {
+    let Some(sender) = batch.first().map(|(d, _)| d.store.clone()) else {
+        return Vec::new();
+    };
+    let from = match site.address_of(&sender).await {
+        Ok(a) => a,
+        Err(e) => {
+            return batch
+                .iter()
+                .map(|_| Err(DispatchError::retry(e.to_string())))
+                .collect();
+        }
+    };
+    let max_attempts = sender.config().max_dispatch_attempts_value();
+    let groups = group_by(&batch, |(_, m)| m.to.as_str());
+    let runs = groups.iter().map(|(to, idx)| {
+        let msgs: Vec<Outgoing> = idx.iter().map(|&i| batch[i].1.clone()).collect();
+        apply_at_recipient(site, handlers, to.clone(), from.clone(), msgs)
+    });
+    let outcomes = join_all(runs).await;
+
+    let mut results: Vec<Option<Result<(), DispatchError>>> = batch.iter().map(|_| None).collect();
+    let mut to_answer: Vec<(usize, Refusal)> = Vec::new();
+    for ((_, idx), applied) in groups.iter().zip(outcomes) {
+        for (&i, a) in idx.iter().zip(applied) {
+            let attempt = batch[i].0.attempt;
+            let a = match a {
+                Applied::Later(reason) if attempt + 1 >= max_attempts => {
+                    Applied::Refused(Refusal::new(
+                        "UNDELIVERABLE",
+                        format!("gave up after {} attempts: {reason}", attempt + 1),
+                    ))
+                }
+                other => other,
+            };
+            match a {
+                Applied::Done => results[i] = Some(Ok(())),
+                Applied::Later(reason) => results[i] = Some(Err(DispatchError::retry(reason))),
+                Applied::Refused(r) => to_answer.push((i, r)),
+            }
+        }
+    }
+    if !to_answer.is_empty() {
+        // Answer refusals in the sender's own store, then park the messages.
+        let answers: Vec<Answer> = to_answer
+            .iter()
+            .filter(|(i, _)| !batch[*i].1.one_way)
+            .map(|(i, r)| {
+                let m = &batch[*i].1;
+                Answer {
+                    id: m.id.clone(),
+                    to: from.clone(),
+                    kind: m.kind.clone(),
+                    body: m.body.clone(),
+                    result: Err(r.clone()),
+                }
+            })
+            .collect();
+        let answered = if answers.is_empty() {
+            Ok(())
+        } else {
+            let handlers = handlers.clone();
+            sender
+                .transact(move |tx| {
+                    for a in &answers {
+                        apply_answer(tx, &handlers, a)?;
+                    }
+                    Ok::<_, mantle_store::Error>(())
+                })
+                .await
+        };
+        for (i, r) in to_answer {
+            results[i] = Some(match &answered {
+                Ok(()) => {
+                    tracing::warn!(message = %batch[i].1.id, to = %batch[i].1.to, reason = %r, "message parked");
+                    Err(DispatchError::permanent(r.to_string()))
+                }
+                Err(e) => Err(DispatchError::retry(format!(
+                    "cannot answer the refusal yet: {e}"
+                ))),
+            });
+        }
+    }
+    results
+        .into_iter()
+        .map(|r| r.unwrap_or_else(|| Err(DispatchError::retry("not delivered"))))
+        .collect()
+}
+
+/// Applies messages for one recipient in one of its transactions.
+async fn apply_at_recipient(
+    site: &Site,
+    handlers: &MessageHandlers,
+    to: String,
+    from: String,
+    msgs: Vec<Outgoing>,
+) -> Vec<Applied> {
+    let recipient = match site.resolve(&to).await {
+        Ok(store) => store,
+        Err(Resolve::Refused(r)) => {
+            return msgs.iter().map(|_| Applied::Refused(r.clone())).collect();
+        }
+        Err(Resolve::Later(reason)) => {
+            return msgs
+                .iter()
+                .map(|_| Applied::Later(reason.clone()))
+                .collect();
+        }
+    };
+    let handlers = handlers.clone();
+    let n = msgs.len();
+    let applied = recipient
+        .transact(move |tx| {
+            let mut out = Vec::with_capacity(msgs.len());
+            for m in &msgs {
+                out.push(apply_one(tx, &handlers, &from, m)?);
+            }
+            Ok::<_, mantle_store::Error>(out)
+        })
+        .await;
+    match applied {
+        Ok(v) => v,
+        Err(e) => (0..n).map(|_| Applied::Later(e.to_string())).collect(),
+    }
+}
+
+fn apply_one(
+    tx: &mut Tx<'_>,
+    handlers: &MessageHandlers,
+    from: &str,
+    m: &Outgoing,
+) -> Result<Applied, mantle_store::Error> {
+    let key = format!("msg:{}", m.id);
+    if tx
+        .query::<Receipt>()
+        .filter(Receipt::KEY.eq(key.as_str()))
+        .exists()?
+    {
+        return Ok(Applied::Done);
+    }
+    let Some(handler) = handlers.receive.get(m.kind.as_str()) else {
+        // Not recorded: a later program with a handler may apply it.
+        return Ok(Applied::Refused(Refusal::new(
+            "NO_HANDLER",
+            format!("the recipient has no handler for {}", m.kind),
+        )));
+    };
+    let envelope = Envelope {
+        id: MessageId(m.id.clone()),
+        from: from.to_string(),
+    };
+    let result = tx.attempt(|tx| handler(tx, &envelope, &m.body));
+    if let Err(r) = &result
+        && !r.permanent
+    {
+        return Ok(Applied::Later(r.to_string()));
+    }
+    tx.insert(&Receipt {
+        key,
+        at: Timestamp::now(),
+    })?;
+    match (&result, m.one_way) {
+        (_, false) => {
+            tx.record(&Answer {
+                id: m.id.clone(),
+                to: from.to_string(),
+                kind: m.kind.clone(),
+                body: m.body.clone(),
+                result: result.clone(),
+            })?;
+            Ok(Applied::Done)
+        }
+        (Ok(_), true) => Ok(Applied::Done),
+        (Err(r), true) => Ok(Applied::Refused(r.clone())),
+    }
+}
+
+/// Applies one answer in the original sender's transaction, once.
+fn apply_answer(
+    tx: &mut Tx<'_>,
+    handlers: &MessageHandlers,
+    a: &Answer,
+) -> Result<(), mantle_store::Error> {
+    let key = format!("answer:{}", a.id);
+    if tx
+        .query::<Receipt>()
+        .filter(Receipt::KEY.eq(key.as_str()))
+        .exists()?
+    {
+        return Ok(());
+    }
+    match handlers.answer.get(a.kind.as_str()) {
+        Some(h) => h(tx, &a.body, a.result.as_ref())?,
+        None => tracing::debug!(message = %a.id, kind = %a.kind, "answer with no answer handler"),
+    }
+    tx.insert(&Receipt {
+        key,
+        at: Timestamp::now(),
+    })?;
+    Ok(())
+}
+
+async fn deliver_answers(
+    site: &Site,
+    handlers: &MessageHandlers,
+    batch: Vec<(Delivery, Answer)>,
+) -> Vec<Result<(), DispatchError>> {
+    let groups = group_by(&batch, |(_, a)| a.to.as_str());
+    let runs = groups.iter().map(|(to, idx)| {
+        let answers: Vec<Answer> = idx.iter().map(|&i| batch[i].1.clone()).collect();
+        let handlers = handlers.clone();
+        let to = to.clone();
+        async move {
+            let store = match site.resolve_sender(&to).await {
+                Ok(s) => s,
+                Err(reason) => return Err(reason),
+            };
+            store
+                .transact(move |tx| {
+                    for a in &answers {
+                        apply_answer(tx, &handlers, a)?;
+                    }
+                    Ok::<_, mantle_store::Error>(())
+                })
+                .await
+                .map_err(|e| DispatchError::retry(e.to_string()))
+        }
+    });
+    let outcomes = join_all(runs).await;
+    let mut results: Vec<Result<(), DispatchError>> = batch.iter().map(|_| Ok(())).collect();
+    for ((_, idx), outcome) in groups.iter().zip(outcomes) {
+        for &i in idx {
+            results[i] = outcome.clone();
+        }
+    }
+    results
+}
+
+/// Why an address did not resolve to a store.
+pub(crate) enum Resolve {
+    /// For good (no such recipient, disabled).
+    Refused(Refusal),
+    /// For now (a store error).
+    Later(String),
+}
+
+impl From<crate::SiteError> for Resolve {
+    fn from(e: crate::SiteError) -> Self {
+        Resolve::Later(e.to_string())
+    }
+}
+
+impl From<mantle_store::Error> for Resolve {
+    fn from(e: mantle_store::Error) -> Self {
+        Resolve::Later(e.to_string())
+    }
+}
+
+fn no_such(to: &str) -> Resolve {
+    Resolve::Refused(Refusal::new(
+        "NO_SUCH_RECIPIENT",
+        format!("no store answers to '{to}'"),
+    ))
+}
+
+impl Site {
+    /// The store a message address names: `site`, `app:NAME`,
+    /// `account:ID`, or a login.
+    pub(crate) async fn resolve(&self, to: &str) -> Result<Store, Resolve> {
+        if to == "site" {
+            return Ok(self.site_store().clone());
+        }
+        if to.starts_with("app:") {
+            let name = to.to_string();
+            let sub = self
+                .site_store()
+                .read(move |r| {
+                    r.query::<SubStore>()
+                        .filter(SubStore::NAME.eq(name.as_str()))
+                        .first()
+                })
+                .await?
+                .ok_or_else(|| no_such(to))?;
+            return Ok(sub.open(self.site_store(), self.stores()).await?);
+        }
+        let account: Option<Id<Account>> = match to.strip_prefix("account:") {
+            Some(id) => id.parse().ok().map(Id::from_raw),
+            None => match Address::parse(to, &self.config().domain) {
+                Ok(a) => {
+                    let address = a.to_string();
+                    self.site_store()
+                        .read(move |r| {
+                            r.query::<LoginMethod>()
+                                .filter(LoginMethod::ADDRESS.eq(address.as_str()))
+                                .first()
+                                .map(|m| m.map(|m| m.account))
+                        })
+                        .await?
+                }
+                Err(_) => None,
+            },
+        };
+        let account = account.ok_or_else(|| no_such(to))?;
+        let state = self.site_store().read(move |r| r.get(account)).await?;
+        match state {
+            None => Err(no_such(to)),
+            Some(a) if a.disabled => Err(Resolve::Refused(Refusal::new(
+                "RECIPIENT_DISABLED",
+                format!("'{to}' is disabled"),
+            ))),
+            Some(_) => Ok(self.user_store(account).await?),
+        }
+    }
+
+    /// The store an answer goes back to (disabled senders still get their
+    /// answers: they must be able to undo).
+    async fn resolve_sender(&self, to: &str) -> Result<Store, DispatchError> {
+        if let Some(id) = to.strip_prefix("account:").and_then(|i| i.parse().ok()) {
+            return self
+                .user_store(Id::from_raw(id))
+                .await
+                .map_err(|e| DispatchError::retry(e.to_string()));
+        }
+        match self.resolve(to).await {
+            Ok(s) => Ok(s),
+            Err(Resolve::Refused(r)) => {
+                Err(DispatchError::permanent(format!("answer to {to}: {r}")))
+            }
+            Err(Resolve::Later(reason)) => Err(DispatchError::retry(reason)),
+        }
+    }
+}

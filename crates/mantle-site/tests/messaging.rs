@@ -1,0 +1,349 @@
+//! Interstore messages: delivered after commit, applied once, answered,
+//! refused and parked when they cannot be delivered.
+
+use std::time::Duration;
+
+use mantle_site::{
+    Envelope, Message, MessageHandlers, Refusal, SendMessage, SignupPolicy, Site, SiteConfig,
+};
+use mantle_store::{Item, Registry, Store, Tx};
+use serde::{Deserialize, Serialize};
+
+const PW: &str = "correct horse battery";
+
+/// Counts what a store received and what answers came back.
+#[derive(Item, Debug, Clone)]
+#[item(name = "tally", version = 1)]
+struct Tally {
+    #[item(index)]
+    what: String,
+    n: i64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Ping {
+    n: i64,
+}
+impl Message for Ping {
+    const TYPE: &'static str = "test.ping";
+    type Answer = i64;
+}
+
+#[derive(Serialize, Deserialize)]
+struct Note {
+    text: String,
+}
+impl Message for Note {
+    const TYPE: &'static str = "test.note";
+    type Answer = ();
+    const ONE_WAY: bool = true;
+}
+
+/// A type no store handles.
+#[derive(Serialize, Deserialize)]
+struct Stray;
+impl Message for Stray {
+    const TYPE: &'static str = "test.stray";
+    type Answer = ();
+}
+
+fn bump(tx: &mut Tx<'_>, what: &str, by: i64) -> mantle_store::Result<i64> {
+    let mut t = tx.find_or_create(Tally::WHAT.eq(what), || Tally {
+        what: what.to_string(),
+        n: 0,
+    })?;
+    t.n += by;
+    tx.update(&mut t)?;
+    Ok(t.n)
+}
+
+fn types(r: &mut Registry) {
+    r.register::<Tally>();
+}
+
+fn handlers(h: &mut MessageHandlers) {
+    h.on::<Ping>(|tx, _env: &Envelope, ping| {
+        if ping.n < 0 {
+            return Err(Refusal::new("NEGATIVE", "pings must be positive"));
+        }
+        Ok(bump(tx, "pinged", ping.n)?)
+    })
+    .on_answer::<Ping>(|tx, ping, answer| {
+        match answer {
+            Ok(total) => {
+                bump(tx, "answered", 1)?;
+                bump(tx, "last_total", total - tally(tx, "last_total")?)?;
+            }
+            Err(r) => {
+                bump(tx, &format!("refused:{}", r.code), 1)?;
+                bump(tx, "refused_amount", ping.n)?;
+            }
+        }
+        Ok(())
+    })
+    .on::<Note>(|tx, _env, note| {
+        bump(tx, &format!("note:{}", note.text), 1)?;
+        Ok(())
+    })
+    .on::<Stray>(|_, _, _| Err(Refusal::new("NEVER", "unused")));
+}
+
+/// Like `handlers`, without a handler for `Stray`.
+fn handlers_without_stray(h: &mut MessageHandlers) {
+    handlers(h);
+    *h = {
+        let mut fresh = MessageHandlers::default();
+        fresh
+            .on::<Ping>(|tx, _, ping| Ok(bump(tx, "pinged", ping.n)?))
+            .on_answer::<Stray>(|tx, _, answer| {
+                if let Err(r) = answer {
+                    bump(tx, &format!("refused:{}", r.code), 1)?;
+                }
+                Ok(())
+            })
+            .on_answer::<Ping>(|tx, ping, answer| {
+                if let Err(r) = answer {
+                    bump(tx, &format!("refused:{}", r.code), 1)?;
+                    bump(tx, "refused_amount", ping.n)?;
+                }
+                Ok(())
+            });
+        fresh
+    };
+}
+
+fn tally(tx: &Tx<'_>, what: &str) -> mantle_store::Result<i64> {
+    Ok(tx
+        .query::<Tally>()
+        .filter(Tally::WHAT.eq(what))
+        .first()?
+        .map_or(0, |t| t.n))
+}
+
+async fn read_tally(store: &Store, what: &str) -> i64 {
+    let what = what.to_string();
+    store
+        .read(move |r| {
+            Ok::<_, mantle_store::Error>(
+                r.query::<Tally>()
+                    .filter(Tally::WHAT.eq(what.as_str()))
+                    .first()?
+                    .map_or(0, |t| t.n),
+            )
+        })
+        .await
+        .unwrap()
+}
+
+async fn eventually(store: &Store, what: &str, want: i64) {
+    for _ in 0..400 {
+        if read_tally(store, what).await == want {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!(
+        "{what} never reached {want} (is {})",
+        read_tally(store, what).await
+    );
+}
+
+async fn site(dir: &std::path::Path, h: mantle_site::MessageRegistration) -> Site {
+    let config = SiteConfig {
+        domain: "example.com".into(),
+        signup: mantle_site::SignupConfig {
+            policy: SignupPolicy::Admin,
+        },
+        ..SiteConfig::default()
+    };
+    let site = Site::builder(dir)
+        .with(types)
+        .messages(h)
+        .init(config)
+        .await
+        .unwrap();
+    site.create_account("alice", PW, false).await.unwrap();
+    site.create_account("bob", PW, false).await.unwrap();
+    site
+}
+
+async fn store_of(site: &Site, login: &str) -> Store {
+    let id = site.account(login).await.unwrap().id;
+    site.user_store(id).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_are_applied_once_and_answered() {
+    let dir = tempfile::tempdir().unwrap();
+    let site = site(dir.path(), handlers).await;
+    let alice = store_of(&site, "alice").await;
+    let bob = store_of(&site, "bob").await;
+    for n in 1..=20 {
+        alice
+            .transact(move |tx| {
+                tx.send("bob@example.com", &Ping { n })?;
+                tx.send("bob", &Note { text: "hi".into() })
+            })
+            .await
+            .unwrap();
+    }
+    eventually(&bob, "pinged", (1..=20).sum()).await;
+    eventually(&alice, "answered", 20).await;
+    eventually(&bob, "note:hi", 20).await;
+    assert_eq!(read_tally(&alice, "last_total").await, 210);
+    // Nothing is left waiting in either outbox.
+    for _ in 0..200 {
+        if alice.outbox().await.unwrap().is_empty() && bob.outbox().await.unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(alice.outbox().await.unwrap().is_empty());
+    assert!(bob.outbox().await.unwrap().is_empty());
+    site.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_from_a_rolled_back_transaction_is_never_delivered() {
+    let dir = tempfile::tempdir().unwrap();
+    let site = site(dir.path(), handlers).await;
+    let alice = store_of(&site, "alice").await;
+    let bob = store_of(&site, "bob").await;
+    let refused: Result<(), mantle_store::Error> = alice
+        .transact(|tx| {
+            tx.send("bob", &Ping { n: 1000 })?;
+            Err(mantle_store::Error::NotRegistered("rolled back on purpose"))
+        })
+        .await;
+    assert!(refused.is_err());
+    // A later message overtakes nothing: once it has arrived, the first
+    // would have too.
+    alice
+        .transact(|tx| tx.send("bob", &Ping { n: 1 }))
+        .await
+        .unwrap();
+    eventually(&alice, "answered", 1).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(read_tally(&bob, "pinged").await, 1);
+    assert!(alice.outbox().await.unwrap().is_empty());
+    site.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusals_and_undeliverable_messages_come_back_as_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let site = site(dir.path(), handlers_without_stray).await;
+    let alice = store_of(&site, "alice").await;
+    site.create_account("carol", PW, false).await.unwrap();
+    site.set_disabled("carol", true).await.unwrap();
+    alice
+        .transact(|tx| {
+            tx.send("nobody@example.com", &Ping { n: 5 })?;
+            tx.send("carol", &Ping { n: 7 })?;
+            tx.send("bob", &Stray)?;
+            tx.send("not an address!", &Ping { n: 11 })
+        })
+        .await
+        .unwrap();
+    eventually(&alice, "refused:NO_SUCH_RECIPIENT", 2).await;
+    eventually(&alice, "refused:RECIPIENT_DISABLED", 1).await;
+    eventually(&alice, "refused:NO_HANDLER", 1).await;
+    assert_eq!(read_tally(&alice, "refused_amount").await, 5 + 7 + 11);
+    // Each is parked in alice's outbox with its reason.
+    let parked = alice.outbox().await.unwrap();
+    assert_eq!(parked.len(), 4, "{parked:?}");
+    assert!(parked.iter().all(|e| e.parked));
+    assert!(
+        parked
+            .iter()
+            .any(|e| e.last_error.as_deref().unwrap_or("").contains("NO_HANDLER"))
+    );
+    site.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn business_refusals_are_answered_and_undo_the_handler() {
+    let dir = tempfile::tempdir().unwrap();
+    let site = site(dir.path(), handlers).await;
+    let alice = store_of(&site, "alice").await;
+    let bob = store_of(&site, "bob").await;
+    alice
+        .transact(|tx| tx.send("bob", &Ping { n: -3 }))
+        .await
+        .unwrap();
+    eventually(&alice, "refused:NEGATIVE", 1).await;
+    assert_eq!(read_tally(&bob, "pinged").await, 0);
+    // Answered, not parked: the outbox empties.
+    for _ in 0..200 {
+        if alice.outbox().await.unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(alice.outbox().await.unwrap().is_empty());
+    site.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_left_at_a_restart_are_delivered_after_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let site = site(dir.path(), handlers).await;
+    let alice = store_of(&site, "alice").await;
+    // Queue messages, then close before they can all go.
+    for n in 1..=10 {
+        alice
+            .transact(move |tx| tx.send("bob", &Ping { n }))
+            .await
+            .unwrap();
+    }
+    site.close().await;
+    drop(alice);
+    let site = Site::builder(dir.path())
+        .with(types)
+        .messages(handlers)
+        .open()
+        .await
+        .unwrap();
+    site.start().await.unwrap(); // starts the sweep that wakes stores with work
+    let alice = store_of(&site, "alice").await;
+    let bob = store_of(&site, "bob").await;
+    eventually(&bob, "pinged", 55).await;
+    eventually(&alice, "answered", 10).await;
+    site.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fanout_collates_one_answer_per_user_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let site = site(dir.path(), handlers).await;
+    for i in 0..40 {
+        let acc = site
+            .create_account(&format!("user{i}"), PW, false)
+            .await
+            .unwrap();
+        let store = site.user_store(acc.id).await.unwrap();
+        store
+            .transact(move |tx| bump(tx, "items", i))
+            .await
+            .unwrap();
+    }
+    let done = std::sync::atomic::AtomicUsize::new(0);
+    let results = site
+        .fanout(
+            8,
+            |n, total| {
+                assert!(n <= total);
+                done.store(n, std::sync::atomic::Ordering::Relaxed);
+            },
+            |_, store| async move { Ok(read_tally(&store, "items").await as u64) },
+        )
+        .await
+        .unwrap();
+    assert_eq!(results.len(), 42, "40 users plus alice and bob");
+    assert_eq!(done.load(std::sync::atomic::Ordering::Relaxed), 42);
+    assert_eq!(
+        mantle_site::sum_results(&results).unwrap(),
+        (0..40).sum::<i64>() as u64
+    );
+    site.close().await;
+}
