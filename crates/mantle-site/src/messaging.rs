@@ -682,3 +682,131 @@ impl Site {
         }
     }
 }
+
+/// A message parked in some store's outbox, as operators see it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ParkedMessage {
+    /// `STORE_ADDRESS/OUTBOX_ID`: what `retry` and `drop` take.
+    pub id: String,
+    /// The message's own id.
+    pub message: String,
+    /// The sending store's address.
+    pub from: String,
+    /// The recipient as addressed.
+    pub to: String,
+    /// The message type.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Failed attempts.
+    pub attempts: u32,
+    /// Why it was parked.
+    pub reason: String,
+}
+
+impl Site {
+    /// Every parked message in the site's stores (site, app and user stores).
+    pub async fn parked_messages(&self) -> crate::Result<Vec<ParkedMessage>> {
+        let mut stores = vec![self.site_store().clone()];
+        let subs = self
+            .site_store()
+            .read(|r| r.query::<SubStore>().all())
+            .await?;
+        for sub in subs {
+            stores.push(self.store_by_address(&sub.name).await?);
+        }
+        let mut out = Vec::new();
+        for store in stores {
+            let from = self.address_of(&store).await?;
+            for e in store.outbox().await? {
+                if !e.parked || e.kind != Outgoing::KIND {
+                    continue;
+                }
+                let Ok(m) = serde_json::from_str::<Outgoing>(&e.payload) else {
+                    continue;
+                };
+                out.push(ParkedMessage {
+                    id: format!("{from}/{}", e.id.raw()),
+                    message: m.id,
+                    from: from.clone(),
+                    to: m.to,
+                    kind: m.kind,
+                    attempts: e.attempts,
+                    reason: e.last_error.unwrap_or_default(),
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    async fn store_by_address(&self, address: &str) -> crate::Result<Store> {
+        if address == "site" {
+            return Ok(self.site_store().clone());
+        }
+        if let Some(id) = address
+            .strip_prefix("account:")
+            .and_then(|i| i.parse().ok())
+        {
+            return self.user_store(Id::from_raw(id)).await;
+        }
+        let name = address.to_string();
+        let sub = self
+            .site_store()
+            .read(move |r| {
+                r.query::<SubStore>()
+                    .filter(SubStore::NAME.eq(name.as_str()))
+                    .first()
+            })
+            .await?
+            .ok_or_else(|| crate::SiteError::Config(format!("no store at address '{address}'")))?;
+        Ok(sub.open(self.site_store(), self.stores()).await?)
+    }
+
+    async fn parked(&self, id: &str) -> crate::Result<(Store, mantle_store::EffectId, Outgoing)> {
+        let bad = || {
+            crate::SiteError::Config(format!("'{id}' is not a parked message id (STORE/NUMBER)"))
+        };
+        let (address, n) = id.rsplit_once('/').ok_or_else(bad)?;
+        let n: i64 = n.parse().map_err(|_| bad())?;
+        let store = self.store_by_address(address).await?;
+        let entry = store
+            .outbox()
+            .await?
+            .into_iter()
+            .find(|e| e.id.raw() == n && e.parked && e.kind == Outgoing::KIND)
+            .ok_or_else(|| crate::SiteError::Config(format!("no parked message '{id}'")))?;
+        let m = serde_json::from_str::<Outgoing>(&entry.payload).map_err(|e| {
+            crate::SiteError::Config(format!("parked message '{id}' does not decode: {e}"))
+        })?;
+        Ok((store, entry.id, m))
+    }
+
+    /// Puts a parked message back in line. Refused for a message whose
+    /// sender was already answered with a refusal: it may have undone its
+    /// side (a refund), so delivering now would apply the message twice in
+    /// effect.
+    pub async fn retry_message(&self, id: &str) -> crate::Result<()> {
+        let (store, effect, m) = self.parked(id).await?;
+        let key = format!("answer:{}", m.id);
+        let answered = store
+            .read(move |r| {
+                r.query::<Receipt>()
+                    .filter(Receipt::KEY.eq(key.as_str()))
+                    .exists()
+            })
+            .await?;
+        if answered {
+            return Err(crate::SiteError::Config(format!(
+                "message '{id}' was answered with a refusal and its sender may have undone its side; drop it instead"
+            )));
+        }
+        store.retry_effect(effect).await?;
+        Ok(())
+    }
+
+    /// Deletes a parked message for good.
+    pub async fn drop_message(&self, id: &str) -> crate::Result<()> {
+        let (store, effect, _) = self.parked(id).await?;
+        store.drop_effect(effect).await?;
+        Ok(())
+    }
+}

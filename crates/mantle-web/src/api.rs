@@ -36,6 +36,7 @@ where
     }
 }
 
+/// The body of `POST /api/login`.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Credentials {
@@ -136,6 +137,7 @@ pub async fn revoke_token(
     }
 }
 
+/// The body of `POST /api/signup`.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Signup {
@@ -218,6 +220,7 @@ pub async fn get_slate(
     }
 }
 
+/// Query parameters of `PUT /api/slates/{name}`.
 #[derive(Deserialize)]
 pub struct PutParams {
     /// Time to live in seconds (workflow slates).

@@ -37,6 +37,8 @@ use axum::routing::{delete, get, post};
 use mantle_site::{Service, Site};
 use tower_http::timeout::RequestBodyTimeoutLayer;
 
+pub use api::JsonBody;
+pub use auth::{Authenticated, MaybeAuthenticated};
 pub use error::ApiError;
 pub use server::{HttpService, serve};
 pub use state::AppState;
@@ -48,12 +50,31 @@ pub fn register(registry: &mut mantle_store::Registry) {
         .provide::<HttpService, dyn Service>(|s| Box::new(s));
 }
 
-/// The router for `site`, with its limits applied.
+/// Routes that offerings add to the HTTP front, attached to the site with
+/// `SiteBuilder::extension::<WebRoutes>(|r| r.add(my_offering::routes))`.
+#[derive(Default)]
+pub struct WebRoutes(Vec<fn() -> Router<AppState>>);
+
+impl WebRoutes {
+    /// Adds an offering's routes.
+    pub fn add(&mut self, routes: fn() -> Router<AppState>) -> &mut Self {
+        self.0.push(routes);
+        self
+    }
+}
+
+/// The router for `site` (its own routes and its offerings'), with its
+/// limits applied.
 pub fn router(site: Site) -> Router {
     let http = site.config().http.clone();
+    let mut all = routes();
+    if let Some(extra) = site.extension::<WebRoutes>() {
+        for r in &extra.0 {
+            all = all.merge(r());
+        }
+    }
     let state = AppState::new(site);
-    routes()
-        .with_state(state)
+    all.with_state(state)
         .layer(DefaultBodyLimit::max(http.max_body_bytes))
         .layer(RequestBodyTimeoutLayer::new(Duration::from_secs(
             http.body_timeout_secs.max(1),

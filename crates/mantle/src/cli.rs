@@ -58,6 +58,26 @@ pub enum Command {
     /// Manage accounts (the site must not be served meanwhile).
     #[command(subcommand)]
     User(UserCommand),
+    /// See and act on parked interstore messages (the site must not be
+    /// served meanwhile).
+    #[command(subcommand)]
+    Messages(MessagesCommand),
+    /// Run a read-only query in every user store and collate the results,
+    /// with a progress bar.
+    Fanout {
+        /// The site directory.
+        dir: PathBuf,
+        /// The query.
+        #[command(subcommand)]
+        query: FanoutQuery,
+        /// Stores worked on at once.
+        #[arg(long, default_value_t = 8)]
+        parallel: usize,
+    },
+    /// The ledger offering's administration (the site must not be served
+    /// meanwhile; while serving, use POST /api/ledger/grant as an admin).
+    #[command(subcommand)]
+    Ledger(LedgerCommand),
     /// Work with store files (one SQLite file per store).
     #[command(subcommand)]
     Store(StoreCommand),
@@ -141,6 +161,61 @@ pub enum UserCommand {
     Invite {
         /// The site directory.
         dir: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MessagesCommand {
+    /// List parked messages: ID, sender, recipient, type, attempts, reason.
+    List {
+        /// The site directory.
+        dir: PathBuf,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Put a parked message back in line for delivery.
+    Retry {
+        /// The site directory.
+        dir: PathBuf,
+        /// The message's ID as listed (STORE/NUMBER).
+        id: String,
+    },
+    /// Delete a parked message for good.
+    Drop {
+        /// The site directory.
+        dir: PathBuf,
+        /// The message's ID as listed (STORE/NUMBER).
+        id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FanoutQuery {
+    /// Count the items of a type (by its stored name) in every user store.
+    Count {
+        /// The item type's name (see `mantle store inspect`).
+        type_name: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LedgerCommand {
+    /// Give new units to an account.
+    Grant {
+        /// The site directory.
+        dir: PathBuf,
+        /// The login.
+        login: String,
+        /// Units to grant.
+        amount: i64,
+    },
+    /// Show an account's balance.
+    Balance {
+        /// The site directory.
+        dir: PathBuf,
+        /// The login.
+        login: String,
     },
 }
 

@@ -4,8 +4,11 @@
 use mantle_store::Registry;
 
 /// What this binary registers beyond the store's and the site's own types.
-pub const REGISTRATIONS: &[mantle_site::Registration] =
-    &[mantle_web::register, mantle_example_notes::register];
+pub const REGISTRATIONS: &[mantle_site::Registration] = &[
+    mantle_web::register,
+    mantle_example_notes::register,
+    mantle_example_ledger::register,
+];
 
 /// The registry used by `mantle store` commands: everything a site of this
 /// binary can hold.
@@ -18,9 +21,11 @@ pub fn registry() -> Registry {
     registry
 }
 
-/// A site builder for DIR with everything this binary registers.
+/// A site builder for DIR with everything this binary offers: the web
+/// front, the notes example's types, and the ledger offering.
 pub fn site(dir: &std::path::Path) -> mantle_site::SiteBuilder {
-    REGISTRATIONS
-        .iter()
-        .fold(mantle_site::Site::builder(dir), |b, r| b.with(*r))
+    let builder = mantle_site::Site::builder(dir)
+        .with(mantle_web::register)
+        .with(mantle_example_notes::register);
+    mantle_example_ledger::install(builder)
 }

@@ -1,6 +1,7 @@
 //! What each command does.
 
 mod bench;
+mod messages;
 mod site;
 mod store;
 mod user;
@@ -21,6 +22,13 @@ pub async fn run(cli: Cli) -> Result<u8, CliError> {
         Command::Serve { dir, http } => site::serve(dir, http).await,
         Command::Demo { dir, http } => site::demo(dir, http).await,
         Command::User(cmd) => user::run(cmd).await,
+        Command::Messages(cmd) => messages::run(cmd).await,
+        Command::Fanout {
+            dir,
+            query,
+            parallel,
+        } => messages::fanout(dir, query, parallel).await,
+        Command::Ledger(cmd) => messages::ledger(cmd).await,
         Command::Bench {
             area,
             scale,

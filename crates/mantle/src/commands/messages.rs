@@ -1,0 +1,116 @@
+//! `mantle messages …`, `mantle fanout …`, `mantle ledger …`.
+
+use std::path::PathBuf;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use mantle_site::Site;
+
+use crate::cli::{FanoutQuery, LedgerCommand, MessagesCommand};
+use crate::error::CliError;
+use crate::programs;
+
+/// Opens the site, runs `work`, closes the site whatever happened.
+async fn with_site<R>(
+    dir: &std::path::Path,
+    work: impl AsyncFnOnce(&Site) -> Result<R, CliError>,
+) -> Result<R, CliError> {
+    let site = programs::site(dir).open().await?;
+    let result = work(&site).await;
+    site.close().await;
+    result
+}
+
+pub async fn run(cmd: MessagesCommand) -> Result<u8, CliError> {
+    match cmd {
+        MessagesCommand::List { dir, json } => {
+            let parked = with_site(&dir, async |site| Ok(site.parked_messages().await?)).await?;
+            if json {
+                let text = serde_json::to_string_pretty(&parked)
+                    .map_err(|e| CliError::Message(format!("cannot encode: {e}")))?;
+                println!("{text}");
+            } else if parked.is_empty() {
+                println!("no parked messages");
+            } else {
+                println!(
+                    "{:<24} {:<24} {:<28} {:<20} {:>8}  REASON",
+                    "ID", "FROM", "TO", "TYPE", "ATTEMPTS"
+                );
+                for m in parked {
+                    println!(
+                        "{:<24} {:<24} {:<28} {:<20} {:>8}  {}",
+                        m.id, m.from, m.to, m.kind, m.attempts, m.reason
+                    );
+                }
+            }
+        }
+        MessagesCommand::Retry { dir, id } => {
+            with_site(&dir, async |site| Ok(site.retry_message(&id).await?)).await?;
+            println!("{id}: back in line for delivery");
+        }
+        MessagesCommand::Drop { dir, id } => {
+            with_site(&dir, async |site| Ok(site.drop_message(&id).await?)).await?;
+            println!("{id}: dropped");
+        }
+    }
+    Ok(0)
+}
+
+pub async fn fanout(dir: PathBuf, query: FanoutQuery, parallel: usize) -> Result<u8, CliError> {
+    let FanoutQuery::Count { type_name } = query;
+    let bar = ProgressBar::new(0);
+    bar.set_style(
+        ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} stores ({eta} left)")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    bar.set_message(format!("counting {type_name}"));
+    let results = with_site(&dir, async |site| {
+        let type_name = type_name.clone();
+        Ok(site
+            .fanout(
+                parallel,
+                |done, total| {
+                    bar.set_length(total as u64);
+                    bar.set_position(done as u64);
+                },
+                |_, store| {
+                    let type_name = type_name.clone();
+                    async move { Ok(store.read(move |r| r.count_items(&type_name)).await?) }
+                },
+            )
+            .await?)
+    })
+    .await?;
+    bar.finish_and_clear();
+    let total = mantle_site::sum_results(&results)?;
+    let holding = results
+        .iter()
+        .filter(|r| matches!(r.result, Ok(n) if n > 0))
+        .count();
+    println!(
+        "{type_name}: {total} items in {} user stores ({holding} hold some)",
+        results.len()
+    );
+    Ok(0)
+}
+
+pub async fn ledger(cmd: LedgerCommand) -> Result<u8, CliError> {
+    match cmd {
+        LedgerCommand::Grant { dir, login, amount } => {
+            let balance = with_site(&dir, async |site| {
+                Ok(mantle_example_ledger::grant(site, &login, amount).await?)
+            })
+            .await?;
+            println!("{login}: granted {amount}, balance {balance}");
+        }
+        LedgerCommand::Balance { dir, login } => {
+            let balance = with_site(&dir, async |site| {
+                let account = site.account(&login).await?;
+                Ok(mantle_example_ledger::balance(site, account.id).await?)
+            })
+            .await?;
+            println!("{login}: {balance}");
+        }
+    }
+    Ok(0)
+}

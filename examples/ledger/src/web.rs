@@ -1,0 +1,118 @@
+//! The ledger's HTTP JSON endpoints.
+
+use axum::Json;
+use axum::Router;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use mantle_web::{ApiError, AppState, Authenticated, JsonBody};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::TransferError;
+
+/// `GET /api/ledger/balance`, `GET /api/ledger/history`,
+/// `POST /api/ledger/transfer`, `POST /api/ledger/grant` (administrators).
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/ledger/balance", get(balance))
+        .route("/api/ledger/history", get(history))
+        .route("/api/ledger/transfer", post(transfer))
+        .route("/api/ledger/grant", post(grant))
+}
+
+async fn balance(
+    State(state): State<AppState>,
+    Authenticated(me): Authenticated,
+) -> Result<Response, ApiError> {
+    let units = crate::balance(&state.site, me.account).await?;
+    Ok(Json(json!({ "balance": units })).into_response())
+}
+
+#[derive(Deserialize)]
+struct HistoryParams {
+    limit: Option<u64>,
+}
+
+async fn history(
+    State(state): State<AppState>,
+    Authenticated(me): Authenticated,
+    Query(p): Query<HistoryParams>,
+) -> Result<Response, ApiError> {
+    let entries =
+        crate::history(&state.site, me.account, p.limit.unwrap_or(100).min(10_000)).await?;
+    let entries: Vec<_> = entries
+        .into_iter()
+        .map(|e| {
+            json!({
+                "transfer": e.transfer, "kind": e.kind, "amount": e.amount,
+                "counterparty": e.counterparty, "at": e.at.to_string(),
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "entries": entries })).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TransferBody {
+    to: String,
+    amount: i64,
+}
+
+async fn transfer(
+    State(state): State<AppState>,
+    Authenticated(me): Authenticated,
+    JsonBody(body): JsonBody<TransferBody>,
+) -> Result<Response, ApiError> {
+    match crate::transfer(&state.site, me.account, &body.to, body.amount).await {
+        // Accepted: the debit is committed; the credit follows by message.
+        Ok((id, balance)) => Ok((
+            StatusCode::ACCEPTED,
+            Json(json!({ "transfer": id, "balance": balance })),
+        )
+            .into_response()),
+        Err(e @ (TransferError::BadAmount(_) | TransferError::ToSelf)) => {
+            Err(ApiError::new(StatusCode::BAD_REQUEST, e.to_string()))
+        }
+        Err(e @ TransferError::InsufficientFunds { .. }) => {
+            Err(ApiError::new(StatusCode::CONFLICT, e.to_string()))
+        }
+        Err(TransferError::Site(e)) => {
+            tracing::error!(error = %e, "transfer failed");
+            Err(ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal error",
+            ))
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GrantBody {
+    to: String,
+    amount: i64,
+}
+
+async fn grant(
+    State(state): State<AppState>,
+    Authenticated(me): Authenticated,
+    JsonBody(body): JsonBody<GrantBody>,
+) -> Result<Response, ApiError> {
+    if !me.admin {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "only administrators grant credit",
+        ));
+    }
+    if body.amount <= 0 {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "amount must be positive",
+        ));
+    }
+    let balance = crate::grant(&state.site, &body.to, body.amount).await?;
+    Ok(Json(json!({ "to": body.to, "balance": balance })).into_response())
+}
