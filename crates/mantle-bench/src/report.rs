@@ -34,6 +34,39 @@ pub struct BenchRecord {
     /// What the p99 latencies are of (one transaction, one read call…).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub p99_of: Option<String>,
+    /// Our median latency of the unit named in `p99_of`, in ms.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub p50_ms: Option<f64>,
+    /// The reference's median latency of the same unit, in ms.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reference_p50_ms: Option<f64>,
+    /// A second reference doing the same work batched as ours is (see
+    /// `per_tx`), operations per second.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reference_batched_ops_per_s: Option<f64>,
+    /// `ours_ops_per_s / reference_batched_ops_per_s`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub batched_ratio: Option<f64>,
+    /// Commits the reference makes per operation (unbatched).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reference_commits_per_op: Option<u64>,
+    /// Operations per transaction on our side (and per commit in the
+    /// batched reference).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub per_tx: Option<u64>,
+    /// Sending stores.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub senders: Option<u64>,
+    /// Receiving stores.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recipients: Option<u64>,
+    /// What the bench aims for, as stated in its issue.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    /// The system's 1-minute load average when the record was made (other
+    /// processes share the machine).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub load_1m: Option<f64>,
     /// Our peak resident memory during the timed phase, in MB (MiB).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub peak_rss_mb: Option<f64>,
@@ -92,6 +125,16 @@ impl BenchRecord {
             p99_ms: None,
             reference_p99_ms: None,
             p99_of: None,
+            p50_ms: None,
+            reference_p50_ms: None,
+            reference_batched_ops_per_s: None,
+            batched_ratio: None,
+            reference_commits_per_op: None,
+            per_tx: None,
+            senders: None,
+            recipients: None,
+            target: None,
+            load_1m: load_1m(),
             peak_rss_mb: None,
             reference_peak_rss_mb: None,
             rss_baseline_mb: None,
@@ -106,12 +149,41 @@ impl BenchRecord {
     }
 
     /// Adds the p99 latencies of both sides over `unit`.
-    pub(crate) fn p99(mut self, unit: &str, ours: &mut [Duration], reference: &mut [Duration]) -> Self {
+    pub(crate) fn p99(
+        mut self,
+        unit: &str,
+        ours: &mut [Duration],
+        reference: &mut [Duration],
+    ) -> Self {
         self.p99_ms = p99_ms(ours);
         self.reference_p99_ms = p99_ms(reference);
         self.p99_of = Some(unit.to_string());
         self
     }
+
+    /// A record from rates measured elsewhere (a load generator's
+    /// requests per second): `ops` is our count, the times are each side's
+    /// run.
+    pub(crate) fn from_rates(
+        bench: &str,
+        op: &str,
+        ops: u64,
+        scale: f64,
+        (ours_rate, ours): (f64, Duration),
+        (reference_rate, reference): (f64, Duration),
+    ) -> Self {
+        let mut r = Self::new(bench, op, ops, scale, ours, reference);
+        r.ours_ops_per_s = round(ours_rate, 1);
+        r.reference_ops_per_s = round(reference_rate, 1);
+        r.ratio = round(ours_rate / reference_rate.max(1e-9), 3);
+        r
+    }
+}
+
+/// The 1-minute load average (Linux), if known.
+fn load_1m() -> Option<f64> {
+    let text = std::fs::read_to_string("/proc/loadavg").ok()?;
+    text.split_whitespace().next()?.parse().ok()
 }
 
 /// Operations per second (never infinite: a zero time counts as 1 ns).
@@ -127,11 +199,17 @@ pub(crate) fn round(x: f64, digits: i32) -> f64 {
 
 /// The 99th percentile (nearest rank) of `samples`, in ms; sorts them.
 pub(crate) fn p99_ms(samples: &mut [Duration]) -> Option<f64> {
+    percentile_ms(samples, 0.99)
+}
+
+/// The `q` quantile (nearest rank, `0 < q <= 1`) of `samples`, in ms;
+/// sorts them.
+pub(crate) fn percentile_ms(samples: &mut [Duration], q: f64) -> Option<f64> {
     if samples.is_empty() {
         return None;
     }
     samples.sort_unstable();
-    let rank = ((samples.len() as f64) * 0.99).ceil() as usize;
+    let rank = ((samples.len() as f64) * q).ceil() as usize;
     let d = samples[rank.clamp(1, samples.len()) - 1];
     Some(round(d.as_secs_f64() * 1e3, 4))
 }
@@ -164,6 +242,9 @@ mod tests {
         assert_eq!(r.ratio, 0.5);
         let json = serde_json::to_string(&r).unwrap();
         assert!(json.starts_with(r#"{"bench":"x","#), "{json}");
-        assert!(!json.contains("p99_ms"), "absent options are left out: {json}");
+        assert!(
+            !json.contains("p99_ms"),
+            "absent options are left out: {json}"
+        );
     }
 }

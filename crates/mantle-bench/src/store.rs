@@ -198,7 +198,7 @@ impl BenchDir {
         std::fs::create_dir_all(&path)?;
         Ok(Self(path))
     }
-    fn join(&self, name: &str) -> PathBuf {
+    fn join(&self, name: impl AsRef<Path>) -> PathBuf {
         self.0.join(name)
     }
 }
@@ -242,14 +242,6 @@ const REF_POINT: &str = "SELECT id, key, name, score, payload FROM t WHERE key =
 const REF_RANGE: &str =
     "SELECT id, key, name, score, payload FROM t WHERE key >= ?1 AND key < ?2 ORDER BY key, id";
 
-/// Opens the reference database for reading, warmed up the way
-/// [`load_both`] warms our store (the same count query).
-fn ref_open_warm(path: &Path) -> rusqlite::Result<Connection> {
-    let conn = ref_open(path)?;
-    conn.query_row("SELECT count(*) FROM (SELECT * FROM t)", [], |r| r.get::<_, i64>(0))?;
-    Ok(conn)
-}
-
 /// Opens a reference database with the store's pragmas.
 fn ref_open(path: &Path) -> rusqlite::Result<Connection> {
     let conn = Connection::open(path)?;
@@ -262,14 +254,14 @@ fn ref_open(path: &Path) -> rusqlite::Result<Connection> {
     Ok(conn)
 }
 
-/// Creates a reference database holding `rows` (one transaction).
-fn ref_create(path: &Path, rows: &[Row]) -> Result<Connection, BenchError> {
-    let mut conn = ref_open(path)?;
+/// Opens a reference database and creates its table.
+fn ref_create(path: &Path) -> Result<Connection, BenchError> {
+    let conn = ref_open(path)?;
     conn.execute_batch(REF_CREATE)?;
-    ref_insert_all(&mut conn, rows)?;
     Ok(conn)
 }
 
+/// Inserts `rows` in one transaction with one prepared statement.
 fn ref_insert_all(conn: &mut Connection, rows: &[Row]) -> rusqlite::Result<()> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     {
@@ -298,6 +290,31 @@ fn ref_count(conn: &Connection) -> rusqlite::Result<u64> {
         .map(|n| n as u64)
 }
 
+/// The reference connection, handed to the blocking pool for each slice of
+/// work and handed back. Its work is timed inside the blocking closure, so
+/// the hop itself is not charged to it.
+struct Reference(Option<Connection>);
+
+impl Reference {
+    async fn run<R, F>(&mut self, f: F) -> Result<R, BenchError>
+    where
+        F: FnOnce(&mut Connection) -> Result<R, BenchError> + Send + 'static,
+        R: Send + 'static,
+    {
+        let mut conn = self
+            .0
+            .take()
+            .ok_or_else(|| BenchError::Task("reference connection lost".into()))?;
+        let (conn, r) = blocking(move || {
+            let r = f(&mut conn)?;
+            Ok((conn, r))
+        })
+        .await?;
+        self.0 = Some(conn);
+        Ok(r)
+    }
+}
+
 // ---- Ours -------------------------------------------------------------------
 
 async fn our_insert_all(store: &Store, rows: Arc<Vec<Row>>) -> Result<(), BenchError> {
@@ -317,12 +334,23 @@ async fn our_count(store: &Store) -> Result<u64, BenchError> {
 }
 
 /// Both sides hold `rows`, written and closed (so the WAL is checkpointed
-/// away) before reading starts; returns our store, reopened, and the
-/// reference file.
-async fn load_both(dir: &BenchDir, rows: Arc<Vec<Row>>) -> Result<(Store, PathBuf), BenchError> {
-    let reference = dir.join("reference.db");
-    let (path, r) = (reference.clone(), rows.clone());
-    blocking(move || ref_create(&path, &r).map(drop)).await?;
+/// away) before reading starts. Returns our store and the reference
+/// connection, reopened and warmed up the same way (the query behind
+/// `count()`; on our side this also opens the reader connection).
+async fn load_both(dir: &BenchDir, rows: Arc<Vec<Row>>) -> Result<(Store, Reference), BenchError> {
+    let path = dir.join("reference.db");
+    let r = rows.clone();
+    let conn = blocking(move || {
+        let mut conn = ref_create(&path)?;
+        ref_insert_all(&mut conn, &r)?;
+        drop(conn);
+        let conn = ref_open(&path)?;
+        conn.query_row("SELECT count(*) FROM (SELECT * FROM t)", [], |r| {
+            r.get::<_, i64>(0)
+        })?;
+        Ok(conn)
+    })
+    .await?;
     let config = store_config();
     let ours = dir.join("ours.store");
     let store = Store::open(&ours, &config).await?;
@@ -330,51 +358,69 @@ async fn load_both(dir: &BenchDir, rows: Arc<Vec<Row>>) -> Result<(Store, PathBu
     store.close().await;
     drop(store);
     let store = Store::open(&ours, &config).await?;
-    // Warm up: the reader connection is opened here, not in the timing.
     our_count(&store).await?;
-    Ok((store, reference))
+    Ok((store, Reference(Some(conn))))
+}
+
+/// `0..n` in consecutive ranges of `size` (the last may be shorter).
+fn slices(n: u64, size: u64) -> impl Iterator<Item = std::ops::Range<usize>> {
+    let size = size.max(1) as usize;
+    let n = n as usize;
+    (0..n).step_by(size).map(move |s| s..(s + size).min(n))
 }
 
 // ---- The benches ------------------------------------------------------------
+
+/// Rounds of `bulk_insert`, alternating sides; each side's best counts.
+const BULK_ROUNDS: usize = 3;
+/// Slices `small_tx` and `point_query_single` alternate in, so that both
+/// sides see the same background load (other processes' disk writes change
+/// fsync times a lot).
+const SLICES: u64 = 10;
 
 async fn bulk_insert(scale: f64, base: &Path) -> Result<BenchRecord, BenchError> {
     const NAME: &str = "bulk_insert";
     let n = scaled(BULK_ROWS, scale);
     let dir = BenchDir::new(base, NAME)?;
     let rows = rows_for(shuffled_keys(n, 1));
+    let (mut reference, mut ours) = (Duration::MAX, Duration::MAX);
+    for round in 0..BULK_ROUNDS {
+        let (path, r) = (dir.join(format!("reference{round}.db")), rows.clone());
+        let (took, ref_rows) = blocking(move || {
+            let mut conn = ref_create(&path)?;
+            // Warm-up transaction, as on our side.
+            ref_insert_all(&mut conn, &[make_row(-1)])?;
+            let t = Instant::now();
+            ref_insert_all(&mut conn, &r)?;
+            let took = t.elapsed();
+            Ok((took, ref_count(&conn)?))
+        })
+        .await?;
+        reference = reference.min(took);
 
-    let (path, r) = (dir.join("reference.db"), rows.clone());
-    let (reference, ref_rows) = blocking(move || {
-        let mut conn = ref_open(&path)?;
-        conn.execute_batch(REF_CREATE)?;
-        // Warm-up transaction, as on our side.
-        ref_insert_all(&mut conn, &[make_row(-1)])?;
+        let store = Store::open(dir.join(format!("ours{round}.store")), &store_config()).await?;
+        // Warm-up transaction: creates the type's table outside the timing.
+        our_insert_all(&store, Arc::new(vec![make_row(-1)])).await?;
         let t = Instant::now();
-        ref_insert_all(&mut conn, &r)?;
-        let took = t.elapsed();
-        Ok((took, ref_count(&conn)?))
-    })
-    .await?;
+        our_insert_all(&store, rows.clone()).await?;
+        ours = ours.min(t.elapsed());
+        let our_rows = our_count(&store).await?;
+        store.close().await;
 
-    let store = Store::open(dir.join("ours.store"), &store_config()).await?;
-    // Warm-up transaction: creates the type's table outside the timing.
-    our_insert_all(&store, Arc::new(vec![make_row(-1)])).await?;
-    let t = Instant::now();
-    our_insert_all(&store, rows).await?;
-    let ours = t.elapsed();
-    let our_rows = our_count(&store).await?;
-    store.close().await;
-
-    check(NAME, our_rows == n + 1 && ref_rows == n + 1, || {
-        format!("expected {} rows, ours {our_rows}, reference {ref_rows}", n + 1)
-    })?;
+        check(NAME, our_rows == n + 1 && ref_rows == n + 1, || {
+            format!(
+                "expected {} rows, ours {our_rows}, reference {ref_rows}",
+                n + 1
+            )
+        })?;
+    }
     let mut rec = BenchRecord::new(NAME, "insert", n, scale, ours, reference);
     rec.items = Some(n);
-    rec.note = Some(
-        "one transaction of inserts in random key order into an indexed table created beforehand; \
-         reference: one prepared statement"
-            .into(),
-    );
+    rec.note = Some(format!(
+        "one transaction of inserts in random key order into an indexed table created \
+         beforehand, committed; reference: one prepared statement; best of {BULK_ROUNDS} \
+         alternating rounds, fresh files each"
+    ));
     Ok(rec)
 }
 
@@ -384,55 +430,75 @@ async fn small_tx(scale: f64, base: &Path) -> Result<BenchRecord, BenchError> {
     let dir = BenchDir::new(base, NAME)?;
 
     let path = dir.join("reference.db");
-    let (reference, mut ref_lat, ref_rows) = blocking(move || {
-        let mut conn = ref_open(&path)?;
-        conn.execute_batch(REF_CREATE)?;
-        ref_insert_all(&mut conn, &[make_row(-1)])?;
-        let mut lat = Vec::with_capacity(n as usize);
-        let t = Instant::now();
-        for key in 0..n as i64 {
-            let row = make_row(key);
-            let t0 = Instant::now();
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            tx.prepare_cached(REF_INSERT)?
-                .execute(params![row.key, row.name, row.score, row.payload])?;
-            tx.commit()?;
-            lat.push(t0.elapsed());
-        }
-        let took = t.elapsed();
-        Ok((took, lat, ref_count(&conn)?))
-    })
-    .await?;
-
+    let mut reference = Reference(Some(
+        blocking(move || {
+            let mut conn = ref_create(&path)?;
+            ref_insert_all(&mut conn, &[make_row(-1)])?;
+            Ok(conn)
+        })
+        .await?,
+    ));
     let store = Store::open(dir.join("ours.store"), &store_config()).await?;
     our_insert_all(&store, Arc::new(vec![make_row(-1)])).await?;
-    let mut lat = Vec::with_capacity(n as usize);
-    let t = Instant::now();
-    for key in 0..n as i64 {
-        let row = make_row(key);
-        let t0 = Instant::now();
-        store.transact(move |tx| tx.insert(&row)).await?;
-        lat.push(t0.elapsed());
+
+    let (mut ref_time, mut our_time) = (Duration::ZERO, Duration::ZERO);
+    let (mut ref_lat, mut lat) = (Vec::new(), Vec::new());
+    for slice in slices(n, n.div_ceil(SLICES)) {
+        let s = slice.clone();
+        let (took, l) = reference
+            .run(move |conn| {
+                let mut lat = Vec::with_capacity(s.len());
+                let t = Instant::now();
+                for key in s {
+                    let row = make_row(key as i64);
+                    let t0 = Instant::now();
+                    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                    tx.prepare_cached(REF_INSERT)?.execute(params![
+                        row.key,
+                        row.name,
+                        row.score,
+                        row.payload
+                    ])?;
+                    tx.commit()?;
+                    lat.push(t0.elapsed());
+                }
+                Ok((t.elapsed(), lat))
+            })
+            .await?;
+        ref_time += took;
+        ref_lat.extend(l);
+
+        let t = Instant::now();
+        for key in slice {
+            let row = make_row(key as i64);
+            let t0 = Instant::now();
+            store.transact(move |tx| tx.insert(&row)).await?;
+            lat.push(t0.elapsed());
+        }
+        our_time += t.elapsed();
     }
-    let ours = t.elapsed();
     let our_rows = our_count(&store).await?;
     store.close().await;
+    let ref_rows = reference.run(|conn| Ok(ref_count(conn)?)).await?;
 
     check(NAME, our_rows == n + 1 && ref_rows == n + 1, || {
-        format!("expected {} rows, ours {our_rows}, reference {ref_rows}", n + 1)
+        format!(
+            "expected {} rows, ours {our_rows}, reference {ref_rows}",
+            n + 1
+        )
     })?;
-    let mut rec = BenchRecord::new(NAME, "transaction", n, scale, ours, reference).p99(
+    let mut rec = BenchRecord::new(NAME, "transaction", n, scale, our_time, ref_time).p99(
         "one transaction (submit to commit acknowledged)",
         &mut lat,
         &mut ref_lat,
     );
     rec.items = Some(n);
     rec.concurrency = Some(1);
-    rec.note = Some(
+    rec.note = Some(format!(
         "one-insert transactions awaited one after another, each synced (synchronous=FULL); \
-         reference: BEGIN IMMEDIATE / insert / COMMIT on one connection"
-            .into(),
-    );
+         reference: BEGIN IMMEDIATE / insert / COMMIT on one connection; the sides alternate \
+         in {SLICES} slices"
+    ));
     Ok(rec)
 }
 
@@ -444,11 +510,12 @@ async fn point_query(
     emit: &mut dyn FnMut(BenchRecord),
 ) -> Result<(), BenchError> {
     const NAME: &str = "point_query";
+    const SINGLE: &str = "point_query_single";
     let n = scaled(QUERY_ROWS, scale);
     let lookups = scaled(POINT_LOOKUPS, scale);
     let per_read = LOOKUPS_PER_READ.min(lookups);
     let dir = BenchDir::new(base, NAME)?;
-    let (store, reference_path) = load_both(&dir, rows_for(shuffled_keys(n, 2))).await?;
+    let (store, mut reference) = load_both(&dir, rows_for(shuffled_keys(n, 2))).await?;
     let mut rng = StdRng::seed_from_u64(3);
     let keys: Arc<Vec<i64>> = Arc::new(
         (0..lookups)
@@ -457,55 +524,55 @@ async fn point_query(
     );
 
     if batched {
-        let (path, k) = (reference_path.clone(), keys.clone());
-        let (reference, mut ref_lat, ref_found) = blocking(move || {
-            let conn = ref_open_warm(&path)?;
-            let mut select = conn.prepare_cached(REF_POINT)?;
-            let mut lat = Vec::new();
-            let mut found = 0u64;
-            let t = Instant::now();
-            for chunk in k.chunks(per_read as usize) {
-                let t0 = Instant::now();
-                // One read transaction per batch, like one `store.read`.
-                conn.execute_batch("BEGIN")?;
-                for &key in chunk {
-                    if let Some((_, row)) = select.query_row([key], ref_row).optional()? {
-                        found += u64::from(row.key == key);
-                    }
-                }
-                conn.execute_batch("COMMIT")?;
-                lat.push(t0.elapsed());
-            }
-            Ok((t.elapsed(), lat, found))
-        })
-        .await?;
-
-        let mut lat = Vec::new();
-        let mut found = 0u64;
-        let t = Instant::now();
-        for start in (0..lookups as usize).step_by(per_read as usize) {
-            let end = (start + per_read as usize).min(lookups as usize);
-            let k = keys.clone();
-            let t0 = Instant::now();
-            found += store
-                .read(move |r| {
-                    let mut found = 0u64;
-                    for &key in &k[start..end] {
-                        if let Some(row) = r.query::<Row>().filter(Row::KEY.eq(key)).first()? {
-                            found += u64::from(row.key == key);
+        let (mut ref_time, mut our_time) = (Duration::ZERO, Duration::ZERO);
+        let (mut ref_lat, mut lat) = (Vec::new(), Vec::new());
+        let (mut ref_found, mut found) = (0u64, 0u64);
+        for batch in slices(lookups, per_read) {
+            let (k, b) = (keys.clone(), batch.clone());
+            let (took, hits) = reference
+                .run(move |conn| {
+                    let t = Instant::now();
+                    // One read transaction per batch, like one `store.read`.
+                    conn.execute_batch("BEGIN")?;
+                    let mut hits = 0u64;
+                    {
+                        let mut select = conn.prepare_cached(REF_POINT)?;
+                        for &key in &k[b] {
+                            if let Some((_, row)) = select.query_row([key], ref_row).optional()? {
+                                hits += u64::from(row.key == key);
+                            }
                         }
                     }
-                    Ok::<_, mantle_store::Error>(found)
+                    conn.execute_batch("COMMIT")?;
+                    Ok((t.elapsed(), hits))
                 })
                 .await?;
-            lat.push(t0.elapsed());
+            ref_time += took;
+            ref_lat.push(took);
+            ref_found += hits;
+
+            let k = keys.clone();
+            let t = Instant::now();
+            found += store
+                .read(move |r| {
+                    let mut hits = 0u64;
+                    for &key in &k[batch] {
+                        if let Some(row) = r.query::<Row>().filter(Row::KEY.eq(key)).first()? {
+                            hits += u64::from(row.key == key);
+                        }
+                    }
+                    Ok::<_, mantle_store::Error>(hits)
+                })
+                .await?;
+            let took = t.elapsed();
+            our_time += took;
+            lat.push(took);
         }
-        let ours = t.elapsed();
 
         check(NAME, found == lookups && ref_found == lookups, || {
             format!("expected {lookups} hits, ours {found}, reference {ref_found}")
         })?;
-        let mut rec = BenchRecord::new(NAME, "lookup", lookups, scale, ours, reference).p99(
+        let mut rec = BenchRecord::new(NAME, "lookup", lookups, scale, our_time, ref_time).p99(
             &format!("one read call of {per_read} lookups"),
             &mut lat,
             &mut ref_lat,
@@ -514,52 +581,58 @@ async fn point_query(
         rec.table_rows = Some(n);
         rec.lookups_per_read = Some(per_read);
         rec.note = Some(
-            "random existing keys, indexed; ours: query().filter(KEY.eq(k)).first() inside store.read, \
-             batched; reference: one prepared SELECT, one read transaction per batch"
+            "random existing keys, indexed; ours: query().filter(KEY.eq(k)).first() inside \
+             store.read, batched; reference: one prepared SELECT, one read transaction per \
+             batch; the sides alternate batch by batch"
                 .into(),
         );
         emit(rec);
     }
 
     if single {
-        const SINGLE: &str = "point_query_single";
-        let (path, k) = (reference_path.clone(), keys.clone());
-        let (reference, mut ref_lat, ref_found) = blocking(move || {
-            let conn = ref_open_warm(&path)?;
-            let mut select = conn.prepare_cached(REF_POINT)?;
-            let mut lat = Vec::with_capacity(k.len());
-            let mut found = 0u64;
+        let (mut ref_time, mut our_time) = (Duration::ZERO, Duration::ZERO);
+        let (mut ref_lat, mut lat) = (Vec::new(), Vec::new());
+        let (mut ref_found, mut found) = (0u64, 0u64);
+        for slice in slices(lookups, lookups.div_ceil(SLICES)) {
+            let (k, s) = (keys.clone(), slice.clone());
+            let (took, l, hits) = reference
+                .run(move |conn| {
+                    let mut select = conn.prepare_cached(REF_POINT)?;
+                    let mut lat = Vec::with_capacity(s.len());
+                    let mut hits = 0u64;
+                    let t = Instant::now();
+                    for &key in &k[s] {
+                        let t0 = Instant::now();
+                        if let Some((_, row)) = select.query_row([key], ref_row).optional()? {
+                            hits += u64::from(row.key == key);
+                        }
+                        lat.push(t0.elapsed());
+                    }
+                    Ok((t.elapsed(), lat, hits))
+                })
+                .await?;
+            ref_time += took;
+            ref_lat.extend(l);
+            ref_found += hits;
+
             let t = Instant::now();
-            for &key in k.iter() {
+            for &key in &keys[slice] {
                 let t0 = Instant::now();
-                if let Some((_, row)) = select.query_row([key], ref_row).optional()? {
+                let row = store
+                    .read(move |r| r.query::<Row>().filter(Row::KEY.eq(key)).first())
+                    .await?;
+                lat.push(t0.elapsed());
+                if let Some(row) = row {
                     found += u64::from(row.key == key);
                 }
-                lat.push(t0.elapsed());
             }
-            Ok((t.elapsed(), lat, found))
-        })
-        .await?;
-
-        let mut lat = Vec::with_capacity(keys.len());
-        let mut found = 0u64;
-        let t = Instant::now();
-        for &key in keys.iter() {
-            let t0 = Instant::now();
-            let row = store
-                .read(move |r| r.query::<Row>().filter(Row::KEY.eq(key)).first())
-                .await?;
-            lat.push(t0.elapsed());
-            if let Some(row) = row {
-                found += u64::from(row.key == key);
-            }
+            our_time += t.elapsed();
         }
-        let ours = t.elapsed();
 
         check(SINGLE, found == lookups && ref_found == lookups, || {
             format!("expected {lookups} hits, ours {found}, reference {ref_found}")
         })?;
-        let mut rec = BenchRecord::new(SINGLE, "lookup", lookups, scale, ours, reference).p99(
+        let mut rec = BenchRecord::new(SINGLE, "lookup", lookups, scale, our_time, ref_time).p99(
             "one lookup (one read call)",
             &mut lat,
             &mut ref_lat,
@@ -567,15 +640,20 @@ async fn point_query(
         rec.items = Some(lookups);
         rec.table_rows = Some(n);
         rec.lookups_per_read = Some(1);
-        rec.note = Some(
-            "the point_query keys, one store.read call each (shows the per-call cost: a hop to \
-             the blocking pool and a read transaction); reference: one autocommit SELECT each"
-                .into(),
-        );
+        rec.note = Some(format!(
+            "the point_query keys, one store.read call each (shows the per-call cost: a hop \
+             to the blocking pool and a read transaction); reference: one autocommit SELECT \
+             each; the sides alternate in {SLICES} slices"
+        ));
         emit(rec);
     }
     store.close().await;
     Ok(())
+}
+
+/// Whether `keys` are `start, start + 1, …` (a range read in order).
+fn in_order(start: i64, keys: impl Iterator<Item = i64>) -> bool {
+    keys.enumerate().all(|(i, k)| k == start + i as i64)
 }
 
 async fn range_query(scale: f64, base: &Path) -> Result<BenchRecord, BenchError> {
@@ -584,7 +662,7 @@ async fn range_query(scale: f64, base: &Path) -> Result<BenchRecord, BenchError>
     let queries = scaled(RANGE_QUERIES, scale);
     let per_read = RANGES_PER_READ.min(queries);
     let dir = BenchDir::new(base, NAME)?;
-    let (store, reference_path) = load_both(&dir, rows_for(shuffled_keys(n, 4))).await?;
+    let (store, mut reference) = load_both(&dir, rows_for(shuffled_keys(n, 4))).await?;
     let highest_start = (n as i64 - RANGE_LEN).max(0);
     let mut rng = StdRng::seed_from_u64(5);
     let starts: Arc<Vec<i64>> = Arc::new(
@@ -597,47 +675,42 @@ async fn range_query(scale: f64, base: &Path) -> Result<BenchRecord, BenchError>
         .iter()
         .map(|&k| ((k + RANGE_LEN).min(n as i64) - k) as u64)
         .sum();
-    // Whether `rows` are the keys from `start` on, in order.
-    fn in_order(start: i64, keys: impl Iterator<Item = i64>) -> bool {
-        keys.enumerate().all(|(i, k)| k == start + i as i64)
-    }
 
-    let (path, s) = (reference_path.clone(), starts.clone());
-    let (reference, mut ref_lat, ref_rows) = blocking(move || {
-        let conn = ref_open_warm(&path)?;
-        let mut select = conn.prepare_cached(REF_RANGE)?;
-        let mut lat = Vec::new();
-        let mut rows = 0u64;
-        let t = Instant::now();
-        for chunk in s.chunks(per_read as usize) {
-            let t0 = Instant::now();
-            conn.execute_batch("BEGIN")?;
-            for &start in chunk {
-                let got: Vec<(i64, Row)> = select
-                    .query_map([start, start + RANGE_LEN], ref_row)?
-                    .collect::<rusqlite::Result<_>>()?;
-                if in_order(start, got.iter().map(|(_, r)| r.key)) {
-                    rows += got.len() as u64;
+    let (mut ref_time, mut our_time) = (Duration::ZERO, Duration::ZERO);
+    let (mut ref_lat, mut lat) = (Vec::new(), Vec::new());
+    let (mut ref_rows, mut rows) = (0u64, 0u64);
+    for batch in slices(queries, per_read) {
+        let (s, b) = (starts.clone(), batch.clone());
+        let (took, got_rows) = reference
+            .run(move |conn| {
+                let t = Instant::now();
+                conn.execute_batch("BEGIN")?;
+                let mut rows = 0u64;
+                {
+                    let mut select = conn.prepare_cached(REF_RANGE)?;
+                    for &start in &s[b] {
+                        let got: Vec<(i64, Row)> = select
+                            .query_map([start, start + RANGE_LEN], ref_row)?
+                            .collect::<rusqlite::Result<_>>()?;
+                        if in_order(start, got.iter().map(|(_, r)| r.key)) {
+                            rows += got.len() as u64;
+                        }
+                    }
                 }
-            }
-            conn.execute_batch("COMMIT")?;
-            lat.push(t0.elapsed());
-        }
-        Ok((t.elapsed(), lat, rows))
-    })
-    .await?;
+                conn.execute_batch("COMMIT")?;
+                Ok((t.elapsed(), rows))
+            })
+            .await?;
+        ref_time += took;
+        ref_lat.push(took);
+        ref_rows += got_rows;
 
-    let mut lat = Vec::new();
-    let mut rows = 0u64;
-    let t = Instant::now();
-    for begin in (0..queries as usize).step_by(per_read as usize) {
-        let end = (begin + per_read as usize).min(queries as usize);
         let s = starts.clone();
-        let t0 = Instant::now();
+        let t = Instant::now();
         rows += store
             .read(move |r| {
                 let mut rows = 0u64;
-                for &start in &s[begin..end] {
+                for &start in &s[batch] {
                     let got = r
                         .query::<Row>()
                         .filter(Row::KEY.ge(start).and(Row::KEY.lt(start + RANGE_LEN)))
@@ -650,15 +723,16 @@ async fn range_query(scale: f64, base: &Path) -> Result<BenchRecord, BenchError>
                 Ok::<_, mantle_store::Error>(rows)
             })
             .await?;
-        lat.push(t0.elapsed());
+        let took = t.elapsed();
+        our_time += took;
+        lat.push(took);
     }
-    let ours = t.elapsed();
     store.close().await;
 
     check(NAME, rows == expected && ref_rows == expected, || {
         format!("expected {expected} rows in order, ours {rows}, reference {ref_rows}")
     })?;
-    let mut rec = BenchRecord::new(NAME, "query", queries, scale, ours, reference).p99(
+    let mut rec = BenchRecord::new(NAME, "query", queries, scale, our_time, ref_time).p99(
         &format!("one read call of {per_read} queries"),
         &mut lat,
         &mut ref_lat,
@@ -668,7 +742,8 @@ async fn range_query(scale: f64, base: &Path) -> Result<BenchRecord, BenchError>
     rec.lookups_per_read = Some(per_read);
     rec.note = Some(format!(
         "each query: {RANGE_LEN} rows by indexed key range, ordered by key, all decoded; \
-         reference: one prepared SELECT, one read transaction per batch"
+         reference: one prepared SELECT, one read transaction per batch; the sides \
+         alternate batch by batch"
     ));
     Ok(rec)
 }
@@ -676,8 +751,7 @@ async fn range_query(scale: f64, base: &Path) -> Result<BenchRecord, BenchError>
 /// The reference's version of one user store: create, one transaction of
 /// `ITEMS_PER_STORE` inserts, close.
 fn ref_one_store(path: &Path) -> Result<(), BenchError> {
-    let mut conn = ref_open(path)?;
-    conn.execute_batch(REF_CREATE)?;
+    let mut conn = ref_create(path)?;
     let rows: Vec<Row> = (0..ITEMS_PER_STORE).map(make_row).collect();
     ref_insert_all(&mut conn, &rows)?;
     conn.close().map_err(|(_, e)| e)?;
@@ -787,11 +861,18 @@ async fn many_stores(scale: f64, base: &Path) -> Result<BenchRecord, BenchError>
         check(
             NAME,
             ours_n == ITEMS_PER_STORE as u64 && ref_n == ITEMS_PER_STORE as u64,
-            || format!("store {i}: expected {ITEMS_PER_STORE} items, ours {ours_n}, reference {ref_n}"),
+            || {
+                format!(
+                    "store {i}: expected {ITEMS_PER_STORE} items, ours {ours_n}, reference {ref_n}"
+                )
+            },
         )?;
     }
     check(NAME, stats.misses == stores, || {
-        format!("expected {stores} cache misses (new stores), got {}", stats.misses)
+        format!(
+            "expected {stores} cache misses (new stores), got {}",
+            stats.misses
+        )
     })?;
 
     let mut rec = BenchRecord::new(NAME, "store", stores, scale, ours, reference).p99(

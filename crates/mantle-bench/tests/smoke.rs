@@ -19,8 +19,14 @@ async fn every_store_bench_reports_positive_rates() {
     assert_eq!(names, STORE_BENCHES, "one record per bench, in order");
     for r in &records {
         assert!(r.ops >= 1, "{r:?}");
-        assert!(r.ours_ops_per_s > 0.0 && r.ours_ops_per_s.is_finite(), "{r:?}");
-        assert!(r.reference_ops_per_s > 0.0 && r.reference_ops_per_s.is_finite(), "{r:?}");
+        assert!(
+            r.ours_ops_per_s > 0.0 && r.ours_ops_per_s.is_finite(),
+            "{r:?}"
+        );
+        assert!(
+            r.reference_ops_per_s > 0.0 && r.reference_ops_per_s.is_finite(),
+            "{r:?}"
+        );
         assert!(r.ratio > 0.0 && r.ratio.is_finite(), "{r:?}");
         let line = serde_json::to_string(r).unwrap();
         assert!(!line.contains('\n'), "one JSON line: {line}");
@@ -35,7 +41,10 @@ async fn every_store_bench_reports_positive_rates() {
     assert!(many.concurrency.is_some());
     if std::path::Path::new("/proc/self/status").exists() {
         assert!(many.peak_rss_mb.is_some_and(|mb| mb > 0.0), "{many:?}");
-        assert!(many.reference_peak_rss_mb.is_some_and(|mb| mb > 0.0), "{many:?}");
+        assert!(
+            many.reference_peak_rss_mb.is_some_and(|mb| mb > 0.0),
+            "{many:?}"
+        );
     }
     // Every bench removed its files.
     let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
@@ -51,12 +60,17 @@ async fn only_runs_the_named_bench() {
         only: Some("point_query_single".into()),
     };
     let mut names = Vec::new();
-    run_store(&opts, &mut |r| names.push(r.bench)).await.unwrap();
+    run_store(&opts, &mut |r| names.push(r.bench))
+        .await
+        .unwrap();
     assert_eq!(names, ["point_query_single"]);
 
     opts.only = Some("no_such_bench".into());
     let err = run_store(&opts, &mut |_| panic!("nothing runs"))
         .await
         .unwrap_err();
-    assert!(matches!(err, BenchError::UnknownBench(ref n) if n == "no_such_bench"), "{err}");
+    assert!(
+        matches!(err, BenchError::UnknownBench(ref n) if n == "no_such_bench"),
+        "{err}"
+    );
 }

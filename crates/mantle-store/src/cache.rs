@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 
+use futures::StreamExt;
 use lru::LruCache;
 use parking_lot::Mutex;
 
@@ -228,8 +229,9 @@ impl StoreCache {
             st.evicted.clear();
             v
         };
-        for s in stores {
-            s.close().await;
-        }
+        // Each close checkpoints and syncs its WAL: overlap them.
+        futures::stream::iter(stores)
+            .for_each_concurrent(16, |s| async move { s.close().await })
+            .await;
     }
 }

@@ -212,8 +212,6 @@ impl Writer {
                 }
             }
         }
-        drop(guard);
-        drop(permits);
         let more = {
             let mut q = self.queue.lock();
             if q.jobs.is_empty() {
@@ -223,6 +221,14 @@ impl Writer {
                 true
             }
         };
+        if !more && let Some(conn) = guard.as_ref() {
+            // Idle: give the page cache back. A process with many open
+            // stores would otherwise keep every one's pages; re-reading
+            // them from the OS cache costs little next to a commit.
+            let _ = conn.release_memory();
+        }
+        drop(guard);
+        drop(permits);
         if more {
             self.hand_to_pool();
         }
