@@ -364,6 +364,71 @@ async fn deliver_messages(
         }
     };
     let max_attempts = sender.config().max_dispatch_attempts_value();
+    // A retried message may have been answered with a refusal already (the
+    // process died between answering and parking it): the sender may have
+    // undone its side, so it must not be delivered now.
+    let retried: Vec<String> = batch
+        .iter()
+        .filter(|(d, m)| d.attempt > 0 && !m.one_way)
+        .map(|(_, m)| format!("answer:{}", m.id))
+        .collect();
+    let answered: std::collections::HashSet<String> = if retried.is_empty() {
+        Default::default()
+    } else {
+        match sender
+            .read(move |r| {
+                Ok::<_, mantle_store::Error>(
+                    r.query::<Receipt>()
+                        .filter(Receipt::KEY.is_in(retried.iter().map(String::as_str)))
+                        .all()?
+                        .into_iter()
+                        .map(|r| r.into_inner().key)
+                        .collect(),
+                )
+            })
+            .await
+        {
+            Ok(a) => a,
+            Err(e) => {
+                return batch
+                    .iter()
+                    .map(|_| Err(DispatchError::retry(e.to_string())))
+                    .collect();
+            }
+        }
+    };
+    let (batch, done_before): (Vec<_>, Vec<_>) = batch
+        .into_iter()
+        .enumerate()
+        .partition(|(_, (_, m))| !answered.contains(&format!("answer:{}", m.id)));
+    let mut results_before: Vec<(usize, Result<(), DispatchError>)> = done_before
+        .into_iter()
+        .map(|(i, _)| {
+            (
+                i,
+                Err(DispatchError::permanent(
+                    "answered with a refusal before; not delivered",
+                )),
+            )
+        })
+        .collect();
+    let (positions, batch): (Vec<usize>, Vec<(Delivery, Outgoing)>) = batch.into_iter().unzip();
+    let delivered = deliver_fresh(handlers, &sender, &from, max_attempts, site, batch).await;
+    results_before.extend(positions.into_iter().zip(delivered));
+    results_before.sort_by_key(|(i, _)| *i);
+    results_before.into_iter().map(|(_, r)| r).collect()
+}
+
+/// Delivers messages not answered before; one result per message.
+async fn deliver_fresh(
+    handlers: &MessageHandlers,
+    sender: &Store,
+    from: &str,
+    max_attempts: u32,
+    site: &Site,
+    batch: Vec<(Delivery, Outgoing)>,
+) -> Vec<Result<(), DispatchError>> {
+    let from = from.to_string();
     let groups = group_by(&batch, |(_, m)| m.to.as_str());
     let runs = groups.iter().map(|(to, idx)| {
         let msgs: Vec<Outgoing> = idx.iter().map(|&i| batch[i].1.clone()).collect();

@@ -86,10 +86,7 @@ impl SiteBuilder {
     }
 
     /// Attaches a value for upper layers; see [`Site::extension`].
-    pub fn extension<T: Send + Sync + 'static>(mut self, f: impl FnOnce(&mut T)) -> Self
-    where
-        T: Default,
-    {
+    pub fn extension<T: Default + Send + Sync + 'static>(mut self, f: impl FnOnce(&mut T)) -> Self {
         f(self.extensions.get_or_default::<T>());
         self
     }
