@@ -1,4 +1,8 @@
-//! Mantle's benchmarks, run by `mantle bench AREA`.
+//! Mantle's benchmarks, run by `mantle bench AREA`: `store`
+//! ([`run_store`]), `messaging` ([`run_messaging`]: interstore messages
+//! against raw rusqlite doing the commits a message needs) and `site`
+//! ([`run_site`]: an authenticated slate read over HTTP against a plain
+//! handler serving the same bytes, loaded by `wrk`).
 //!
 //! Each bench measures Mantle's code and, in the same run, a *reference*:
 //! the plainest competent implementation of the same work on the same
@@ -29,12 +33,23 @@
 
 #![warn(missing_docs)]
 
+pub mod messaging;
 mod report;
 mod rss;
+pub mod site;
 mod store;
 
+pub use messaging::{MESSAGING_BENCHES, MessagingBenchOptions, run_messaging};
 pub use report::BenchRecord;
+pub use site::{SITE_BENCHES, SiteBenchOptions, run_site};
 pub use store::{STORE_BENCHES, StoreBenchOptions, run_store};
+
+/// Every bench's name, area by area (for error messages).
+fn known_benches() -> String {
+    [STORE_BENCHES, MESSAGING_BENCHES, SITE_BENCHES]
+        .concat()
+        .join(", ")
+}
 
 /// Why a benchmark run stopped.
 #[derive(Debug, thiserror::Error)]
@@ -43,14 +58,29 @@ pub enum BenchError {
     /// The store failed.
     #[error("store: {0}")]
     Store(#[from] mantle_store::Error),
+    /// The site failed.
+    #[error("site: {0}")]
+    Site(#[from] mantle_site::SiteError),
+    /// An HTTP request of the bench itself failed.
+    #[error("http: {0}")]
+    Http(String),
+    /// A program the bench runs is not installed.
+    #[error("{tool} not found: {hint}")]
+    MissingTool {
+        /// The program.
+        tool: &'static str,
+        /// How to install it.
+        hint: &'static str,
+    },
     /// The reference (raw SQLite) failed.
     #[error("sqlite: {0}")]
     Sqlite(#[from] rusqlite::Error),
     /// Creating, reading or removing benchmark files failed.
     #[error("io: {0}")]
     Io(#[from] std::io::Error),
-    /// `only` named no bench; the names are in [`STORE_BENCHES`].
-    #[error("unknown bench '{0}' (known: {known})", known = STORE_BENCHES.join(", "))]
+    /// `only` named no bench of the area; the names are in
+    /// [`STORE_BENCHES`], [`MESSAGING_BENCHES`] and [`SITE_BENCHES`].
+    #[error("unknown bench '{0}' (known: {known})", known = known_benches())]
     UnknownBench(String),
     /// A bench read back something other than what it wrote: its figures
     /// would mean nothing.

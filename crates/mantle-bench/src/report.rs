@@ -8,7 +8,9 @@ use serde::Serialize;
 /// their ratio. Serialized as one JSON object (absent options are left out).
 #[derive(Debug, Clone, Serialize)]
 pub struct BenchRecord {
-    /// The bench's name (one of [`STORE_BENCHES`](crate::STORE_BENCHES)).
+    /// The bench's name (one of [`STORE_BENCHES`](crate::STORE_BENCHES),
+    /// [`MESSAGING_BENCHES`](crate::MESSAGING_BENCHES),
+    /// [`SITE_BENCHES`](crate::SITE_BENCHES)).
     pub bench: String,
     /// Operations timed on each side (what "ops" counts is in `op`).
     pub ops: u64,
@@ -225,6 +227,8 @@ mod tests {
         let mut one = vec![Duration::from_millis(3)];
         assert_eq!(p99_ms(&mut one), Some(3.0));
         assert_eq!(p99_ms(&mut []), None);
+        let mut v: Vec<Duration> = (1..=100).map(Duration::from_millis).collect();
+        assert_eq!(percentile_ms(&mut v, 0.5), Some(50.0));
     }
 
     #[test]

@@ -163,7 +163,7 @@ fn make_row(key: i64) -> Row {
 }
 
 /// `base * scale`, at least 1.
-fn scaled(base: u64, scale: f64) -> u64 {
+pub(crate) fn scaled(base: u64, scale: f64) -> u64 {
     let n = (base as f64 * scale).round();
     if n >= 1.0 { n as u64 } else { 1 }
 }
@@ -187,10 +187,10 @@ fn store_config() -> StoreConfig {
 }
 
 /// A bench's fresh subdirectory, removed when dropped (also on error).
-struct BenchDir(PathBuf);
+pub(crate) struct BenchDir(PathBuf);
 
 impl BenchDir {
-    fn new(base: &Path, name: &str) -> std::io::Result<Self> {
+    pub(crate) fn new(base: &Path, name: &str) -> std::io::Result<Self> {
         let path = base.join(name);
         if path.exists() {
             std::fs::remove_dir_all(&path)?;
@@ -198,7 +198,7 @@ impl BenchDir {
         std::fs::create_dir_all(&path)?;
         Ok(Self(path))
     }
-    fn join(&self, name: impl AsRef<Path>) -> PathBuf {
+    pub(crate) fn join(&self, name: impl AsRef<Path>) -> PathBuf {
         self.0.join(name)
     }
 }
@@ -210,7 +210,7 @@ impl Drop for BenchDir {
 }
 
 /// Runs blocking reference work off the async runtime.
-async fn blocking<R, F>(f: F) -> Result<R, BenchError>
+pub(crate) async fn blocking<R, F>(f: F) -> Result<R, BenchError>
 where
     F: FnOnce() -> Result<R, BenchError> + Send + 'static,
     R: Send + 'static,
@@ -220,7 +220,11 @@ where
         .map_err(|e| BenchError::Task(e.to_string()))?
 }
 
-fn check(bench: &'static str, ok: bool, reason: impl FnOnce() -> String) -> Result<(), BenchError> {
+pub(crate) fn check(
+    bench: &'static str,
+    ok: bool,
+    reason: impl FnOnce() -> String,
+) -> Result<(), BenchError> {
     if ok {
         Ok(())
     } else {
@@ -243,7 +247,7 @@ const REF_RANGE: &str =
     "SELECT id, key, name, score, payload FROM t WHERE key >= ?1 AND key < ?2 ORDER BY key, id";
 
 /// Opens a reference database with the store's pragmas.
-fn ref_open(path: &Path) -> rusqlite::Result<Connection> {
+pub(crate) fn ref_open(path: &Path) -> rusqlite::Result<Connection> {
     let conn = Connection::open(path)?;
     conn.busy_timeout(Duration::from_secs(10))?;
     conn.set_prepared_statement_cache_capacity(64);

@@ -66,3 +66,23 @@ impl std::fmt::Display for Address {
         write!(f, "{}@{}", self.localpart, self.domain)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        // Logins come from the network (login, signup, message addresses):
+        // any text parses to an address or to InvalidAddress, never a panic,
+        // and what parses is normalised and parses to itself again.
+        #[test]
+        fn parsing_is_total_and_normalising(text in ".{0,80}") {
+            if let Ok(a) = Address::parse(&text, "example.com") {
+                let shown = a.to_string();
+                prop_assert_eq!(shown.to_ascii_lowercase(), shown.clone());
+                prop_assert_eq!(Address::parse(&shown, "other.org").unwrap(), a);
+            }
+        }
+    }
+}

@@ -170,13 +170,18 @@ impl Site {
         let ok = tokio::task::spawn_blocking(move || verify_password_blocking(&hash, &pw))
             .await
             .unwrap_or(false);
+        let stats = &self.inner.stats.auth;
         let Some((address, account)) = found.filter(|_| ok) else {
+            stats.failures.inc();
             return Err(SiteError::BadCredentials);
         };
         if account.disabled {
+            stats.failures.inc();
             return Err(SiteError::Disabled(address));
         }
-        self.issue_token(account.id(), label).await
+        let issued = self.issue_token(account.id(), label).await?;
+        stats.logins.inc();
+        Ok(issued)
     }
 
     /// Issues a token for an account without a password (for trusted

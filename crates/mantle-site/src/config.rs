@@ -9,6 +9,7 @@
 //! | `MANTLE_DOMAIN` | `domain` |
 //! | `MANTLE_HTTP_LISTEN` | `http.listen` |
 //! | `MANTLE_HTTP_BEHIND_TLS` | `http.behind_tls` (`true` / `false`) |
+//! | `MANTLE_HTTP_STATS_FROM_LOOPBACK` | `http.stats_from_loopback` (`true` / `false`) |
 //! | `MANTLE_SIGNUP_POLICY` | `signup.policy` (`open`, `invite`, `admin`) |
 //! | `MANTLE_TOKEN_TTL_HOURS` | `auth.token_ttl_hours` |
 //! | `MANTLE_LOGIN_ATTEMPTS_PER_MINUTE` | `auth.login_attempts_per_minute` |
@@ -74,6 +75,12 @@ pub struct HttpConfig {
     pub header_timeout_secs: u64,
     /// Time allowed to receive a request's body, in seconds.
     pub body_timeout_secs: u64,
+    /// Whether the statistics (`/stats`, `/stats.json`, `/metrics`) are
+    /// answered to any request from a loopback address (and not only to
+    /// admins). Requests relayed by a proxy (with `Forwarded`,
+    /// `X-Forwarded-For` or `X-Real-IP`) never count as loopback; set this
+    /// to `false` when a proxy on the same machine relays without them.
+    pub stats_from_loopback: bool,
 }
 
 impl Default for HttpConfig {
@@ -84,6 +91,7 @@ impl Default for HttpConfig {
             max_body_bytes: 1 << 20,
             header_timeout_secs: 10,
             body_timeout_secs: 30,
+            stats_from_loopback: true,
         }
     }
 }
@@ -221,6 +229,9 @@ impl SiteConfig {
         }
         if let Some(v) = var("MANTLE_HTTP_BEHIND_TLS") {
             self.http.behind_tls = parse("MANTLE_HTTP_BEHIND_TLS", &v)?;
+        }
+        if let Some(v) = var("MANTLE_HTTP_STATS_FROM_LOOPBACK") {
+            self.http.stats_from_loopback = parse("MANTLE_HTTP_STATS_FROM_LOOPBACK", &v)?;
         }
         if let Some(v) = var("MANTLE_SIGNUP_POLICY") {
             self.signup.policy = v.parse()?;

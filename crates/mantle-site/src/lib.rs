@@ -13,7 +13,10 @@
 //! - **slates**: per-user named JSON documents with version checks and
 //!   optional time to live;
 //! - **services** started from powerups in the site store, stopped
-//!   gracefully, startable again.
+//!   gracefully, startable again;
+//! - **statistics** ([`Site::stats`], a `mantle_stats` registry): the store
+//!   layer's "Stores" namespace and the site's "Auth", "Messaging" and
+//!   "Process" namespaces, for the web front to report.
 //!
 //! It knows nothing of HTTP: the web front (`mantle-web`) is a service that
 //! builds on it. No global state: two sites run side by side in one process.
@@ -43,9 +46,11 @@ mod error;
 mod fanout;
 mod items;
 mod messaging;
+mod process_stats;
 mod service;
 mod site;
 mod slates;
+mod stats;
 
 pub use accounts::AccountInfo;
 pub use address::Address;
@@ -60,6 +65,8 @@ pub use messaging::{
     Envelope, Message, MessageHandlers, MessageId, MessageRegistration, Receipt, Refusal,
     SendMessage,
 };
+pub use process_stats::PROCESS_NAMESPACE;
 pub use service::{RunningService, Service};
 pub use site::{Extensions, Registration, SITE_STORE, Site, SiteBuilder, register};
 pub use slates::{Expect, SlateDoc, check_slate_name};
+pub use stats::{AUTH_NAMESPACE, MESSAGING_NAMESPACE};

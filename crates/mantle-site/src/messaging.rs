@@ -301,7 +301,13 @@ pub(crate) fn install(
             let (link, handlers) = (l1.clone(), h1.clone());
             async move {
                 match link.site() {
-                    Some(site) => deliver_messages(&site, &handlers, batch).await,
+                    Some(site) => {
+                        let stats = site.inner.stats.messaging.clone();
+                        stats.handing_over(batch.iter().filter(|(d, _)| d.attempt == 0).count());
+                        let results = deliver_messages(&site, &handlers, batch).await;
+                        stats.outcomes(&results);
+                        results
+                    }
                     None => batch
                         .iter()
                         .map(|_| Err(DispatchError::retry("site is closing")))

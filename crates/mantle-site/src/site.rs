@@ -15,6 +15,7 @@ use crate::config::SiteConfig;
 use crate::items::{Account, AuthToken, Invite, LoginMethod, Slate, TokenSweeper};
 use crate::messaging::{self, MessageHandlers, MessageRegistration, SiteLink};
 use crate::service::{RunningService, Service};
+use crate::stats::SiteStats;
 use crate::{Result, SiteError};
 
 /// The site store's file name in a site directory.
@@ -41,6 +42,7 @@ pub struct SiteBuilder {
     extensions: Extensions,
     config: Option<SiteConfig>,
     creating: bool,
+    stats: Option<mantle_stats::StatsRegistry>,
 }
 
 /// Values that upper layers attach to a site (the web front's extra
@@ -88,6 +90,14 @@ impl SiteBuilder {
     /// Attaches a value for upper layers; see [`Site::extension`].
     pub fn extension<T: Default + Send + Sync + 'static>(mut self, f: impl FnOnce(&mut T)) -> Self {
         f(self.extensions.get_or_default::<T>());
+        self
+    }
+
+    /// Records the site's statistics in `registry` (to share one registry
+    /// with other parts of a program) instead of a new one. See
+    /// [`Site::stats`].
+    pub fn stats(mut self, registry: mantle_stats::StatsRegistry) -> Self {
+        self.stats = Some(registry);
         self
     }
 
@@ -139,8 +149,11 @@ impl SiteBuilder {
             m(&mut handlers);
         }
         let link = SiteLink::default();
+        let stats = SiteStats::new(self.stats.clone().unwrap_or_default());
         let store_config = messaging::install(
-            StoreConfig::new(self.registry()).durability(config.durability()?),
+            StoreConfig::new(self.registry())
+                .durability(config.durability()?)
+                .stats(stats.registry.clone()),
             link.clone(),
             Arc::new(handlers),
         );
@@ -195,6 +208,7 @@ impl SiteBuilder {
                 addresses: Mutex::new(HashMap::new()),
                 extensions: self.extensions,
                 sweep: Mutex::new(None),
+                stats,
             }),
         };
         link.set(&site);
@@ -226,6 +240,7 @@ pub(crate) struct SiteInner {
     extensions: Extensions,
     /// The start-up sweep that wakes stores with work left from before.
     sweep: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    pub(crate) stats: SiteStats,
 }
 
 impl std::fmt::Debug for Site {
@@ -247,6 +262,7 @@ impl Site {
             extensions: Extensions::default(),
             config: None,
             creating: false,
+            stats: None,
         }
     }
 

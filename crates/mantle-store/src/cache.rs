@@ -171,7 +171,7 @@ impl StoreCache {
     pub async fn get(&self, path: impl AsRef<Path>) -> Result<Store> {
         let path = std::path::absolute(path.as_ref()).map_err(|e| Error::io(path.as_ref(), e))?;
         if let Some(s) = self.lookup(&path) {
-            self.inner.hits.fetch_add(1, Ordering::Relaxed);
+            self.hit();
             return Ok(s);
         }
         let gate = self
@@ -184,10 +184,13 @@ impl StoreCache {
             .clone();
         let _opening = gate.lock().await;
         if let Some(s) = self.lookup(&path) {
-            self.inner.hits.fetch_add(1, Ordering::Relaxed);
+            self.hit();
             return Ok(s);
         }
         self.inner.misses.fetch_add(1, Ordering::Relaxed);
+        if let Some(stats) = &self.inner.config.stats {
+            stats.cache_miss();
+        }
         let opened = Store::open(&path, &self.inner.config).await;
         let mut st = self.inner.state.lock();
         st.opening.remove(&path);
@@ -196,6 +199,13 @@ impl StoreCache {
         drop(st);
         close_in_background(evicted);
         Ok(store)
+    }
+
+    fn hit(&self) {
+        self.inner.hits.fetch_add(1, Ordering::Relaxed);
+        if let Some(stats) = &self.inner.config.stats {
+            stats.cache_hit();
+        }
     }
 
     /// Takes the store for `path` out of the cache (for example to close

@@ -20,6 +20,10 @@
 //!   upgrade on open, in batches, resumably.
 //! - **Powerups**, **substores** with a bounded LRU cache of open stores,
 //!   and a persistent **scheduler**.
+//! - **Statistics**, optionally: give a config a `mantle_stats` registry
+//!   ([`StoreConfig::stats`]) and its stores record open stores, cache hits,
+//!   transactions and their times, slow transactions and the outbox backlog
+//!   in a "Stores" namespace.
 //!
 //! What it is not: it knows nothing of users, HTTP or the network. Those
 //! layers build on it.
@@ -103,6 +107,7 @@ mod query;
 mod registry;
 mod scheduler;
 mod schema;
+mod stats;
 mod store;
 mod tx;
 mod upgrade;
@@ -121,6 +126,7 @@ pub use query::{Assignment, Attr, Filter, Order, Query, Summable};
 pub use registry::{Interface, Registry};
 pub use scheduler::ScheduleId;
 pub use schema::{APPLICATION_ID, FORMAT_VERSION};
+pub use stats::STATS_NAMESPACE;
 pub use store::{Durability, Store, StoreConfig};
 pub use tx::{ReadTx, Tx};
 pub use upgrade::UpgradeProgress;

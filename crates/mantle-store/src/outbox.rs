@@ -277,12 +277,17 @@ pub(crate) async fn run_dispatcher(store: Weak<StoreInner>, wake: Arc<Notify>) {
         let marked = store
             .transact(move |tx| mark(tx, outcome, max_attempts))
             .await;
-        if let Err(e) = marked {
-            if matches!(e, Error::Closed(_)) {
-                return;
+        match marked {
+            Ok((dispatched, parked)) => {
+                if let Some(stats) = &store.inner.config.stats {
+                    stats.effects_done(dispatched, parked);
+                }
             }
-            tracing::warn!(error = %e, "cannot mark dispatched effects");
-            tokio::time::sleep(Duration::from_secs(1)).await;
+            Err(Error::Closed(_)) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot mark dispatched effects");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
         }
     }
 }
@@ -326,28 +331,32 @@ fn load_due(
     Ok((due, next))
 }
 
-/// Deletes delivered effects; reschedules or parks failed ones.
+/// Deletes delivered effects; reschedules or parks failed ones. Returns
+/// how many were delivered and how many parked.
 fn mark(
     tx: &mut crate::Tx<'_>,
     outcome: Vec<(i64, u32, Result<(), DispatchError>)>,
     max_attempts: u32,
-) -> Result<()> {
+) -> Result<(u64, u64)> {
     let conn = tx.read.conn;
     let mut done = conn.prepare_cached("DELETE FROM mantle_outbox WHERE id = ?1")?;
     let mut failed = conn.prepare_cached(
         "UPDATE mantle_outbox SET attempts = ?2, next_attempt = ?3, parked = ?4, last_error = ?5 WHERE id = ?1",
     )?;
     let now = Timestamp::now();
+    let (mut delivered, mut parked) = (0, 0);
     for (id, attempts, result) in outcome {
         match result {
             Ok(()) => {
                 done.execute([id])?;
+                delivered += 1;
             }
             Err(e) => {
                 let attempts = attempts + 1;
                 let park = e.permanent || attempts >= max_attempts;
                 if park {
                     tracing::warn!(effect = id, reason = %e.reason, "effect parked");
+                    parked += 1;
                 }
                 failed.execute(rusqlite::params![
                     id,
@@ -359,7 +368,7 @@ fn mark(
             }
         }
     }
-    Ok(())
+    Ok((delivered, parked))
 }
 
 /// An effect that is parked or waiting, as operators see it.
@@ -428,6 +437,9 @@ impl Store {
                 )?)
             })
             .await?;
+        if let Some(stats) = &self.inner.config.stats {
+            stats.effects_requeued(n as u64);
+        }
         self.inner.outbox_wake.notify_one();
         Ok(n > 0)
     }

@@ -52,6 +52,7 @@ pub struct StoreConfig {
     pub(crate) cache_kib: i64,
     pub(crate) dispatchers: Arc<HashMap<&'static str, DispatchFn>>,
     pub(crate) max_attempts: u32,
+    pub(crate) stats: Option<Arc<crate::stats::StoreStats>>,
 }
 
 impl std::fmt::Debug for StoreConfig {
@@ -92,7 +93,29 @@ impl StoreConfig {
             cache_kib: 2048,
             dispatchers: Arc::new(HashMap::new()),
             max_attempts: 20,
+            stats: None,
         }
+    }
+    /// Records statistics in the registry's "Stores" namespace
+    /// ([`STATS_NAMESPACE`](crate::STATS_NAMESPACE)): open stores, cache hits
+    /// and misses, transactions and their times, the slowest transactions,
+    /// the outbox backlog (the list is at [`STATS_NAMESPACE`](crate::STATS_NAMESPACE)).
+    ///
+    /// Every store opened with this config, or a clone of it, records into
+    /// the same statistics. Give a registry to one config and clone that:
+    /// a second config given the same registry takes over its report-time
+    /// values (mean and maximum transaction times).
+    ///
+    /// ```
+    /// use mantle_store::{Registry, StoreConfig};
+    /// let stats = mantle_stats::StatsRegistry::new();
+    /// let config = StoreConfig::new(Registry::new()).stats(stats.clone());
+    /// assert!(stats.get(mantle_store::STATS_NAMESPACE).is_some());
+    /// # let _ = config;
+    /// ```
+    pub fn stats(mut self, registry: mantle_stats::StatsRegistry) -> Self {
+        self.stats = Some(Arc::new(crate::stats::StoreStats::new(&registry)));
+        self
     }
     /// Sets the durability of commits.
     pub fn durability(mut self, d: Durability) -> Self {
@@ -471,14 +494,19 @@ impl StoreInner {
             None => self.open_reader().map_err(E::from)?,
         };
         let result = (|| {
-            conn.execute_batch("BEGIN").map_err(|e| E::from(e.into()))?;
+            // Cached: `execute_batch` would parse these on every read.
+            conn.prepare_cached("BEGIN")
+                .and_then(|mut s| s.execute([]))
+                .map_err(|e| E::from(e.into()))?;
             let r = catch_unwind(AssertUnwindSafe(|| {
                 f(&ReadTx {
                     conn: &conn,
                     registry: &self.config.registry,
                 })
             }));
-            let end = conn.execute_batch("COMMIT");
+            let end = conn
+                .prepare_cached("COMMIT")
+                .and_then(|mut s| s.execute([]));
             let r = match r {
                 Ok(r) => r,
                 Err(panic) => Err(E::from(Error::Panicked(panic_message(&panic)))),

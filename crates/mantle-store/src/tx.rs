@@ -112,6 +112,8 @@ impl<'a> ReadTx<'a> {
 pub struct Tx<'a> {
     pub(crate) read: ReadTx<'a>,
     pub(crate) recorded_effects: bool,
+    /// How many effects it recorded (for statistics).
+    pub(crate) effects: u32,
     pub(crate) schedule_changed: bool,
 }
 
@@ -127,6 +129,7 @@ impl<'a> Tx<'a> {
         Self {
             read: ReadTx { conn, registry },
             recorded_effects: false,
+            effects: 0,
             schedule_changed: false,
         }
     }
@@ -427,13 +430,16 @@ impl<'a> Tx<'a> {
         &mut self,
         f: impl FnOnce(&mut Self) -> Result<R, E>,
     ) -> Result<R, E> {
+        // Cached statements: `execute_batch` would parse them on every call.
         self.conn()
-            .execute_batch("SAVEPOINT mantle_op")
+            .prepare_cached("SAVEPOINT mantle_op")
+            .and_then(|mut s| s.execute([]))
             .map_err(|e| E::from(e.into()))?;
         match f(self) {
             Ok(r) => {
                 self.conn()
-                    .execute_batch("RELEASE mantle_op")
+                    .prepare_cached("RELEASE mantle_op")
+                    .and_then(|mut s| s.execute([]))
                     .map_err(|e| E::from(e.into()))?;
                 Ok(r)
             }
@@ -551,6 +557,7 @@ impl<'a> Tx<'a> {
             )?
             .execute(rusqlite::params![E::KIND, payload, now])?;
         self.recorded_effects = true;
+        self.effects = self.effects.saturating_add(1);
         Ok(EffectId(self.conn().last_insert_rowid()))
     }
 

@@ -22,6 +22,7 @@ use std::collections::VecDeque;
 use std::fs::File;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Instant;
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
@@ -30,6 +31,7 @@ use rusqlite::{Connection, TransactionBehavior};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
 use crate::registry::Registry;
+use crate::stats::{GroupTiming, StoreStats};
 use crate::store::{StoreConfig, panic_message};
 use crate::tx::Tx;
 use crate::{Error, Result};
@@ -124,6 +126,18 @@ pub(crate) struct Writer {
     /// The writer lock (see `store::take_lock`); released after the
     /// connection closes.
     lock: Mutex<Option<File>>,
+    stats: Option<Arc<StoreStats>>,
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        // A store dropped without `close` closes here.
+        if self.conn.get_mut().is_some()
+            && let Some(s) = &self.stats
+        {
+            s.store_closed();
+        }
+    }
 }
 
 impl Writer {
@@ -135,6 +149,9 @@ impl Writer {
         wakes: (Arc<Notify>, Arc<Notify>),
     ) -> Arc<Self> {
         let depth = config.queue_depth.max(1);
+        if let Some(s) = &config.stats {
+            s.store_opened();
+        }
         Arc::new(Self {
             conn: Mutex::new(Some(conn)),
             registry: config.registry.clone(),
@@ -149,6 +166,7 @@ impl Writer {
             pool: config.pool.clone(),
             path,
             lock: Mutex::new(Some(lock)),
+            stats: config.stats.clone(),
         })
     }
 
@@ -192,9 +210,18 @@ impl Writer {
         let (jobs, permits): (Vec<Job>, Vec<OwnedSemaphorePermit>) = batch.into_iter().unzip();
         match guard.as_mut() {
             Some(conn) => {
-                let (commit, jobs, flags) = run_group(conn, &self.registry, jobs);
+                let mut timing = self
+                    .stats
+                    .as_ref()
+                    .filter(|s| s.timing())
+                    .map(|_| GroupTiming::default());
+                let (commit, jobs, flags) = run_group(conn, &self.registry, jobs, timing.as_mut());
                 for job in jobs {
                     job.finish(commit.as_ref().map(|_| ()));
+                }
+                // After the answers, so statistics never delay them.
+                if let (Some(s), Some(t)) = (&self.stats, &timing) {
+                    s.group_done(&self.path, t, commit.is_ok());
                 }
                 if commit.is_ok() {
                     if flags.effects {
@@ -243,6 +270,9 @@ impl Writer {
         self.slots.close();
         let conn = self.conn.lock().take();
         if let Some(conn) = conn {
+            if let Some(s) = &self.stats {
+                s.store_closed();
+            }
             let _ = tokio::task::spawn_blocking(move || drop(conn)).await;
         }
         // Only now may another writer open the file.
@@ -263,10 +293,12 @@ struct Wakes {
 
 /// Runs `jobs` in one transaction, each in its own savepoint when there
 /// are several; commits if any succeeded. Returns the commit's result.
+/// With `timing`, measures each job's body and the commit.
 fn run_group(
     conn: &mut Connection,
     registry: &Registry,
     mut jobs: Vec<Job>,
+    mut timing: Option<&mut GroupTiming>,
 ) -> (Result<()>, Vec<Job>, Wakes) {
     let mut wakes = Wakes::default();
     let txn = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
@@ -281,6 +313,7 @@ fn run_group(
             return (Err(e.into()), jobs, wakes);
         }
         let mut tx = Tx::new(&txn, registry);
+        let started = timing.is_some().then(Instant::now);
         let ok = match catch_unwind(AssertUnwindSafe(|| job.run(&mut tx))) {
             Ok(ok) => ok,
             Err(panic) => {
@@ -295,6 +328,12 @@ fn run_group(
         } else {
             undone = true;
         }
+        if let (Some(t), Some(started)) = (timing.as_deref_mut(), started) {
+            t.jobs.push((started.elapsed(), ok));
+            if ok {
+                t.effects += u64::from(tx.effects);
+            }
+        }
         let end = match (grouped, ok) {
             (false, _) => Ok(()),
             (true, true) => txn.execute_batch("RELEASE mantle_job"),
@@ -304,12 +343,16 @@ fn run_group(
             return (Err(e.into()), jobs, wakes);
         }
     }
+    let committing = timing.is_some().then(Instant::now);
     let commit = if kept > 0 {
         txn.commit().map_err(Error::from)
     } else {
         let _ = txn.rollback();
         Ok(())
     };
+    if let (Some(t), Some(started)) = (timing, committing) {
+        t.commit = started.elapsed();
+    }
     if undone {
         // Tables created by undone work are gone again; statements cached
         // on them would fail with "no such table".

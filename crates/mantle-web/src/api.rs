@@ -321,3 +321,41 @@ pub async fn health(State(state): State<AppState>) -> Result<Response, ApiError>
         .await?;
     Ok(Json(json!({ "status": "ok" })).into_response())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn with_if_match(raw: &[u8]) -> Option<HeaderMap> {
+        let mut h = HeaderMap::new();
+        h.insert(header::IF_MATCH, HeaderValue::from_bytes(raw).ok()?);
+        Some(h)
+    }
+
+    #[test]
+    fn if_match_takes_our_etags_and_refuses_others() {
+        assert_eq!(if_match(&HeaderMap::new()).unwrap(), None);
+        assert_eq!(
+            if_match(&with_if_match(b"\"3\"").unwrap()).unwrap(),
+            Some(3)
+        );
+        assert_eq!(
+            if_match(&with_if_match(b"W/\"7\"").unwrap()).unwrap(),
+            Some(7)
+        );
+        let e = if_match(&with_if_match(b"\"abc\"").unwrap()).unwrap_err();
+        assert_eq!(e.status, StatusCode::PRECONDITION_FAILED);
+    }
+
+    proptest! {
+        // Header values come straight from the network: any bytes give an
+        // answer, never a panic.
+        #[test]
+        fn if_match_never_panics(raw in proptest::collection::vec(any::<u8>(), 0..64)) {
+            if let Some(h) = with_if_match(&raw) {
+                let _ = if_match(&h);
+            }
+        }
+    }
+}

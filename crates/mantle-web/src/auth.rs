@@ -103,4 +103,23 @@ mod tests {
         assert_eq!(cookie(&h, "b"), Some("2"));
         assert_eq!(cookie(&h, "c"), None);
     }
+
+    proptest::proptest! {
+        // Cookie and Authorization headers come straight from the network.
+        #[test]
+        fn header_parsing_never_panics(
+            cookie_raw in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..128),
+            auth_raw in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..128),
+        ) {
+            let mut h = HeaderMap::new();
+            if let Ok(v) = HeaderValue::from_bytes(&cookie_raw) {
+                h.insert(header::COOKIE, v);
+            }
+            if let Ok(v) = HeaderValue::from_bytes(&auth_raw) {
+                h.insert(header::AUTHORIZATION, v);
+            }
+            let _ = presented_token(&h);
+            let _ = cookie(&h, TOKEN_COOKIE);
+        }
+    }
 }

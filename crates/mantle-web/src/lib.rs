@@ -8,7 +8,14 @@
 //!   `POST /api/signup`, and slates at `GET/PUT/DELETE /api/slates/{name}`
 //!   with `ETag` / `If-Match`;
 //! - server-rendered pages (templates as files): `/`, `/login`, `/logout`,
-//!   `/signup`, `/home`; and `/health`, `/robots.txt`.
+//!   `/signup`, `/home`; and `/health`, `/robots.txt`;
+//! - the site's statistics ([`Site::stats`](mantle_site::Site::stats), plus
+//!   this crate's "HTTP" namespace): `/stats` (HTML, with a pause/resume
+//!   button per namespace), `/stats.json`, `/metrics` (Prometheus text) and
+//!   `POST /stats/enabled`, answered to requests from loopback (unless
+//!   `[http] stats_from_loopback = false`; never to requests relayed by a
+//!   proxy) and to admins, 404 to anyone else. The "HTTP" namespace is
+//!   described at [`HTTP_NAMESPACE`].
 //!
 //! Hardening: tokens in an HttpOnly SameSite=Lax cookie or a bearer header;
 //! CSRF tokens on form posts; login attempts limited per client address
@@ -27,6 +34,7 @@ mod limits;
 mod pages;
 mod server;
 mod state;
+mod stats;
 mod templates;
 
 use std::time::Duration;
@@ -42,6 +50,7 @@ pub use auth::{Authenticated, MaybeAuthenticated};
 pub use error::ApiError;
 pub use server::{HttpService, serve};
 pub use state::AppState;
+pub use stats::{HTTP_NAMESPACE, Toggle};
 
 /// Registers the web front's item types (the HTTP service powerup).
 pub fn register(registry: &mut mantle_store::Registry) {
@@ -73,15 +82,23 @@ pub fn router(site: Site) -> Router {
             all = all.merge(r());
         }
     }
+    let http_stats = std::sync::Arc::new(stats::HttpStats::new(site.stats()));
     let state = AppState::new(site);
     all.with_state(state)
         .layer(DefaultBodyLimit::max(http.max_body_bytes))
         .layer(RequestBodyTimeoutLayer::new(Duration::from_secs(
             http.body_timeout_secs.max(1),
         )))
+        // Outermost, so every answer is counted (time-outs, 404s included).
+        .layer(axum::middleware::from_fn_with_state(
+            http_stats,
+            stats::track,
+        ))
 }
 
 /// The routes, before state and limits (for embedding in a larger router).
+/// The "HTTP" statistics are recorded by a layer [`router`] adds; the
+/// statistics routes need `ConnectInfo<SocketAddr>`, as [`serve`] gives.
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/api/login", post(api::login))
@@ -108,4 +125,8 @@ pub fn routes() -> Router<AppState> {
         .route("/signup", get(pages::signup_form).post(pages::signup))
         .route("/home", get(pages::home))
         .route("/robots.txt", get(pages::robots))
+        .route("/stats", get(stats::page))
+        .route("/stats.json", get(stats::json))
+        .route("/metrics", get(stats::metrics))
+        .route("/stats/enabled", post(stats::set_enabled))
 }

@@ -20,7 +20,10 @@ use crate::state::AppState;
 const CSRF_COOKIE: &str = "mantle_csrf";
 
 /// The request's CSRF token, and a `Set-Cookie` if it had none.
-fn csrf_token(headers: &HeaderMap, state: &AppState) -> (String, Option<axum::http::HeaderValue>) {
+pub(crate) fn csrf_token(
+    headers: &HeaderMap,
+    state: &AppState,
+) -> (String, Option<axum::http::HeaderValue>) {
     match cookie(headers, CSRF_COOKIE) {
         Some(t) if t.len() == 43 => (t.to_string(), None),
         _ => {
@@ -36,7 +39,7 @@ fn csrf_token(headers: &HeaderMap, state: &AppState) -> (String, Option<axum::ht
 }
 
 /// Whether a posted form repeats the CSRF cookie.
-fn csrf_ok(headers: &HeaderMap, posted: &str) -> bool {
+pub(crate) fn csrf_ok(headers: &HeaderMap, posted: &str) -> bool {
     match cookie(headers, CSRF_COOKIE) {
         Some(c) if c.len() == 43 => {
             // Constant-time comparison of equal-length strings.
@@ -80,7 +83,7 @@ fn page(
     }
 }
 
-fn forbidden_form() -> Response {
+pub(crate) fn forbidden_form() -> Response {
     (
         StatusCode::FORBIDDEN,
         Html("<p>This form has expired or did not come from this site. Go back, reload the page and try again.</p>"),

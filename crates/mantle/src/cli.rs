@@ -71,7 +71,7 @@ pub enum Command {
         #[command(subcommand)]
         query: FanoutQuery,
         /// Stores worked on at once.
-        #[arg(long, default_value_t = 8)]
+        #[arg(long, default_value_t = 8, global = true)]
         parallel: usize,
     },
     /// The ledger offering's administration (the site must not be served
@@ -81,6 +81,30 @@ pub enum Command {
     /// Work with store files (one SQLite file per store).
     #[command(subcommand)]
     Store(StoreCommand),
+    /// Show a running server's statistics, and pause or resume a
+    /// namespace's collection.
+    ///
+    /// TARGET is the server's URL (http://HOST:PORT) or a site directory:
+    /// then the address is the configured `[http] listen` (MANTLE_HTTP_LISTEN
+    /// overrides it), reached on loopback when it is a wildcard address.
+    /// Statistics are answered to requests from loopback and to admins: from
+    /// elsewhere, pass an admin's token.
+    Stats {
+        /// The server's URL (http://HOST:PORT) or the site directory.
+        target: String,
+        /// Print the statistics as JSON instead of tables.
+        #[arg(long)]
+        json: bool,
+        /// Pause collection in this namespace (repeatable), e.g. HTTP.
+        #[arg(long, value_name = "NS")]
+        disable: Vec<String>,
+        /// Resume collection in this namespace (repeatable).
+        #[arg(long, value_name = "NS")]
+        enable: Vec<String>,
+        /// An admin's login token (sent as a bearer token).
+        #[arg(long, env = "MANTLE_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+    },
     /// Run an area's benchmarks; prints one JSON object per line.
     ///
     /// Build with --release for meaningful figures:
@@ -223,6 +247,12 @@ pub enum LedgerCommand {
 pub enum BenchArea {
     /// The object store against raw rusqlite.
     Store,
+    /// Interstore messages (one-way, round trips) against raw rusqlite
+    /// doing the commits a message needs.
+    Messaging,
+    /// The HTTP front (an authenticated slate read) against a plain
+    /// handler serving the same bytes; needs `wrk`.
+    Site,
 }
 
 #[derive(Debug, Subcommand)]

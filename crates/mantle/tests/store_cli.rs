@@ -241,7 +241,8 @@ async fn backup_is_consistent_while_another_process_writes() {
         .spawn()
         .unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    while let Some(line) = lines.next() {
+    // `by_ref`: the pipe stays open (the child keeps writing) until the end.
+    for line in lines.by_ref() {
         if line.unwrap().contains("READY") {
             break;
         }

@@ -21,23 +21,38 @@ pub async fn run(
             "--scale must be greater than 0 (got {scale})"
         )));
     }
-    match area {
+    let mut emit = |record: mantle_bench::BenchRecord| {
+        // One line per record, flushed, so long runs show progress.
+        println!(
+            "{}",
+            serde_json::to_string(&record).unwrap_or_else(|e| format!(
+                "{{\"bench\":\"{}\",\"error\":\"{e}\"}}",
+                record.bench
+            ))
+        );
+    };
+    let result = match area {
         BenchArea::Store => {
             let opts = mantle_bench::StoreBenchOptions { scale, dir, only };
-            let mut emit = |record: mantle_bench::BenchRecord| {
-                // One line per record, flushed, so long runs show progress.
-                println!(
-                    "{}",
-                    serde_json::to_string(&record).unwrap_or_else(|e| format!(
-                        "{{\"bench\":\"{}\",\"error\":\"{e}\"}}",
-                        record.bench
-                    ))
-                );
-            };
-            mantle_bench::run_store(&opts, &mut emit)
-                .await
-                .map_err(|e| CliError::Message(format!("bench store: {e}")))?;
+            mantle_bench::run_store(&opts, &mut emit).await
         }
-    }
+        BenchArea::Messaging => {
+            let opts = mantle_bench::MessagingBenchOptions { scale, dir, only };
+            mantle_bench::run_messaging(&opts, &mut emit).await
+        }
+        BenchArea::Site => {
+            let opts = mantle_bench::SiteBenchOptions { scale, dir, only };
+            mantle_bench::run_site(&opts, &mut emit).await
+        }
+    };
+    result.map_err(|e| CliError::Message(format!("bench {}: {e}", area_name(area))))?;
     Ok(0)
+}
+
+fn area_name(area: BenchArea) -> &'static str {
+    match area {
+        BenchArea::Store => "store",
+        BenchArea::Messaging => "messaging",
+        BenchArea::Site => "site",
+    }
 }

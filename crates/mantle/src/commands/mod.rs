@@ -3,6 +3,7 @@
 mod bench;
 mod messages;
 mod site;
+mod stats;
 mod store;
 mod user;
 
@@ -29,6 +30,13 @@ pub async fn run(cli: Cli) -> Result<u8, CliError> {
             parallel,
         } => messages::fanout(dir, query, parallel).await,
         Command::Ledger(cmd) => messages::ledger(cmd).await,
+        Command::Stats {
+            target,
+            json,
+            disable,
+            enable,
+            token,
+        } => stats::run(target, json, disable, enable, token).await,
         Command::Bench {
             area,
             scale,

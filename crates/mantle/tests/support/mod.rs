@@ -389,3 +389,40 @@ pub fn set_cookie(r: &reqwest::Response, name: &str) -> Option<(String, String)>
             (k == name).then(|| (v.to_string(), h.to_string()))
         })
 }
+
+/// A loopback port that was free a moment ago (bound, read, released), so
+/// a server restarted on it keeps its address.
+pub fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    listener.local_addr().expect("local address").port()
+}
+
+impl TestSite {
+    /// `mantle user add DIR LOGIN --admin` with the password on standard input.
+    pub fn add_admin(&self, login: &str, password: &str) -> String {
+        ok(mantle_with_stdin(
+            &["user", "add", self.path(), login, "--admin"],
+            &format!("{password}\n"),
+        ))
+    }
+
+    /// `mantle serve DIR --http 127.0.0.1:PORT` with extra environment.
+    pub fn serve_on(&self, port: u16, env: &[(&str, &str)]) -> Server {
+        let http = format!("127.0.0.1:{port}");
+        Server::spawn(&["serve", self.path(), "--http", &http], env)
+    }
+}
+
+impl Server {
+    /// Kills the process with SIGKILL (no chance to clean up) and reaps
+    /// it; returns everything it wrote to stderr.
+    pub fn kill(mut self) -> Vec<String> {
+        if let Some(child) = self.child.take() {
+            reap(child);
+        }
+        for r in self.readers.drain(..) {
+            let _ = r.join();
+        }
+        self.stderr.lock().unwrap().clone()
+    }
+}

@@ -1,0 +1,106 @@
+//! Smoke tests of the messaging and site benches at a tiny size: each runs,
+//! checks what it measured, and reports positive rates. Not timing tests:
+//! the figures of a debug build at this size mean nothing.
+
+use mantle_bench::{
+    BenchError, BenchRecord, MESSAGING_BENCHES, MessagingBenchOptions, SITE_BENCHES,
+    SiteBenchOptions, run_messaging, run_site,
+};
+
+fn assert_sane(r: &BenchRecord) {
+    assert!(r.ops >= 1, "{r:?}");
+    for rate in [r.ours_ops_per_s, r.reference_ops_per_s, r.ratio] {
+        assert!(rate > 0.0 && rate.is_finite(), "{r:?}");
+    }
+    let line = serde_json::to_string(r).unwrap();
+    assert!(!line.contains('\n'), "one JSON line: {line}");
+    let back: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(back["bench"], r.bench.as_str());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_messaging_bench_reports_positive_rates() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = MessagingBenchOptions {
+        scale: 0.002,
+        dir: Some(dir.path().to_path_buf()),
+        only: None,
+    };
+    let mut records: Vec<BenchRecord> = Vec::new();
+    run_messaging(&opts, &mut |r| records.push(r))
+        .await
+        .unwrap();
+
+    let names: Vec<&str> = records.iter().map(|r| r.bench.as_str()).collect();
+    assert_eq!(names, MESSAGING_BENCHES, "one record per bench, in order");
+    for r in &records {
+        assert_sane(r);
+        assert!(r.p50_ms.is_some() && r.p99_ms.is_some(), "{r:?}");
+        assert!(r.p50_ms <= r.p99_ms, "{r:?}");
+        assert_eq!(r.senders, Some(8));
+        assert_eq!(r.recipients, Some(8));
+    }
+    let find = |name: &str| records.iter().find(|r| r.bench == name).unwrap();
+    let one_way = find("messages_one_way");
+    assert_eq!(one_way.ops, 200);
+    assert_eq!(one_way.per_tx, Some(100));
+    assert!(one_way.reference_batched_ops_per_s.is_some_and(|r| r > 0.0));
+    assert_eq!(find("messages_one_way_single").per_tx, Some(1));
+    assert_eq!(
+        find("messages_round_trip").reference_commits_per_op,
+        Some(3)
+    );
+    // Every bench removed its files.
+    let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert!(left.is_empty(), "files left behind: {left:?}");
+
+    let err = run_messaging(
+        &MessagingBenchOptions {
+            only: Some("no_such_bench".into()),
+            ..opts
+        },
+        &mut |_| panic!("nothing runs"),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(err, BenchError::UnknownBench(ref n) if n == "no_such_bench"),
+        "{err}"
+    );
+}
+
+fn wrk_installed() -> bool {
+    std::process::Command::new("wrk")
+        .arg("--version")
+        .output()
+        .is_ok()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_site_bench_reports_both_sides() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = SiteBenchOptions {
+        scale: 0.01,
+        dir: Some(dir.path().to_path_buf()),
+        only: None,
+    };
+    let mut records: Vec<BenchRecord> = Vec::new();
+    let result = run_site(&opts, &mut |r| records.push(r)).await;
+    if !wrk_installed() {
+        eprintln!("note: wrk is not installed (apt-get install wrk); the site bench is skipped");
+        assert!(
+            matches!(result, Err(BenchError::MissingTool { tool: "wrk", .. })),
+            "without wrk the bench says so: {result:?}"
+        );
+        return;
+    }
+    result.unwrap();
+    let names: Vec<&str> = records.iter().map(|r| r.bench.as_str()).collect();
+    assert_eq!(names, SITE_BENCHES);
+    let r = &records[0];
+    assert_sane(r);
+    assert!(r.p99_ms.is_some() && r.reference_p99_ms.is_some(), "{r:?}");
+    assert_eq!(r.concurrency, Some(64));
+    let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert!(left.is_empty(), "files left behind: {left:?}");
+}
