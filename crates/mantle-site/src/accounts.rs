@@ -234,7 +234,8 @@ impl Site {
     /// tokens are revoked (enabling it later does not revive them).
     pub async fn set_disabled(&self, login: &str, disabled: bool) -> Result<()> {
         let address = self.address(login)?;
-        self.site_store()
+        let account = self
+            .site_store()
             .transact(move |tx| {
                 let mut acc = find(tx, &address)?;
                 if acc.disabled != disabled {
@@ -245,24 +246,29 @@ impl Site {
                     // Re-enabling must not revive old logins.
                     tx.delete_where(AuthToken::ACCOUNT.eq(acc.id()))?;
                 }
-                Ok(())
+                Ok::<_, SiteError>(acc.id())
             })
-            .await
+            .await?;
+        self.inner.tokens.forget_account(account);
+        Ok(())
     }
 
     /// Sets a new password and revokes the account's tokens.
     pub async fn set_password(&self, login: &str, password: &str) -> Result<()> {
         let address = self.address(login)?;
         let hash = hash_password(password.to_string()).await?;
-        self.site_store()
+        let account = self
+            .site_store()
             .transact(move |tx| {
                 let mut acc = find(tx, &address)?;
                 acc.password_hash = hash;
                 tx.update(&mut acc)?;
                 tx.delete_where(AuthToken::ACCOUNT.eq(acc.id()))?;
-                Ok(())
+                Ok::<_, SiteError>(acc.id())
             })
-            .await
+            .await?;
+        self.inner.tokens.forget_account(account);
+        Ok(())
     }
 
     /// Adds another login to the account holding `login`.
@@ -311,6 +317,7 @@ impl Site {
             })
             .await?;
         self.inner.store_files.lock().remove(&account);
+        self.inner.tokens.forget_account(account);
         let Some(sub) = sub else {
             return Ok(std::path::PathBuf::new());
         };

@@ -219,43 +219,51 @@ impl Site {
         }
         let hash = digest(token);
         let now = Timestamp::now();
-        let (avatar, refresh) = self
-            .site_store()
-            .read(move |r| {
-                let t = r
-                    .query::<AuthToken>()
-                    .filter(AuthToken::HASH.eq(hash))
-                    .first()?
-                    .ok_or(SiteError::BadToken)?;
-                if t.expires <= now {
-                    return Err(SiteError::BadToken);
-                }
-                let account = r.get(t.account)?.ok_or(SiteError::BadToken)?;
-                if account.disabled {
-                    return Err(SiteError::BadToken);
-                }
-                let primary = r
-                    .query::<LoginMethod>()
-                    .filter(
-                        LoginMethod::ACCOUNT
-                            .eq(t.account)
-                            .and(LoginMethod::PRIMARY.eq(true)),
-                    )
-                    .first()?
-                    .ok_or(SiteError::BadToken)?;
-                let refresh = now.saturating_since(t.last_used) >= LAST_USED_GRANULARITY;
-                Ok::<_, SiteError>((
-                    Avatar {
+        let cached = self.inner.tokens.get(&hash, now);
+        let (avatar, last_used) = match cached {
+            Ok(hit) => hit,
+            Err(generation) => {
+                let key = hash.clone();
+                // A few indexed lookups: run them here rather than on
+                // another thread (see `Store::read_now`).
+                let (avatar, expires, last_used) = self.site_store().read_now(move |r| {
+                    let t = r
+                        .query::<AuthToken>()
+                        .filter(AuthToken::HASH.eq(key))
+                        .first()?
+                        .ok_or(SiteError::BadToken)?;
+                    if t.expires <= now {
+                        return Err(SiteError::BadToken);
+                    }
+                    let account = r.get(t.account)?.ok_or(SiteError::BadToken)?;
+                    if account.disabled {
+                        return Err(SiteError::BadToken);
+                    }
+                    let primary = r
+                        .query::<LoginMethod>()
+                        .filter(
+                            LoginMethod::ACCOUNT
+                                .eq(t.account)
+                                .and(LoginMethod::PRIMARY.eq(true)),
+                        )
+                        .first()?
+                        .ok_or(SiteError::BadToken)?;
+                    let avatar = Avatar {
                         account: t.account,
                         address: primary.into_inner().address,
                         admin: account.admin,
                         token: t.id(),
-                    },
-                    refresh,
-                ))
-            })
-            .await?;
-        if refresh {
+                    };
+                    Ok::<_, SiteError>((avatar, t.expires, t.last_used))
+                })?;
+                self.inner
+                    .tokens
+                    .put(generation, hash.clone(), avatar.clone(), expires, last_used);
+                (avatar, last_used)
+            }
+        };
+        if now.saturating_since(last_used) >= LAST_USED_GRANULARITY {
+            self.inner.tokens.touch(&hash, now);
             // Off the request's path; losing it costs only precision.
             let store = self.site_store().clone();
             let id = avatar.token;
@@ -280,11 +288,13 @@ impl Site {
             return Ok(false);
         }
         let hash = digest(token);
-        Ok(self
+        let key = hash.clone();
+        let n = self
             .site_store()
-            .transact(move |tx| tx.delete_where(AuthToken::HASH.eq(hash)))
-            .await?
-            > 0)
+            .transact(move |tx| tx.delete_where(AuthToken::HASH.eq(key)))
+            .await?;
+        self.inner.tokens.forget_hash(&hash);
+        Ok(n > 0)
     }
 
     /// An account's live tokens, newest first.
@@ -318,13 +328,15 @@ impl Site {
     /// the account's.
     pub async fn revoke_token(&self, account: Id<Account>, token_id: i64) -> Result<bool> {
         let id = Id::<AuthToken>::from_raw(token_id);
-        Ok(self
+        let revoked = self
             .site_store()
             .transact(move |tx| {
                 tx.delete_where(mantle_store::Filter::ids([id]).and(AuthToken::ACCOUNT.eq(account)))
             })
             .await?
-            > 0)
+            > 0;
+        self.inner.tokens.forget_token(id);
+        Ok(revoked)
     }
 }
 
@@ -349,5 +361,96 @@ mod tests {
         assert!(verify_password_blocking(&h, "correct horse"));
         assert!(!verify_password_blocking(&h, "wrong horse"));
         assert!(!verify_password_blocking("garbage", "x"));
+    }
+}
+
+/// Tokens recently authenticated, so a request need not read the site
+/// store to know who it is. Entries are dropped whenever the store changes
+/// what they say: logout, revoke, disable, password change, account
+/// deletion (all go through [`Site`], the only writer of the site store
+/// while it is open); expiry is checked on every use.
+#[derive(Default)]
+pub(crate) struct TokenCache {
+    entries: parking_lot::Mutex<Entries>,
+}
+
+/// Invariant: `generation` changes (under the same lock) whenever entries
+/// are forgotten, and a lookup's result is only cached if no forgetting
+/// happened since it began — so a read that saw the old state (just before
+/// a revoke committed) can never put a revoked token back.
+#[derive(Default)]
+struct Entries {
+    map: std::collections::HashMap<Vec<u8>, CachedToken>,
+    generation: u64,
+}
+
+struct CachedToken {
+    avatar: Avatar,
+    expires: Timestamp,
+    last_used: Timestamp,
+}
+
+/// Most tokens remembered; past it the cache starts over (it only saves
+/// reads).
+const TOKEN_CACHE_MAX: usize = 100_000;
+
+impl TokenCache {
+    /// The cached avatar and last use, or the generation to pass to `put`.
+    fn get(&self, hash: &[u8], now: Timestamp) -> Result<(Avatar, Timestamp), u64> {
+        let entries = self.entries.lock();
+        match entries.map.get(hash) {
+            Some(e) if e.expires > now => Ok((e.avatar.clone(), e.last_used)),
+            _ => Err(entries.generation),
+        }
+    }
+
+    fn put(
+        &self,
+        seen: u64,
+        hash: Vec<u8>,
+        avatar: Avatar,
+        expires: Timestamp,
+        last_used: Timestamp,
+    ) {
+        let mut entries = self.entries.lock();
+        if entries.generation != seen {
+            return;
+        }
+        if entries.map.len() >= TOKEN_CACHE_MAX {
+            entries.map.clear();
+        }
+        entries.map.insert(
+            hash,
+            CachedToken {
+                avatar,
+                expires,
+                last_used,
+            },
+        );
+    }
+
+    fn touch(&self, hash: &[u8], now: Timestamp) {
+        if let Some(e) = self.entries.lock().map.get_mut(hash) {
+            e.last_used = now;
+        }
+    }
+
+    fn forget(&self, keep: impl Fn(&[u8], &CachedToken) -> bool) {
+        let mut entries = self.entries.lock();
+        entries.generation += 1;
+        entries.map.retain(|h, e| keep(h, e));
+    }
+
+    fn forget_hash(&self, hash: &[u8]) {
+        self.forget(|h, _| h != hash);
+    }
+
+    fn forget_token(&self, id: Id<AuthToken>) {
+        self.forget(|_, e| e.avatar.token != id);
+    }
+
+    /// Drops every token of an account.
+    pub(crate) fn forget_account(&self, account: Id<Account>) {
+        self.forget(|_, e| e.avatar.account != account);
     }
 }

@@ -206,6 +206,7 @@ impl SiteBuilder {
                 services: Mutex::new(Vec::new()),
                 store_files: Mutex::new(HashMap::new()),
                 addresses: Mutex::new(HashMap::new()),
+                tokens: crate::auth::TokenCache::default(),
                 extensions: self.extensions,
                 sweep: Mutex::new(None),
                 stats,
@@ -235,6 +236,8 @@ pub(crate) struct SiteInner {
     /// account exists, so this only grows, and shrinks on deletion; it
     /// saves a site store read on every request.
     pub(crate) store_files: Mutex<HashMap<Id<Account>, PathBuf>>,
+    /// Tokens recently authenticated (see `auth::TokenCache`).
+    pub(crate) tokens: crate::auth::TokenCache,
     /// Store file → its message address (`account:ID`, `app:NAME`).
     addresses: Mutex<HashMap<PathBuf, String>>,
     extensions: Extensions,

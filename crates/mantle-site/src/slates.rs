@@ -75,17 +75,15 @@ impl Site {
     pub async fn get_slate(&self, account: Id<Account>, name: &str) -> Result<Option<SlateDoc>> {
         check_slate_name(name)?;
         let store = self.user_store(account).await?;
-        let name = name.to_string();
         let now = Timestamp::now();
-        store
-            .read(move |r| {
-                Ok(r.query::<Slate>()
-                    .filter(Slate::NAME.eq(name.as_str()))
-                    .first()?
-                    .filter(|s| live(s, now))
-                    .map(|s| doc(&s)))
-            })
-            .await
+        // One indexed lookup: run it here (see `Store::read_now`).
+        store.read_now(|r| {
+            Ok(r.query::<Slate>()
+                .filter(Slate::NAME.eq(name))
+                .first()?
+                .filter(|s| live(s, now))
+                .map(|s| doc(&s)))
+        })
     }
 
     /// Names of an account's live slates.

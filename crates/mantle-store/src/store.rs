@@ -442,6 +442,22 @@ impl Store {
         }
     }
 
+    /// Runs a short read right here, on the calling thread, against a
+    /// consistent snapshot: for a few indexed lookups (a token, a slate),
+    /// where handing the work to another thread costs more than the read.
+    /// It blocks the caller for its duration, so anything that scans or may
+    /// take long belongs in [`read`](Store::read).
+    pub fn read_now<R, E, F>(&self, f: F) -> Result<R, E>
+    where
+        F: FnOnce(&ReadTx<'_>) -> Result<R, E>,
+        E: From<Error>,
+    {
+        if self.inner.writer.is_closed() {
+            return Err(E::from(Error::Closed(self.inner.path.clone())));
+        }
+        self.inner.read_blocking(f)
+    }
+
     /// Runs `f` against a consistent snapshot on a reader connection, off
     /// the async runtime, concurrently with the writer and other readers.
     pub async fn read<R, E, F>(&self, f: F) -> Result<R, E>
