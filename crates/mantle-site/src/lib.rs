@@ -63,7 +63,7 @@ pub use fanout::{FanoutResult, sum_results};
 pub use items::{Account, AuthToken, Invite, LoginMethod, Slate, TokenSweeper};
 pub use messaging::{
     Envelope, Message, MessageHandlers, MessageId, MessageRegistration, Receipt, Refusal,
-    SendMessage,
+    SendMessage, UNDECODABLE,
 };
 pub use process_stats::PROCESS_NAMESPACE;
 pub use service::{RunningService, Service};

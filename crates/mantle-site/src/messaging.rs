@@ -78,6 +78,10 @@ fn yes() -> bool {
     true
 }
 
+/// The refusal code of a message whose body does not decode as the
+/// recipient's type.
+pub const UNDECODABLE: &str = "UNDECODABLE";
+
 impl Refusal {
     /// A final refusal: the sender gets it as the answer.
     pub fn new(code: impl Into<String>, message: impl Into<String>) -> Self {
@@ -234,7 +238,7 @@ impl MessageHandlers {
     ) -> &mut Self {
         let f: ReceiveFn = Arc::new(move |tx, env, body| {
             let msg: M = serde_json::from_value(body.clone()).map_err(|e| {
-                Refusal::new("UNDECODABLE", format!("{} does not decode: {e}", M::TYPE))
+                Refusal::new(UNDECODABLE, format!("{} does not decode: {e}", M::TYPE))
             })?;
             let answer = handler(tx, env, msg)?;
             serde_json::to_value(answer)
@@ -573,10 +577,14 @@ fn apply_one(
         from: from.to_string(),
     };
     let result = tx.attempt(|tx| handler(tx, &envelope, &m.body));
-    if let Err(r) = &result
-        && !r.permanent
-    {
-        return Ok(Applied::Later(r.to_string()));
+    if let Err(r) = &result {
+        if !r.permanent {
+            return Ok(Applied::Later(r.to_string()));
+        }
+        if r.code == UNDECODABLE {
+            // Like a missing handler: not recorded, parked at the sender.
+            return Ok(Applied::Refused(r.clone()));
+        }
     }
     tx.insert(&Receipt {
         key,

@@ -39,6 +39,25 @@ impl Message for Note {
     const ONE_WAY: bool = true;
 }
 
+/// Two programs' ideas of one message type: sent as `ShapeA`, received as
+/// `ShapeB`, so the body does not decode at the recipient.
+#[derive(Serialize, Deserialize)]
+struct ShapeA {
+    text: String,
+}
+impl Message for ShapeA {
+    const TYPE: &'static str = "test.shape";
+    type Answer = ();
+}
+#[derive(Serialize, Deserialize)]
+struct ShapeB {
+    number: i64,
+}
+impl Message for ShapeB {
+    const TYPE: &'static str = "test.shape";
+    type Answer = ();
+}
+
 /// A type no store handles.
 #[derive(Serialize, Deserialize)]
 struct Stray;
@@ -95,6 +114,13 @@ fn handlers_without_stray(h: &mut MessageHandlers) {
         let mut fresh = MessageHandlers::default();
         fresh
             .on::<Ping>(|tx, _, ping| Ok(bump(tx, "pinged", ping.n)?))
+            .on::<ShapeB>(|_, _, _| Ok(()))
+            .on_answer::<ShapeA>(|tx, _, answer| {
+                if let Err(r) = answer {
+                    bump(tx, &format!("refused:{}", r.code), 1)?;
+                }
+                Ok(())
+            })
             .on_answer::<Stray>(|tx, _, answer| {
                 if let Err(r) = answer {
                     bump(tx, &format!("refused:{}", r.code), 1)?;
@@ -241,6 +267,7 @@ async fn refusals_and_undeliverable_messages_come_back_as_errors() {
             tx.send("nobody@example.com", &Ping { n: 5 })?;
             tx.send("carol", &Ping { n: 7 })?;
             tx.send("bob", &Stray)?;
+            tx.send("bob", &ShapeA { text: "x".into() })?;
             tx.send("not an address!", &Ping { n: 11 })
         })
         .await
@@ -248,10 +275,11 @@ async fn refusals_and_undeliverable_messages_come_back_as_errors() {
     eventually(&alice, "refused:NO_SUCH_RECIPIENT", 2).await;
     eventually(&alice, "refused:RECIPIENT_DISABLED", 1).await;
     eventually(&alice, "refused:NO_HANDLER", 1).await;
+    eventually(&alice, "refused:UNDECODABLE", 1).await;
     assert_eq!(read_tally(&alice, "refused_amount").await, 5 + 7 + 11);
     // Each is parked in alice's outbox with its reason.
     let parked = alice.outbox().await.unwrap();
-    assert_eq!(parked.len(), 4, "{parked:?}");
+    assert_eq!(parked.len(), 5, "{parked:?}");
     assert!(parked.iter().all(|e| e.parked));
     assert!(
         parked
