@@ -124,6 +124,29 @@ pub struct LoginForm {
     invite: Option<String>,
 }
 
+/// The checks every credentials form gets: well-formed, carrying this
+/// site's CSRF token, and within the address's attempt allowance.
+fn credentials_form(
+    state: &AppState,
+    peer: SocketAddr,
+    headers: &HeaderMap,
+    form: Result<Form<LoginForm>, FormRejection>,
+) -> Result<LoginForm, Box<Response>> {
+    let Ok(Form(form)) = form else {
+        return Err(Box::new(
+            (StatusCode::BAD_REQUEST, "malformed form").into_response(),
+        ));
+    };
+    if !csrf_ok(headers, &form.csrf) {
+        return Err(Box::new(forbidden_form()));
+    }
+    state
+        .limiter
+        .check(peer.ip())
+        .map_err(|e| Box::new(e.into_response()))?;
+    Ok(form)
+}
+
 /// `POST /login`.
 pub async fn login(
     State(state): State<AppState>,
@@ -131,15 +154,10 @@ pub async fn login(
     headers: HeaderMap,
     form: Result<Form<LoginForm>, FormRejection>,
 ) -> Response {
-    let Ok(Form(form)) = form else {
-        return (StatusCode::BAD_REQUEST, "malformed form").into_response();
+    let form = match credentials_form(&state, peer, &headers, form) {
+        Ok(f) => f,
+        Err(answer) => return *answer,
     };
-    if !csrf_ok(&headers, &form.csrf) {
-        return forbidden_form();
-    }
-    if let Err(e) = state.limiter.check(peer.ip()) {
-        return e.into_response();
-    }
     match state
         .site
         .login(&form.username, &form.password, "web login")
@@ -226,15 +244,10 @@ pub async fn signup(
     headers: HeaderMap,
     form: Result<Form<LoginForm>, FormRejection>,
 ) -> Response {
-    let Ok(Form(form)) = form else {
-        return (StatusCode::BAD_REQUEST, "malformed form").into_response();
+    let form = match credentials_form(&state, peer, &headers, form) {
+        Ok(f) => f,
+        Err(answer) => return *answer,
     };
-    if !csrf_ok(&headers, &form.csrf) {
-        return forbidden_form();
-    }
-    if let Err(e) = state.limiter.check(peer.ip()) {
-        return e.into_response();
-    }
     let created = state
         .site
         .signup(&form.username, &form.password, form.invite.as_deref())
