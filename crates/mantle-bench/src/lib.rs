@@ -39,6 +39,29 @@ mod rss;
 pub mod site;
 mod store;
 
+/// What a bench run is asked for; every area takes the same options.
+#[derive(Debug, Clone)]
+pub struct BenchOptions {
+    /// Multiplies the benches' sizes or durations (1.0 = the documented
+    /// ones); each stays at least its minimum.
+    pub scale: f64,
+    /// Where to put the benches' files (default: a temporary directory).
+    /// Each bench uses a fresh subdirectory named after it and removes it.
+    pub dir: Option<std::path::PathBuf>,
+    /// Runs only the bench of this name.
+    pub only: Option<String>,
+}
+
+impl Default for BenchOptions {
+    fn default() -> Self {
+        Self {
+            scale: 1.0,
+            dir: None,
+            only: None,
+        }
+    }
+}
+
 pub use messaging::{MESSAGING_BENCHES, MessagingBenchOptions, run_messaging};
 pub use report::BenchRecord;
 pub use site::{SITE_BENCHES, SiteBenchOptions, run_site};

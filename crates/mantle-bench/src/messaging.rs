@@ -49,28 +49,8 @@ pub const MESSAGING_BENCHES: &[&str] = &[
     "messages_round_trip",
 ];
 
-/// What [`run_messaging`] runs and where.
-#[derive(Debug, Clone)]
-pub struct MessagingBenchOptions {
-    /// Multiplies every count (1.0 = the documented sizes); each count
-    /// stays at least 1.
-    pub scale: f64,
-    /// Where to put the benches' files (default: a temporary directory).
-    /// Each bench uses a fresh subdirectory named after it and removes it.
-    pub dir: Option<PathBuf>,
-    /// Runs only the bench of this name (one of [`MESSAGING_BENCHES`]).
-    pub only: Option<String>,
-}
-
-impl Default for MessagingBenchOptions {
-    fn default() -> Self {
-        Self {
-            scale: 1.0,
-            dir: None,
-            only: None,
-        }
-    }
-}
+/// Options of the messaging benches (see [`BenchOptions`]).
+pub type MessagingBenchOptions = crate::BenchOptions;
 
 /// Sending user stores.
 pub const SENDERS: usize = 8;

@@ -11,7 +11,7 @@
 //! separate process, on the same cores) over loopback, with the same
 //! request (bearer header included) for both URLs.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -32,28 +32,8 @@ use crate::store::{BenchDir, check};
 /// name.
 pub const SITE_BENCHES: &[&str] = &["site_slate_get"];
 
-/// What [`run_site`] runs and where.
-#[derive(Debug, Clone)]
-pub struct SiteBenchOptions {
-    /// Multiplies the load's duration (1.0 = 10 s per side); at least 1 s
-    /// per run.
-    pub scale: f64,
-    /// Where to put the site (default: a temporary directory). The bench
-    /// uses a fresh subdirectory named after it and removes it.
-    pub dir: Option<PathBuf>,
-    /// Runs only the bench of this name (one of [`SITE_BENCHES`]).
-    pub only: Option<String>,
-}
-
-impl Default for SiteBenchOptions {
-    fn default() -> Self {
-        Self {
-            scale: 1.0,
-            dir: None,
-            only: None,
-        }
-    }
-}
+/// Options of the site benches (see [`BenchOptions`]).
+pub type SiteBenchOptions = crate::BenchOptions;
 
 /// wrk's connections (the load's concurrency).
 pub const CONNECTIONS: u32 = 64;

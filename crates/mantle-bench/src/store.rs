@@ -36,28 +36,8 @@ pub const STORE_BENCHES: &[&str] = &[
     "many_stores",
 ];
 
-/// What [`run_store`] runs and where.
-#[derive(Debug, Clone)]
-pub struct StoreBenchOptions {
-    /// Multiplies every count (1.0 = the documented sizes); each count
-    /// stays at least 1.
-    pub scale: f64,
-    /// Where to put the benches' files (default: a temporary directory).
-    /// Each bench uses a fresh subdirectory named after it and removes it.
-    pub dir: Option<PathBuf>,
-    /// Runs only the bench of this name (one of [`STORE_BENCHES`]).
-    pub only: Option<String>,
-}
-
-impl Default for StoreBenchOptions {
-    fn default() -> Self {
-        Self {
-            scale: 1.0,
-            dir: None,
-            only: None,
-        }
-    }
-}
+/// Options of the store benches (see [`BenchOptions`]).
+pub type StoreBenchOptions = crate::BenchOptions;
 
 // Sizes at scale 1.0.
 const BULK_ROWS: u64 = 100_000;
