@@ -437,8 +437,11 @@ impl Site {
 
     /// Stops the running services gracefully (in-flight requests finish).
     pub async fn stop(&self) {
-        if let Some(sweep) = self.inner.sweep.lock().take() {
+        let sweep = self.inner.sweep.lock().take();
+        if let Some(sweep) = sweep {
             sweep.abort();
+            // Ended for real before the stores it opens are closed.
+            let _ = sweep.await;
         }
         let running: Vec<RunningService> = std::mem::take(&mut *self.inner.services.lock());
         for r in running {

@@ -486,8 +486,15 @@ impl Store {
     /// Waits for queued transactions, stops background tasks and closes the
     /// file. Other handles then get [`Error::Closed`].
     pub async fn close(&self) {
-        for t in self.inner.tasks.lock().drain(..) {
+        let tasks: Vec<JoinHandle<()>> = self.inner.tasks.lock().drain(..).collect();
+        for t in &tasks {
             t.abort();
+        }
+        // Wait until they have really ended: one may be mid-poll on another
+        // thread (inside a read), and must not wake up later, for instance
+        // while the runtime itself is shutting down.
+        for t in tasks {
+            let _ = t.await;
         }
         self.inner.writer.close().await;
         self.inner.readers.lock().clear();
