@@ -52,6 +52,52 @@ pub struct BenchOptions {
     pub only: Option<String>,
 }
 
+impl BenchOptions {
+    /// Refuses an `only` that names none of `benches`.
+    pub(crate) fn check_only(&self, benches: &[&str]) -> Result<(), BenchError> {
+        match &self.only {
+            Some(name) if !benches.contains(&name.as_str()) => {
+                Err(BenchError::UnknownBench(name.clone()))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Whether the bench `name` is to run.
+    pub(crate) fn wants(&self, name: &str) -> bool {
+        self.only.as_deref().is_none_or(|only| only == name)
+    }
+
+    /// The directory the benches work in: `dir` (made if missing), or a
+    /// temporary one removed when the returned value is dropped.
+    pub(crate) fn workspace(&self) -> Result<Workspace, BenchError> {
+        Ok(match &self.dir {
+            Some(dir) => {
+                std::fs::create_dir_all(dir)?;
+                Workspace::Given(dir.clone())
+            }
+            None => {
+                Workspace::Temporary(tempfile::Builder::new().prefix("mantle-bench-").tempdir()?)
+            }
+        })
+    }
+}
+
+/// Where a run's benches put their files.
+pub(crate) enum Workspace {
+    Given(std::path::PathBuf),
+    Temporary(tempfile::TempDir),
+}
+
+impl Workspace {
+    pub(crate) fn path(&self) -> &std::path::Path {
+        match self {
+            Workspace::Given(p) => p,
+            Workspace::Temporary(t) => t.path(),
+        }
+    }
+}
+
 impl Default for BenchOptions {
     fn default() -> Self {
         Self {

@@ -91,34 +91,19 @@ pub async fn run_messaging(
     opts: &MessagingBenchOptions,
     emit: &mut dyn FnMut(BenchRecord),
 ) -> Result<(), BenchError> {
-    if let Some(name) = &opts.only
-        && !MESSAGING_BENCHES.contains(&name.as_str())
-    {
-        return Err(BenchError::UnknownBench(name.clone()));
-    }
-    let _tmp;
-    let base = match &opts.dir {
-        Some(dir) => {
-            std::fs::create_dir_all(dir)?;
-            dir.clone()
-        }
-        None => {
-            let tmp = tempfile::Builder::new().prefix("mantle-bench-").tempdir()?;
-            let path = tmp.path().to_path_buf();
-            _tmp = tmp;
-            path
-        }
-    };
-    let wants = |name: &str| opts.only.as_deref().is_none_or(|only| only == name);
+    opts.check_only(MESSAGING_BENCHES)?;
+    let workspace = opts.workspace()?;
+    let base = workspace.path();
+    let wants = |name: &str| opts.wants(name);
     let scale = opts.scale;
     if wants("messages_one_way") {
-        emit(one_way(scale, &base, Sending::Batched).await?);
+        emit(one_way(scale, base, Sending::Batched).await?);
     }
     if wants("messages_one_way_single") {
-        emit(one_way(scale, &base, Sending::Single).await?);
+        emit(one_way(scale, base, Sending::Single).await?);
     }
     if wants("messages_round_trip") {
-        emit(round_trip(scale, &base).await?);
+        emit(round_trip(scale, base).await?);
     }
     Ok(())
 }

@@ -63,26 +63,11 @@ pub async fn run_site(
     opts: &SiteBenchOptions,
     emit: &mut dyn FnMut(BenchRecord),
 ) -> Result<(), BenchError> {
-    if let Some(name) = &opts.only
-        && !SITE_BENCHES.contains(&name.as_str())
-    {
-        return Err(BenchError::UnknownBench(name.clone()));
-    }
+    opts.check_only(SITE_BENCHES)?;
     wrk_available().await?;
-    let _tmp;
-    let base = match &opts.dir {
-        Some(dir) => {
-            std::fs::create_dir_all(dir)?;
-            dir.clone()
-        }
-        None => {
-            let tmp = tempfile::Builder::new().prefix("mantle-bench-").tempdir()?;
-            let path = tmp.path().to_path_buf();
-            _tmp = tmp;
-            path
-        }
-    };
-    emit(slate_get(opts.scale, &base).await?);
+    let workspace = opts.workspace()?;
+    let base = workspace.path();
+    emit(slate_get(opts.scale, base).await?);
     Ok(())
 }
 

@@ -72,36 +72,21 @@ pub async fn run_store(
     opts: &StoreBenchOptions,
     emit: &mut dyn FnMut(BenchRecord),
 ) -> Result<(), BenchError> {
-    if let Some(name) = &opts.only
-        && !STORE_BENCHES.contains(&name.as_str())
-    {
-        return Err(BenchError::UnknownBench(name.clone()));
-    }
-    let _tmp;
-    let base = match &opts.dir {
-        Some(dir) => {
-            std::fs::create_dir_all(dir)?;
-            dir.clone()
-        }
-        None => {
-            let tmp = tempfile::Builder::new().prefix("mantle-bench-").tempdir()?;
-            let path = tmp.path().to_path_buf();
-            _tmp = tmp;
-            path
-        }
-    };
-    let wants = |name: &str| opts.only.as_deref().is_none_or(|only| only == name);
+    opts.check_only(STORE_BENCHES)?;
+    let workspace = opts.workspace()?;
+    let base = workspace.path();
+    let wants = |name: &str| opts.wants(name);
     let scale = opts.scale;
     if wants("bulk_insert") {
-        emit(bulk_insert(scale, &base).await?);
+        emit(bulk_insert(scale, base).await?);
     }
     if wants("small_tx") {
-        emit(small_tx(scale, &base).await?);
+        emit(small_tx(scale, base).await?);
     }
     if wants("point_query") || wants("point_query_single") {
         point_query(
             scale,
-            &base,
+            base,
             wants("point_query"),
             wants("point_query_single"),
             emit,
@@ -109,10 +94,10 @@ pub async fn run_store(
         .await?;
     }
     if wants("range_query") {
-        emit(range_query(scale, &base).await?);
+        emit(range_query(scale, base).await?);
     }
     if wants("many_stores") {
-        emit(many_stores(scale, &base).await?);
+        emit(many_stores(scale, base).await?);
     }
     Ok(())
 }
