@@ -140,6 +140,19 @@ fn bad_files_get_one_clear_line_and_exit_1() {
 
     let o = mantle(&["store", "frobnicate"]);
     assert_eq!(o.status.code(), Some(2));
+
+    // A bench asked for nothing gets one clear line, before any work.
+    for scale in ["0", "-1", "NaN"] {
+        let flag = format!("--scale={scale}");
+        let o = mantle(&["bench", "store", &flag]);
+        assert_eq!(o.status.code(), Some(1), "--scale {scale}: {}", stderr(&o));
+        let err = stderr(&o);
+        let last = err.lines().last().unwrap_or("");
+        assert!(
+            last.starts_with("mantle: --scale must be greater than 0"),
+            "{err}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
