@@ -444,3 +444,23 @@ impl AmpArgument for AmpList {
         Ok(AmpList(wire::parse_boxes(bytes)?))
     }
 }
+
+/// Both travel as their AMP text in other encodings (JSON for browsers), so
+/// a value means the same thing on every transport.
+macro_rules! serde_as_amp_text {
+    ($t:ty) => {
+        impl serde::Serialize for $t {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_str(self)
+            }
+        }
+        impl<'de> serde::Deserialize<'de> for $t {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+                <$t>::from_amp(text.as_bytes()).map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+serde_as_amp_text!(AmpDateTime);
+serde_as_amp_text!(AmpDecimal);

@@ -1,0 +1,124 @@
+//! The commands every Mantle live endpoint serves, and the two it pushes.
+//!
+//! Wire names and argument names are fixed: other clients (Twisted, the
+//! browser script) use them as written here.
+
+use serde::{Deserialize, Serialize};
+
+use crate::command::{Command, CommandError, NoError};
+use crate::schema::{Empty, Handle};
+
+crate::arguments! {
+    /// `Login` arguments.
+    pub struct LoginArgs { pub username: String, pub password: String }
+    /// `Login` answer: a login token, usable on HTTP too.
+    pub struct LoginAnswer { pub token: String }
+    /// `Authenticate` arguments: a token from an HTTP login (or `Login`).
+    pub struct AuthenticateArgs { pub token: String }
+    /// `Whoami` (and `Authenticate`) answer.
+    pub struct WhoamiAnswer { pub username: String }
+    /// `Observe` arguments: the model, and the last sequence seen, if any.
+    pub struct ObserveArgs { pub model: String, pub since: Option<i64> }
+    /// `Observe` answer.
+    ///
+    /// `resumed`: the deltas after `since` follow as `Delta` pushes, and no
+    /// snapshot is sent. Otherwise `snapshot` is the model at `sequence`.
+    /// Either way, `Delta` pushes with later sequences follow, in order.
+    pub struct ObserveAnswer {
+        pub sequence: i64,
+        pub resumed: bool,
+        pub snapshot: Option<serde_json::Value>,
+    }
+    /// `Unobserve` arguments.
+    pub struct UnobserveArgs { pub model: String }
+    /// `Release` arguments: a handle the client no longer needs.
+    pub struct ReleaseArgs { pub handle: Handle }
+    /// `Delta` (pushed): one committed change of an observed model.
+    pub struct DeltaArgs { pub model: String, pub sequence: i64, pub delta: serde_json::Value }
+    /// `Resync` (pushed): the server cannot continue the model's deltas;
+    /// observe it again with the last sequence seen.
+    pub struct ResyncArgs { pub model: String, pub reason: String }
+}
+
+/// Wrong login, or not logged in: code `UNAUTHORIZED`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[serde(tag = "code")]
+pub enum Unauthorized {
+    /// The only variant.
+    #[serde(rename = "UNAUTHORIZED")]
+    #[error("not logged in, or wrong username, password or token")]
+    Unauthorized,
+}
+impl CommandError for Unauthorized {}
+
+/// Why a model cannot be observed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[serde(tag = "code")]
+pub enum ObserveError {
+    /// No model by that name.
+    #[serde(rename = "NO_SUCH_MODEL")]
+    #[error("there is no model {model:?}")]
+    NoSuchModel {
+        /// The name asked for.
+        model: String,
+    },
+    /// The caller may not see it.
+    #[serde(rename = "FORBIDDEN")]
+    #[error("not allowed to observe {model:?}")]
+    Forbidden {
+        /// The name asked for.
+        model: String,
+    },
+}
+impl CommandError for ObserveError {}
+
+macro_rules! builtin {
+    ($(#[$m:meta])* $name:ident, $args:ty, $answer:ty, $err:ty) => {
+        $(#[$m])*
+        pub struct $name;
+        impl Command for $name {
+            const NAME: &'static str = stringify!($name);
+            type Args = $args;
+            type Answer = $answer;
+            type Error = $err;
+        }
+    };
+}
+
+builtin!(
+    /// Logs the connection in with a username and password; answers a token.
+    Login, LoginArgs, LoginAnswer, Unauthorized
+);
+builtin!(
+    /// Logs the connection in with a token from an HTTP login.
+    Authenticate, AuthenticateArgs, WhoamiAnswer, Unauthorized
+);
+builtin!(
+    /// The logged-in username.
+    Whoami, Empty, WhoamiAnswer, Unauthorized
+);
+builtin!(
+    /// Starts (or resumes) observing a model.
+    Observe, ObserveArgs, ObserveAnswer, ObserveError
+);
+builtin!(
+    /// Stops observing a model.
+    Unobserve, UnobserveArgs, Empty, NoError
+);
+builtin!(
+    /// Drops a handle; later calls on it get `NO_SUCH_HANDLE`.
+    Release, ReleaseArgs, Empty, NoError
+);
+builtin!(
+    /// Server to client, no answer: a model's committed change.
+    Delta, DeltaArgs, Empty, NoError
+);
+builtin!(
+    /// Server to client, no answer: observe the model again.
+    Resync, ResyncArgs, Empty, NoError
+);
+
+/// The argument key that addresses a call to a handle. AMP reserves keys
+/// starting with `_` for the protocol, and Twisted ignores keys a command
+/// does not declare, so this cannot collide with a command's arguments.
+pub const HANDLE_KEY: &str = "_handle";
