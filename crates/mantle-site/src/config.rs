@@ -10,6 +10,7 @@
 //! | `MANTLE_HTTP_LISTEN` | `http.listen` |
 //! | `MANTLE_HTTP_BEHIND_TLS` | `http.behind_tls` (`true` / `false`) |
 //! | `MANTLE_HTTP_STATS_FROM_LOOPBACK` | `http.stats_from_loopback` (`true` / `false`) |
+//! | `MANTLE_LIVE_AMP` | `live.amp` (an address, or empty for none) |
 //! | `MANTLE_SIGNUP_POLICY` | `signup.policy` (`open`, `invite`, `admin`) |
 //! | `MANTLE_TOKEN_TTL_HOURS` | `auth.token_ttl_hours` |
 //! | `MANTLE_LOGIN_ATTEMPTS_PER_MINUTE` | `auth.login_attempts_per_minute` |
@@ -170,6 +171,35 @@ pub struct SiteConfig {
     pub auth: AuthConfig,
     /// Stores.
     pub stores: StoresConfig,
+    /// Live objects (AMP and WebSocket).
+    pub live: LiveConfig,
+}
+
+/// Live objects: the AMP listener and per-connection limits.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LiveConfig {
+    /// Where the AMP listener listens; none when absent.
+    pub amp: Option<SocketAddr>,
+    /// Calls one connection may have running at once; more wait (the
+    /// connection is read no further until one ends).
+    pub max_in_flight: usize,
+    /// Largest AMP box accepted, in bytes (a larger one closes the
+    /// connection: AMP has no way to answer a box it could not read).
+    pub max_box_bytes: usize,
+    /// Deltas of each model kept for resuming observers.
+    pub history: i64,
+}
+
+impl Default for LiveConfig {
+    fn default() -> Self {
+        Self {
+            amp: None,
+            max_in_flight: 256,
+            max_box_bytes: 1 << 20,
+            history: 256,
+        }
+    }
 }
 
 impl Default for SiteConfig {
@@ -180,6 +210,7 @@ impl Default for SiteConfig {
             signup: SignupConfig::default(),
             auth: AuthConfig::default(),
             stores: StoresConfig::default(),
+            live: LiveConfig::default(),
         }
     }
 }
@@ -233,6 +264,12 @@ impl SiteConfig {
         if let Some(v) = var("MANTLE_HTTP_STATS_FROM_LOOPBACK") {
             self.http.stats_from_loopback = parse("MANTLE_HTTP_STATS_FROM_LOOPBACK", &v)?;
         }
+        if let Some(v) = var("MANTLE_LIVE_AMP") {
+            self.live.amp = match v.trim() {
+                "" => None,
+                addr => Some(parse("MANTLE_LIVE_AMP", addr)?),
+            };
+        }
         if let Some(v) = var("MANTLE_SIGNUP_POLICY") {
             self.signup.policy = v.parse()?;
         }
@@ -267,6 +304,11 @@ impl SiteConfig {
         if self.auth.login_attempts_per_minute == 0 {
             return Err(SiteError::Config(
                 "auth.login_attempts_per_minute must be at least 1".into(),
+            ));
+        }
+        if self.live.max_in_flight == 0 || self.live.history < 1 || self.live.max_box_bytes < 1024 {
+            return Err(SiteError::Config(
+                "live.max_in_flight and live.history must be at least 1, live.max_box_bytes at least 1024".into(),
             ));
         }
         self.durability()?;

@@ -56,7 +56,8 @@ pub use accounts::AccountInfo;
 pub use address::Address;
 pub use auth::{Avatar, IssuedToken, TokenInfo};
 pub use config::{
-    AuthConfig, CONFIG_FILE, HttpConfig, SignupConfig, SignupPolicy, SiteConfig, StoresConfig,
+    AuthConfig, CONFIG_FILE, HttpConfig, LiveConfig, SignupConfig, SignupPolicy, SiteConfig,
+    StoresConfig,
 };
 pub use error::{Result, SiteError};
 pub use fanout::{FanoutResult, sum_results};

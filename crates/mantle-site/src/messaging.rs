@@ -288,7 +288,7 @@ impl SiteLink {
     pub fn set(&self, site: &Site) {
         let _ = self.0.set(Arc::downgrade(&site.inner));
     }
-    fn site(&self) -> Option<Site> {
+    pub(crate) fn site(&self) -> Option<Site> {
         self.0.get()?.upgrade().map(|inner| Site { inner })
     }
 }

@@ -43,7 +43,11 @@ pub struct SiteBuilder {
     config: Option<SiteConfig>,
     creating: bool,
     stats: Option<mantle_stats::StatsRegistry>,
+    effects: Vec<EffectsHook>,
 }
+
+/// Adds an upper layer's effect dispatcher to the stores' configuration.
+type EffectsHook = Box<dyn FnOnce(StoreConfig, SiteLink) -> StoreConfig + Send>;
 
 /// Values that upper layers attach to a site (the web front's extra
 /// routes, say), keyed by type, so the site need not know their types.
@@ -101,6 +105,39 @@ impl SiteBuilder {
         self
     }
 
+    /// Dispatches the effects of type `E` that any of the site's stores
+    /// records, after commit, in batches (see
+    /// [`StoreConfig::on_effects`]); the handler gets the running site.
+    /// Upper layers use it for their own effects (the live layer's model
+    /// deltas, say). While the site is closing, effects are retried later.
+    pub fn on_effects<E, F, Fut>(mut self, handler: F) -> Self
+    where
+        E: mantle_store::Effect,
+        F: Fn(Site, Vec<(mantle_store::Delivery, E)>) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = Vec<std::result::Result<(), mantle_store::DispatchError>>>
+            + Send
+            + 'static,
+    {
+        let handler = Arc::new(handler);
+        self.effects
+            .push(Box::new(move |config: StoreConfig, link: SiteLink| {
+                config.on_effects::<E, _, _>(move |batch| {
+                    let site = link.site();
+                    let handler = handler.clone();
+                    async move {
+                        match site {
+                            Some(site) => handler(site, batch).await,
+                            None => batch
+                                .iter()
+                                .map(|_| Err(mantle_store::DispatchError::retry("site is closing")))
+                                .collect(),
+                        }
+                    }
+                })
+            }));
+        self
+    }
+
     /// Uses this configuration instead of reading `mantle.toml` (and the
     /// environment).
     pub fn config(mut self, config: SiteConfig) -> Self {
@@ -134,7 +171,7 @@ impl SiteBuilder {
     }
 
     /// Opens the site in the directory.
-    pub async fn open(self) -> Result<Site> {
+    pub async fn open(mut self) -> Result<Site> {
         let store_file = self.dir.join(SITE_STORE);
         if !self.creating && !store_file.exists() {
             return Err(SiteError::NotASite(self.dir.clone()));
@@ -150,13 +187,16 @@ impl SiteBuilder {
         }
         let link = SiteLink::default();
         let stats = SiteStats::new(self.stats.clone().unwrap_or_default());
-        let store_config = messaging::install(
+        let mut store_config = messaging::install(
             StoreConfig::new(self.registry())
                 .durability(config.durability()?)
                 .stats(stats.registry.clone()),
             link.clone(),
             Arc::new(handlers),
         );
+        for hook in std::mem::take(&mut self.effects) {
+            store_config = hook(store_config, link.clone());
+        }
         let site_store = Store::open(&store_file, &store_config).await?;
         let users = StoreCache::new(store_config.clone(), config.stores.cache_capacity);
         let interval = Duration::from_secs(config.auth.sweep_interval_secs.max(1));
@@ -266,6 +306,7 @@ impl Site {
             config: None,
             creating: false,
             stats: None,
+            effects: Vec::new(),
         }
     }
 

@@ -46,7 +46,7 @@ use mantle_site::{Service, Site};
 use tower_http::timeout::RequestBodyTimeoutLayer;
 
 pub use api::JsonBody;
-pub use auth::{Authenticated, MaybeAuthenticated};
+pub use auth::{Authenticated, MaybeAuthenticated, TOKEN_COOKIE, cookie, presented_token};
 pub use error::ApiError;
 pub use server::{HttpService, serve};
 pub use state::AppState;

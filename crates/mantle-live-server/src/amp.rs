@@ -1,0 +1,232 @@
+//! The AMP transport: Mantle's commands over TCP, byte-compatible with
+//! Twisted's `twisted.protocols.amp`.
+//!
+//! Each connection has a reader (this task) and a writer task joined by an
+//! ordered channel. Requests run concurrently (up to
+//! `live.max_in_flight`), except `Login` and `Authenticate`, which run
+//! before the next box is read so that a client may pipeline its first
+//! calls after them. A box that cannot be read (a key over 255 bytes, a
+//! length past the end, a box over `live.max_box_bytes`) closes the
+//! connection, as AMP has no way to answer it; everything readable gets an
+//! answer or an error box.
+
+use std::future::Future;
+
+use futures::StreamExt;
+use mantle_amp::{AmpBox, BoxDecoder, Message, frame};
+use mantle_live::builtin::HANDLE_KEY;
+use mantle_live::{RemoteError, codec, codes};
+use mantle_site::Site;
+use tokio::io::{AsyncWriteExt, BufWriter};
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinSet;
+use tokio_util::codec::FramedRead;
+
+use crate::session::{Out, RawArgs, Request, Requests};
+
+/// Accepts AMP connections on `listener` for `site` until `shutdown`
+/// completes; open connections are then closed.
+pub async fn serve(
+    site: Site,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send,
+) -> std::io::Result<()> {
+    let mut connections = JoinSet::new();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => break,
+            accepted = listener.accept() => {
+                let (stream, peer) = match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        // Out of file descriptors and the like: keep serving.
+                        tracing::warn!(%e, "AMP accept failed");
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                tracing::debug!(%peer, "AMP connection");
+                connections.spawn(connection(site.clone(), stream));
+            }
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
+    connections.shutdown().await;
+    Ok(())
+}
+
+/// Serves one AMP connection until the peer closes it or sends a box that
+/// cannot be read.
+pub async fn connection(site: Site, stream: TcpStream) {
+    let _ = stream.set_nodelay(true);
+    let config = site.config().live.clone();
+    let (rd, wr) = stream.into_split();
+    let (tx, rx) = mpsc::channel::<Out<Vec<u8>>>(1024);
+    let (done_tx, done_rx) = oneshot::channel();
+    let writer = tokio::spawn(write_loop(wr, rx, done_rx));
+    let requests = Requests::new(site, None, tx.clone());
+    let mut boxes = FramedRead::new(rd, BoxDecoder::with_max_box_size(config.max_box_bytes));
+    while let Some(next) = boxes.next().await {
+        let b = match next {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::debug!(%e, "closing AMP connection: unreadable box");
+                break;
+            }
+        };
+        match request(b, &requests).await {
+            None => break,
+            Some(None) => {}
+            Some(Some(req)) => requests.submit(req).await,
+        }
+    }
+    // Let the calls in flight answer, then stop the writer once it has
+    // sent everything queued.
+    drop(tx);
+    requests.finish().await;
+    let _ = done_tx.send(());
+    let _ = writer.await;
+}
+
+/// Turns a box into a request. `None`: close the connection;
+/// `Some(None)`: nothing to run (answered already, or not a request).
+async fn request(b: AmpBox, requests: &Requests<Vec<u8>>) -> Option<Option<Request<Vec<u8>>>> {
+    let ask = b.get(frame::ASK).map(<[u8]>::to_vec);
+    match Message::classify(b) {
+        Some(Message::Request {
+            command,
+            tag,
+            mut args,
+        }) => {
+            let Ok(command) = String::from_utf8(command) else {
+                if let Some(tag) = tag {
+                    let e = RemoteError::new(codes::UNKNOWN, "command name is not UTF-8");
+                    requests.refuse(Some(tag), e).await;
+                }
+                return Some(None);
+            };
+            let handle = match args.remove(HANDLE_KEY) {
+                None => None,
+                Some(h) => match std::str::from_utf8(&h).ok().and_then(|h| h.parse().ok()) {
+                    Some(h) => Some(h),
+                    None => {
+                        if let Some(tag) = tag {
+                            let e =
+                                RemoteError::new(codes::BAD_ARGUMENTS, "_handle is not an integer");
+                            requests.refuse(Some(tag), e).await;
+                        }
+                        return Some(None);
+                    }
+                },
+            };
+            Some(Some(Request {
+                tag,
+                command,
+                handle,
+                args: RawArgs::Amp(args),
+            }))
+        }
+        // This server asks nothing of clients, so answers are stray.
+        Some(Message::Answer { .. } | Message::Error { .. }) => Some(None),
+        None => match ask {
+            Some(tag) => {
+                let e = RemoteError::new(codes::BAD_REQUEST, "box has _ask but no _command");
+                requests.refuse(Some(tag), e).await;
+                Some(None)
+            }
+            // Twisted drops such a connection too (`NoEmptyBoxes`).
+            None => None,
+        },
+    }
+}
+
+/// The AMP bytes of one outgoing message; `None` if it has none.
+fn encode(msg: Out<Vec<u8>>) -> Option<Vec<u8>> {
+    let b = match msg {
+        Out::Answer {
+            tag,
+            fields,
+            schema,
+        } => match codec::to_amp(&fields, schema) {
+            Ok(values) => frame::answer(&tag, values),
+            Err(e) => error_box(&tag, &RemoteError::new(codes::UNHANDLED, e.to_string())),
+        },
+        Out::Error {
+            tag: Some(tag),
+            error,
+        } => error_box(&tag, &error),
+        Out::Error { tag: None, .. } => return None,
+        Out::Push(p) => return p.amp().map(|b| b.to_vec()),
+    };
+    match mantle_amp::encode(&b) {
+        Ok(bytes) => Some(bytes),
+        Err(e) => {
+            let tag = b
+                .get(frame::ANSWER)
+                .or_else(|| b.get(frame::ERROR))
+                .unwrap_or_default();
+            let error = RemoteError::new(codes::UNHANDLED, format!("answer cannot be sent: {e}"));
+            mantle_amp::encode(&error_box(tag, &error)).ok()
+        }
+    }
+}
+
+/// An error box; a typed error's details ride along as JSON under
+/// `details` (Twisted ignores keys it does not expect).
+fn error_box(tag: &[u8], error: &RemoteError) -> AmpBox {
+    let mut b = frame::error(tag, error.code.as_bytes(), &error.description);
+    if let Some(details) = &error.details
+        && let Ok(text) = serde_json::to_vec(details)
+    {
+        b.insert("details", text);
+    }
+    b
+}
+
+async fn write_loop(
+    wr: OwnedWriteHalf,
+    mut rx: mpsc::Receiver<Out<Vec<u8>>>,
+    mut done: oneshot::Receiver<()>,
+) {
+    let mut w = BufWriter::with_capacity(64 * 1024, wr);
+    let mut finishing = false;
+    loop {
+        let first = if finishing {
+            match rx.try_recv() {
+                Ok(m) => m,
+                Err(_) => break,
+            }
+        } else {
+            tokio::select! {
+                biased;
+                m = rx.recv() => match m {
+                    Some(m) => m,
+                    None => break,
+                },
+                _ = &mut done => {
+                    finishing = true;
+                    continue;
+                }
+            }
+        };
+        // Write what is queued, then flush once: many answers per syscall
+        // when many calls are in flight.
+        let mut next = Some(first);
+        while let Some(m) = next {
+            if let Some(bytes) = encode(m)
+                && w.write_all(&bytes).await.is_err()
+            {
+                return;
+            }
+            next = rx.try_recv().ok();
+        }
+        if w.flush().await.is_err() {
+            return;
+        }
+    }
+    let _ = w.flush().await;
+    let _ = w.shutdown().await;
+}

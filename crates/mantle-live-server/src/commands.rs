@@ -1,0 +1,134 @@
+//! Command tables: typed handlers stored behind one dynamic signature.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use mantle_live::{Arg, Arguments, Command, CommandError, RemoteError, codes};
+use serde_json::{Map, Value};
+
+/// What a handler fails with: one of its command's typed errors, or an
+/// unexpected failure (answered as AMP's `UNHANDLED` and logged).
+#[derive(Debug)]
+pub enum Failure<E> {
+    /// A typed error, sent to the caller as it is.
+    Command(E),
+    /// Anything else (a store error, say).
+    Internal(String),
+}
+
+impl<E> Failure<E> {
+    /// An unexpected failure, described by `e`.
+    pub fn internal(e: impl std::fmt::Display) -> Self {
+        Failure::Internal(e.to_string())
+    }
+}
+
+impl<E> From<E> for Failure<E> {
+    fn from(e: E) -> Self {
+        Failure::Command(e)
+    }
+}
+
+pub(crate) type Fields = Map<String, Value>;
+type Handler<Ctx> =
+    Arc<dyn Fn(Ctx, Fields) -> BoxFuture<'static, Result<Fields, RemoteError>> + Send + Sync>;
+
+/// One command's schemas and handler.
+pub(crate) struct Entry<Ctx> {
+    pub args: &'static [Arg],
+    pub answer: &'static [Arg],
+    pub handler: Handler<Ctx>,
+}
+
+impl<Ctx> Clone for Entry<Ctx> {
+    fn clone(&self) -> Self {
+        Self {
+            args: self.args,
+            answer: self.answer,
+            handler: self.handler.clone(),
+        }
+    }
+}
+
+/// Commands by wire name, each handled with a context `Ctx`.
+pub(crate) struct CommandTable<Ctx> {
+    entries: HashMap<&'static str, Entry<Ctx>>,
+}
+
+impl<Ctx> Default for CommandTable<Ctx> {
+    fn default() -> Self {
+        Self {
+            entries: HashMap::new(),
+        }
+    }
+}
+
+impl<Ctx: Send + 'static> CommandTable<Ctx> {
+    /// Adds (or replaces) the handler of `C`.
+    pub fn add<C, F, Fut>(&mut self, f: F)
+    where
+        C: Command,
+        F: Fn(Ctx, C::Args) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<C::Answer, Failure<C::Error>>> + Send + 'static,
+    {
+        let f = Arc::new(f);
+        let handler: Handler<Ctx> = Arc::new(move |ctx, fields| {
+            let args = match decode::<C::Args>(fields) {
+                Ok(a) => a,
+                Err(e) => return futures::future::ready(Err(e)).boxed(),
+            };
+            let fut = f(ctx, args);
+            async move { answer::<C>(C::NAME, fut.await) }.boxed()
+        });
+        self.entries.insert(
+            C::NAME,
+            Entry {
+                args: C::Args::schema(),
+                answer: C::Answer::schema(),
+                handler,
+            },
+        );
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Entry<Ctx>> {
+        self.entries.get(name)
+    }
+}
+
+/// Fields (already checked against `A`'s schema) as `A`.
+pub(crate) fn decode<A: Arguments>(fields: Fields) -> Result<A, RemoteError> {
+    serde_json::from_value(Value::Object(fields))
+        .map_err(|e| RemoteError::new(codes::BAD_ARGUMENTS, e.to_string()))
+}
+
+/// A handler's result in wire form.
+pub(crate) fn answer<C: Command>(
+    name: &str,
+    result: Result<C::Answer, Failure<C::Error>>,
+) -> Result<Fields, RemoteError> {
+    match result {
+        Ok(answer) => match serde_json::to_value(answer) {
+            Ok(Value::Object(fields)) => Ok(fields),
+            other => Err(unhandled(
+                name,
+                format!("answer is not an object: {other:?}"),
+            )),
+        },
+        Err(Failure::Command(e)) => Err(typed(&e)),
+        Err(Failure::Internal(why)) => Err(unhandled(name, why)),
+    }
+}
+
+pub(crate) fn typed<E: CommandError>(e: &E) -> RemoteError {
+    RemoteError::from_typed(e)
+}
+
+/// `UNHANDLED`, logged here with the detail; the caller learns which
+/// command failed and why.
+pub(crate) fn unhandled(command: &str, why: String) -> RemoteError {
+    tracing::warn!(command, %why, "live command failed");
+    RemoteError::new(codes::UNHANDLED, format!("{command} failed: {why}"))
+}

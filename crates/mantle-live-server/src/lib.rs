@@ -1,0 +1,143 @@
+//! Live objects on the server (DESIGN.md §5).
+//!
+//! Offerings declare [`Command`](mantle_live::Command)s once and register
+//! handlers on the site's [`Live`] extension; Mantle serves them over AMP
+//! on TCP ([`amp::serve`], byte-compatible with Twisted) and as JSON over
+//! WebSocket at `/live` (with the browser script at `/live.js`). A
+//! connection logs in (`Login`, `Authenticate`, or an HTTP token on the
+//! WebSocket upgrade) and then acts as that user: handlers get a
+//! [`Caller`], whose store is the user's own.
+//!
+//! * **Referenceables**: a handler gives the connection a handle
+//!   ([`Caller::publish`]); calls on it run [`ObjectCommands`]; handles die
+//!   with the connection.
+//! * **Cacheables**: [`Live::model`] declares a kind of model; clients
+//!   `Observe` it, get a snapshot, then `Delta` pushes with sequence numbers,
+//!   made by [`publish`] inside the changing transaction and sent only
+//!   after it commits. A client resumes from the last sequence it saw.
+//! * **Controllers**: changes go through commands; a stale revision is
+//!   answered with [`SaveConflict`](mantle_live::SaveConflict) (see
+//!   [`save_conflict`]).
+//!
+//! ```no_run
+//! use mantle_live::{Command, NoError, arguments};
+//! use mantle_live_server::{Failure, Live};
+//!
+//! arguments! {
+//!     pub struct SumArgs { pub a: i64, pub b: i64 }
+//!     pub struct SumAnswer { pub total: i64 }
+//! }
+//! pub struct Sum;
+//! impl Command for Sum {
+//!     const NAME: &'static str = "Sum";
+//!     type Args = SumArgs;
+//!     type Answer = SumAnswer;
+//!     type Error = NoError;
+//! }
+//!
+//! # async fn f() -> mantle_site::Result<()> {
+//! let site = mantle_live_server::install(mantle_site::Site::builder("/srv/mantle"))
+//!     .extension::<Live>(|live| {
+//!         live.command::<Sum, _, _>(|_caller, args| async move {
+//!             Ok::<_, Failure<NoError>>(SumAnswer { total: args.a + args.b })
+//!         });
+//!     })
+//!     .open()
+//!     .await?;
+//! # let _ = site; Ok(()) }
+//! ```
+
+pub mod amp;
+mod commands;
+mod models;
+mod objects;
+mod session;
+mod ws;
+
+use std::future::Future;
+
+use mantle_live::Command;
+use mantle_live::builtin::ObserveError;
+use mantle_site::SiteBuilder;
+use mantle_store::{ReadTx, Registry, Store};
+
+pub use commands::Failure;
+pub use models::{HISTORY, ModelChanged, ModelDelta, ModelHead, publish, sequence};
+pub use objects::ObjectCommands;
+pub use session::Caller;
+pub use ws::{LIVE_JS, routes};
+
+/// The live layer of a site: its commands and models, and the observers
+/// of those models. Attach it with [`install`], then add to it with
+/// `SiteBuilder::extension::<Live>(|live| ...)`.
+#[derive(Default)]
+pub struct Live {
+    commands: commands::CommandTable<Caller>,
+    models: std::collections::HashMap<String, models::ModelSpec>,
+    hub: models::Hub,
+}
+
+impl Live {
+    /// Serves command `C` with `handler` (for logged-in callers).
+    pub fn command<C, F, Fut>(&mut self, handler: F) -> &mut Self
+    where
+        C: Command,
+        F: Fn(Caller, C::Args) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<C::Answer, Failure<C::Error>>> + Send + 'static,
+    {
+        self.commands.add::<C, _, _>(handler);
+        self
+    }
+
+    /// Declares the models named `KIND` or `KIND:KEY`: `store` finds the
+    /// store that holds model `KEY` for a caller (and may refuse with
+    /// `FORBIDDEN` or `NO_SUCH_MODEL`); `snapshot` reads it whole. Changes
+    /// are published with [`publish`] under the full name.
+    pub fn model<S, Fut, P>(&mut self, kind: &str, store: S, snapshot: P) -> &mut Self
+    where
+        S: Fn(Caller, String) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Store, Failure<ObserveError>>> + Send + 'static,
+        P: Fn(&ReadTx, &str) -> mantle_store::Result<serde_json::Value> + Send + Sync + 'static,
+    {
+        self.models
+            .insert(kind.to_string(), models::ModelSpec::new(store, snapshot));
+        self
+    }
+
+    /// How many observations are open (all models, all connections).
+    pub fn observers(&self) -> usize {
+        self.hub.observers()
+    }
+}
+
+/// Registers the live layer's item types (model heads and histories).
+pub fn register(registry: &mut Registry) {
+    models::register(registry);
+}
+
+/// Adds the live layer to a site: its item types, the [`Live`]
+/// extension, the dispatcher of committed model changes, and the
+/// WebSocket routes (`/live`, `/live.js`) on the web front.
+pub fn install(builder: SiteBuilder) -> SiteBuilder {
+    builder
+        .with(register)
+        .extension::<Live>(|_| {})
+        .on_effects::<ModelChanged, _, _>(models::dispatch_changes)
+        .extension::<mantle_web::WebRoutes>(|r| {
+            r.add(ws::routes);
+        })
+}
+
+/// The [`SaveConflict`](mantle_live::SaveConflict) a store's revision
+/// conflict means, if `e` is one.
+pub fn save_conflict(e: &mantle_store::Error) -> Option<mantle_live::SaveConflict> {
+    match e {
+        mantle_store::Error::Conflict {
+            expected, actual, ..
+        } => Some(mantle_live::SaveConflict::SaveConflict {
+            your_revision: *expected,
+            current_revision: *actual,
+        }),
+        _ => None,
+    }
+}

@@ -1,0 +1,429 @@
+//! Cacheables: models observed by clients as a snapshot, then ordered
+//! deltas.
+//!
+//! A controller changes a model inside a store transaction and calls
+//! [`publish`] there: it takes the model's next sequence number, keeps the
+//! delta in the store's bounded history (for resuming clients) and records
+//! a [`ModelChanged`] effect. Only when the transaction commits does the
+//! effect reach the [`Hub`], which forwards the delta to the observers.
+//! Sequence numbers come from the store, so they survive restarts and
+//! follow commit order; a delta that is never committed is never seen.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use futures::future::BoxFuture;
+use mantle_live::builtin::{
+    Delta, DeltaArgs, Observe, ObserveAnswer, ObserveArgs, ObserveError, Resync, ResyncArgs,
+};
+use mantle_live::{Arguments, Command, RemoteError};
+use mantle_site::Site;
+use mantle_store::{Delivery, DispatchError, Effect, Item, ReadTx, Registry, Store, Tx};
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+
+use crate::Caller;
+use crate::commands::{Failure, Fields, decode, typed, unhandled};
+use crate::session::{Conn, Out, Push, PushSink, Request, reply};
+
+/// Deltas kept per model for observers that reconnect. An observer that
+/// was away for more changes than this gets a fresh snapshot.
+pub const HISTORY: i64 = 256;
+
+/// A model's latest sequence number (one per model per store).
+#[derive(Item, Debug, Clone, PartialEq)]
+#[item(name = "live_model_head", version = 1)]
+pub struct ModelHead {
+    /// The model's name (`list:groceries`).
+    #[item(index)]
+    pub model: String,
+    /// The sequence of its latest delta (0: none yet).
+    pub sequence: i64,
+}
+
+/// One delta in a model's bounded history.
+#[derive(Item, Debug, Clone, PartialEq)]
+#[item(name = "live_model_delta", version = 1, index(model, sequence))]
+pub struct ModelDelta {
+    /// The model's name.
+    pub model: String,
+    /// Its sequence number.
+    pub sequence: i64,
+    /// The delta, as JSON text.
+    pub delta: String,
+}
+
+/// Registers the live layer's item types (every store may hold models).
+pub fn register(registry: &mut Registry) {
+    registry.register::<ModelHead>().register::<ModelDelta>();
+}
+
+/// The effect that carries a committed delta to the observers.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ModelChanged {
+    /// The model's name.
+    pub model: String,
+    /// Its new sequence number.
+    pub sequence: i64,
+    /// The delta, as JSON text.
+    pub delta: String,
+}
+
+impl Effect for ModelChanged {
+    const KIND: &'static str = "live.model_changed";
+}
+
+/// Publishes a change of `model` from inside the transaction that makes
+/// it; returns its sequence number. Observers see it only if and when the
+/// transaction commits, in commit order.
+///
+/// ```no_run
+/// # fn f(tx: &mut mantle_store::Tx) -> mantle_store::Result<()> {
+/// let seq = mantle_live_server::publish(tx, "list:groceries", &serde_json::json!({"added": "milk"}))?;
+/// # let _ = seq; Ok(()) }
+/// ```
+pub fn publish<D: Serialize>(tx: &mut Tx, model: &str, delta: &D) -> mantle_store::Result<i64> {
+    let delta = serde_json::to_string(delta).map_err(|e| mantle_store::Error::Encode {
+        what: "live delta",
+        reason: e.to_string(),
+    })?;
+    let mut head = match tx
+        .query::<ModelHead>()
+        .filter(ModelHead::MODEL.eq(model))
+        .first()?
+    {
+        Some(h) => h,
+        None => {
+            let id = tx.insert(&ModelHead {
+                model: model.to_string(),
+                sequence: 0,
+            })?;
+            tx.get(id)?.expect("inserted just now")
+        }
+    };
+    head.sequence += 1;
+    let sequence = head.sequence;
+    tx.update(&mut head)?;
+    tx.insert(&ModelDelta {
+        model: model.to_string(),
+        sequence,
+        delta: delta.clone(),
+    })?;
+    tx.delete_where(
+        ModelDelta::MODEL
+            .eq(model)
+            .and(ModelDelta::SEQUENCE.le(sequence - HISTORY)),
+    )?;
+    tx.record(&ModelChanged {
+        model: model.to_string(),
+        sequence,
+        delta,
+    })?;
+    Ok(sequence)
+}
+
+/// The latest sequence number of `model` (0 if it never changed).
+pub fn sequence(r: &ReadTx, model: &str) -> mantle_store::Result<i64> {
+    Ok(r.query::<ModelHead>()
+        .filter(ModelHead::MODEL.eq(model))
+        .first()?
+        .map_or(0, |h| h.sequence))
+}
+
+type StoreFn = Arc<
+    dyn Fn(Caller, String) -> BoxFuture<'static, Result<Store, Failure<ObserveError>>>
+        + Send
+        + Sync,
+>;
+type SnapshotFn =
+    Arc<dyn Fn(&ReadTx, &str) -> mantle_store::Result<serde_json::Value> + Send + Sync>;
+
+/// How to find and read one kind of model.
+#[derive(Clone)]
+pub(crate) struct ModelSpec {
+    pub store: StoreFn,
+    pub snapshot: SnapshotFn,
+}
+
+impl ModelSpec {
+    pub fn new<S, Fut, P>(store: S, snapshot: P) -> Self
+    where
+        S: Fn(Caller, String) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = Result<Store, Failure<ObserveError>>> + Send + 'static,
+        P: Fn(&ReadTx, &str) -> mantle_store::Result<serde_json::Value> + Send + Sync + 'static,
+    {
+        Self {
+            store: Arc::new(move |c, k| Box::pin(store(c, k))),
+            snapshot: Arc::new(snapshot),
+        }
+    }
+}
+
+enum ObsState {
+    /// Observe has not answered yet: keep what arrives.
+    Pending(Vec<(i64, Arc<Push>)>),
+    /// Sent up to this sequence.
+    Live(i64),
+    /// Told to resync, or closed: send nothing more.
+    Stopped,
+}
+
+/// One connection observing one model.
+pub(crate) struct Observation {
+    model: String,
+    sink: Arc<dyn PushSink>,
+    state: Mutex<ObsState>,
+    closed: AtomicBool,
+}
+
+impl Observation {
+    pub fn close(&self) {
+        self.closed.store(true, Ordering::Relaxed);
+        *self.state.lock() = ObsState::Stopped;
+    }
+
+    fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Relaxed)
+    }
+
+    /// Offers the delta `seq`; sends it if it is the next one.
+    fn offer(&self, seq: i64, push: &Arc<Push>) {
+        let mut state = self.state.lock();
+        match &mut *state {
+            ObsState::Pending(buf) => buf.push((seq, push.clone())),
+            ObsState::Live(last) if seq <= *last => {}
+            ObsState::Live(last) if seq == *last + 1 => {
+                if self.sink.push(push.clone()) {
+                    *last = seq;
+                } else {
+                    *state = self.resync("the connection fell too far behind");
+                }
+            }
+            ObsState::Live(last) => {
+                let why = format!("deltas {} to {} were not delivered", *last + 1, seq - 1);
+                *state = self.resync(&why);
+            }
+            ObsState::Stopped => {}
+        }
+    }
+
+    /// Asks the client to observe again (from its last sequence, so it
+    /// gets what it missed from the history). Stops this observation.
+    fn resync(&self, reason: &str) -> ObsState {
+        tracing::debug!(model = %self.model, reason, "observer must resync");
+        let push = Push::new::<Resync>(&ResyncArgs {
+            model: self.model.clone(),
+            reason: reason.to_string(),
+        });
+        let sink = self.sink.clone();
+        // The sink may be full: wait for room off this lock.
+        if !sink.push(push.clone()) {
+            self.closed.store(true, Ordering::Relaxed);
+        }
+        ObsState::Stopped
+    }
+
+    /// After the answer to Observe is queued: sends `missed` (resumed
+    /// deltas) and what arrived meanwhile, then goes live.
+    fn activate(&self, sequence: i64, missed: Vec<(i64, Arc<Push>)>) {
+        let mut state = self.state.lock();
+        let ObsState::Pending(buf) =
+            std::mem::replace(&mut *state, ObsState::Live(sequence - missed.len() as i64))
+        else {
+            return;
+        };
+        drop(state);
+        for (seq, push) in missed.into_iter().chain(buf) {
+            self.offer(seq, &push);
+        }
+    }
+}
+
+#[derive(Default)]
+struct Watchers {
+    list: Vec<Arc<Observation>>,
+}
+
+/// Observers by (store file, model name), and delivery of committed
+/// deltas to them.
+#[derive(Default)]
+pub(crate) struct Hub {
+    models: Mutex<HashMap<(PathBuf, String), Watchers>>,
+}
+
+impl Hub {
+    fn add(&self, store: PathBuf, obs: Arc<Observation>) {
+        let mut models = self.models.lock();
+        let w = models.entry((store, obs.model.clone())).or_default();
+        w.list.retain(|o| !o.is_closed());
+        w.list.push(obs);
+    }
+
+    /// Forwards one committed delta to the model's observers.
+    fn deliver(&self, store: PathBuf, change: ModelChanged) {
+        let key = (store, change.model);
+        let list = {
+            let mut models = self.models.lock();
+            let Some(w) = models.get_mut(&key) else {
+                return;
+            };
+            w.list.retain(|o| !o.is_closed());
+            if w.list.is_empty() {
+                models.remove(&key);
+                return;
+            }
+            w.list.clone()
+        };
+        let delta = serde_json::from_str(&change.delta).unwrap_or(serde_json::Value::Null);
+        let push = Push::new::<Delta>(&DeltaArgs {
+            model: key.1.clone(),
+            sequence: change.sequence,
+            delta,
+        });
+        for o in &list {
+            o.offer(change.sequence, &push);
+        }
+    }
+
+    /// Observers now registered (for tests and statistics).
+    pub fn observers(&self) -> usize {
+        self.models
+            .lock()
+            .values()
+            .map(|w| w.list.iter().filter(|o| !o.is_closed()).count())
+            .sum()
+    }
+}
+
+/// The dispatcher of [`ModelChanged`] effects (installed by
+/// [`install`](crate::install)).
+pub(crate) async fn dispatch_changes(
+    site: Site,
+    batch: Vec<(Delivery, ModelChanged)>,
+) -> Vec<Result<(), DispatchError>> {
+    let Some(live) = site.extension::<crate::Live>() else {
+        return batch.iter().map(|_| Ok(())).collect();
+    };
+    batch
+        .into_iter()
+        .map(|(d, change)| {
+            live.hub.deliver(d.store.path().to_path_buf(), change);
+            Ok(())
+        })
+        .collect()
+}
+
+/// `Observe`: registers the observation before reading, so nothing
+/// committed in between is lost, answers with a snapshot (or resumes from
+/// the history), then releases what arrived meanwhile, in order.
+pub(crate) async fn observe<T: Send + 'static>(
+    conn: Arc<Conn>,
+    out: mpsc::Sender<Out<T>>,
+    req: Request<T>,
+) {
+    let result = start(&conn, req.args).await;
+    let (answer, obs, missed) = match result {
+        Ok(ok) => ok,
+        Err(e) => return reply(&out, req.tag, Err(e)).await,
+    };
+    let sequence = answer.sequence;
+    let fields = match serde_json::to_value(&answer) {
+        Ok(serde_json::Value::Object(f)) => f,
+        _ => Fields::new(),
+    };
+    reply(&out, req.tag, Ok((fields, ObserveAnswer::schema()))).await;
+    obs.activate(sequence, missed);
+}
+
+type Started = (ObserveAnswer, Arc<Observation>, Vec<(i64, Arc<Push>)>);
+
+async fn start(conn: &Arc<Conn>, raw: crate::session::RawArgs) -> Result<Started, RemoteError> {
+    let args: ObserveArgs = decode(raw.fields(ObserveArgs::schema())?)?;
+    let caller = conn.caller_or_unauthorized()?;
+    let (kind, key) = args.model.split_once(':').unwrap_or((&args.model, ""));
+    let live = conn.live();
+    let no_such = || {
+        typed(&ObserveError::NoSuchModel {
+            model: args.model.clone(),
+        })
+    };
+    let spec = live.models.get(kind).cloned().ok_or_else(no_such)?;
+    let store = match (spec.store)(caller, key.to_string()).await {
+        Ok(s) => s,
+        Err(Failure::Command(e)) => return Err(typed(&e)),
+        Err(Failure::Internal(why)) => return Err(unhandled(Observe::NAME, why)),
+    };
+    let obs = Arc::new(Observation {
+        model: args.model.clone(),
+        sink: conn.sink.clone(),
+        state: Mutex::new(ObsState::Pending(Vec::new())),
+        closed: AtomicBool::new(false),
+    });
+    live.hub.add(store.path().to_path_buf(), obs.clone());
+    if let Some(old) = conn
+        .observing
+        .lock()
+        .insert(args.model.clone(), obs.clone())
+    {
+        old.close();
+    }
+    let (model, key, since) = (args.model.clone(), key.to_string(), args.since);
+    let snapshot = spec.snapshot.clone();
+    let read = store
+        .read(move |r| {
+            let head = sequence(r, &model)?;
+            if let Some(since) = since.filter(|s| (0..=head).contains(s)) {
+                let missed = r
+                    .query::<ModelDelta>()
+                    .filter(
+                        ModelDelta::MODEL
+                            .eq(model.as_str())
+                            .and(ModelDelta::SEQUENCE.gt(since)),
+                    )
+                    .order_by(ModelDelta::SEQUENCE.asc())
+                    .all()?;
+                // Resumable only if the history still starts right after
+                // `since`.
+                if missed.len() as i64 == head - since {
+                    let missed = missed
+                        .into_iter()
+                        .map(|d| {
+                            let d = d.into_inner();
+                            (d.sequence, d.delta)
+                        })
+                        .collect::<Vec<_>>();
+                    return Ok((head, None, missed));
+                }
+            }
+            Ok::<_, mantle_store::Error>((head, Some(snapshot(r, &key)?), Vec::new()))
+        })
+        .await;
+    let (head, snapshot, missed) = match read {
+        Ok(r) => r,
+        Err(e) => {
+            obs.close();
+            return Err(unhandled(Observe::NAME, e.to_string()));
+        }
+    };
+    let missed = missed
+        .into_iter()
+        .map(|(seq, delta)| {
+            let delta = serde_json::from_str(&delta).unwrap_or(serde_json::Value::Null);
+            let push = Push::new::<Delta>(&DeltaArgs {
+                model: args.model.clone(),
+                sequence: seq,
+                delta,
+            });
+            (seq, push)
+        })
+        .collect();
+    let answer = ObserveAnswer {
+        sequence: head,
+        resumed: snapshot.is_none(),
+        snapshot,
+    };
+    Ok((answer, obs, missed))
+}

@@ -1,0 +1,417 @@
+//! One connection, whatever its transport: who is logged in, the handles
+//! it holds, the models it observes, and the dispatch of its requests.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use bytes::Bytes;
+use mantle_amp::AmpBox;
+use mantle_live::builtin::{
+    Authenticate, Login, LoginAnswer, Observe, Release, Unauthorized, Unobserve, Whoami,
+    WhoamiAnswer,
+};
+use mantle_live::{Arg, Arguments, Command, Empty, Handle, NoError, RemoteError, codec, codes};
+use mantle_site::{Avatar, Site, SiteError};
+use mantle_store::Store;
+use parking_lot::{Mutex, RwLock};
+use tokio::sync::mpsc;
+
+use crate::Live;
+use crate::commands::{Failure, Fields, answer, decode};
+use crate::models::Observation;
+use crate::objects::{ObjectCommands, Published, RemoteObject};
+
+/// What a connection's writer sends, in order. `T` is the transport's
+/// request tag (AMP's `_ask`, JSON's `id`).
+pub(crate) enum Out<T> {
+    Answer {
+        tag: T,
+        fields: Fields,
+        schema: &'static [Arg],
+    },
+    Error {
+        /// `None`: the JSON request had no readable id.
+        tag: Option<T>,
+        error: RemoteError,
+    },
+    Push(Arc<Push>),
+}
+
+/// A command the server sends on its own. One `Push` goes to every
+/// observer of a model, so each transport's encoding is made once.
+pub(crate) struct Push {
+    pub command: &'static str,
+    pub fields: Fields,
+    schema: &'static [Arg],
+    amp: OnceLock<Option<Bytes>>,
+    json: OnceLock<Arc<str>>,
+}
+
+impl Push {
+    pub fn new<C: Command>(args: &C::Args) -> Arc<Push> {
+        let fields = match serde_json::to_value(args) {
+            Ok(serde_json::Value::Object(f)) => f,
+            _ => Fields::new(),
+        };
+        Arc::new(Push {
+            command: C::NAME,
+            fields,
+            schema: C::Args::schema(),
+            amp: OnceLock::new(),
+            json: OnceLock::new(),
+        })
+    }
+
+    /// The AMP box bytes (no `_ask`: pushes want no answer); `None` if the
+    /// push does not fit in a box (a value over 65,535 bytes).
+    pub fn amp(&self) -> Option<&Bytes> {
+        self.amp
+            .get_or_init(|| {
+                let args = codec::to_amp(&self.fields, self.schema).ok()?;
+                let b = mantle_amp::frame::request(self.command.as_bytes(), None, args);
+                mantle_amp::encode(&b).ok().map(Bytes::from)
+            })
+            .as_ref()
+    }
+
+    /// The JSON text.
+    pub fn json(&self) -> &Arc<str> {
+        self.json.get_or_init(|| {
+            let reply = mantle_live::json::JsonReply::Push {
+                command: self.command.to_string(),
+                args: self.fields.clone(),
+            };
+            serde_json::to_string(&reply)
+                .expect("JSON values serialize")
+                .into()
+        })
+    }
+}
+
+/// Where pushes for a connection go, without waiting.
+pub(crate) trait PushSink: Send + Sync {
+    /// `false` if the connection is gone or too far behind to take more.
+    fn push(&self, p: Arc<Push>) -> bool;
+}
+
+impl<T: Send + 'static> PushSink for mpsc::Sender<Out<T>> {
+    fn push(&self, p: Arc<Push>) -> bool {
+        self.try_send(Out::Push(p)).is_ok()
+    }
+}
+
+/// The arguments of a request as they arrived, decoded only once the
+/// command (and so the schema) is known.
+pub(crate) enum RawArgs {
+    Amp(AmpBox),
+    Json(Fields),
+}
+
+impl RawArgs {
+    pub fn fields(self, schema: &[Arg]) -> Result<Fields, RemoteError> {
+        let bad =
+            |e: mantle_live::CodecError| RemoteError::new(codes::BAD_ARGUMENTS, e.to_string());
+        match self {
+            RawArgs::Amp(b) => codec::from_amp(&b, schema).map_err(bad),
+            RawArgs::Json(f) => codec::check_json(&f, schema).map(|()| f).map_err(bad),
+        }
+    }
+}
+
+/// A request from a client.
+pub(crate) struct Request<T> {
+    pub tag: Option<T>,
+    pub command: String,
+    pub handle: Option<i64>,
+    pub args: RawArgs,
+}
+
+/// A connection's state, shared by its requests in flight.
+pub(crate) struct Conn {
+    pub site: Site,
+    user: RwLock<Option<Avatar>>,
+    handles: Mutex<HashMap<i64, Arc<dyn RemoteObject>>>,
+    next_handle: AtomicI64,
+    pub observing: Mutex<HashMap<String, Arc<Observation>>>,
+    pub sink: Arc<dyn PushSink>,
+}
+
+impl Conn {
+    pub fn new(site: Site, user: Option<Avatar>, sink: Arc<dyn PushSink>) -> Arc<Conn> {
+        Arc::new(Conn {
+            site,
+            user: RwLock::new(user),
+            handles: Mutex::new(HashMap::new()),
+            next_handle: AtomicI64::new(1),
+            observing: Mutex::new(HashMap::new()),
+            sink,
+        })
+    }
+
+    pub fn live(&self) -> &Live {
+        self.site
+            .extension::<Live>()
+            .expect("transports run only on sites with mantle_live_server::install")
+    }
+
+    fn caller(self: &Arc<Self>) -> Option<Caller> {
+        let avatar = self.user.read().clone()?;
+        Some(Caller {
+            conn: self.clone(),
+            avatar,
+        })
+    }
+
+    pub fn caller_or_unauthorized(self: &Arc<Self>) -> Result<Caller, RemoteError> {
+        self.caller().ok_or_else(unauthorized)
+    }
+
+    /// Ends the connection's observations (its handles go with it).
+    pub fn close(&self) {
+        for (_, o) in self.observing.lock().drain() {
+            o.close();
+        }
+        self.handles.lock().clear();
+    }
+}
+
+/// Who is calling: the logged-in user on one connection.
+#[derive(Clone)]
+pub struct Caller {
+    conn: Arc<Conn>,
+    avatar: Avatar,
+}
+
+impl Caller {
+    /// The site.
+    pub fn site(&self) -> &Site {
+        &self.conn.site
+    }
+    /// The logged-in account.
+    pub fn avatar(&self) -> &Avatar {
+        &self.avatar
+    }
+    /// The logged-in user's address (what `Whoami` answers).
+    pub fn username(&self) -> &str {
+        &self.avatar.address
+    }
+    /// The logged-in user's own store.
+    pub async fn store(&self) -> Result<Store, SiteError> {
+        self.conn.site.user_store(self.avatar.account).await
+    }
+    /// Gives this connection a handle to `obj`; calls on the handle run
+    /// `commands` with it. The handle dies with the connection (or when
+    /// the client sends `Release`).
+    pub fn publish<T: Send + Sync + 'static>(
+        &self,
+        obj: Arc<T>,
+        commands: Arc<ObjectCommands<T>>,
+    ) -> Handle {
+        let id = self.conn.next_handle.fetch_add(1, Ordering::Relaxed);
+        self.conn
+            .handles
+            .lock()
+            .insert(id, Arc::new(Published { obj, commands }));
+        Handle(id)
+    }
+}
+
+/// Runs one request and sends its answer (if it wants one).
+pub(crate) async fn dispatch<T: Send + 'static>(
+    conn: Arc<Conn>,
+    out: mpsc::Sender<Out<T>>,
+    req: Request<T>,
+) {
+    if req.command == Observe::NAME && req.handle.is_none() {
+        return crate::models::observe(conn, out, req).await;
+    }
+    let result = call(&conn, &req.command, req.handle, req.args).await;
+    reply(&out, req.tag, result).await;
+}
+
+pub(crate) async fn reply<T>(
+    out: &mpsc::Sender<Out<T>>,
+    tag: Option<T>,
+    result: Result<(Fields, &'static [Arg]), RemoteError>,
+) {
+    let Some(tag) = tag else {
+        if let Err(e) = result {
+            tracing::debug!(%e, "one-way live command failed");
+        }
+        return;
+    };
+    let msg = match result {
+        Ok((fields, schema)) => Out::Answer {
+            tag,
+            fields,
+            schema,
+        },
+        Err(error) => Out::Error {
+            tag: Some(tag),
+            error,
+        },
+    };
+    // A closed channel means the connection is gone: nobody to tell.
+    let _ = out.send(msg).await;
+}
+
+fn unauthorized() -> RemoteError {
+    RemoteError::from_typed(&Unauthorized::Unauthorized)
+}
+
+/// The wire answer of built-in `C`.
+fn built_in<C: Command>(
+    r: Result<C::Answer, Failure<C::Error>>,
+) -> Result<(Fields, &'static [Arg]), RemoteError> {
+    answer::<C>(C::NAME, r).map(|f| (f, C::Answer::schema()))
+}
+
+fn args_of<C: Command>(raw: RawArgs) -> Result<C::Args, RemoteError> {
+    decode(raw.fields(C::Args::schema())?)
+}
+
+async fn log_in(conn: &Conn, token: &str) -> Result<WhoamiAnswer, Failure<Unauthorized>> {
+    match conn.site.authenticate(token).await {
+        Ok(avatar) => {
+            let username = avatar.address.clone();
+            *conn.user.write() = Some(avatar);
+            Ok(WhoamiAnswer { username })
+        }
+        Err(SiteError::BadToken) => Err(Unauthorized::Unauthorized.into()),
+        Err(e) => Err(Failure::internal(e)),
+    }
+}
+
+async fn call(
+    conn: &Arc<Conn>,
+    name: &str,
+    handle: Option<i64>,
+    raw: RawArgs,
+) -> Result<(Fields, &'static [Arg]), RemoteError> {
+    if let Some(h) = handle {
+        let obj = conn.handles.lock().get(&h).cloned().ok_or_else(|| {
+            RemoteError::new(
+                codes::NO_SUCH_HANDLE,
+                format!(
+                    "no handle {h} on this connection (released, or from an earlier connection)"
+                ),
+            )
+        })?;
+        let (Some(args), Some(answer)) = (obj.args_of(name), obj.answer_of(name)) else {
+            return Err(RemoteError::new(
+                codes::UNKNOWN,
+                format!("handle {h} has no command {name:?}"),
+            ));
+        };
+        let caller = conn.caller().ok_or_else(unauthorized)?;
+        let fields = raw.fields(args)?;
+        return obj.call(caller, name, fields).await.map(|f| (f, answer));
+    }
+    match name {
+        Login::NAME => {
+            let a = args_of::<Login>(raw)?;
+            let r = match conn.site.login(&a.username, &a.password, "live").await {
+                Ok(issued) => log_in(conn, &issued.token).await.map(|_| LoginAnswer {
+                    token: issued.token,
+                }),
+                Err(SiteError::BadCredentials | SiteError::Disabled(_)) => {
+                    Err(Unauthorized::Unauthorized.into())
+                }
+                Err(e) => Err(Failure::internal(e)),
+            };
+            return built_in::<Login>(r);
+        }
+        Authenticate::NAME => {
+            let a = args_of::<Authenticate>(raw)?;
+            return built_in::<Authenticate>(log_in(conn, &a.token).await);
+        }
+        Whoami::NAME => {
+            args_of::<Whoami>(raw)?;
+            let caller = conn.caller().ok_or_else(unauthorized)?;
+            return built_in::<Whoami>(Ok(WhoamiAnswer {
+                username: caller.username().to_string(),
+            }));
+        }
+        Unobserve::NAME => {
+            let a = args_of::<Unobserve>(raw)?;
+            if let Some(o) = conn.observing.lock().remove(&a.model) {
+                o.close();
+            }
+            return built_in::<Unobserve>(Ok::<_, Failure<NoError>>(Empty {}));
+        }
+        Release::NAME => {
+            let a = args_of::<Release>(raw)?;
+            return match conn.handles.lock().remove(&a.handle.0) {
+                Some(_) => built_in::<Release>(Ok(Empty {})),
+                None => Err(RemoteError::new(
+                    codes::NO_SUCH_HANDLE,
+                    format!("no handle {} on this connection", a.handle.0),
+                )),
+            };
+        }
+        _ => {}
+    }
+    let entry = conn
+        .live()
+        .commands
+        .get(name)
+        .cloned()
+        .ok_or_else(|| RemoteError::new(codes::UNKNOWN, format!("no command {name:?}")))?;
+    let caller = conn.caller().ok_or_else(unauthorized)?;
+    let fields = raw.fields(entry.args)?;
+    let answer = entry.answer;
+    (entry.handler)(caller, fields).await.map(|f| (f, answer))
+}
+
+/// The request side of a connection, shared by the transports: runs
+/// requests concurrently up to the in-flight limit, and login requests
+/// before reading on.
+pub(crate) struct Requests<T> {
+    pub conn: Arc<Conn>,
+    pub out: mpsc::Sender<Out<T>>,
+    in_flight: Arc<tokio::sync::Semaphore>,
+    max: u32,
+}
+
+impl<T: Send + 'static> Requests<T> {
+    pub fn new(site: Site, user: Option<Avatar>, out: mpsc::Sender<Out<T>>) -> Self {
+        let max = site.config().live.max_in_flight.min(u32::MAX as usize) as u32;
+        let conn = Conn::new(site, user, Arc::new(out.clone()));
+        Self {
+            conn,
+            out,
+            in_flight: Arc::new(tokio::sync::Semaphore::new(max as usize)),
+            max,
+        }
+    }
+
+    /// Starts `req`; waits while the connection has the most calls in
+    /// flight it may have.
+    pub async fn submit(&self, req: Request<T>) {
+        if req.handle.is_none() && (req.command == Login::NAME || req.command == Authenticate::NAME)
+        {
+            return dispatch(self.conn.clone(), self.out.clone(), req).await;
+        }
+        let Ok(permit) = self.in_flight.clone().acquire_owned().await else {
+            return;
+        };
+        let (conn, out) = (self.conn.clone(), self.out.clone());
+        tokio::spawn(async move {
+            dispatch(conn, out, req).await;
+            drop(permit);
+        });
+    }
+
+    /// Sends an error answer straight away.
+    pub async fn refuse(&self, tag: Option<T>, error: RemoteError) {
+        let _ = self.out.send(Out::Error { tag, error }).await;
+    }
+
+    /// Waits for the calls in flight to answer, then ends the connection's
+    /// handles and observations.
+    pub async fn finish(self) {
+        let _ = self.in_flight.acquire_many(self.max).await;
+        self.conn.close();
+    }
+}

@@ -1,0 +1,200 @@
+//! The JSON transport: the same commands over WebSocket at `/live`, and the
+//! browser script at `/live.js`.
+//!
+//! A browser that has logged in over HTTP is logged in on the WebSocket
+//! too: the upgrade request's token (the `Authorization` header, the login
+//! cookie when the page is same-origin, or `?token=`) is checked before
+//! upgrading, and a bad one is refused with 401. Without a token the
+//! connection starts logged out and may send `Login` or `Authenticate`.
+
+use std::collections::HashMap;
+
+use axum::Router;
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use futures::{SinkExt, StreamExt};
+use mantle_live::json::{JsonReply, JsonRequest, MAX_REQUEST_BYTES};
+use mantle_site::{Avatar, Site, SiteError};
+use mantle_web::AppState;
+use serde_json::Value;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::session::{Out, RawArgs, Request, Requests};
+
+/// The browser client (no build step: load it with a `<script>` tag).
+pub const LIVE_JS: &str = include_str!("../static/live.js");
+
+/// The routes: `GET /live` (WebSocket) and `GET /live.js`.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/live", get(upgrade))
+        .route("/live.js", get(script))
+}
+
+async fn script() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        LIVE_JS,
+    )
+}
+
+/// The login cookie counts only when the page opening the socket is ours:
+/// browsers send cookies on cross-site WebSocket upgrades, so another
+/// site's page could otherwise act as the user.
+fn same_origin(headers: &HeaderMap) -> bool {
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+    match headers.get(header::ORIGIN).and_then(|o| o.to_str().ok()) {
+        None => true,
+        Some(origin) => {
+            let origin_host = origin.split_once("://").map_or(origin, |(_, rest)| rest);
+            Some(origin_host) == host
+        }
+    }
+}
+
+fn token<'a>(headers: &'a HeaderMap, query: &'a HashMap<String, String>) -> Option<&'a str> {
+    if let Some(t) = query.get("token") {
+        return Some(t);
+    }
+    if let Some(bearer) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+    {
+        return Some(bearer.trim());
+    }
+    mantle_web::cookie(headers, mantle_web::TOKEN_COOKIE).filter(|_| same_origin(headers))
+}
+
+async fn upgrade(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
+    ws: WebSocketUpgrade,
+) -> Response {
+    let user = match token(&headers, &query) {
+        None => None,
+        Some(t) => match state.site.authenticate(t).await {
+            Ok(a) => Some(a),
+            Err(SiteError::BadToken) => {
+                return (StatusCode::UNAUTHORIZED, "bad or expired token").into_response();
+            }
+            Err(e) => {
+                tracing::warn!(%e, "live upgrade: authentication failed");
+                return (StatusCode::INTERNAL_SERVER_ERROR, "cannot authenticate").into_response();
+            }
+        },
+    };
+    let site = state.site.clone();
+    ws.max_message_size(MAX_REQUEST_BYTES)
+        .max_frame_size(MAX_REQUEST_BYTES)
+        .on_upgrade(move |socket| session(site, user, socket))
+}
+
+/// Why the server closes a connection (code and reason of the close frame).
+type Closing = Option<(u16, &'static str)>;
+
+async fn session(site: Site, user: Option<Avatar>, socket: WebSocket) {
+    let (sink, mut stream) = socket.split();
+    let (tx, rx) = mpsc::channel::<Out<Value>>(1024);
+    let (done_tx, done_rx) = oneshot::channel::<Closing>();
+    let writer = tokio::spawn(write_loop(sink, rx, done_rx));
+    let requests = Requests::new(site, user, tx.clone());
+    drop(tx);
+    let mut closing: Closing = None;
+    while let Some(msg) = stream.next().await {
+        match msg {
+            Ok(Message::Text(text)) => match JsonRequest::parse(text.as_str()) {
+                Ok(r) => {
+                    requests
+                        .submit(Request {
+                            tag: r.id,
+                            command: r.command,
+                            handle: r.handle,
+                            args: RawArgs::Json(r.args),
+                        })
+                        .await
+                }
+                Err(bad) => requests.refuse(bad.id, bad.error).await,
+            },
+            Ok(Message::Binary(_)) => {
+                closing = Some((1003, "binary messages are not supported; send JSON text"));
+                break;
+            }
+            Ok(Message::Close(_)) => break,
+            Ok(Message::Ping(_) | Message::Pong(_)) => {}
+            Err(e) => {
+                // A malformed frame or one over the size limit.
+                tracing::debug!(%e, "closing live WebSocket");
+                closing = Some((1002, "malformed WebSocket frame"));
+                break;
+            }
+        }
+    }
+    requests.finish().await;
+    let _ = done_tx.send(closing);
+    let _ = writer.await;
+}
+
+fn encode(msg: Out<Value>) -> Option<Message> {
+    let text: String = match msg {
+        Out::Answer { tag, fields, .. } => serde_json::to_string(&JsonReply::Answer {
+            id: tag,
+            answer: fields,
+        })
+        .ok()?,
+        Out::Error { tag, error } => serde_json::to_string(&JsonReply::Error {
+            id: tag.unwrap_or(Value::Null),
+            error,
+        })
+        .ok()?,
+        Out::Push(p) => p.json().to_string(),
+    };
+    Some(Message::Text(text.into()))
+}
+
+async fn write_loop(
+    mut sink: futures::stream::SplitSink<WebSocket, Message>,
+    mut rx: mpsc::Receiver<Out<Value>>,
+    mut done: oneshot::Receiver<Closing>,
+) {
+    let closing = loop {
+        tokio::select! {
+            biased;
+            m = rx.recv() => {
+                let Some(m) = m else { break None };
+                let mut next = Some(m);
+                while let Some(m) = next {
+                    if let Some(msg) = encode(m)
+                        && sink.feed(msg).await.is_err() {
+                            return;
+                        }
+                    next = rx.try_recv().ok();
+                }
+                if sink.flush().await.is_err() {
+                    return;
+                }
+            }
+            c = &mut done => {
+                while let Ok(m) = rx.try_recv() {
+                    if let Some(msg) = encode(m) {
+                        let _ = sink.feed(msg).await;
+                    }
+                }
+                break c.ok().flatten();
+            }
+        }
+    };
+    let frame = closing.map(|(code, reason)| CloseFrame {
+        code,
+        reason: reason.into(),
+    });
+    let _ = sink.send(Message::Close(frame)).await;
+    let _ = sink.close().await;
+}
