@@ -16,7 +16,7 @@ use futures::StreamExt;
 use mantle_amp::{AmpBox, BoxDecoder, Message, frame};
 use mantle_live::builtin::HANDLE_KEY;
 use mantle_live::{RemoteError, codec, codes};
-use mantle_site::Site;
+use mantle_site::{RunningService, Site, SiteError};
 use tokio::io::{AsyncWriteExt, BufWriter};
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::{TcpListener, TcpStream};
@@ -229,4 +229,34 @@ async fn write_loop(
     }
     let _ = w.flush().await;
     let _ = w.shutdown().await;
+}
+
+/// Starts the AMP listener on the site's `live.amp` address, if one is
+/// configured; stop it with [`RunningService::stop`].
+pub async fn start(site: &Site) -> mantle_site::Result<Option<RunningService>> {
+    let Some(addr) = site.config().live.amp else {
+        return Ok(None);
+    };
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|e| SiteError::Config(format!("cannot listen for AMP on {addr}: {e}")))?;
+    let local = listener
+        .local_addr()
+        .map_err(|e| SiteError::Config(format!("AMP listener address: {e}")))?;
+    let (stop, stopped) = oneshot::channel::<()>();
+    let done = tokio::spawn({
+        let site = site.clone();
+        async move {
+            let _ = serve(site, listener, async {
+                let _ = stopped.await;
+            })
+            .await;
+        }
+    });
+    Ok(Some(RunningService::new(
+        "amp",
+        Some(format!("amp://{local}")),
+        stop,
+        done,
+    )))
 }

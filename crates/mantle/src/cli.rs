@@ -44,6 +44,10 @@ pub enum Command {
         /// Listen here instead of the configured address (port 0: any free port).
         #[arg(long)]
         http: Option<SocketAddr>,
+        /// Also serve live objects over AMP (Twisted-compatible) on this
+        /// address (default: `live.amp` in the configuration, else none).
+        #[arg(long)]
+        amp: Option<SocketAddr>,
     },
     /// Make a demo site with a demo user, print its URL and credentials,
     /// and serve it until SIGINT or SIGTERM.

@@ -6,6 +6,7 @@ use mantle_store::Registry;
 /// What this binary registers beyond the store's and the site's own types.
 pub const REGISTRATIONS: &[mantle_site::Registration] = &[
     mantle_web::register,
+    mantle_live_server::register,
     mantle_example_notes::register,
     mantle_example_ledger::register,
 ];
@@ -22,10 +23,12 @@ pub fn registry() -> Registry {
 }
 
 /// A site builder for DIR with everything this binary offers: the web
-/// front, the notes example's types, and the ledger offering.
+/// front, live objects (AMP and WebSocket), the notes example's types, and
+/// the ledger offering.
 pub fn site(dir: &std::path::Path) -> mantle_site::SiteBuilder {
     let builder = mantle_site::Site::builder(dir)
         .with(mantle_web::register)
         .with(mantle_example_notes::register);
+    let builder = mantle_live_server::install(builder);
     mantle_example_ledger::install(builder)
 }

@@ -20,7 +20,7 @@ pub async fn run(cli: Cli) -> Result<u8, CliError> {
             http,
             signup,
         } => site::init(dir, domain, http, signup).await,
-        Command::Serve { dir, http } => site::serve(dir, http).await,
+        Command::Serve { dir, http, amp } => site::serve(dir, http, amp).await,
         Command::Demo { dir, http } => site::demo(dir, http).await,
         Command::User(cmd) => user::run(cmd).await,
         Command::Messages(cmd) => messages::run(cmd).await,

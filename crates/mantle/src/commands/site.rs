@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use mantle_site::{Site, SiteConfig};
+use mantle_site::{RunningService, Site, SiteConfig};
 use mantle_web::HttpService;
 
 use crate::error::CliError;
@@ -38,10 +38,17 @@ async fn create(dir: &std::path::Path, config: SiteConfig) -> Result<Site, CliEr
     Ok(site)
 }
 
-pub async fn serve(dir: PathBuf, http: Option<SocketAddr>) -> Result<u8, CliError> {
+pub async fn serve(
+    dir: PathBuf,
+    http: Option<SocketAddr>,
+    amp: Option<SocketAddr>,
+) -> Result<u8, CliError> {
     let mut config = SiteConfig::load(&dir)?;
     if let Some(addr) = http {
         config.http.listen = addr;
+    }
+    if let Some(addr) = amp {
+        config.live.amp = Some(addr);
     }
     let site = programs::site(&dir).config(config).open().await?;
     run_until_signal(&site).await
@@ -51,7 +58,24 @@ pub async fn serve(dir: PathBuf, http: Option<SocketAddr>) -> Result<u8, CliErro
 /// gracefully at SIGINT / SIGTERM.
 async fn run_until_signal(site: &Site) -> Result<u8, CliError> {
     start(site).await?;
-    stop_at_signal(site).await
+    let amp = start_amp(site).await?;
+    stop_at_signal(site, amp).await
+}
+
+/// Starts the AMP listener if the configuration asks for one.
+async fn start_amp(site: &Site) -> Result<Option<RunningService>, CliError> {
+    match mantle_live_server::amp::start(site).await {
+        Ok(amp) => {
+            if let Some(a) = amp.as_ref().and_then(|a| a.address.as_ref()) {
+                eprintln!("mantle: amp listening on {a}");
+            }
+            Ok(amp)
+        }
+        Err(e) => {
+            site.close().await;
+            Err(e.into())
+        }
+    }
 }
 
 /// Starts the site's services and says where they listen (closing the
@@ -77,9 +101,12 @@ async fn start(site: &Site) -> Result<Vec<(String, Option<String>)>, CliError> {
 }
 
 /// Waits for SIGINT / SIGTERM, then stops the site gracefully.
-async fn stop_at_signal(site: &Site) -> Result<u8, CliError> {
+async fn stop_at_signal(site: &Site, amp: Option<RunningService>) -> Result<u8, CliError> {
     wait_for_signal().await;
     eprintln!("mantle: shutting down");
+    if let Some(amp) = amp {
+        amp.stop().await;
+    }
     site.close().await;
     Ok(0)
 }
@@ -118,6 +145,7 @@ pub async fn demo(dir: Option<PathBuf>, http: SocketAddr) -> Result<u8, CliError
         let mut config = SiteConfig::default();
         config.http.listen = http;
         config.signup.policy = mantle_site::SignupPolicy::Open;
+        config.live.amp = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
         create(&dir, config).await?
     };
     let password = demo_password()?;
@@ -136,8 +164,17 @@ pub async fn demo(dir: Option<PathBuf>, http: SocketAddr) -> Result<u8, CliError
         .find(|(name, _)| name == "http")
         .and_then(|(_, address)| address.clone())
         .unwrap_or_else(|| format!("http://{}", site.config().http.listen));
+    let amp = start_amp(&site).await?;
     println!("Mantle demo site in {}", dir.display());
     println!("  open:      {shown}/");
+    println!("  live list: {shown}/lists/demo (open it in two windows)");
+    if let Some(a) = amp.as_ref().and_then(|a| a.address.as_ref()) {
+        println!(
+            "  AMP:       mantle amp call {} Whoami --login demo@{}:PASSWORD",
+            a.trim_start_matches("amp://"),
+            site.config().domain
+        );
+    }
     println!("  login:     demo@{}", site.config().domain);
     println!("  password:  {password}");
     println!(
@@ -148,7 +185,7 @@ pub async fn demo(dir: Option<PathBuf>, http: SocketAddr) -> Result<u8, CliError
         site.config().domain
     );
     println!("Stop with Ctrl-C.");
-    stop_at_signal(&site).await
+    stop_at_signal(&site, amp).await
 }
 
 /// A fresh random password for the demo user (shown once).
