@@ -109,6 +109,9 @@ pub enum Command {
         #[arg(long, env = "MANTLE_TOKEN", hide_env_values = true)]
         token: Option<String>,
     },
+    /// Talk AMP (Twisted's protocol) to a server: Mantle's or any other.
+    #[command(subcommand)]
+    Amp(AmpCommand),
     /// Run an area's benchmarks; prints one JSON object per line.
     ///
     /// Build with --release for meaningful figures:
@@ -290,5 +293,42 @@ pub enum StoreCommand {
     Upgrade {
         /// The store file.
         file: PathBuf,
+    },
+}
+
+/// `mantle amp ...`
+#[derive(Debug, Subcommand)]
+pub enum AmpCommand {
+    /// Send one command and print its answer, like curl for AMP.
+    ///
+    /// Prints the answer's values as `key=value` lines (sorted, as AMP
+    /// sends them). On an error answer, prints `CODE: description` on
+    /// stderr and exits 1; if the server cannot be reached, exits 2.
+    /// Values are sent as the text given: AMP values are untyped bytes, so
+    /// `n=7` is a valid Integer and `flag=True` a valid Boolean.
+    ///
+    /// Example: `mantle amp call 127.0.0.1:7001 Whoami --login alice:secret`
+    Call {
+        /// The server's `HOST:PORT`.
+        addr: String,
+        /// The command's name (`_command`).
+        command: String,
+        /// Arguments as `key=value` (repeatable).
+        #[arg(value_name = "KEY=VALUE")]
+        args: Vec<String>,
+        /// Log in first with Mantle's `Login` command, as USER:PASSWORD.
+        #[arg(
+            long,
+            value_name = "USER:PASSWORD",
+            env = "MANTLE_AMP_LOGIN",
+            hide_env_values = true
+        )]
+        login: Option<String>,
+        /// Address the command to a handle (`_handle`).
+        #[arg(long)]
+        handle: Option<i64>,
+        /// Seconds to wait for the answer.
+        #[arg(long, default_value_t = 30)]
+        timeout: u64,
     },
 }

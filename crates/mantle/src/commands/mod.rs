@@ -1,5 +1,6 @@
 //! What each command does.
 
+mod amp;
 mod bench;
 mod messages;
 mod site;
@@ -14,6 +15,7 @@ use crate::error::CliError;
 pub async fn run(cli: Cli) -> Result<u8, CliError> {
     match cli.command {
         Command::Store(cmd) => store::run(cmd).await,
+        Command::Amp(cmd) => amp::run(cmd).await,
         Command::Init {
             dir,
             domain,

@@ -1,0 +1,205 @@
+//! Observed models: a snapshot, then ordered deltas, resumed after a
+//! reconnection.
+
+use std::sync::{Arc, Weak};
+
+use mantle_amp::AmpBox;
+use mantle_live::builtin::{
+    Delta, DeltaArgs, Observe, ObserveAnswer, ObserveArgs, ObserveError, Resync, ResyncArgs,
+    Unobserve, UnobserveArgs,
+};
+use mantle_live::{Arguments, Command, codec};
+use parking_lot::Mutex;
+use serde_json::Value;
+use tokio::sync::mpsc;
+
+use crate::client::{Inner, MapTyped, ask, decode};
+use crate::conn::Conn;
+use crate::error::CallError;
+
+/// What an observation yields.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ModelEvent {
+    /// The whole model as of `sequence`: replace what you have.
+    Snapshot {
+        /// Its sequence number.
+        sequence: i64,
+        /// The model.
+        value: Value,
+    },
+    /// One committed change after the previous event.
+    Delta {
+        /// Its sequence number (one more than the previous event's).
+        sequence: i64,
+        /// The change.
+        value: Value,
+    },
+}
+
+pub(crate) struct SubInner {
+    model: String,
+    /// The last sequence handed to the application.
+    last: Mutex<Option<i64>>,
+    events: mpsc::UnboundedSender<ModelEvent>,
+}
+
+/// An observation of one model; dropping it stops observing.
+pub struct Subscription {
+    events: mpsc::UnboundedReceiver<ModelEvent>,
+    inner: Arc<SubInner>,
+    client: Weak<Inner>,
+}
+
+impl Subscription {
+    pub(crate) fn new(model: &str, client: Weak<Inner>) -> (Subscription, Arc<SubInner>) {
+        let (tx, events) = mpsc::unbounded_channel();
+        let inner = Arc::new(SubInner {
+            model: model.to_string(),
+            last: Mutex::new(None),
+            events: tx,
+        });
+        (
+            Subscription {
+                events,
+                inner: inner.clone(),
+                client,
+            },
+            inner,
+        )
+    }
+
+    /// The next event; waits across disconnections (`None` once the
+    /// client is gone).
+    pub async fn next(&mut self) -> Option<ModelEvent> {
+        self.events.recv().await
+    }
+
+    /// The next event if one is waiting.
+    pub fn try_next(&mut self) -> Option<ModelEvent> {
+        self.events.try_recv().ok()
+    }
+
+    /// The last sequence delivered.
+    pub fn last_sequence(&self) -> Option<i64> {
+        *self.inner.last.lock()
+    }
+
+    /// The model's name.
+    pub fn model(&self) -> &str {
+        &self.inner.model
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        let Some(client) = self.client.upgrade() else {
+            return;
+        };
+        client.subs.lock().remove(&self.inner.model);
+        if let Some(conn) = client.current() {
+            let args = serde_json::json!({ "model": self.inner.model });
+            if let Ok(b) = codec::to_amp(args.as_object().expect("object"), UnobserveArgs::schema())
+            {
+                conn.send(&mantle_amp::frame::request(
+                    Unobserve::NAME.as_bytes(),
+                    None,
+                    b,
+                ));
+            }
+        }
+    }
+}
+
+impl SubInner {
+    /// Sends `Observe` (with the last sequence seen, to resume). The
+    /// snapshot is taken in the reader, before any later delta is read.
+    pub(crate) async fn observe(
+        self: &Arc<Self>,
+        conn: &Conn,
+    ) -> Result<(), CallError<ObserveError>> {
+        let args = ObserveArgs {
+            model: self.model.clone(),
+            since: *self.last.lock(),
+        };
+        let value = serde_json::to_value(&args).map_err(|e| CallError::Protocol(e.to_string()))?;
+        let b = codec::to_amp(value.as_object().expect("a struct"), ObserveArgs::schema())
+            .map_err(|e| CallError::Protocol(e.to_string()))?;
+        let me = self.clone();
+        let hook = Box::new(move |reply: &Result<AmpBox, mantle_live::RemoteError>| {
+            let Ok(b) = reply else { return };
+            let Ok(a) = decode::<ObserveAnswer, ()>(b) else {
+                return;
+            };
+            if !a.resumed {
+                *me.last.lock() = Some(a.sequence);
+                let _ = me.events.send(ModelEvent::Snapshot {
+                    sequence: a.sequence,
+                    value: a.snapshot.unwrap_or(Value::Null),
+                });
+            }
+        });
+        ask(conn, Observe::NAME, b, Some(hook))
+            .await
+            .map(|_| ())
+            .map_err(|e| e.map_typed())
+    }
+
+    /// Takes delta `seq`; `false` if it does not follow the last one.
+    fn delta(&self, seq: i64, value: Value) -> bool {
+        let mut last = self.last.lock();
+        match *last {
+            Some(l) if seq <= l => true,
+            Some(l) if seq == l + 1 => {
+                *last = Some(seq);
+                let _ = self.events.send(ModelEvent::Delta {
+                    sequence: seq,
+                    value,
+                });
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Handles a push from the server (in the reader).
+pub(crate) fn on_push(inner: &Arc<Inner>, command: &str, args: AmpBox) {
+    let (model, in_order) = match command {
+        Delta::NAME => {
+            let Ok(d) = decode::<DeltaArgs, ()>(&args) else {
+                return;
+            };
+            let Some(sub) = sub_of(inner, &d.model) else {
+                return;
+            };
+            let ok = sub.delta(d.sequence, d.delta);
+            (sub, ok)
+        }
+        Resync::NAME => {
+            let Ok(r) = decode::<ResyncArgs, ()>(&args) else {
+                return;
+            };
+            let Some(sub) = sub_of(inner, &r.model) else {
+                return;
+            };
+            (sub, false)
+        }
+        _ => return,
+    };
+    if !in_order {
+        // Observe again from the last sequence seen: the server sends what
+        // was missed from its history, or a snapshot.
+        let inner = inner.clone();
+        tokio::spawn(async move {
+            if let Some(conn) = inner.current()
+                && let Err(e) = model.observe(&conn).await
+            {
+                tracing::warn!(model = %model.model, %e, "could not resync");
+            }
+        });
+    }
+}
+
+fn sub_of(inner: &Inner, model: &str) -> Option<Arc<SubInner>> {
+    inner.subs.lock().get(model).and_then(Weak::upgrade)
+}

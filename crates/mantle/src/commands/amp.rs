@@ -1,0 +1,106 @@
+//! `mantle amp call`: one AMP request from the command line.
+
+use std::time::Duration;
+
+use mantle_amp::AmpBox;
+use mantle_client::{CallError, Client, ClientOptions, ConnectError};
+
+use crate::cli::AmpCommand;
+use crate::error::CliError;
+
+/// Exit code when the server cannot be reached (or the login fails).
+const EXIT_UNREACHABLE: u8 = 2;
+
+pub async fn run(cmd: AmpCommand) -> Result<u8, CliError> {
+    match cmd {
+        AmpCommand::Call {
+            addr,
+            command,
+            args,
+            login,
+            handle,
+            timeout,
+        } => call(addr, command, args, login, handle, timeout).await,
+    }
+}
+
+fn parse_args(args: &[String], handle: Option<i64>) -> Result<AmpBox, CliError> {
+    let mut b = AmpBox::new();
+    for a in args {
+        let (k, v) = a
+            .split_once('=')
+            .ok_or_else(|| CliError::Message(format!("argument {a:?} is not KEY=VALUE")))?;
+        if k.is_empty() || k.len() > mantle_amp::MAX_KEY_LENGTH {
+            return Err(CliError::Message(format!(
+                "argument name {k:?} must be 1 to 255 bytes"
+            )));
+        }
+        b.insert(k, v);
+    }
+    if let Some(h) = handle {
+        b.insert(mantle_live::builtin::HANDLE_KEY, h.to_string());
+    }
+    Ok(b)
+}
+
+/// A value for the terminal: text as it is, other bytes escaped.
+fn printable(v: &[u8]) -> String {
+    match std::str::from_utf8(v) {
+        Ok(s) if !s.chars().any(char::is_control) => s.to_string(),
+        _ => v.escape_ascii().to_string(),
+    }
+}
+
+async fn call(
+    addr: String,
+    command: String,
+    args: Vec<String>,
+    login: Option<String>,
+    handle: Option<i64>,
+    timeout: u64,
+) -> Result<u8, CliError> {
+    let args = parse_args(&args, handle)?;
+    let mut options = ClientOptions::new(addr.clone());
+    options.reconnect = false;
+    if let Some(l) = login {
+        let (user, password) = l
+            .split_once(':')
+            .ok_or_else(|| CliError::Message("--login wants USER:PASSWORD".into()))?;
+        options = options.login(user, password);
+    }
+    let client = match Client::connect(options).await {
+        Ok(c) => c,
+        Err(ConnectError::Login(e)) => {
+            eprintln!("mantle: login failed: {e}");
+            return Ok(EXIT_UNREACHABLE);
+        }
+        Err(e) => {
+            eprintln!("mantle: {e}");
+            return Ok(EXIT_UNREACHABLE);
+        }
+    };
+    let answer = tokio::time::timeout(
+        Duration::from_secs(timeout),
+        client.call_box(&command, args),
+    )
+    .await
+    .map_err(|_| CliError::Message(format!("no answer from {addr} within {timeout} s")))?;
+    client.close();
+    match answer {
+        Ok(values) => {
+            for (k, v) in values.iter() {
+                println!("{}={}", printable(k), printable(v));
+            }
+            Ok(0)
+        }
+        Err(CallError::Remote(e)) => {
+            eprintln!("{}: {}", e.code, e.description);
+            Ok(crate::error::EXIT_FAILURE)
+        }
+        Err(CallError::ConnectionLost) => {
+            eprintln!("mantle: the connection to {addr} was lost before the answer");
+            Ok(EXIT_UNREACHABLE)
+        }
+        Err(e) => Err(CliError::Message(e.to_string())),
+    }
+}
