@@ -234,9 +234,18 @@ async fn write_loop(
 /// Starts the AMP listener on the site's `live.amp` address, if one is
 /// configured; stop it with [`RunningService::stop`].
 pub async fn start(site: &Site) -> mantle_site::Result<Option<RunningService>> {
-    let Some(addr) = site.config().live.amp else {
-        return Ok(None);
-    };
+    match site.config().live.amp {
+        Some(addr) => start_on(site, addr).await.map(Some),
+        None => Ok(None),
+    }
+}
+
+/// Starts an AMP listener for `site` on `addr` (port 0: any free port;
+/// the service's `address` tells which).
+pub async fn start_on(
+    site: &Site,
+    addr: std::net::SocketAddr,
+) -> mantle_site::Result<RunningService> {
     let listener = TcpListener::bind(addr)
         .await
         .map_err(|e| SiteError::Config(format!("cannot listen for AMP on {addr}: {e}")))?;
@@ -253,10 +262,10 @@ pub async fn start(site: &Site) -> mantle_site::Result<Option<RunningService>> {
             .await;
         }
     });
-    Ok(Some(RunningService::new(
+    Ok(RunningService::new(
         "amp",
         Some(format!("amp://{local}")),
         stop,
         done,
-    )))
+    ))
 }

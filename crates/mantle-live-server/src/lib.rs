@@ -141,3 +141,22 @@ pub fn save_conflict(e: &mantle_store::Error) -> Option<mantle_live::SaveConflic
         _ => None,
     }
 }
+
+/// Checks that a client saved against the revision `expected` of `item`,
+/// as a controller does before changing it: a stale revision is a
+/// [`SaveConflict`](mantle_live::SaveConflict) carrying the current one.
+/// (Inside one transaction nothing can change in between: a store has one
+/// writer.)
+pub fn check_revision<T>(
+    item: &mantle_store::Stored<T>,
+    expected: i64,
+) -> Result<(), mantle_live::SaveConflict> {
+    if item.revision() == expected {
+        Ok(())
+    } else {
+        Err(mantle_live::SaveConflict::SaveConflict {
+            your_revision: expected,
+            current_revision: item.revision(),
+        })
+    }
+}

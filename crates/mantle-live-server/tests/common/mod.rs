@@ -1,0 +1,270 @@
+//! A real site with the live layer and a small test offering, served on
+//! loopback ports.
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use mantle_live::{Command, Empty, Handle, NoError, SaveConflict, arguments};
+use mantle_live_server::{Failure, Live, ObjectCommands};
+use mantle_site::{RunningService, Site, SiteConfig};
+use mantle_store::{Id, Item, ReadTx, Registry};
+use serde::{Deserialize, Serialize};
+
+pub const PASSWORD: &str = "correct horse battery";
+
+/// A note in a user's store (the observed model `notes`).
+#[derive(Item, Debug, Clone, PartialEq)]
+#[item(name = "test_note", version = 1)]
+pub struct Note {
+    pub text: String,
+}
+
+arguments! {
+    pub struct SumArgs { pub a: i64, pub b: i64 }
+    pub struct SumAnswer { pub total: i64 }
+    pub struct AddNoteArgs { pub text: String, pub fail: bool }
+    pub struct NoteAnswer { pub id: i64, pub revision: i64 }
+    pub struct EditNoteArgs { pub id: i64, pub text: String, pub revision: i64 }
+    pub struct OpenCounterArgs { pub start: i64 }
+    pub struct OpenCounterAnswer { pub handle: Handle }
+    pub struct CounterValue { pub value: i64 }
+}
+
+macro_rules! command {
+    ($name:ident, $args:ty, $answer:ty, $err:ty) => {
+        pub struct $name;
+        impl Command for $name {
+            const NAME: &'static str = stringify!($name);
+            type Args = $args;
+            type Answer = $answer;
+            type Error = $err;
+        }
+    };
+}
+command!(Sum, SumArgs, SumAnswer, NoError);
+command!(AddNote, AddNoteArgs, NoteAnswer, NoError);
+command!(EditNote, EditNoteArgs, NoteAnswer, SaveConflict);
+command!(OpenCounter, OpenCounterArgs, OpenCounterAnswer, NoError);
+command!(Increment, Empty, CounterValue, NoError);
+
+/// The delta published for each change of `notes`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct NoteDelta {
+    pub id: i64,
+    pub text: String,
+}
+
+pub struct Counter(AtomicI64);
+
+#[derive(Debug, thiserror::Error)]
+pub enum NoteError {
+    #[error(transparent)]
+    Store(#[from] mantle_store::Error),
+    #[error(transparent)]
+    Conflict(#[from] SaveConflict),
+    #[error("asked to fail")]
+    Failed,
+    #[error("no such note")]
+    Missing,
+}
+
+fn register(r: &mut Registry) {
+    r.register::<Note>();
+}
+
+pub fn snapshot(r: &ReadTx, _key: &str) -> mantle_store::Result<serde_json::Value> {
+    let notes: Vec<_> = r
+        .query::<Note>()
+        .all()?
+        .into_iter()
+        .map(|n| serde_json::json!({"id": n.id().raw(), "text": n.text}))
+        .collect();
+    Ok(serde_json::json!({ "notes": notes }))
+}
+
+/// Adds a note and publishes it, in one transaction.
+pub async fn add_note(store: &mantle_store::Store, text: &str) -> i64 {
+    let text = text.to_string();
+    store
+        .transact(move |tx| {
+            let id = tx.insert(&Note { text: text.clone() })?;
+            mantle_live_server::publish(tx, "notes", &NoteDelta { id: id.raw(), text })?;
+            Ok::<_, mantle_store::Error>(id.raw())
+        })
+        .await
+        .unwrap()
+}
+
+fn offering(live: &mut Live) {
+    let counter_commands = Arc::new(ObjectCommands::<Counter>::new().command::<Increment, _, _>(
+        |_caller, counter, _args| async move {
+            Ok(CounterValue {
+                value: counter.0.fetch_add(1, Ordering::SeqCst) + 1,
+            })
+        },
+    ));
+    live.command::<Sum, _, _>(|_c, a| async move { Ok(SumAnswer { total: a.a + a.b }) })
+        .command::<AddNote, _, _>(|caller, a| async move {
+            let store = caller.store().await.map_err(Failure::internal)?;
+            store
+                .transact(move |tx| {
+                    let id = tx.insert(&Note {
+                        text: a.text.clone(),
+                    })?;
+                    mantle_live_server::publish(
+                        tx,
+                        "notes",
+                        &NoteDelta {
+                            id: id.raw(),
+                            text: a.text,
+                        },
+                    )?;
+                    if a.fail {
+                        // Rolls back: the delta must never be seen.
+                        return Err(NoteError::Failed);
+                    }
+                    Ok(NoteAnswer {
+                        id: id.raw(),
+                        revision: tx.get(id)?.map_or(0, |n| n.revision()),
+                    })
+                })
+                .await
+                .map_err(Failure::internal)
+        })
+        .command::<EditNote, _, _>(|caller, a| async move {
+            let store = caller.store().await.map_err(Failure::internal)?;
+            store
+                .transact(move |tx| {
+                    let id = Id::<Note>::from_raw(a.id);
+                    let mut note = tx.get(id)?.ok_or(NoteError::Missing)?;
+                    mantle_live_server::check_revision(&note, a.revision)?;
+                    note.text = a.text.clone();
+                    tx.update(&mut note)?;
+                    mantle_live_server::publish(
+                        tx,
+                        "notes",
+                        &NoteDelta {
+                            id: a.id,
+                            text: a.text,
+                        },
+                    )?;
+                    Ok(NoteAnswer {
+                        id: a.id,
+                        revision: note.revision(),
+                    })
+                })
+                .await
+                .map_err(|e| match e {
+                    NoteError::Conflict(c) => Failure::Command(c),
+                    e => Failure::internal(e),
+                })
+        })
+        .command::<OpenCounter, _, _>(move |caller, a| {
+            let commands = counter_commands.clone();
+            async move {
+                let handle = caller.publish(Arc::new(Counter(AtomicI64::new(a.start))), commands);
+                Ok(OpenCounterAnswer { handle })
+            }
+        })
+        .model(
+            "notes",
+            |caller, _key| async move { caller.store().await.map_err(Failure::internal) },
+            snapshot,
+        );
+}
+
+/// A running test site.
+pub struct TestSite {
+    pub site: Site,
+    pub amp: Option<RunningService>,
+    pub amp_addr: SocketAddr,
+    pub http: SocketAddr,
+    pub user: String,
+    _dir: tempfile::TempDir,
+}
+
+impl TestSite {
+    pub async fn start() -> TestSite {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = SiteConfig::default();
+        config.domain = "example.com".into();
+        config.http.listen = "127.0.0.1:0".parse().unwrap();
+        config.live.amp = Some("127.0.0.1:0".parse().unwrap());
+        let site = mantle_live_server::install(
+            Site::builder(dir.path())
+                .with(register)
+                .with(mantle_web::register),
+        )
+        .extension::<Live>(offering)
+        .init(config)
+        .await
+        .unwrap();
+        site.install_service(mantle_web::HttpService {
+            label: "http".into(),
+        })
+        .await
+        .unwrap();
+        site.create_account("alice", PASSWORD, false).await.unwrap();
+        site.create_account("bob", PASSWORD, false).await.unwrap();
+        let started = site.start().await.unwrap();
+        let http = started
+            .iter()
+            .find(|(n, _)| n == "http")
+            .and_then(|(_, a)| a.clone())
+            .unwrap()
+            .trim_start_matches("http://")
+            .parse()
+            .unwrap();
+        let amp = mantle_live_server::amp::start(&site)
+            .await
+            .unwrap()
+            .unwrap();
+        let amp_addr = amp
+            .address
+            .clone()
+            .unwrap()
+            .trim_start_matches("amp://")
+            .parse()
+            .unwrap();
+        TestSite {
+            site,
+            amp: Some(amp),
+            amp_addr,
+            http,
+            user: "alice@example.com".into(),
+            _dir: dir,
+        }
+    }
+
+    /// Stops the AMP listener (its connections drop).
+    pub async fn stop_amp(&mut self) {
+        if let Some(a) = self.amp.take() {
+            a.stop().await;
+        }
+    }
+
+    /// Starts it again on the same port.
+    pub async fn restart_amp(&mut self) {
+        self.amp = Some(
+            mantle_live_server::amp::start_on(&self.site, self.amp_addr)
+                .await
+                .unwrap(),
+        );
+    }
+
+    pub async fn alice_store(&self) -> mantle_store::Store {
+        let acc = self.site.account("alice").await.unwrap();
+        self.site.user_store(acc.id).await.unwrap()
+    }
+
+    pub fn client_options(&self) -> mantle_client::ClientOptions {
+        let mut o = mantle_client::ClientOptions::new(self.amp_addr.to_string())
+            .login(self.user.clone(), PASSWORD);
+        o.min_backoff = std::time::Duration::from_millis(20);
+        o.max_backoff = std::time::Duration::from_millis(200);
+        o
+    }
+}
