@@ -1,0 +1,276 @@
+//! Bad input on both transports gets an error answer where one is
+//! possible, else the connection is closed; the server, the other
+//! connections and the stores carry on.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use futures::{SinkExt, StreamExt};
+use mantle_amp::{AmpBox, BoxDecoder, Message, encode, frame};
+use mantle_client::Client;
+use mantle_live::builtin::Whoami;
+use mantle_live::{Empty, codes};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message as WsMessage;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+/// Reads one box from a raw connection (`None`: closed).
+async fn read_box(s: &mut TcpStream, buf: &mut bytes::BytesMut) -> Option<AmpBox> {
+    let mut dec = BoxDecoder::new();
+    loop {
+        if let Some(b) = dec.decode(buf).unwrap() {
+            return Some(b);
+        }
+        let n = tokio::time::timeout(WAIT, s.read_buf(buf))
+            .await
+            .unwrap()
+            .ok()?;
+        if n == 0 {
+            return None;
+        }
+    }
+}
+
+async fn ask(s: &mut TcpStream, buf: &mut bytes::BytesMut, b: AmpBox) -> Message {
+    s.write_all(&encode(&b).unwrap()).await.unwrap();
+    Message::classify(read_box(s, buf).await.expect("an answer")).unwrap()
+}
+
+fn code_of(m: &Message) -> &[u8] {
+    match m {
+        Message::Error { code, .. } => code,
+        other => panic!("expected an error, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_amp_is_answered_or_closed_and_harms_nothing() {
+    let t = TestSite::start().await;
+    let store = t.alice_store().await;
+    let bystander = Client::connect(t.client_options()).await.unwrap();
+    let mut sub = bystander.observe("notes").await.unwrap();
+    sub.next().await.unwrap();
+
+    let mut s = TcpStream::connect(t.amp_addr).await.unwrap();
+    let mut buf = bytes::BytesMut::new();
+    // A command before login.
+    let m = ask(
+        &mut s,
+        &mut buf,
+        frame::request(
+            b"Sum",
+            Some(b"1"),
+            AmpBox::new().with("a", "1").with("b", "2"),
+        ),
+    )
+    .await;
+    assert_eq!(code_of(&m), codes::UNAUTHORIZED.as_bytes());
+    // Unknown command.
+    let m = ask(
+        &mut s,
+        &mut buf,
+        frame::request(b"NoSuch", Some(b"2"), AmpBox::new()),
+    )
+    .await;
+    assert_eq!(code_of(&m), b"UNKNOWN");
+    // `_ask` without `_command`.
+    let m = ask(
+        &mut s,
+        &mut buf,
+        AmpBox::new().with("_ask", "3").with("x", "y"),
+    )
+    .await;
+    assert_eq!(code_of(&m), codes::BAD_REQUEST.as_bytes());
+    // Log in, then a wrong argument type and a call on a dead handle.
+    let login = AmpBox::new()
+        .with("username", t.user.as_str())
+        .with("password", PASSWORD);
+    let m = ask(
+        &mut s,
+        &mut buf,
+        frame::request(b"Login", Some(b"4"), login),
+    )
+    .await;
+    assert!(matches!(m, Message::Answer { .. }), "{m:?}");
+    let m = ask(
+        &mut s,
+        &mut buf,
+        frame::request(
+            b"Sum",
+            Some(b"5"),
+            AmpBox::new().with("a", "x").with("b", "2"),
+        ),
+    )
+    .await;
+    assert_eq!(code_of(&m), codes::BAD_ARGUMENTS.as_bytes());
+    let m = ask(
+        &mut s,
+        &mut buf,
+        frame::request(
+            b"Increment",
+            Some(b"6"),
+            AmpBox::new().with("_handle", "99"),
+        ),
+    )
+    .await;
+    assert_eq!(code_of(&m), codes::NO_SUCH_HANDLE.as_bytes());
+    let m = ask(
+        &mut s,
+        &mut buf,
+        frame::request(b"Increment", Some(b"7"), AmpBox::new().with("_handle", "x")),
+    )
+    .await;
+    assert_eq!(code_of(&m), codes::BAD_ARGUMENTS.as_bytes());
+    // A box with no `_command` and no `_ask`: closed, as Twisted does.
+    s.write_all(&encode(&AmpBox::new().with("x", "y")).unwrap())
+        .await
+        .unwrap();
+    assert!(read_box(&mut s, &mut buf).await.is_none(), "closed");
+
+    // A key over 255 bytes: unreadable, closed.
+    let mut s = TcpStream::connect(t.amp_addr).await.unwrap();
+    s.write_all(&[0x01, 0x00]).await.unwrap();
+    s.write_all(&[b'k'; 256]).await.unwrap();
+    assert!(read_box(&mut s, &mut buf).await.is_none(), "closed");
+    // A value length past the end of the stream, then EOF.
+    let mut s = TcpStream::connect(t.amp_addr).await.unwrap();
+    s.write_all(b"\x00\x01a\xff\xffshort").await.unwrap();
+    s.shutdown().await.unwrap();
+    assert!(
+        read_box(&mut s, &mut bytes::BytesMut::new())
+            .await
+            .is_none(),
+        "closed"
+    );
+    // Garbage.
+    let mut s = TcpStream::connect(t.amp_addr).await.unwrap();
+    s.write_all(&[0xff; 4096]).await.unwrap();
+    assert!(
+        read_box(&mut s, &mut bytes::BytesMut::new())
+            .await
+            .is_none(),
+        "closed"
+    );
+
+    // Everyone else is unaffected.
+    assert_eq!(
+        bystander.call::<Whoami>(Empty {}).await.unwrap().username,
+        t.user
+    );
+    add_note(&store, "still here").await;
+    let ev = tokio::time::timeout(WAIT, sub.next())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(matches!(ev, mantle_client::ModelEvent::Delta { .. }));
+    let notes = store.read(|r| r.query::<Note>().count()).await.unwrap();
+    assert_eq!(notes, 1, "the store holds exactly what was committed");
+}
+
+type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<TcpStream>>;
+
+async fn ws_ask(ws: &mut Ws, text: &str) -> serde_json::Value {
+    ws.send(WsMessage::Text(text.into())).await.unwrap();
+    loop {
+        let m = tokio::time::timeout(WAIT, ws.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        if let WsMessage::Text(t) = m {
+            return serde_json::from_str(t.as_str()).unwrap();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_json_serves_the_same_commands_and_refuses_bad_messages() {
+    let t = TestSite::start().await;
+    let url = format!("ws://{}/live", t.http);
+    let (mut ws, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
+    let r = ws_ask(&mut ws, r#"{"id":1,"command":"Whoami"}"#).await;
+    assert_eq!(r["error"]["code"], codes::UNAUTHORIZED);
+    let r = ws_ask(
+        &mut ws,
+        &format!(
+            r#"{{"id":2,"command":"Login","args":{{"username":"{}","password":"{PASSWORD}"}}}}"#,
+            t.user
+        ),
+    )
+    .await;
+    assert_eq!(r["id"], 2);
+    assert!(r["answer"]["token"].is_string(), "{r}");
+    let r = ws_ask(&mut ws, r#"{"id":"w","command":"Whoami"}"#).await;
+    assert_eq!(r["answer"]["username"], t.user.as_str());
+    let r = ws_ask(
+        &mut ws,
+        r#"{"id":3,"command":"Sum","args":{"a":13,"b":81}}"#,
+    )
+    .await;
+    assert_eq!(r["answer"]["total"], 94);
+    let r = ws_ask(
+        &mut ws,
+        r#"{"id":4,"command":"Sum","args":{"a":"x","b":1}}"#,
+    )
+    .await;
+    assert_eq!(r["error"]["code"], codes::BAD_ARGUMENTS);
+    let r = ws_ask(&mut ws, r#"{"id":5,"command":"Nope"}"#).await;
+    assert_eq!(r["error"]["code"], codes::UNKNOWN);
+    let r = ws_ask(&mut ws, r#"{"id":6,"command":"Increment","handle":7}"#).await;
+    assert_eq!(r["error"]["code"], codes::NO_SUCH_HANDLE);
+    let r = ws_ask(&mut ws, "{not json").await;
+    assert_eq!(r["error"]["code"], codes::BAD_REQUEST);
+    assert!(r["id"].is_null());
+    let r = ws_ask(&mut ws, r#"{"id":8}"#).await;
+    assert_eq!(r["error"]["code"], codes::BAD_REQUEST);
+    assert_eq!(r["id"], 8);
+    // Observe and see a committed change pushed.
+    let r = ws_ask(
+        &mut ws,
+        r#"{"id":9,"command":"Observe","args":{"model":"notes"}}"#,
+    )
+    .await;
+    assert_eq!(r["answer"]["resumed"], false);
+    let seq = r["answer"]["sequence"].as_i64().unwrap();
+    add_note(&t.alice_store().await, "pushed").await;
+    let m = tokio::time::timeout(WAIT, ws.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let push: serde_json::Value = serde_json::from_str(m.to_text().unwrap()).unwrap();
+    assert_eq!(push["command"], "Delta");
+    assert_eq!(push["args"]["sequence"], seq + 1);
+    assert_eq!(push["args"]["delta"]["text"], "pushed");
+    // A binary frame closes the connection with 1003.
+    ws.send(WsMessage::Binary(vec![1, 2, 3].into()))
+        .await
+        .unwrap();
+    let closed = tokio::time::timeout(WAIT, async {
+        while let Some(Ok(m)) = ws.next().await {
+            if let WsMessage::Close(f) = m {
+                return f.map(|f| u16::from(f.code));
+            }
+        }
+        None
+    })
+    .await
+    .unwrap();
+    assert_eq!(closed, Some(1003));
+
+    // An HTTP login token logs the socket in at the upgrade; a bad one is 401.
+    let issued = t.site.login("bob", PASSWORD, "test").await.unwrap();
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("{url}?token={}", issued.token))
+        .await
+        .unwrap();
+    let r = ws_ask(&mut ws, r#"{"id":1,"command":"Whoami"}"#).await;
+    assert_eq!(r["answer"]["username"], "bob@example.com");
+    let e = tokio_tungstenite::connect_async(format!("{url}?token=nonsense"))
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("401"), "{e}");
+}
