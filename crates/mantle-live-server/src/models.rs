@@ -218,11 +218,9 @@ impl Observation {
             model: self.model.clone(),
             reason: reason.to_string(),
         });
-        let sink = self.sink.clone();
-        // The sink may be full: wait for room off this lock.
-        if !sink.push(push.clone()) {
-            self.closed.store(true, Ordering::Relaxed);
-        }
+        // The queue may be full (that may be why): the client must still
+        // learn that it has to observe again.
+        self.sink.push_eventually(push);
         ObsState::Stopped
     }
 

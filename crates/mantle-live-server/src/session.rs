@@ -93,11 +93,22 @@ impl Push {
 pub(crate) trait PushSink: Send + Sync {
     /// `false` if the connection is gone or too far behind to take more.
     fn push(&self, p: Arc<Push>) -> bool;
+    /// Queues `p` as soon as there is room (for the last push an
+    /// observation sends, which must not be lost to a full queue).
+    fn push_eventually(&self, p: Arc<Push>);
 }
 
 impl<T: Send + 'static> PushSink for mpsc::Sender<Out<T>> {
     fn push(&self, p: Arc<Push>) -> bool {
         self.try_send(Out::Push(p)).is_ok()
+    }
+    fn push_eventually(&self, p: Arc<Push>) {
+        if let Err(mpsc::error::TrySendError::Full(msg)) = self.try_send(Out::Push(p)) {
+            let tx = self.clone();
+            tokio::spawn(async move {
+                let _ = tx.send(msg).await;
+            });
+        }
     }
 }
 

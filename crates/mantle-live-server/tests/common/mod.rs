@@ -189,8 +189,10 @@ pub struct TestSite {
 impl TestSite {
     pub async fn start() -> TestSite {
         let dir = tempfile::tempdir().unwrap();
-        let mut config = SiteConfig::default();
-        config.domain = "example.com".into();
+        let mut config = SiteConfig {
+            domain: "example.com".into(),
+            ..SiteConfig::default()
+        };
         config.http.listen = "127.0.0.1:0".parse().unwrap();
         config.live.amp = Some("127.0.0.1:0".parse().unwrap());
         let site = mantle_live_server::install(
