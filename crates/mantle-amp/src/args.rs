@@ -193,7 +193,8 @@ impl AmpArgument for f64 {
 }
 
 /// `DateTime`: an offset-aware timestamp with microseconds, on the wire as
-/// `YYYY-MM-DDTHH:MM:SS.ffffff+HH:MM` (always 32 bytes).
+/// `YYYY-MM-DDTHH:MM:SS.ffffff+HH:MM` (always 32 bytes; a zero offset is
+/// written `-00:00`, as Twisted writes it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct AmpDateTime {
     /// 1..=9999
@@ -243,7 +244,9 @@ impl AmpDateTime {
 
 impl fmt::Display for AmpDateTime {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let sign = if self.offset_minutes < 0 { '-' } else { '+' };
+        // Twisted writes `+` only for a positive offset, so UTC is `-00:00`
+        // (`amp.DateTime.toString`); both signs parse as UTC.
+        let sign = if self.offset_minutes > 0 { '+' } else { '-' };
         let off = self.offset_minutes.unsigned_abs();
         write!(
             f,

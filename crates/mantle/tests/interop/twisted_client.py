@@ -1,0 +1,261 @@
+"""A real Twisted AMP client, for checking Mantle's AMP server against it.
+
+Usage: python twisted_client.py HOST PORT USER PASSWORD
+
+Declares Mantle's built-in commands as Twisted ``amp.Command`` classes (with
+their error codes mapped to exceptions, so Twisted's own error mapping is
+exercised) and runs a series of checks against a Mantle AMP listener where
+USER has PASSWORD. Prints one line per check, ``PASS name: detail`` or
+``FAIL name: detail``, and exits 0 only if every check passed (1 if one
+failed, 2 if the whole run broke, for example the connection).
+"""
+
+import sys
+
+from twisted.internet import defer, endpoints, task
+from twisted.protocols import amp
+
+TIMEOUT = 60
+
+
+class Unauthorized(Exception):
+    pass
+
+
+class NoSuchModel(Exception):
+    pass
+
+
+class BadArguments(Exception):
+    pass
+
+
+class Login(amp.Command):
+    arguments = [(b"username", amp.Unicode()), (b"password", amp.Unicode())]
+    response = [(b"token", amp.Unicode())]
+    errors = {Unauthorized: b"UNAUTHORIZED"}
+
+
+class Authenticate(amp.Command):
+    arguments = [(b"token", amp.Unicode())]
+    response = [(b"username", amp.Unicode())]
+    errors = {Unauthorized: b"UNAUTHORIZED"}
+
+
+class Whoami(amp.Command):
+    arguments = []
+    response = [(b"username", amp.Unicode())]
+    errors = {Unauthorized: b"UNAUTHORIZED"}
+
+
+class Observe(amp.Command):
+    arguments = [(b"model", amp.Unicode()), (b"since", amp.Integer(optional=True))]
+    response = [
+        (b"sequence", amp.Integer()),
+        (b"resumed", amp.Boolean()),
+        (b"snapshot", amp.Unicode(optional=True)),
+    ]
+    errors = {
+        NoSuchModel: b"NO_SUCH_MODEL",
+        Unauthorized: b"UNAUTHORIZED",
+        BadArguments: b"BAD_ARGUMENTS",
+    }
+
+
+class ObserveSinceAsText(amp.Command):
+    """``Observe`` with ``since`` declared as Unicode: a wrong-typed Integer."""
+
+    commandName = b"Observe"
+    arguments = [(b"model", amp.Unicode()), (b"since", amp.Unicode())]
+    response = [(b"sequence", amp.Integer())]
+    errors = {BadArguments: b"BAD_ARGUMENTS", NoSuchModel: b"NO_SUCH_MODEL"}
+
+
+class LoginWithBytes(amp.Command):
+    """``Login`` with ``username`` declared as String: lets us send bytes that
+    are not UTF-8, which a Unicode argument must refuse."""
+
+    commandName = b"Login"
+    arguments = [(b"username", amp.String()), (b"password", amp.Unicode())]
+    response = [(b"token", amp.Unicode())]
+    errors = {BadArguments: b"BAD_ARGUMENTS", Unauthorized: b"UNAUTHORIZED"}
+
+
+class LoginWithoutPassword(amp.Command):
+    """``Login`` missing a required argument."""
+
+    commandName = b"Login"
+    arguments = [(b"username", amp.Unicode())]
+    response = [(b"token", amp.Unicode())]
+    errors = {BadArguments: b"BAD_ARGUMENTS", Unauthorized: b"UNAUTHORIZED"}
+
+
+class NoSuchCommand(amp.Command):
+    arguments = []
+    response = []
+
+
+class Checks:
+    def __init__(self):
+        self.failed = 0
+
+    def ok(self, name, detail):
+        print("PASS %s: %s" % (name, detail), flush=True)
+
+    def fail(self, name, detail):
+        self.failed += 1
+        print("FAIL %s: %s" % (name, detail), flush=True)
+
+    def check(self, name, cond, detail):
+        (self.ok if cond else self.fail)(name, detail)
+
+    @defer.inlineCallbacks
+    def expect_error(self, name, d, exc_type, code=None):
+        """Checks that the call ``d`` fails with ``exc_type`` (and, for
+        RemoteAmpError subclasses, ``code``)."""
+        try:
+            result = yield d
+        except exc_type as e:
+            got = getattr(e, "errorCode", None)
+            if code is not None and got != code:
+                self.fail(name, "%s with code %r, expected %r" % (type(e).__name__, got, code))
+            else:
+                self.ok(name, "%s: %s" % (type(e).__name__, _description(e)))
+            return e
+        except Exception as e:
+            self.fail(name, "expected %s, got %s: %s" % (exc_type.__name__, type(e).__name__, e))
+        else:
+            self.fail(name, "expected %s, got an answer %r" % (exc_type.__name__, result))
+        return None
+
+
+def _description(e):
+    return getattr(e, "description", None) or (e.args[0] if e.args else "")
+
+
+def _accepts_username(got, user):
+    # Mantle answers the account's primary address; `user add alice` on a
+    # localhost site makes it alice@localhost.
+    return got == user or got.startswith(user + "@")
+
+
+@defer.inlineCallbacks
+def run(reactor, host, port, user, password):
+    c = Checks()
+    endpoint = endpoints.TCP4ClientEndpoint(reactor, host, port, timeout=TIMEOUT)
+    proto = yield endpoints.connectProtocol(endpoint, amp.AMP())
+    c.ok("connect", "%s:%d" % (host, port))
+
+    yield c.expect_error("whoami-before-login", proto.callRemote(Whoami), Unauthorized)
+
+    yield c.expect_error(
+        "login-wrong-password",
+        proto.callRemote(Login, username=user, password=password + "-wrong"),
+        Unauthorized,
+    )
+
+    yield c.expect_error(
+        "whoami-after-failed-login", proto.callRemote(Whoami), Unauthorized
+    )
+
+    answer = yield proto.callRemote(Login, username=user, password=password)
+    token = answer["token"]
+    c.check(
+        "login",
+        isinstance(token, str) and len(token) >= 16,
+        "token of %d characters" % len(token),
+    )
+
+    answer = yield proto.callRemote(Whoami)
+    me = answer["username"]
+    c.check("whoami", _accepts_username(me, user), "username=%s" % me)
+
+    e = yield c.expect_error(
+        "unknown-command", proto.callRemote(NoSuchCommand), amp.UnknownRemoteError, b"UNKNOWN"
+    )
+
+    e = yield c.expect_error(
+        "observe-no-such-model",
+        proto.callRemote(Observe, model="no-such-model:here"),
+        NoSuchModel,
+    )
+    if e is not None:
+        c.check(
+            "observe-no-such-model-description",
+            "no-such-model:here" in str(e),
+            "description names the model: %s" % e,
+        )
+
+    yield c.expect_error(
+        "wrong-type-integer",
+        proto.callRemote(ObserveSinceAsText, model="no-such-model:here", since="yesterday"),
+        BadArguments,
+    )
+
+    yield c.expect_error(
+        "wrong-type-unicode",
+        proto.callRemote(LoginWithBytes, username=b"\xff\xfe", password=password),
+        BadArguments,
+    )
+
+    yield c.expect_error(
+        "missing-argument",
+        proto.callRemote(LoginWithoutPassword, username=user),
+        BadArguments,
+    )
+
+    # The errors above did not cost the connection or the login.
+    answer = yield proto.callRemote(Whoami)
+    c.check(
+        "still-logged-in",
+        answer["username"] == me,
+        "username=%s after the errors" % answer["username"],
+    )
+    proto.transport.loseConnection()
+
+    # The token logs a second connection in.
+    proto2 = yield endpoints.connectProtocol(endpoint, amp.AMP())
+    yield c.expect_error("second-connection-not-logged-in", proto2.callRemote(Whoami), Unauthorized)
+    yield c.expect_error(
+        "authenticate-bad-token",
+        proto2.callRemote(Authenticate, token="not-a-token"),
+        Unauthorized,
+    )
+    answer = yield proto2.callRemote(Authenticate, token=token)
+    c.check("authenticate", answer["username"] == me, "username=%s" % answer["username"])
+    answer = yield proto2.callRemote(Whoami)
+    c.check(
+        "whoami-after-authenticate",
+        answer["username"] == me,
+        "username=%s" % answer["username"],
+    )
+    proto2.transport.loseConnection()
+
+    print(
+        "%s: %d check(s) failed" % ("FAILED", c.failed) if c.failed else "ALL PASSED",
+        flush=True,
+    )
+    return c.failed
+
+
+def main(reactor, host, port, user, password):
+    d = run(reactor, host, int(port), user, password)
+    d.addTimeout(TIMEOUT, reactor)
+
+    def done(failed):
+        if failed:
+            raise SystemExit(1)
+
+    def broke(failure):
+        if failure.check(SystemExit):
+            return failure
+        print("ERROR the run broke: %s" % failure.getTraceback(), flush=True)
+        raise SystemExit(2)
+
+    return d.addCallback(done).addErrback(broke)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 5:
+        sys.exit("usage: twisted_client.py HOST PORT USER PASSWORD")
+    task.react(main, sys.argv[1:])
