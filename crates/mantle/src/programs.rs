@@ -9,6 +9,7 @@ pub const REGISTRATIONS: &[mantle_site::Registration] = &[
     mantle_live_server::register,
     mantle_example_notes::register,
     mantle_example_ledger::register,
+    mantle_example_lists::register,
 ];
 
 /// The registry used by `mantle store` commands: everything a site of this
@@ -30,5 +31,7 @@ pub fn site(dir: &std::path::Path) -> mantle_site::SiteBuilder {
         .with(mantle_web::register)
         .with(mantle_example_notes::register);
     let builder = mantle_live_server::install(builder);
+    // The lists use the live layer: installed after it.
+    let builder = mantle_example_lists::install(builder);
     mantle_example_ledger::install(builder)
 }
