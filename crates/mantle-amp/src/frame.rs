@@ -14,9 +14,11 @@ pub const ERROR: &[u8] = b"_error";
 pub const ERROR_CODE: &[u8] = b"_error_code";
 /// Key carrying an error's description (UTF-8).
 pub const ERROR_DESCRIPTION: &[u8] = b"_error_description";
-/// Error code for a command the peer does not know.
+/// Error code for a handler that raised an unexpected error (Twisted
+/// answers "Unknown Error").
 pub const UNKNOWN_ERROR_CODE: &[u8] = b"UNKNOWN";
-/// Error code for a handler that raised an unexpected error.
+/// Error code for a command the peer has no responder for (Twisted
+/// answers "Unhandled Command").
 pub const UNHANDLED_ERROR_CODE: &[u8] = b"UNHANDLED";
 
 /// A request box: `args` plus `_command`, and `_ask` when `tag` is given

@@ -153,12 +153,12 @@ impl Conn {
     }
 }
 
-/// Answers a request this client does not serve with AMP's `UNKNOWN`.
+/// Answers a request this client does not serve with AMP's `UNHANDLED`.
 pub(crate) fn refuse(conn: &Conn, command: &str, tag: Option<Vec<u8>>) {
     if let Some(tag) = tag {
         conn.send(&frame::error(
             &tag,
-            codes::UNKNOWN.as_bytes(),
+            codes::UNHANDLED.as_bytes(),
             &format!("this client serves no command {command:?}"),
         ));
     }

@@ -9,8 +9,8 @@ pub enum CallError<E> {
     /// One of the command's typed errors.
     #[error("{0}")]
     Command(E),
-    /// An error the command does not declare (`UNAUTHORIZED`, `UNKNOWN`,
-    /// `UNHANDLED`, `NO_SUCH_HANDLE`, ...).
+    /// An error the command does not declare (`UNAUTHORIZED`, `UNHANDLED`,
+    /// `UNKNOWN`, `NO_SUCH_HANDLE`, ...).
     #[error("{0}")]
     Remote(RemoteError),
     /// The client is offline, or the connection was lost before the answer

@@ -103,7 +103,7 @@ async fn request(b: AmpBox, requests: &Requests<Vec<u8>>) -> Option<Option<Reque
         }) => {
             let Ok(command) = String::from_utf8(command) else {
                 if let Some(tag) = tag {
-                    let e = RemoteError::new(codes::UNKNOWN, "command name is not UTF-8");
+                    let e = RemoteError::new(codes::UNHANDLED, "command name is not UTF-8");
                     requests.refuse(Some(tag), e).await;
                 }
                 return Some(None);
@@ -152,7 +152,7 @@ fn encode(msg: Out<Vec<u8>>) -> Option<Vec<u8>> {
             schema,
         } => match codec::to_amp(&fields, schema) {
             Ok(values) => frame::answer(&tag, values),
-            Err(e) => error_box(&tag, &RemoteError::new(codes::UNHANDLED, e.to_string())),
+            Err(e) => error_box(&tag, &RemoteError::new(codes::UNKNOWN, e.to_string())),
         },
         Out::Error {
             tag: Some(tag),
@@ -168,7 +168,7 @@ fn encode(msg: Out<Vec<u8>>) -> Option<Vec<u8>> {
                 .get(frame::ANSWER)
                 .or_else(|| b.get(frame::ERROR))
                 .unwrap_or_default();
-            let error = RemoteError::new(codes::UNHANDLED, format!("answer cannot be sent: {e}"));
+            let error = RemoteError::new(codes::UNKNOWN, format!("answer cannot be sent: {e}"));
             mantle_amp::encode(&error_box(tag, &error)).ok()
         }
     }

@@ -10,7 +10,7 @@ use mantle_live::{Arg, Arguments, Command, CommandError, RemoteError, codes};
 use serde_json::{Map, Value};
 
 /// What a handler fails with: one of its command's typed errors, or an
-/// unexpected failure (answered as AMP's `UNHANDLED` and logged).
+/// unexpected failure (answered with AMP's `UNKNOWN` and logged).
 #[derive(Debug)]
 pub enum Failure<E> {
     /// A typed error, sent to the caller as it is.
@@ -126,9 +126,9 @@ pub(crate) fn typed<E: CommandError>(e: &E) -> RemoteError {
     RemoteError::from_typed(e)
 }
 
-/// `UNHANDLED`, logged here with the detail; the caller learns which
+/// `UNKNOWN`, logged here with the detail; the caller learns which
 /// command failed and why.
 pub(crate) fn unhandled(command: &str, why: String) -> RemoteError {
     tracing::warn!(command, %why, "live command failed");
-    RemoteError::new(codes::UNHANDLED, format!("{command} failed: {why}"))
+    RemoteError::new(codes::UNKNOWN, format!("{command} failed: {why}"))
 }

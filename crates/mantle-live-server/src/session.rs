@@ -311,7 +311,7 @@ async fn call(
         })?;
         let (Some(args), Some(answer)) = (obj.args_of(name), obj.answer_of(name)) else {
             return Err(RemoteError::new(
-                codes::UNKNOWN,
+                codes::UNHANDLED,
                 format!("handle {h} has no command {name:?}"),
             ));
         };
@@ -368,7 +368,7 @@ async fn call(
         .commands
         .get(name)
         .cloned()
-        .ok_or_else(|| RemoteError::new(codes::UNKNOWN, format!("no command {name:?}")))?;
+        .ok_or_else(|| RemoteError::new(codes::UNHANDLED, format!("no command {name:?}")))?;
     let caller = conn.caller().ok_or_else(unauthorized)?;
     let fields = raw.fields(entry.args)?;
     let answer = entry.answer;

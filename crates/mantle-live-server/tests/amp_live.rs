@@ -63,7 +63,7 @@ async fn commands_login_and_errors() {
 
     // Unknown command, wrong argument type, missing argument.
     let e = c.call_box("Nope", Default::default()).await.unwrap_err();
-    assert_eq!(e.code(), Some(codes::UNKNOWN));
+    assert_eq!(e.code(), Some(codes::UNHANDLED));
     let bad = mantle_amp::AmpBox::new().with("a", "seven").with("b", "1");
     let e = c.call_box("Sum", bad).await.unwrap_err();
     assert_eq!(e.code(), Some(codes::BAD_ARGUMENTS), "{e:?}");
@@ -127,7 +127,7 @@ async fn observers_get_a_snapshot_then_only_committed_deltas_in_order() {
         })
         .await
         .unwrap_err();
-    assert_eq!(e.code(), Some(codes::UNHANDLED));
+    assert_eq!(e.code(), Some(codes::UNKNOWN));
     for i in 0..20 {
         b.call::<AddNote>(AddNoteArgs {
             text: format!("n{i}"),

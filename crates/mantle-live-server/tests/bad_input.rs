@@ -76,7 +76,7 @@ async fn malformed_amp_is_answered_or_closed_and_harms_nothing() {
         frame::request(b"NoSuch", Some(b"2"), AmpBox::new()),
     )
     .await;
-    assert_eq!(code_of(&m), b"UNKNOWN");
+    assert_eq!(code_of(&m), b"UNHANDLED");
     // `_ask` without `_command`.
     let m = ask(
         &mut s,
@@ -219,7 +219,7 @@ async fn websocket_json_serves_the_same_commands_and_refuses_bad_messages() {
     .await;
     assert_eq!(r["error"]["code"], codes::BAD_ARGUMENTS);
     let r = ws_ask(&mut ws, r#"{"id":5,"command":"Nope"}"#).await;
-    assert_eq!(r["error"]["code"], codes::UNKNOWN);
+    assert_eq!(r["error"]["code"], codes::UNHANDLED);
     let r = ws_ask(&mut ws, r#"{"id":6,"command":"Increment","handle":7}"#).await;
     assert_eq!(r["error"]["code"], codes::NO_SUCH_HANDLE);
     let r = ws_ask(&mut ws, "{not json").await;

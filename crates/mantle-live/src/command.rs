@@ -71,9 +71,11 @@ impl CommandError for NoError {}
 pub mod codes {
     /// Not logged in (or a wrong login): the built-ins' `UNAUTHORIZED`.
     pub const UNAUTHORIZED: &str = "UNAUTHORIZED";
-    /// AMP's code for a command the server does not know.
+    /// AMP's code for a handler that failed unexpectedly (Twisted's
+    /// "Unknown Error").
     pub const UNKNOWN: &str = "UNKNOWN";
-    /// AMP's code for a handler that failed unexpectedly.
+    /// AMP's code for a command the server has no responder for (Twisted's
+    /// "Unhandled Command").
     pub const UNHANDLED: &str = "UNHANDLED";
     /// Arguments missing or of the wrong type.
     pub const BAD_ARGUMENTS: &str = "BAD_ARGUMENTS";
@@ -122,7 +124,7 @@ impl RemoteError {
             Ok(Value::Object(mut fields)) => {
                 let code = match fields.remove("code") {
                     Some(Value::String(c)) => c,
-                    _ => codes::UNHANDLED.to_string(),
+                    _ => codes::UNKNOWN.to_string(),
                 };
                 Self {
                     code,
@@ -130,7 +132,7 @@ impl RemoteError {
                     details: (!fields.is_empty()).then_some(fields),
                 }
             }
-            _ => Self::new(codes::UNHANDLED, description),
+            _ => Self::new(codes::UNKNOWN, description),
         }
     }
 

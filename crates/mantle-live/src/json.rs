@@ -127,11 +127,11 @@ mod tests {
     fn replies_have_the_documented_shape() {
         let e = JsonReply::Error {
             id: Value::from(1),
-            error: RemoteError::new("UNKNOWN", "no such command"),
+            error: RemoteError::new("UNHANDLED", "no command X"),
         };
         assert_eq!(
             serde_json::to_string(&e).unwrap(),
-            r#"{"id":1,"error":{"code":"UNKNOWN","description":"no such command"}}"#
+            r#"{"id":1,"error":{"code":"UNHANDLED","description":"no command X"}}"#
         );
     }
 

@@ -187,8 +187,6 @@ pub struct LiveConfig {
     /// Largest AMP box accepted, in bytes (a larger one closes the
     /// connection: AMP has no way to answer a box it could not read).
     pub max_box_bytes: usize,
-    /// Deltas of each model kept for resuming observers.
-    pub history: i64,
 }
 
 impl Default for LiveConfig {
@@ -197,7 +195,6 @@ impl Default for LiveConfig {
             amp: None,
             max_in_flight: 256,
             max_box_bytes: 1 << 20,
-            history: 256,
         }
     }
 }
@@ -306,9 +303,9 @@ impl SiteConfig {
                 "auth.login_attempts_per_minute must be at least 1".into(),
             ));
         }
-        if self.live.max_in_flight == 0 || self.live.history < 1 || self.live.max_box_bytes < 1024 {
+        if self.live.max_in_flight == 0 || self.live.max_box_bytes < 1024 {
             return Err(SiteError::Config(
-                "live.max_in_flight and live.history must be at least 1, live.max_box_bytes at least 1024".into(),
+                "live.max_in_flight must be at least 1, live.max_box_bytes at least 1024".into(),
             ));
         }
         self.durability()?;

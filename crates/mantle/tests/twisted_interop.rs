@@ -284,7 +284,7 @@ fn twisted_client_passes_its_checks_against_mantle_serve() {
         "PASS whoami-after-failed-login: Unauthorized: ",
         "PASS login: token of ",
         "PASS whoami: username=alice@localhost",
-        "PASS unknown-command: UnknownRemoteError: ",
+        "PASS unknown-command: UnhandledCommand: ",
         "PASS observe-no-such-model: NoSuchModel: ",
         "PASS observe-no-such-model-description: ",
         "PASS wrong-type-integer: BadArguments: argument \"since\"",
@@ -347,7 +347,7 @@ fn mantle_amp_call_talks_to_a_twisted_server() {
     assert_eq!(stdout(&o), "");
 
     // Twisted answers a command it has no responder for with UNHANDLED
-    // (its `UnhandledCommand`); Mantle's own server says UNKNOWN instead.
+    // (its `UnhandledCommand`), as Mantle's server does.
     let o = call(&["NoSuchCommand"]);
     assert_eq!(o.status.code(), Some(1), "stderr: {}", stderr(&o));
     assert_eq!(
@@ -870,8 +870,7 @@ async fn typed_commands_and_errors_work_against_a_twisted_server() {
         CallError::Remote(RemoteError::new("MY_CODE", description))
     );
 
-    // A command Twisted does not know: its UNHANDLED (Mantle's server
-    // would say UNKNOWN).
+    // A command Twisted does not know: UNHANDLED, as from Mantle's server.
     let e = client
         .call_box("NoSuchCommand", AmpBox::new())
         .await

@@ -171,7 +171,7 @@ def run(reactor, host, port, user, password):
     c.check("whoami", _accepts_username(me, user), "username=%s" % me)
 
     e = yield c.expect_error(
-        "unknown-command", proto.callRemote(NoSuchCommand), amp.UnknownRemoteError, b"UNKNOWN"
+        "unknown-command", proto.callRemote(NoSuchCommand), amp.UnhandledCommand
     )
 
     e = yield c.expect_error(
