@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::command::{Command, CommandError, NoError};
+use crate::command::{CommandError, NoError};
 use crate::schema::{Empty, Handle};
 
 crate::arguments! {
@@ -72,50 +72,37 @@ pub enum ObserveError {
 }
 impl CommandError for ObserveError {}
 
-macro_rules! builtin {
-    ($(#[$m:meta])* $name:ident, $args:ty, $answer:ty, $err:ty) => {
-        $(#[$m])*
-        pub struct $name;
-        impl Command for $name {
-            const NAME: &'static str = stringify!($name);
-            type Args = $args;
-            type Answer = $answer;
-            type Error = $err;
-        }
-    };
-}
-
-builtin!(
+crate::command!(
     /// Logs the connection in with a username and password; answers a token.
-    Login, LoginArgs, LoginAnswer, Unauthorized
+    pub Login, LoginArgs, LoginAnswer, Unauthorized
 );
-builtin!(
+crate::command!(
     /// Logs the connection in with a token from an HTTP login.
-    Authenticate, AuthenticateArgs, WhoamiAnswer, Unauthorized
+    pub Authenticate, AuthenticateArgs, WhoamiAnswer, Unauthorized
 );
-builtin!(
+crate::command!(
     /// The logged-in username.
-    Whoami, Empty, WhoamiAnswer, Unauthorized
+    pub Whoami, Empty, WhoamiAnswer, Unauthorized
 );
-builtin!(
+crate::command!(
     /// Starts (or resumes) observing a model.
-    Observe, ObserveArgs, ObserveAnswer, ObserveError
+    pub Observe, ObserveArgs, ObserveAnswer, ObserveError
 );
-builtin!(
+crate::command!(
     /// Stops observing a model.
-    Unobserve, UnobserveArgs, Empty, NoError
+    pub Unobserve, UnobserveArgs, Empty, NoError
 );
-builtin!(
+crate::command!(
     /// Drops a handle; later calls on it get `NO_SUCH_HANDLE`.
-    Release, ReleaseArgs, Empty, NoError
+    pub Release, ReleaseArgs, Empty, NoError
 );
-builtin!(
+crate::command!(
     /// Server to client, no answer: a model's committed change.
-    Delta, DeltaArgs, Empty, NoError
+    pub Delta, DeltaArgs, Empty, NoError
 );
-builtin!(
+crate::command!(
     /// Server to client, no answer: observe the model again.
-    Resync, ResyncArgs, Empty, NoError
+    pub Resync, ResyncArgs, Empty, NoError
 );
 
 /// The argument key that addresses a call to a handle. AMP reserves keys

@@ -56,6 +56,36 @@ pub trait CommandError:
 {
 }
 
+/// Declares a command: a unit struct named after its wire name, and its
+/// [`Command`] impl.
+///
+/// ```
+/// use mantle_live::{NoError, arguments, command};
+///
+/// arguments! {
+///     pub struct SumArgs { pub a: i64, pub b: i64 }
+///     pub struct SumAnswer { pub total: i64 }
+/// }
+/// command!(
+///     /// Adds two integers.
+///     pub Sum, SumArgs, SumAnswer, NoError
+/// );
+/// assert_eq!(<Sum as mantle_live::Command>::NAME, "Sum");
+/// ```
+#[macro_export]
+macro_rules! command {
+    ($(#[$meta:meta])* $vis:vis $name:ident, $args:ty, $answer:ty, $err:ty $(,)?) => {
+        $(#[$meta])*
+        $vis struct $name;
+        impl $crate::Command for $name {
+            const NAME: &'static str = stringify!($name);
+            type Args = $args;
+            type Answer = $answer;
+            type Error = $err;
+        }
+    };
+}
+
 /// The errors of a command that has none of its own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum NoError {}

@@ -701,17 +701,8 @@ impl Site {
         if to == "site" {
             return Ok(self.site_store().clone());
         }
-        if to.starts_with("app:") {
-            let name = to.to_string();
-            let sub = self
-                .site_store()
-                .read(move |r| {
-                    r.query::<SubStore>()
-                        .filter(SubStore::NAME.eq(name.as_str()))
-                        .first()
-                })
-                .await?
-                .ok_or_else(|| no_such(to))?;
+        if let Some(app) = to.strip_prefix("app:") {
+            let sub = self.app_substore(app).await?.ok_or_else(|| no_such(to))?;
             return Ok(sub.open(self.site_store(), self.stores()).await?);
         }
         let account: Option<Id<Account>> = match to.strip_prefix("account:") {

@@ -246,6 +246,7 @@ impl SiteBuilder {
                 services: Mutex::new(Vec::new()),
                 store_files: Mutex::new(HashMap::new()),
                 addresses: Mutex::new(HashMap::new()),
+                apps: Mutex::new(HashMap::new()),
                 tokens: crate::auth::TokenCache::default(),
                 extensions: self.extensions,
                 sweep: Mutex::new(None),
@@ -280,6 +281,8 @@ pub(crate) struct SiteInner {
     pub(crate) tokens: crate::auth::TokenCache,
     /// Store file → its message address (`account:ID`, `app:NAME`).
     addresses: Mutex<HashMap<PathBuf, String>>,
+    /// App name → its substore (app stores are never removed).
+    apps: Mutex<HashMap<String, SubStore>>,
     extensions: Extensions,
     /// The start-up sweep that wakes stores with work left from before.
     sweep: Mutex<Option<tokio::task::JoinHandle<()>>>,
@@ -353,6 +356,39 @@ impl Site {
             .lock()
             .insert(file, format!("account:{}", account.raw()));
         Ok(store)
+    }
+
+    /// The app store `name` declared with [`SiteBuilder::app`] (addressed
+    /// `app:NAME`), where an offering keeps what its users share.
+    pub async fn app_store(&self, name: &str) -> Result<Store> {
+        match self.app_substore(name).await? {
+            Some(sub) => Ok(sub.open(&self.inner.site_store, &self.inner.users).await?),
+            None => Err(SiteError::Config(format!(
+                "the site has no app store {name:?} (declare it with SiteBuilder::app)"
+            ))),
+        }
+    }
+
+    /// The substore of app `name`, if declared (found once, then kept).
+    pub(crate) async fn app_substore(&self, name: &str) -> Result<Option<SubStore>> {
+        if let Some(sub) = self.inner.apps.lock().get(name) {
+            return Ok(Some(sub.clone()));
+        }
+        let key = format!("app:{name}");
+        let found = self
+            .inner
+            .site_store
+            .read(move |r| {
+                r.query::<SubStore>()
+                    .filter(SubStore::NAME.eq(key.as_str()))
+                    .first()
+            })
+            .await?
+            .map(|s| s.into_inner());
+        if let Some(sub) = &found {
+            self.inner.apps.lock().insert(name.to_string(), sub.clone());
+        }
+        Ok(found)
     }
 
     /// The message address of a store of this site.

@@ -49,13 +49,13 @@
 
 mod web;
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use mantle_live::builtin::ObserveError;
-use mantle_live::{Command, CommandError, Empty, Handle, arguments};
+use mantle_live::{CommandError, Empty, Handle, arguments, command};
 use mantle_live_server::{Caller, Failure, Live, ObjectCommands};
 use mantle_site::{Site, SiteBuilder, SiteError};
-use mantle_store::{Id, Item, ReadTx, Registry, Store, Stored, SubStore, Tx};
+use mantle_store::{Id, Item, ReadTx, Registry, Store, Stored, Tx};
 use serde::{Deserialize, Serialize};
 
 pub use web::routes;
@@ -217,37 +217,24 @@ impl From<mantle_live::SaveConflict> for EntryError {
     }
 }
 
-macro_rules! command {
-    ($(#[$m:meta])* $name:ident, $args:ty, $answer:ty, $err:ty) => {
-        $(#[$m])*
-        pub struct $name;
-        impl Command for $name {
-            const NAME: &'static str = stringify!($name);
-            type Args = $args;
-            type Answer = $answer;
-            type Error = $err;
-        }
-    };
-}
-
 command!(
     /// Opens list `name` (made on its first entry): answers a handle for
     /// the entry commands and the model name to observe.
-    OpenList, OpenListArgs, OpenListAnswer, OpenListError
+    pub OpenList, OpenListArgs, OpenListAnswer, OpenListError
 );
 command!(
     /// On a list handle: adds an entry at the end.
-    AddEntry, AddEntryArgs, AddEntryAnswer, EntryError
+    pub AddEntry, AddEntryArgs, AddEntryAnswer, EntryError
 );
 command!(
     /// On a list handle: changes an entry's text, if it is still at the
     /// given revision.
-    EditEntry, EditEntryArgs, EditEntryAnswer, EntryError
+    pub EditEntry, EditEntryArgs, EditEntryAnswer, EntryError
 );
 command!(
     /// On a list handle: removes an entry, if it is still at the given
     /// revision.
-    RemoveEntry, RemoveEntryArgs, Empty, EntryError
+    pub RemoveEntry, RemoveEntryArgs, Empty, EntryError
 );
 
 /// What the store-level functions fail with.
@@ -313,41 +300,10 @@ pub fn register(registry: &mut Registry) {
     registry.register::<ListEntry>();
 }
 
-/// The app store's location, found once (see [`store`]).
-#[derive(Default)]
-struct AppStore(OnceLock<SubStore>);
-
 /// The app store holding every list (the site must have been built with
 /// [`install`]).
 pub async fn store(site: &Site) -> Result<Store, SiteError> {
-    let known = site
-        .extension::<AppStore>()
-        .and_then(|a| a.0.get().cloned());
-    let sub = match known {
-        Some(sub) => sub,
-        None => {
-            let name = format!("app:{APP}");
-            let sub = site
-                .site_store()
-                .read(move |r| {
-                    r.query::<SubStore>()
-                        .filter(SubStore::NAME.eq(name.as_str()))
-                        .first()
-                })
-                .await?
-                .ok_or_else(|| {
-                    SiteError::Config(format!(
-                        "the site has no app store {APP:?} (build it with mantle_example_lists::install)"
-                    ))
-                })?
-                .into_inner();
-            if let Some(a) = site.extension::<AppStore>() {
-                let _ = a.0.set(sub.clone());
-            }
-            sub
-        }
-    };
-    Ok(sub.open(site.site_store(), site.stores()).await?)
+    site.app_store(APP).await
 }
 
 /// The entries of list `name`, in order.
@@ -550,7 +506,6 @@ pub fn install(builder: SiteBuilder) -> SiteBuilder {
     builder
         .with(register)
         .app(APP)
-        .extension::<AppStore>(|_| {})
         .extension::<Live>(live)
         .extension::<mantle_web::WebRoutes>(|r| {
             r.add(routes);

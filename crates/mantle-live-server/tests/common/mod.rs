@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
-use mantle_live::{Command, Empty, Handle, NoError, SaveConflict, arguments};
+use mantle_live::{Empty, Handle, NoError, SaveConflict, arguments};
 use mantle_live_server::{Failure, Live, ObjectCommands};
 use mantle_site::{RunningService, Site, SiteConfig};
 use mantle_store::{Id, Item, ReadTx, Registry};
@@ -33,22 +33,11 @@ arguments! {
     pub struct CounterValue { pub value: i64 }
 }
 
-macro_rules! command {
-    ($name:ident, $args:ty, $answer:ty, $err:ty) => {
-        pub struct $name;
-        impl Command for $name {
-            const NAME: &'static str = stringify!($name);
-            type Args = $args;
-            type Answer = $answer;
-            type Error = $err;
-        }
-    };
-}
-command!(Sum, SumArgs, SumAnswer, NoError);
-command!(AddNote, AddNoteArgs, NoteAnswer, NoError);
-command!(EditNote, EditNoteArgs, NoteAnswer, SaveConflict);
-command!(OpenCounter, OpenCounterArgs, OpenCounterAnswer, NoError);
-command!(Increment, Empty, CounterValue, NoError);
+mantle_live::command!(pub Sum, SumArgs, SumAnswer, NoError);
+mantle_live::command!(pub AddNote, AddNoteArgs, NoteAnswer, NoError);
+mantle_live::command!(pub EditNote, EditNoteArgs, NoteAnswer, SaveConflict);
+mantle_live::command!(pub OpenCounter, OpenCounterArgs, OpenCounterAnswer, NoError);
+mantle_live::command!(pub Increment, Empty, CounterValue, NoError);
 
 /// The delta published for each change of `notes`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
