@@ -62,12 +62,13 @@ pub async fn serve(
 /// cannot be read.
 pub async fn connection(site: Site, stream: TcpStream) {
     let _ = stream.set_nodelay(true);
+    let peer = stream.peer_addr().ok().map(|a| a.ip());
     let config = site.config().live.clone();
     let (rd, wr) = stream.into_split();
     let (tx, rx) = mpsc::channel::<Out<Vec<u8>>>(1024);
     let (done_tx, done_rx) = oneshot::channel();
     let writer = tokio::spawn(write_loop(wr, rx, done_rx));
-    let requests = Requests::new(site, None, tx.clone());
+    let requests = Requests::new(site, peer, None, tx.clone());
     let mut boxes = FramedRead::new(rd, BoxDecoder::with_max_box_size(config.max_box_bytes));
     while let Some(next) = boxes.next().await {
         let b = match next {

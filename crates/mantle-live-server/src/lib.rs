@@ -64,8 +64,8 @@ use mantle_store::{ReadTx, Registry, Store};
 pub use commands::Failure;
 pub use models::{HISTORY, ModelChanged, ModelDelta, ModelHead, publish, sequence};
 pub use objects::ObjectCommands;
-pub use session::Caller;
-pub use ws::{LIVE_JS, routes};
+pub use session::{Caller, MAX_HANDLES};
+pub use ws::{CLOSE_UNAUTHORIZED, LIVE_JS, routes};
 
 /// The live layer of a site: its commands and models, and the observers
 /// of those models. Attach it with [`install`], then add to it with
@@ -75,6 +75,9 @@ pub struct Live {
     commands: commands::CommandTable<Caller>,
     models: std::collections::HashMap<String, models::ModelSpec>,
     hub: models::Hub,
+    /// `Login` attempts per client address, on every live transport.
+    logins: std::sync::OnceLock<mantle_web::LoginLimiter>,
+    login_attempts: std::sync::atomic::AtomicU64,
 }
 
 impl Live {
@@ -102,6 +105,27 @@ impl Live {
         self.models
             .insert(kind.to_string(), models::ModelSpec::new(store, snapshot));
         self
+    }
+
+    /// Counts a `Login` attempt from `ip` against the site's
+    /// `auth.login_attempts_per_minute`; over it, how long to wait.
+    pub(crate) fn allow_login(
+        &self,
+        site: &mantle_site::Site,
+        ip: std::net::IpAddr,
+    ) -> Result<(), std::time::Duration> {
+        let limiter = self.logins.get_or_init(|| {
+            mantle_web::LoginLimiter::new(site.config().auth.login_attempts_per_minute)
+        });
+        // Forget addresses whose allowance is full again, now and then,
+        // so the table stays as small as the recent attackers.
+        let n = self
+            .login_attempts
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if n % 1024 == 1023 {
+            limiter.prune();
+        }
+        limiter.allow(ip)
     }
 
     /// How many observations are open (all models, all connections).

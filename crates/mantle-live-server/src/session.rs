@@ -2,6 +2,7 @@
 //! it holds, the models it observes, and the dispatch of its requests.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, OnceLock};
 
@@ -141,6 +142,8 @@ pub(crate) struct Request<T> {
 /// A connection's state, shared by its requests in flight.
 pub(crate) struct Conn {
     pub site: Site,
+    /// The client's address (for the login attempt limit).
+    peer: Option<IpAddr>,
     user: RwLock<Option<Avatar>>,
     handles: Mutex<HashMap<i64, Arc<dyn RemoteObject>>>,
     next_handle: AtomicI64,
@@ -149,9 +152,15 @@ pub(crate) struct Conn {
 }
 
 impl Conn {
-    pub fn new(site: Site, user: Option<Avatar>, sink: Arc<dyn PushSink>) -> Arc<Conn> {
+    pub fn new(
+        site: Site,
+        peer: Option<IpAddr>,
+        user: Option<Avatar>,
+        sink: Arc<dyn PushSink>,
+    ) -> Arc<Conn> {
         Arc::new(Conn {
             site,
+            peer,
             user: RwLock::new(user),
             handles: Mutex::new(HashMap::new()),
             next_handle: AtomicI64::new(1),
@@ -187,6 +196,10 @@ impl Conn {
     }
 }
 
+/// The most handles one connection may hold at once (they cost server
+/// memory until released or the connection ends).
+pub const MAX_HANDLES: usize = 10_000;
+
 /// Who is calling: the logged-in user on one connection.
 #[derive(Clone)]
 pub struct Caller {
@@ -213,18 +226,23 @@ impl Caller {
     }
     /// Gives this connection a handle to `obj`; calls on the handle run
     /// `commands` with it. The handle dies with the connection (or when
-    /// the client sends `Release`).
-    pub fn publish<T: Send + Sync + 'static>(
+    /// the client sends `Release`). A connection holds at most
+    /// [`MAX_HANDLES`]; past that this fails (answered `UNKNOWN`) until
+    /// the client releases some.
+    pub fn publish<T: Send + Sync + 'static, E>(
         &self,
         obj: Arc<T>,
         commands: Arc<ObjectCommands<T>>,
-    ) -> Handle {
+    ) -> Result<Handle, Failure<E>> {
+        let mut handles = self.conn.handles.lock();
+        if handles.len() >= MAX_HANDLES {
+            return Err(Failure::internal(format!(
+                "this connection already holds {MAX_HANDLES} handles; release some"
+            )));
+        }
         let id = self.conn.next_handle.fetch_add(1, Ordering::Relaxed);
-        self.conn
-            .handles
-            .lock()
-            .insert(id, Arc::new(Published { obj, commands }));
-        Handle(id)
+        handles.insert(id, Arc::new(Published { obj, commands }));
+        Ok(Handle(id))
     }
 }
 
@@ -322,6 +340,15 @@ async fn call(
     match name {
         Login::NAME => {
             let a = args_of::<Login>(raw)?;
+            if let Some(Err(wait)) = conn.peer.map(|ip| conn.live().allow_login(&conn.site, ip)) {
+                return Err(RemoteError::new(
+                    codes::TOO_MANY_ATTEMPTS,
+                    format!(
+                        "too many login attempts; try again in {} s",
+                        wait.as_secs_f64().ceil()
+                    ),
+                ));
+            }
             let r = match conn.site.login(&a.username, &a.password, "live").await {
                 Ok(issued) => log_in(conn, &issued.token).await.map(|_| LoginAnswer {
                     token: issued.token,
@@ -386,9 +413,14 @@ pub(crate) struct Requests<T> {
 }
 
 impl<T: Send + 'static> Requests<T> {
-    pub fn new(site: Site, user: Option<Avatar>, out: mpsc::Sender<Out<T>>) -> Self {
+    pub fn new(
+        site: Site,
+        peer: Option<IpAddr>,
+        user: Option<Avatar>,
+        out: mpsc::Sender<Out<T>>,
+    ) -> Self {
         let max = site.config().live.max_in_flight.min(u32::MAX as usize) as u32;
-        let conn = Conn::new(site, user, Arc::new(out.clone()));
+        let conn = Conn::new(site, peer, user, Arc::new(out.clone()));
         Self {
             conn,
             out,

@@ -4,14 +4,16 @@
 //! A browser that has logged in over HTTP is logged in on the WebSocket
 //! too: the upgrade request's token (the `Authorization` header, the login
 //! cookie when the page is same-origin, or `?token=`) is checked before
-//! upgrading, and a bad one is refused with 401. Without a token the
+//! upgrading; a bad one gets the socket closed at once with code 4401
+//! ([`CLOSE_UNAUTHORIZED`]). Without a token the
 //! connection starts logged out and may send `Login` or `Authenticate`.
 
 use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
 
 use axum::Router;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{Query, State};
+use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -74,16 +76,30 @@ fn token<'a>(headers: &'a HeaderMap, query: &'a HashMap<String, String>) -> Opti
 
 async fn upgrade(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
     ws: WebSocketUpgrade,
 ) -> Response {
+    let ws = ws
+        .max_message_size(MAX_REQUEST_BYTES)
+        .max_frame_size(MAX_REQUEST_BYTES);
     let user = match token(&headers, &query) {
         None => None,
         Some(t) => match state.site.authenticate(t).await {
             Ok(a) => Some(a),
             Err(SiteError::BadToken) => {
-                return (StatusCode::UNAUTHORIZED, "bad or expired token").into_response();
+                // A browser cannot read the status of a refused upgrade,
+                // only a close code: accept, then close with 4401 so a page
+                // can tell "logged out" from "server down".
+                return ws.on_upgrade(|mut socket| async move {
+                    let _ = socket
+                        .send(Message::Close(Some(CloseFrame {
+                            code: CLOSE_UNAUTHORIZED,
+                            reason: "bad or expired token".into(),
+                        })))
+                        .await;
+                });
             }
             Err(e) => {
                 tracing::warn!(%e, "live upgrade: authentication failed");
@@ -92,20 +108,22 @@ async fn upgrade(
         },
     };
     let site = state.site.clone();
-    ws.max_message_size(MAX_REQUEST_BYTES)
-        .max_frame_size(MAX_REQUEST_BYTES)
-        .on_upgrade(move |socket| session(site, user, socket))
+    ws.on_upgrade(move |socket| session(site, peer.ip(), user, socket))
 }
+
+/// The close code for an upgrade that presented a bad or expired token
+/// (4000-4999 are the application's; 401 as in HTTP).
+pub const CLOSE_UNAUTHORIZED: u16 = 4401;
 
 /// Why the server closes a connection (code and reason of the close frame).
 type Closing = Option<(u16, &'static str)>;
 
-async fn session(site: Site, user: Option<Avatar>, socket: WebSocket) {
+async fn session(site: Site, peer: IpAddr, user: Option<Avatar>, socket: WebSocket) {
     let (sink, mut stream) = socket.split();
     let (tx, rx) = mpsc::channel::<Out<Value>>(1024);
     let (done_tx, done_rx) = oneshot::channel::<Closing>();
     let writer = tokio::spawn(write_loop(sink, rx, done_rx));
-    let requests = Requests::new(site, user, tx.clone());
+    let requests = Requests::new(site, Some(peer), user, tx.clone());
     drop(tx);
     let mut closing: Closing = None;
     while let Some(msg) = stream.next().await {

@@ -269,8 +269,82 @@ async fn websocket_json_serves_the_same_commands_and_refuses_bad_messages() {
         .unwrap();
     let r = ws_ask(&mut ws, r#"{"id":1,"command":"Whoami"}"#).await;
     assert_eq!(r["answer"]["username"], "bob@example.com");
-    let e = tokio_tungstenite::connect_async(format!("{url}?token=nonsense"))
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("{url}?token=nonsense"))
+        .await
+        .unwrap();
+    let closed = tokio::time::timeout(WAIT, ws.next()).await.unwrap();
+    match closed {
+        Some(Ok(WsMessage::Close(Some(f)))) => {
+            assert_eq!(u16::from(f.code), mantle_live_server::CLOSE_UNAUTHORIZED)
+        }
+        other => panic!("expected a 4401 close, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_attempts_are_limited_per_address_on_every_transport() {
+    let t = TestSite::start().await;
+    let per_minute = t.site.config().auth.login_attempts_per_minute;
+    let mut s = TcpStream::connect(t.amp_addr).await.unwrap();
+    let mut buf = bytes::BytesMut::new();
+    let mut limited = None;
+    for i in 0..=per_minute {
+        let login = AmpBox::new()
+            .with("username", t.user.as_str())
+            .with("password", "wrong");
+        let tag = i.to_string();
+        let m = ask(
+            &mut s,
+            &mut buf,
+            frame::request(b"Login", Some(tag.as_bytes()), login),
+        )
+        .await;
+        if code_of(&m) == codes::TOO_MANY_ATTEMPTS.as_bytes() {
+            limited = Some(i);
+            break;
+        }
+        assert_eq!(code_of(&m), codes::UNAUTHORIZED.as_bytes());
+    }
+    assert_eq!(
+        limited,
+        Some(per_minute),
+        "the attempt after the allowance is refused"
+    );
+    // Every transport shares the allowance.
+    let c = Client::connect(t.client_options()).await;
+    match c {
+        Err(mantle_client::ConnectError::Login(e)) => {
+            assert_eq!(e.code(), Some(codes::TOO_MANY_ATTEMPTS))
+        }
+        other => panic!("expected the login to be refused, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_holds_a_bounded_number_of_handles() {
+    let t = TestSite::start().await;
+    let c = Client::connect(t.client_options()).await.unwrap();
+    let opened = futures::future::join_all((0..mantle_live_server::MAX_HANDLES).map(|_| {
+        let c = c.clone();
+        async move {
+            c.call::<OpenCounter>(OpenCounterArgs { start: 0 })
+                .await
+                .unwrap()
+                .handle
+        }
+    }))
+    .await;
+    let e = c
+        .call::<OpenCounter>(OpenCounterArgs { start: 0 })
         .await
         .unwrap_err();
-    assert!(e.to_string().contains("401"), "{e}");
+    assert_eq!(e.code(), Some(codes::UNKNOWN), "{e:?}");
+    c.call::<mantle_live::builtin::Release>(mantle_live::builtin::ReleaseArgs {
+        handle: opened[0],
+    })
+    .await
+    .unwrap();
+    c.call::<OpenCounter>(OpenCounterArgs { start: 0 })
+        .await
+        .unwrap();
 }

@@ -118,6 +118,8 @@ pub mod codes {
     pub const NO_SUCH_MODEL: &str = "NO_SUCH_MODEL";
     /// Logged in, but not allowed to do this.
     pub const FORBIDDEN: &str = "FORBIDDEN";
+    /// Too many login attempts from one address; try again later.
+    pub const TOO_MANY_ATTEMPTS: &str = "TOO_MANY_ATTEMPTS";
     /// A save against a stale revision (see
     /// [`SaveConflict`](crate::SaveConflict)).
     pub const SAVE_CONFLICT: &str = "SAVE_CONFLICT";

@@ -48,6 +48,7 @@ use tower_http::timeout::RequestBodyTimeoutLayer;
 pub use api::JsonBody;
 pub use auth::{Authenticated, MaybeAuthenticated, TOKEN_COOKIE, cookie, presented_token};
 pub use error::ApiError;
+pub use limits::LoginLimiter;
 pub use server::{HttpService, serve};
 pub use state::AppState;
 pub use stats::{HTTP_NAMESPACE, Toggle};

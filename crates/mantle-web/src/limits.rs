@@ -33,18 +33,21 @@ impl LoginLimiter {
 
     /// Counts an attempt from `ip`; an error answer if over the limit.
     pub fn check(&self, ip: IpAddr) -> Result<(), ApiError> {
-        match self.limiter.check_key(&ip) {
-            Ok(()) => Ok(()),
-            Err(not_until) => {
-                let wait = not_until.wait_time_from(DefaultClock::default().now());
-                let mut e = ApiError::new(
-                    axum::http::StatusCode::TOO_MANY_REQUESTS,
-                    "too many login attempts; try again later",
-                );
-                e.retry_after = Some(wait.as_secs_f64().ceil() as u64);
-                Err(e)
-            }
-        }
+        self.allow(ip).map_err(|wait| {
+            let mut e = ApiError::new(
+                axum::http::StatusCode::TOO_MANY_REQUESTS,
+                "too many login attempts; try again later",
+            );
+            e.retry_after = Some(wait.as_secs_f64().ceil() as u64);
+            e
+        })
+    }
+
+    /// Counts an attempt from `ip`; over the limit, how long to wait.
+    pub fn allow(&self, ip: IpAddr) -> Result<(), Duration> {
+        self.limiter
+            .check_key(&ip)
+            .map_err(|not_until| not_until.wait_time_from(DefaultClock::default().now()))
     }
 
     /// Forgets addresses whose allowance is full again (bounded memory).

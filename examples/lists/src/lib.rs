@@ -481,7 +481,7 @@ fn live(live: &mut Live) {
         async move {
             check_name(&args.name).map_err(|reason| OpenListError::BadName { reason })?;
             let model = model(&args.name);
-            let handle = caller.publish(Arc::new(ListRef { name: args.name }), commands);
+            let handle = caller.publish(Arc::new(ListRef { name: args.name }), commands)?;
             Ok(OpenListAnswer { handle, model })
         }
     });

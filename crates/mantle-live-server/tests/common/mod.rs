@@ -154,7 +154,8 @@ fn offering(live: &mut Live) {
         .command::<OpenCounter, _, _>(move |caller, a| {
             let commands = counter_commands.clone();
             async move {
-                let handle = caller.publish(Arc::new(Counter(AtomicI64::new(a.start))), commands);
+                let handle =
+                    caller.publish(Arc::new(Counter(AtomicI64::new(a.start))), commands)?;
                 Ok(OpenCounterAnswer { handle })
             }
         })
