@@ -195,6 +195,10 @@ impl Observation {
         match &mut *state {
             ObsState::Pending(buf) => buf.push((seq, push.clone())),
             ObsState::Live(last) if seq <= *last => {}
+            ObsState::Live(last) if seq == *last + 1 && !self.sink.fits(push) => {
+                let why = format!("delta {seq} is too large for this transport; observe again");
+                *state = self.resync(&why);
+            }
             ObsState::Live(last) if seq == *last + 1 => {
                 if self.sink.push(push.clone()) {
                     *last = seq;
@@ -370,6 +374,7 @@ async fn start(conn: &Arc<Conn>, raw: crate::session::RawArgs) -> Result<Started
     }
     let (model, key, since) = (args.model.clone(), key.to_string(), args.since);
     let snapshot = spec.snapshot.clone();
+    let max_value = conn.sink.max_value().unwrap_or(usize::MAX);
     let read = store
         .read(move |r| {
             let head = sequence(r, &model)?;
@@ -384,8 +389,11 @@ async fn start(conn: &Arc<Conn>, raw: crate::session::RawArgs) -> Result<Started
                     .order_by(ModelDelta::SEQUENCE.asc())
                     .all()?;
                 // Resumable only if the history still starts right after
-                // `since`.
-                if missed.len() as i64 == head - since {
+                // `since`, and every missed delta fits the transport (else
+                // a snapshot replaces them).
+                if missed.len() as i64 == head - since
+                    && missed.iter().all(|d| d.delta.len() <= max_value)
+                {
                     let missed = missed
                         .into_iter()
                         .map(|d| {

@@ -93,23 +93,68 @@ impl Push {
 /// Where pushes for a connection go, without waiting.
 pub(crate) trait PushSink: Send + Sync {
     /// `false` if the connection is gone or too far behind to take more.
-    fn push(&self, p: Arc<Push>) -> bool;
+    fn push(&self, p: Arc<Push>) -> bool {
+        self.queue().try_send(p)
+    }
     /// Queues `p` as soon as there is room (for the last push an
     /// observation sends, which must not be lost to a full queue).
-    fn push_eventually(&self, p: Arc<Push>);
+    fn push_eventually(&self, p: Arc<Push>) {
+        self.queue().send_later(p)
+    }
+    /// Whether the transport can carry `p` at all (AMP values are at most
+    /// 65,535 bytes).
+    fn fits(&self, p: &Push) -> bool;
+    /// The largest value the transport carries, if it has a limit.
+    fn max_value(&self) -> Option<usize>;
+    /// The queue behind the sink.
+    fn queue(&self) -> &dyn PushQueue;
 }
 
-impl<T: Send + 'static> PushSink for mpsc::Sender<Out<T>> {
-    fn push(&self, p: Arc<Push>) -> bool {
-        self.try_send(Out::Push(p)).is_ok()
+/// A connection's outgoing queue, whatever its tag type.
+pub(crate) trait PushQueue: Send + Sync {
+    fn try_send(&self, p: Arc<Push>) -> bool;
+    fn send_later(&self, p: Arc<Push>);
+}
+
+impl<T: Send + 'static> PushQueue for mpsc::Sender<Out<T>> {
+    fn try_send(&self, p: Arc<Push>) -> bool {
+        mpsc::Sender::try_send(self, Out::Push(p)).is_ok()
     }
-    fn push_eventually(&self, p: Arc<Push>) {
-        if let Err(mpsc::error::TrySendError::Full(msg)) = self.try_send(Out::Push(p)) {
+    fn send_later(&self, p: Arc<Push>) {
+        if let Err(mpsc::error::TrySendError::Full(msg)) =
+            mpsc::Sender::try_send(self, Out::Push(p))
+        {
             let tx = self.clone();
             tokio::spawn(async move {
                 let _ = tx.send(msg).await;
             });
         }
+    }
+}
+
+/// AMP connections: a push must fit in a box.
+impl PushSink for mpsc::Sender<Out<Vec<u8>>> {
+    fn fits(&self, p: &Push) -> bool {
+        p.amp().is_some()
+    }
+    fn max_value(&self) -> Option<usize> {
+        Some(mantle_amp::MAX_VALUE_LENGTH)
+    }
+    fn queue(&self) -> &dyn PushQueue {
+        self
+    }
+}
+
+/// WebSocket connections carry any push.
+impl PushSink for mpsc::Sender<Out<serde_json::Value>> {
+    fn fits(&self, _: &Push) -> bool {
+        true
+    }
+    fn max_value(&self) -> Option<usize> {
+        None
+    }
+    fn queue(&self) -> &dyn PushQueue {
+        self
     }
 }
 
@@ -412,7 +457,10 @@ pub(crate) struct Requests<T> {
     max: u32,
 }
 
-impl<T: Send + 'static> Requests<T> {
+impl<T: Send + 'static> Requests<T>
+where
+    mpsc::Sender<Out<T>>: PushSink,
+{
     pub fn new(
         site: Site,
         peer: Option<IpAddr>,

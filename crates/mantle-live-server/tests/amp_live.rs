@@ -273,3 +273,40 @@ async fn the_client_reconnects_reobtains_references_and_resumes() {
         other => panic!("expected a snapshot, got {other:?}"),
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missed_deltas_too_large_for_amp_are_replaced_by_a_snapshot() {
+    let mut t = TestSite::start().await;
+    let store = t.alice_store().await;
+    let c = Client::connect(t.client_options()).await.unwrap();
+    let mut sub = c.observe("notes").await.unwrap();
+    let ModelEvent::Snapshot { sequence: s0, .. } = next(&mut sub).await else {
+        panic!("snapshot first");
+    };
+    t.stop_amp().await;
+    wait_status(&c, Status::Offline).await;
+    // A delta over AMP's 65,535-byte value limit, then one that removes
+    // the note again, so the model itself is small.
+    let big = "x".repeat(70_000);
+    let id = add_note(&store, &big).await;
+    store
+        .transact(move |tx| {
+            tx.delete(mantle_store::Id::<Note>::from_raw(id))?;
+            mantle_live_server::publish(tx, "notes", &serde_json::json!({ "removed": id }))
+        })
+        .await
+        .unwrap();
+    t.restart_amp().await;
+    match next(&mut sub).await {
+        ModelEvent::Snapshot { sequence, value } => {
+            assert_eq!(sequence, s0 + 2);
+            assert_eq!(value["notes"].as_array().unwrap().len(), 0);
+        }
+        other => panic!("expected a snapshot instead of the oversized delta, got {other:?}"),
+    }
+    // And the observation goes on.
+    add_note(&store, "small").await;
+    assert!(
+        matches!(next(&mut sub).await, ModelEvent::Delta { sequence, .. } if sequence == s0 + 3)
+    );
+}
