@@ -1,8 +1,12 @@
 //! Mantle's benchmarks, run by `mantle bench AREA`: `store`
 //! ([`run_store`]), `messaging` ([`run_messaging`]: interstore messages
-//! against raw rusqlite doing the commits a message needs) and `site`
+//! against raw rusqlite doing the commits a message needs), `site`
 //! ([`run_site`]: an authenticated slate read over HTTP against a plain
-//! handler serving the same bytes, loaded by `wrk`).
+//! handler serving the same bytes, loaded by `wrk`) and `live`
+//! ([`run_live`]: commands over AMP through `mantle-client`, one and 100 in
+//! flight, against a plain TCP echo of the same request bytes; and one
+//! model's deltas fanned out to 1,000 observing clients, commit to
+//! observer, against the same bytes written to 1,000 plain sockets).
 //!
 //! Each bench measures Mantle's code and, in the same run, a *reference*:
 //! the plainest competent implementation of the same work on the same
@@ -33,6 +37,7 @@
 
 #![warn(missing_docs)]
 
+pub mod live;
 pub mod messaging;
 mod report;
 mod rss;
@@ -108,6 +113,7 @@ impl Default for BenchOptions {
     }
 }
 
+pub use live::{LIVE_BENCHES, LiveBenchOptions, run_live};
 pub use messaging::{MESSAGING_BENCHES, MessagingBenchOptions, run_messaging};
 pub use report::BenchRecord;
 pub use site::{SITE_BENCHES, SiteBenchOptions, run_site};
@@ -115,7 +121,7 @@ pub use store::{STORE_BENCHES, StoreBenchOptions, run_store};
 
 /// Every bench's name, area by area (for error messages).
 fn known_benches() -> String {
-    [STORE_BENCHES, MESSAGING_BENCHES, SITE_BENCHES]
+    [STORE_BENCHES, MESSAGING_BENCHES, SITE_BENCHES, LIVE_BENCHES]
         .concat()
         .join(", ")
 }
@@ -133,6 +139,10 @@ pub enum BenchError {
     /// An HTTP request of the bench itself failed.
     #[error("http: {0}")]
     Http(String),
+    /// A live-object connection or call of the bench itself failed
+    /// (connecting, logging in, calling, observing).
+    #[error("live: {0}")]
+    Live(String),
     /// A program the bench runs is not installed.
     #[error("{tool} not found: {hint}")]
     MissingTool {
@@ -148,7 +158,8 @@ pub enum BenchError {
     #[error("io: {0}")]
     Io(#[from] std::io::Error),
     /// `only` named no bench of the area; the names are in
-    /// [`STORE_BENCHES`], [`MESSAGING_BENCHES`] and [`SITE_BENCHES`].
+    /// [`STORE_BENCHES`], [`MESSAGING_BENCHES`], [`SITE_BENCHES`] and
+    /// [`LIVE_BENCHES`].
     #[error("unknown bench '{0}' (known: {known})", known = known_benches())]
     UnknownBench(String),
     /// A bench read back something other than what it wrote: its figures

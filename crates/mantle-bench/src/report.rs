@@ -10,12 +10,13 @@ use serde::Serialize;
 pub struct BenchRecord {
     /// The bench's name (one of [`STORE_BENCHES`](crate::STORE_BENCHES),
     /// [`MESSAGING_BENCHES`](crate::MESSAGING_BENCHES),
-    /// [`SITE_BENCHES`](crate::SITE_BENCHES)).
+    /// [`SITE_BENCHES`](crate::SITE_BENCHES),
+    /// [`LIVE_BENCHES`](crate::LIVE_BENCHES)).
     pub bench: String,
     /// Operations timed on each side (what "ops" counts is in `op`).
     pub ops: u64,
     /// What one operation is ("insert", "transaction", "lookup", "query",
-    /// "store").
+    /// "store", "message", "request", "call", "delivery").
     pub op: String,
     /// Our operations per second.
     pub ours_ops_per_s: f64,

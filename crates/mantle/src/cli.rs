@@ -260,6 +260,10 @@ pub enum BenchArea {
     /// The HTTP front (an authenticated slate read) against a plain
     /// handler serving the same bytes; needs `wrk`.
     Site,
+    /// Live objects over AMP: calls through the client (1 and 100 in
+    /// flight) against a plain TCP echo of the same bytes, and deltas to
+    /// 1,000 observers against the same bytes written to plain sockets.
+    Live,
 }
 
 #[derive(Debug, Subcommand)]

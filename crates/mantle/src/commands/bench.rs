@@ -44,6 +44,10 @@ pub async fn run(
             let opts = mantle_bench::SiteBenchOptions { scale, dir, only };
             mantle_bench::run_site(&opts, &mut emit).await
         }
+        BenchArea::Live => {
+            let opts = mantle_bench::LiveBenchOptions { scale, dir, only };
+            mantle_bench::run_live(&opts, &mut emit).await
+        }
     };
     result.map_err(|e| CliError::Message(format!("bench {}: {e}", area_name(area))))?;
     Ok(0)
@@ -54,5 +58,6 @@ fn area_name(area: BenchArea) -> &'static str {
         BenchArea::Store => "store",
         BenchArea::Messaging => "messaging",
         BenchArea::Site => "site",
+        BenchArea::Live => "live",
     }
 }
