@@ -7,8 +7,15 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::get;
 use mantle_web::{AppState, MaybeAuthenticated};
 
-/// The page, with `{{NAME}}` and `{{USER}}` (HTML-escaped) to fill in.
+/// The page: a MiniJinja template (`name`, `user`), auto-escaped as HTML.
 const PAGE: &str = include_str!("page.html");
+
+fn render(name: &str, user: &str) -> Result<String, minijinja::Error> {
+    let mut env = minijinja::Environment::new();
+    env.add_template("page.html", PAGE)?;
+    env.get_template("page.html")?
+        .render(minijinja::context! { name, user })
+}
 
 /// `GET /lists/{name}`: the list's page for a logged-in browser (others
 /// are redirected to `/login`).
@@ -23,9 +30,13 @@ async fn page(MaybeAuthenticated(me): MaybeAuthenticated, Path(name): Path<Strin
     if let Err(why) = crate::check_name(&name) {
         return (StatusCode::BAD_REQUEST, why).into_response();
     }
-    let html = PAGE
-        .replace("{{NAME}}", &escape(&name))
-        .replace("{{USER}}", &escape(&me.address));
+    let html = match render(&name, &me.address) {
+        Ok(html) => html,
+        Err(e) => {
+            tracing::error!(%e, "lists page template");
+            return (StatusCode::INTERNAL_SERVER_ERROR, "cannot render the page").into_response();
+        }
+    };
     (
         [
             (header::CACHE_CONTROL, "no-store"),
@@ -36,31 +47,16 @@ async fn page(MaybeAuthenticated(me): MaybeAuthenticated, Path(name): Path<Strin
         .into_response()
 }
 
-/// Text made safe for HTML text and quoted attribute values.
-fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     #[test]
     fn names_are_escaped_and_the_page_has_its_placeholders() {
-        assert_eq!(
-            super::escape(r#"<a href="x">&'"#),
-            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
+        let html = super::render("shop", r#"<a href="x">&'"#).unwrap();
+        assert!(
+            html.contains("&lt;a href=&quot;x&quot;&gt;&amp;&#x27;"),
+            "{html}"
         );
-        assert!(super::PAGE.contains("{{NAME}}") && super::PAGE.contains("{{USER}}"));
+        assert!(html.contains(r#"data-list="shop""#));
         assert!(super::PAGE.contains(r#"src="/live.js""#));
     }
 }
