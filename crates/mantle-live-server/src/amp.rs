@@ -247,6 +247,11 @@ pub async fn start_on(
     site: &Site,
     addr: std::net::SocketAddr,
 ) -> mantle_site::Result<RunningService> {
+    let live = site.extension::<crate::Live>().ok_or_else(|| {
+        SiteError::Config("the site was built without mantle_live_server::install".into())
+    })?;
+    // The "Live" statistics appear with the listener.
+    live.stats(site);
     let listener = TcpListener::bind(addr)
         .await
         .map_err(|e| SiteError::Config(format!("cannot listen for AMP on {addr}: {e}")))?;

@@ -52,6 +52,7 @@ mod commands;
 mod models;
 mod objects;
 mod session;
+mod stats;
 mod ws;
 
 use std::future::Future;
@@ -65,6 +66,7 @@ pub use commands::Failure;
 pub use models::{HISTORY, ModelChanged, ModelDelta, ModelHead, publish, sequence};
 pub use objects::ObjectCommands;
 pub use session::{Caller, MAX_HANDLES};
+pub use stats::LIVE_NAMESPACE;
 pub use ws::{CLOSE_UNAUTHORIZED, LIVE_JS, routes};
 
 /// The live layer of a site: its commands and models, and the observers
@@ -74,7 +76,9 @@ pub use ws::{CLOSE_UNAUTHORIZED, LIVE_JS, routes};
 pub struct Live {
     commands: commands::CommandTable<Caller>,
     models: std::collections::HashMap<String, models::ModelSpec>,
-    hub: models::Hub,
+    hub: std::sync::Arc<models::Hub>,
+    /// The "Live" statistics, made with the first connection or listener.
+    stats: std::sync::OnceLock<std::sync::Arc<stats::LiveStats>>,
     /// `Login` attempts per client address, on every live transport.
     logins: std::sync::OnceLock<mantle_web::LoginLimiter>,
     login_attempts: std::sync::atomic::AtomicU64,
@@ -126,6 +130,16 @@ impl Live {
             limiter.prune();
         }
         limiter.allow(ip)
+    }
+
+    /// The statistics handles, in `site`'s registry.
+    pub(crate) fn stats(&self, site: &mantle_site::Site) -> &std::sync::Arc<stats::LiveStats> {
+        self.stats.get_or_init(|| {
+            std::sync::Arc::new(stats::LiveStats::new(
+                site.stats(),
+                std::sync::Arc::downgrade(&self.hub),
+            ))
+        })
     }
 
     /// How many observations are open (all models, all connections).

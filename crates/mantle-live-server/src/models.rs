@@ -175,6 +175,7 @@ enum ObsState {
 pub(crate) struct Observation {
     model: String,
     sink: Arc<dyn PushSink>,
+    stats: Arc<crate::stats::LiveStats>,
     state: Mutex<ObsState>,
     closed: AtomicBool,
 }
@@ -201,6 +202,7 @@ impl Observation {
             }
             ObsState::Live(last) if seq == *last + 1 => {
                 if self.sink.push(push.clone()) {
+                    self.stats.deltas.inc();
                     *last = seq;
                 } else {
                     *state = self.resync("the connection fell too far behind");
@@ -218,6 +220,7 @@ impl Observation {
     /// gets what it missed from the history). Stops this observation.
     fn resync(&self, reason: &str) -> ObsState {
         tracing::debug!(model = %self.model, reason, "observer must resync");
+        self.stats.resyncs.inc();
         let push = Push::new::<Resync>(&ResyncArgs {
             model: self.model.clone(),
             reason: reason.to_string(),
@@ -329,14 +332,14 @@ pub(crate) async fn observe<T: Send + 'static>(
     let result = start(&conn, req.args).await;
     let (answer, obs, missed) = match result {
         Ok(ok) => ok,
-        Err(e) => return reply(&out, req.tag, Err(e)).await,
+        Err(e) => return reply(&conn, &out, req.tag, Err(e)).await,
     };
     let sequence = answer.sequence;
     let fields = match serde_json::to_value(&answer) {
         Ok(serde_json::Value::Object(f)) => f,
         _ => Fields::new(),
     };
-    reply(&out, req.tag, Ok((fields, ObserveAnswer::schema()))).await;
+    reply(&conn, &out, req.tag, Ok((fields, ObserveAnswer::schema()))).await;
     obs.activate(sequence, missed);
 }
 
@@ -361,6 +364,7 @@ async fn start(conn: &Arc<Conn>, raw: crate::session::RawArgs) -> Result<Started
     let obs = Arc::new(Observation {
         model: args.model.clone(),
         sink: conn.sink.clone(),
+        stats: conn.stats.clone(),
         state: Mutex::new(ObsState::Pending(Vec::new())),
         closed: AtomicBool::new(false),
     });

@@ -22,6 +22,7 @@ use crate::Live;
 use crate::commands::{Failure, Fields, answer, decode};
 use crate::models::Observation;
 use crate::objects::{ObjectCommands, Published, RemoteObject};
+use crate::stats::{ConnectionCount, LiveStats};
 
 /// What a connection's writer sends, in order. `T` is the transport's
 /// request tag (AMP's `_ask`, JSON's `id`).
@@ -194,6 +195,8 @@ pub(crate) struct Conn {
     next_handle: AtomicI64,
     pub observing: Mutex<HashMap<String, Arc<Observation>>>,
     pub sink: Arc<dyn PushSink>,
+    pub stats: Arc<LiveStats>,
+    _open: ConnectionCount,
 }
 
 impl Conn {
@@ -203,7 +206,14 @@ impl Conn {
         user: Option<Avatar>,
         sink: Arc<dyn PushSink>,
     ) -> Arc<Conn> {
+        let stats = site
+            .extension::<Live>()
+            .expect("transports run only on sites with mantle_live_server::install")
+            .stats(&site)
+            .clone();
         Arc::new(Conn {
+            _open: ConnectionCount::new(stats.clone()),
+            stats,
             site,
             peer,
             user: RwLock::new(user),
@@ -297,18 +307,23 @@ pub(crate) async fn dispatch<T: Send + 'static>(
     out: mpsc::Sender<Out<T>>,
     req: Request<T>,
 ) {
+    conn.stats.calls.inc();
     if req.command == Observe::NAME && req.handle.is_none() {
         return crate::models::observe(conn, out, req).await;
     }
     let result = call(&conn, &req.command, req.handle, req.args).await;
-    reply(&out, req.tag, result).await;
+    reply(&conn, &out, req.tag, result).await;
 }
 
 pub(crate) async fn reply<T>(
+    conn: &Conn,
     out: &mpsc::Sender<Out<T>>,
     tag: Option<T>,
     result: Result<(Fields, &'static [Arg]), RemoteError>,
 ) {
+    if result.is_err() {
+        conn.stats.errors.inc();
+    }
     let Some(tag) = tag else {
         if let Err(e) = result {
             tracing::debug!(%e, "one-way live command failed");
@@ -386,6 +401,7 @@ async fn call(
         Login::NAME => {
             let a = args_of::<Login>(raw)?;
             if let Some(Err(wait)) = conn.peer.map(|ip| conn.live().allow_login(&conn.site, ip)) {
+                conn.stats.rate_refusals.inc();
                 return Err(RemoteError::new(
                     codes::TOO_MANY_ATTEMPTS,
                     format!(
@@ -496,6 +512,7 @@ where
 
     /// Sends an error answer straight away.
     pub async fn refuse(&self, tag: Option<T>, error: RemoteError) {
+        self.conn.stats.errors.inc();
         let _ = self.out.send(Out::Error { tag, error }).await;
     }
 

@@ -310,3 +310,53 @@ async fn missed_deltas_too_large_for_amp_are_replaced_by_a_snapshot() {
         matches!(next(&mut sub).await, ModelEvent::Delta { sequence, .. } if sequence == s0 + 3)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_live_statistics_count_connections_calls_errors_and_deltas() {
+    let t = TestSite::start().await;
+    let c = Client::connect(t.client_options()).await.unwrap();
+    let mut sub = c.observe("notes").await.unwrap();
+    next(&mut sub).await;
+    c.call::<Sum>(SumArgs { a: 1, b: 1 }).await.unwrap();
+    c.call_box("Nope", Default::default()).await.unwrap_err();
+    add_note(&t.alice_store().await, "counted").await;
+    next(&mut sub).await;
+    // Counted just after the push is queued: the client may be quicker.
+    let live_value = |name: &'static str| {
+        let site = t.site.clone();
+        async move {
+            let snap = site.stats_snapshot().await.unwrap();
+            snap.namespace(mantle_live_server::LIVE_NAMESPACE)
+                .and_then(|ns| ns.value(name).cloned())
+        }
+    };
+    tokio::time::timeout(WAIT, async {
+        while live_value("Deltas Pushed").await != Some(mantle_stats::Value::Int(1)) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("the delta is counted");
+    let snap = t.site.stats_snapshot().await.unwrap();
+    let live = snap
+        .namespace(mantle_live_server::LIVE_NAMESPACE)
+        .expect("the Live namespace");
+    let int = |name: &str| match live.value(name) {
+        Some(mantle_stats::Value::Int(n)) => *n,
+        other => panic!("{name}: {other:?}"),
+    };
+    assert_eq!(int("Connections"), 1);
+    assert_eq!(int("Observers"), 1);
+    assert_eq!(int("Calls"), 4, "Login, Observe, Sum, Nope");
+    assert_eq!(int("Errors"), 1);
+    assert_eq!(int("Deltas Pushed"), 1);
+    drop(sub);
+    c.close();
+    tokio::time::timeout(WAIT, async {
+        while live_value("Connections").await != Some(mantle_stats::Value::Int(0)) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("a closed connection is no longer counted");
+}
