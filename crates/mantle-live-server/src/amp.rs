@@ -12,7 +12,6 @@
 
 use std::future::Future;
 
-use futures::StreamExt;
 use mantle_amp::{AmpBox, BoxDecoder, Message, frame};
 use mantle_live::builtin::HANDLE_KEY;
 use mantle_live::{RemoteError, codec, codes};
@@ -68,9 +67,9 @@ pub async fn connection(site: Site, stream: TcpStream) {
     let (tx, rx) = mpsc::channel::<Out<Vec<u8>>>(1024);
     let (done_tx, done_rx) = oneshot::channel();
     let writer = tokio::spawn(write_loop(wr, rx, done_rx));
-    let requests = Requests::new(site, peer, None, tx.clone());
+    let mut requests = Requests::new(site, peer, None, tx.clone());
     let mut boxes = FramedRead::new(rd, BoxDecoder::with_max_box_size(config.max_box_bytes));
-    while let Some(next) = boxes.next().await {
+    while let Some(next) = requests.next(&mut boxes).await {
         let b = match next {
             Ok(b) => b,
             Err(e) => {

@@ -7,6 +7,8 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
+use futures::future::BoxFuture;
+use futures::stream::{FuturesUnordered, Stream, StreamExt};
 use mantle_amp::AmpBox;
 use mantle_live::builtin::{
     Authenticate, Login, LoginAnswer, Observe, Release, Unauthorized, Unobserve, Whoami,
@@ -463,14 +465,17 @@ async fn call(
     (entry.handler)(caller, fields).await.map(|f| (f, answer))
 }
 
-/// The request side of a connection, shared by the transports: runs
-/// requests concurrently up to the in-flight limit, and login requests
-/// before reading on.
+/// The request side of a connection, shared by the transports: runs its
+/// calls concurrently, up to the in-flight limit, inside the connection's
+/// own task (no task per call: a call costs a poll, not a spawn and a
+/// cross-thread wake-up), and login requests before reading on.
 pub(crate) struct Requests<T> {
     pub conn: Arc<Conn>,
     pub out: mpsc::Sender<Out<T>>,
-    in_flight: Arc<tokio::sync::Semaphore>,
-    max: u32,
+    /// In a mutex only so that `&Requests` is `Send` (the calls are
+    /// `Send` but not `Sync`); reached through `get_mut`, never locked.
+    running: std::sync::Mutex<FuturesUnordered<BoxFuture<'static, ()>>>,
+    max: usize,
 }
 
 impl<T: Send + 'static> Requests<T>
@@ -483,31 +488,58 @@ where
         user: Option<Avatar>,
         out: mpsc::Sender<Out<T>>,
     ) -> Self {
-        let max = site.config().live.max_in_flight.min(u32::MAX as usize) as u32;
+        let max = site.config().live.max_in_flight.max(1);
         let conn = Conn::new(site, peer, user, Arc::new(out.clone()));
         Self {
             conn,
             out,
-            in_flight: Arc::new(tokio::sync::Semaphore::new(max as usize)),
+            running: std::sync::Mutex::new(FuturesUnordered::new()),
             max,
         }
     }
 
-    /// Starts `req`; waits while the connection has the most calls in
-    /// flight it may have.
-    pub async fn submit(&self, req: Request<T>) {
-        if req.handle.is_none() && (req.command == Login::NAME || req.command == Authenticate::NAME)
-        {
-            return dispatch(self.conn.clone(), self.out.clone(), req).await;
+    fn running(&mut self) -> &mut FuturesUnordered<BoxFuture<'static, ()>> {
+        self.running
+            .get_mut()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The next message from `source`, driving the calls in flight
+    /// meanwhile; at the in-flight limit, reads nothing until one ends
+    /// (so a client that floods is slowed by TCP, not buffered).
+    pub async fn next<S: Stream + Unpin>(&mut self, source: &mut S) -> Option<S::Item> {
+        let max = self.max;
+        let running = self.running();
+        loop {
+            if running.len() >= max {
+                running.next().await;
+                continue;
+            }
+            tokio::select! {
+                item = source.next() => return item,
+                Some(()) = running.next(), if !running.is_empty() => {}
+            }
         }
-        let Ok(permit) = self.in_flight.clone().acquire_owned().await else {
+    }
+
+    /// Starts `req`. `Login` and `Authenticate` finish before this returns,
+    /// so that a client may pipeline calls right behind them.
+    pub async fn submit(&mut self, req: Request<T>) {
+        let login = req.handle.is_none()
+            && (req.command == Login::NAME || req.command == Authenticate::NAME);
+        let call = dispatch(self.conn.clone(), self.out.clone(), req);
+        let running = self.running();
+        if !login {
+            running.push(Box::pin(call));
             return;
-        };
-        let (conn, out) = (self.conn.clone(), self.out.clone());
-        tokio::spawn(async move {
-            dispatch(conn, out, req).await;
-            drop(permit);
-        });
+        }
+        let mut call = std::pin::pin!(call);
+        loop {
+            tokio::select! {
+                () = &mut call => return,
+                Some(()) = running.next(), if !running.is_empty() => {}
+            }
+        }
     }
 
     /// Sends an error answer straight away.
@@ -516,10 +548,10 @@ where
         let _ = self.out.send(Out::Error { tag, error }).await;
     }
 
-    /// Waits for the calls in flight to answer, then ends the connection's
-    /// handles and observations.
-    pub async fn finish(self) {
-        let _ = self.in_flight.acquire_many(self.max).await;
+    /// Lets the calls in flight answer, then ends the connection's handles
+    /// and observations.
+    pub async fn finish(mut self) {
+        while self.running().next().await.is_some() {}
         self.conn.close();
     }
 }

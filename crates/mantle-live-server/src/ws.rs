@@ -123,10 +123,10 @@ async fn session(site: Site, peer: IpAddr, user: Option<Avatar>, socket: WebSock
     let (tx, rx) = mpsc::channel::<Out<Value>>(1024);
     let (done_tx, done_rx) = oneshot::channel::<Closing>();
     let writer = tokio::spawn(write_loop(sink, rx, done_rx));
-    let requests = Requests::new(site, Some(peer), user, tx.clone());
+    let mut requests = Requests::new(site, Some(peer), user, tx.clone());
     drop(tx);
     let mut closing: Closing = None;
-    while let Some(msg) = stream.next().await {
+    while let Some(msg) = requests.next(&mut stream).await {
         match msg {
             Ok(Message::Text(text)) => match JsonRequest::parse(text.as_str()) {
                 Ok(r) => {
