@@ -125,6 +125,14 @@ async fn malformed_amp_is_answered_or_closed_and_harms_nothing() {
     )
     .await;
     assert_eq!(code_of(&m), codes::BAD_ARGUMENTS.as_bytes());
+    // A command name that is not UTF-8.
+    let m = ask(
+        &mut s,
+        &mut buf,
+        frame::request(b"\xff\xfe", Some(b"8"), AmpBox::new()),
+    )
+    .await;
+    assert_eq!(code_of(&m), codes::UNHANDLED.as_bytes());
     // A box with no `_command` and no `_ask`: closed, as Twisted does.
     s.write_all(&encode(&AmpBox::new().with("x", "y")).unwrap())
         .await
@@ -140,6 +148,19 @@ async fn malformed_amp_is_answered_or_closed_and_harms_nothing() {
     let mut s = TcpStream::connect(t.amp_addr).await.unwrap();
     s.write_all(b"\x00\x01a\xff\xffshort").await.unwrap();
     s.shutdown().await.unwrap();
+    assert!(
+        read_box(&mut s, &mut bytes::BytesMut::new())
+            .await
+            .is_none(),
+        "closed"
+    );
+    // A box over the size limit (1 MiB by default), each value valid.
+    let mut s = TcpStream::connect(t.amp_addr).await.unwrap();
+    let mut big = AmpBox::new();
+    for i in 0..20 {
+        big.insert(format!("k{i}"), vec![b'v'; 60_000]);
+    }
+    let _ = s.write_all(&encode(&big).unwrap()).await;
     assert!(
         read_box(&mut s, &mut bytes::BytesMut::new())
             .await
@@ -246,6 +267,23 @@ async fn websocket_json_serves_the_same_commands_and_refuses_bad_messages() {
     assert_eq!(push["command"], "Delta");
     assert_eq!(push["args"]["sequence"], seq + 1);
     assert_eq!(push["args"]["delta"]["text"], "pushed");
+    // A message over the 1 MiB limit closes the connection.
+    let (mut big, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
+    let text = format!(
+        r#"{{"id":1,"command":"Whoami","args":{{"x":"{}"}}}}"#,
+        "y".repeat(1_100_000)
+    );
+    let _ = big.send(WsMessage::Text(text.into())).await;
+    let ended = tokio::time::timeout(WAIT, async {
+        loop {
+            match big.next().await {
+                Some(Ok(WsMessage::Close(_))) | None | Some(Err(_)) => return,
+                Some(Ok(_)) => {}
+            }
+        }
+    })
+    .await;
+    assert!(ended.is_ok(), "an oversized message ends the connection");
     // A binary frame closes the connection with 1003.
     ws.send(WsMessage::Binary(vec![1, 2, 3].into()))
         .await
