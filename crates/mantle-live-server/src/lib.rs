@@ -81,7 +81,6 @@ pub struct Live {
     stats: std::sync::OnceLock<std::sync::Arc<stats::LiveStats>>,
     /// `Login` attempts per client address, on every live transport.
     logins: std::sync::OnceLock<mantle_web::LoginLimiter>,
-    login_attempts: std::sync::atomic::AtomicU64,
 }
 
 impl Live {
@@ -118,18 +117,11 @@ impl Live {
         site: &mantle_site::Site,
         ip: std::net::IpAddr,
     ) -> Result<(), std::time::Duration> {
-        let limiter = self.logins.get_or_init(|| {
-            mantle_web::LoginLimiter::new(site.config().auth.login_attempts_per_minute)
-        });
-        // Forget addresses whose allowance is full again, now and then,
-        // so the table stays as small as the recent attackers.
-        let n = self
-            .login_attempts
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        if n % 1024 == 1023 {
-            limiter.prune();
-        }
-        limiter.allow(ip)
+        self.logins
+            .get_or_init(|| {
+                mantle_web::LoginLimiter::new(site.config().auth.login_attempts_per_minute)
+            })
+            .allow(ip)
     }
 
     /// The statistics handles, in `site`'s registry.

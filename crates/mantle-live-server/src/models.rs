@@ -437,3 +437,105 @@ async fn start(conn: &Arc<Conn>, raw: crate::session::RawArgs) -> Result<Started
     };
     Ok((answer, obs, missed))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicUsize;
+
+    use super::*;
+    use crate::session::PushQueue;
+
+    /// A connection queue with room for `room` pushes.
+    #[derive(Default)]
+    struct Queue {
+        room: AtomicUsize,
+        sent: Mutex<Vec<(&'static str, serde_json::Value)>>,
+        later: Mutex<Vec<&'static str>>,
+    }
+
+    impl PushQueue for Queue {
+        fn try_send(&self, p: Arc<Push>) -> bool {
+            if self.room.load(Ordering::Relaxed) == 0 {
+                return false;
+            }
+            self.room.fetch_sub(1, Ordering::Relaxed);
+            self.sent
+                .lock()
+                .push((p.command, p.fields["sequence"].clone()));
+            true
+        }
+        fn send_later(&self, p: Arc<Push>) {
+            self.later.lock().push(p.command);
+        }
+    }
+
+    impl PushSink for Queue {
+        fn fits(&self, _: &Push) -> bool {
+            true
+        }
+        fn max_value(&self) -> Option<usize> {
+            None
+        }
+        fn queue(&self) -> &dyn PushQueue {
+            self
+        }
+    }
+
+    fn observation(room: usize) -> (Arc<Queue>, Observation) {
+        let queue = Arc::new(Queue {
+            room: AtomicUsize::new(room),
+            ..Queue::default()
+        });
+        let stats = crate::stats::LiveStats::new(
+            &mantle_stats::StatsRegistry::new(),
+            std::sync::Weak::new(),
+        );
+        let o = Observation {
+            model: "m".into(),
+            sink: queue.clone(),
+            stats: Arc::new(stats),
+            state: Mutex::new(ObsState::Pending(Vec::new())),
+            closed: AtomicBool::new(false),
+        };
+        (queue, o)
+    }
+
+    fn delta(seq: i64) -> Arc<Push> {
+        Push::new::<Delta>(&DeltaArgs {
+            model: "m".into(),
+            sequence: seq,
+            delta: serde_json::Value::Null,
+        })
+    }
+
+    #[test]
+    fn deltas_are_sent_once_and_in_order_after_the_answer() {
+        let (q, o) = observation(10);
+        o.offer(3, &delta(3)); // arrived before Observe answered
+        o.activate(2, Vec::new());
+        o.offer(3, &delta(3)); // the same again: ignored
+        o.offer(4, &delta(4));
+        let sent: Vec<_> = q.sent.lock().iter().map(|(_, s)| s.clone()).collect();
+        assert_eq!(sent, vec![serde_json::json!(3), serde_json::json!(4)]);
+        assert!(q.later.lock().is_empty());
+    }
+
+    #[test]
+    fn a_full_queue_or_a_gap_ends_the_observation_with_a_resync_that_is_not_lost() {
+        let (q, o) = observation(1);
+        o.activate(0, Vec::new());
+        o.offer(1, &delta(1));
+        o.offer(2, &delta(2)); // no room: must resync, even though full
+        o.offer(3, &delta(3)); // stopped: nothing more
+        assert_eq!(q.sent.lock().len(), 1);
+        assert_eq!(*q.later.lock(), vec!["Resync"]);
+
+        let (q, o) = observation(10);
+        o.activate(0, Vec::new());
+        o.offer(2, &delta(2)); // 1 is missing
+        assert!(q.sent.lock().is_empty());
+        assert_eq!(*q.later.lock(), vec!["Resync"]);
+        o.offer(1, &delta(1));
+        assert!(q.sent.lock().is_empty(), "stopped after the resync");
+    }
+}

@@ -9,6 +9,9 @@ use governor::{Quota, RateLimiter};
 
 use crate::error::ApiError;
 
+/// Attempts between two prunings of the per-address table.
+const PRUNE_EVERY: u64 = 1024;
+
 type Keyed =
     RateLimiter<IpAddr, governor::state::keyed::DefaultKeyedStateStore<IpAddr>, DefaultClock>;
 
@@ -16,6 +19,8 @@ type Keyed =
 /// over the minute; past that, 429 with `Retry-After`.
 pub struct LoginLimiter {
     limiter: Keyed,
+    /// Attempts counted, to prune now and then.
+    attempts: std::sync::atomic::AtomicU64,
 }
 
 impl LoginLimiter {
@@ -28,6 +33,7 @@ impl LoginLimiter {
             .allow_burst(n);
         Self {
             limiter: RateLimiter::keyed(quota),
+            attempts: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -44,7 +50,15 @@ impl LoginLimiter {
     }
 
     /// Counts an attempt from `ip`; over the limit, how long to wait.
+    /// Every 1,024 attempts it forgets the addresses whose allowance is
+    /// full again, so the table stays as small as the recent attackers.
     pub fn allow(&self, ip: IpAddr) -> Result<(), Duration> {
+        let n = self
+            .attempts
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if n % PRUNE_EVERY == PRUNE_EVERY - 1 {
+            self.prune();
+        }
         self.limiter
             .check_key(&ip)
             .map_err(|not_until| not_until.wait_time_from(DefaultClock::default().now()))
@@ -72,5 +86,22 @@ mod tests {
         assert_eq!(e.status, axum::http::StatusCode::TOO_MANY_REQUESTS);
         assert!(e.retry_after.unwrap() >= 1);
         l.check(b).unwrap();
+    }
+
+    #[test]
+    fn addresses_whose_allowance_refilled_are_forgotten() {
+        // One attempt a millisecond: an address is "fresh" again at once.
+        let l = LoginLimiter::new(60_000);
+        for i in 0..1000u32 {
+            let ip = IpAddr::from(std::net::Ipv4Addr::from(0x0a00_0000 + i));
+            l.allow(ip).unwrap();
+        }
+        assert_eq!(l.limiter.len(), 1000);
+        std::thread::sleep(Duration::from_millis(20));
+        let a: IpAddr = "127.0.0.1".parse().unwrap();
+        for _ in 0..PRUNE_EVERY {
+            let _ = l.allow(a);
+        }
+        assert!(l.limiter.len() < 10, "pruned: {}", l.limiter.len());
     }
 }
