@@ -148,9 +148,10 @@ async fn session(site: Site, peer: IpAddr, user: Option<Avatar>, socket: WebSock
             Ok(Message::Close(_)) => break,
             Ok(Message::Ping(_) | Message::Pong(_)) => {}
             Err(e) => {
-                // A malformed frame or one over the size limit.
+                // A malformed frame or one over the size limit: the
+                // WebSocket layer has given up, and cannot send a close
+                // frame any more; the connection just ends.
                 tracing::debug!(%e, "closing live WebSocket");
-                closing = Some((1002, "malformed WebSocket frame"));
                 break;
             }
         }

@@ -386,3 +386,48 @@ async fn a_connection_holds_a_bounded_number_of_handles() {
         .await
         .unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malformed_websocket_frame_closes_the_connection() {
+    let t = TestSite::start().await;
+    let mut s = TcpStream::connect(t.http).await.unwrap();
+    // A hand-made upgrade, then a frame a client must never send: unmasked.
+    let upgrade = format!(
+        "GET /live HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+        t.http
+    );
+    s.write_all(upgrade.as_bytes()).await.unwrap();
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut byte = [0u8];
+        tokio::time::timeout(WAIT, s.read_exact(&mut byte))
+            .await
+            .unwrap()
+            .unwrap();
+        head.push(byte[0]);
+    }
+    assert!(
+        head.starts_with(b"HTTP/1.1 101"),
+        "{}",
+        String::from_utf8_lossy(&head)
+    );
+    s.write_all(&[0x81, 0x02, b'{', b'}']).await.unwrap();
+    // The WebSocket layer gives up on the connection: it can no longer
+    // send even a close frame, so the socket just ends.
+    let mut rest = Vec::new();
+    tokio::time::timeout(WAIT, s.read_to_end(&mut rest))
+        .await
+        .expect("the server closes the connection")
+        .unwrap();
+    assert!(
+        rest.is_empty() || rest[0] == 0x88,
+        "nothing but a close frame: {rest:?}"
+    );
+    // The server goes on.
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/live", t.http))
+        .await
+        .unwrap();
+    let r = ws_ask(&mut ws, r#"{"id":1,"command":"Whoami"}"#).await;
+    assert_eq!(r["error"]["code"], codes::UNAUTHORIZED);
+}
