@@ -256,7 +256,7 @@ impl MapTyped for CallError<NoError> {
     }
 }
 
-fn encode<A: Arguments, E>(args: &A) -> Result<AmpBox, CallError<E>> {
+pub(crate) fn encode<A: Arguments, E>(args: &A) -> Result<AmpBox, CallError<E>> {
     let value = serde_json::to_value(args).map_err(|e| CallError::Protocol(e.to_string()))?;
     let fields = value
         .as_object()

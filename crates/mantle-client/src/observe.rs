@@ -4,16 +4,16 @@
 use std::sync::{Arc, Weak};
 
 use mantle_amp::AmpBox;
+use mantle_live::Command;
 use mantle_live::builtin::{
     Delta, DeltaArgs, Observe, ObserveAnswer, ObserveArgs, ObserveError, Resync, ResyncArgs,
     Unobserve, UnobserveArgs,
 };
-use mantle_live::{Arguments, Command, codec};
 use parking_lot::Mutex;
 use serde_json::Value;
 use tokio::sync::mpsc;
 
-use crate::client::{Inner, MapTyped, ask, decode};
+use crate::client::{Inner, MapTyped, ask, decode, encode};
 use crate::conn::Conn;
 use crate::error::CallError;
 
@@ -97,9 +97,10 @@ impl Drop for Subscription {
         };
         client.subs.lock().remove(&self.inner.model);
         if let Some(conn) = client.current() {
-            let args = serde_json::json!({ "model": self.inner.model });
-            if let Ok(b) = codec::to_amp(args.as_object().expect("object"), UnobserveArgs::schema())
-            {
+            let args = UnobserveArgs {
+                model: self.inner.model.clone(),
+            };
+            if let Ok(b) = encode::<_, ()>(&args) {
                 conn.send(&mantle_amp::frame::request(
                     Unobserve::NAME.as_bytes(),
                     None,
@@ -121,9 +122,7 @@ impl SubInner {
             model: self.model.clone(),
             since: *self.last.lock(),
         };
-        let value = serde_json::to_value(&args).map_err(|e| CallError::Protocol(e.to_string()))?;
-        let b = codec::to_amp(value.as_object().expect("a struct"), ObserveArgs::schema())
-            .map_err(|e| CallError::Protocol(e.to_string()))?;
+        let b = encode(&args)?;
         let me = self.clone();
         let hook = Box::new(move |reply: &Result<AmpBox, mantle_live::RemoteError>| {
             let Ok(b) = reply else { return };

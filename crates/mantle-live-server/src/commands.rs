@@ -26,6 +26,16 @@ impl<E> Failure<E> {
     }
 }
 
+impl<E: CommandError> Failure<E> {
+    /// The wire form, for command `command`.
+    pub(crate) fn into_remote(self, command: &str) -> RemoteError {
+        match self {
+            Failure::Command(e) => RemoteError::from_typed(&e),
+            Failure::Internal(why) => failed(command, why),
+        }
+    }
+}
+
 impl<E> From<E> for Failure<E> {
     fn from(e: E) -> Self {
         Failure::Command(e)
@@ -112,23 +122,15 @@ pub(crate) fn answer<C: Command>(
     match result {
         Ok(answer) => match serde_json::to_value(answer) {
             Ok(Value::Object(fields)) => Ok(fields),
-            other => Err(unhandled(
-                name,
-                format!("answer is not an object: {other:?}"),
-            )),
+            other => Err(failed(name, format!("answer is not an object: {other:?}"))),
         },
-        Err(Failure::Command(e)) => Err(typed(&e)),
-        Err(Failure::Internal(why)) => Err(unhandled(name, why)),
+        Err(f) => Err(f.into_remote(name)),
     }
 }
 
-pub(crate) fn typed<E: CommandError>(e: &E) -> RemoteError {
-    RemoteError::from_typed(e)
-}
-
-/// `UNKNOWN`, logged here with the detail; the caller learns which
-/// command failed and why.
-pub(crate) fn unhandled(command: &str, why: String) -> RemoteError {
+/// `UNKNOWN` (Twisted's code for a failed handler), logged here with the
+/// detail; the caller learns which command failed and why.
+pub(crate) fn failed(command: &str, why: String) -> RemoteError {
     tracing::warn!(command, %why, "live command failed");
     RemoteError::new(codes::UNKNOWN, format!("{command} failed: {why}"))
 }

@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
 use crate::Caller;
-use crate::commands::{Failure, Fields, decode, typed, unhandled};
+use crate::commands::{Failure, Fields, decode, failed};
 use crate::session::{Conn, Out, Push, PushSink, Request, reply};
 
 /// Deltas kept per model for observers that reconnect. An observer that
@@ -351,16 +351,14 @@ async fn start(conn: &Arc<Conn>, raw: crate::session::RawArgs) -> Result<Started
     let (kind, key) = args.model.split_once(':').unwrap_or((&args.model, ""));
     let live = conn.live();
     let no_such = || {
-        typed(&ObserveError::NoSuchModel {
+        RemoteError::from_typed(&ObserveError::NoSuchModel {
             model: args.model.clone(),
         })
     };
     let spec = live.models.get(kind).cloned().ok_or_else(no_such)?;
-    let store = match (spec.store)(caller, key.to_string()).await {
-        Ok(s) => s,
-        Err(Failure::Command(e)) => return Err(typed(&e)),
-        Err(Failure::Internal(why)) => return Err(unhandled(Observe::NAME, why)),
-    };
+    let store = (spec.store)(caller, key.to_string())
+        .await
+        .map_err(|f| f.into_remote(Observe::NAME))?;
     let obs = Arc::new(Observation {
         model: args.model.clone(),
         sink: conn.sink.clone(),
@@ -415,7 +413,7 @@ async fn start(conn: &Arc<Conn>, raw: crate::session::RawArgs) -> Result<Started
         Ok(r) => r,
         Err(e) => {
             obs.close();
-            return Err(unhandled(Observe::NAME, e.to_string()));
+            return Err(failed(Observe::NAME, e.to_string()));
         }
     };
     let missed = missed

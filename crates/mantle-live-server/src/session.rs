@@ -187,12 +187,19 @@ pub(crate) struct Request<T> {
     pub args: RawArgs,
 }
 
+/// The site's live layer (the transports are only served by sites built
+/// with `install`, which attaches it).
+fn live_of(site: &Site) -> &Live {
+    site.extension::<Live>()
+        .expect("transports run only on sites with mantle_live_server::install")
+}
+
 /// A connection's state, shared by its requests in flight.
 pub(crate) struct Conn {
     pub site: Site,
     /// The client's address (for the login attempt limit).
     peer: Option<IpAddr>,
-    user: RwLock<Option<Avatar>>,
+    user: RwLock<Option<Arc<Avatar>>>,
     handles: Mutex<HashMap<i64, Arc<dyn RemoteObject>>>,
     next_handle: AtomicI64,
     pub observing: Mutex<HashMap<String, Arc<Observation>>>,
@@ -208,17 +215,13 @@ impl Conn {
         user: Option<Avatar>,
         sink: Arc<dyn PushSink>,
     ) -> Arc<Conn> {
-        let stats = site
-            .extension::<Live>()
-            .expect("transports run only on sites with mantle_live_server::install")
-            .stats(&site)
-            .clone();
+        let stats = live_of(&site).stats(&site).clone();
         Arc::new(Conn {
             _open: ConnectionCount::new(stats.clone()),
             stats,
             site,
             peer,
-            user: RwLock::new(user),
+            user: RwLock::new(user.map(Arc::new)),
             handles: Mutex::new(HashMap::new()),
             next_handle: AtomicI64::new(1),
             observing: Mutex::new(HashMap::new()),
@@ -227,9 +230,7 @@ impl Conn {
     }
 
     pub fn live(&self) -> &Live {
-        self.site
-            .extension::<Live>()
-            .expect("transports run only on sites with mantle_live_server::install")
+        live_of(&self.site)
     }
 
     fn caller(self: &Arc<Self>) -> Option<Caller> {
@@ -261,7 +262,7 @@ pub const MAX_HANDLES: usize = 10_000;
 #[derive(Clone)]
 pub struct Caller {
     conn: Arc<Conn>,
-    avatar: Avatar,
+    avatar: Arc<Avatar>,
 }
 
 impl Caller {
@@ -366,7 +367,7 @@ async fn log_in(conn: &Conn, token: &str) -> Result<WhoamiAnswer, Failure<Unauth
     match conn.site.authenticate(token).await {
         Ok(avatar) => {
             let username = avatar.address.clone();
-            *conn.user.write() = Some(avatar);
+            *conn.user.write() = Some(Arc::new(avatar));
             Ok(WhoamiAnswer { username })
         }
         Err(SiteError::BadToken) => Err(Unauthorized::Unauthorized.into()),
