@@ -104,3 +104,31 @@ async fn call(
         Err(e) => Err(CliError::Message(e.to_string())),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn arguments_must_be_key_equals_value_with_a_valid_key() {
+        let b = parse_args(&["a=1".into(), "b=x=y".into()], Some(7)).unwrap();
+        assert_eq!(b.get("a"), Some(&b"1"[..]));
+        assert_eq!(b.get("b"), Some(&b"x=y"[..]));
+        assert_eq!(b.get("_handle"), Some(&b"7"[..]));
+        for bad in ["novalue", "=1"] {
+            let e = parse_args(&[bad.into()], None).unwrap_err();
+            assert!(
+                e.to_string().contains(bad.trim_start_matches('='))
+                    || e.to_string().contains("1 to 255"),
+                "{e}"
+            );
+        }
+        let long = format!("{}=1", "k".repeat(256));
+        assert!(
+            parse_args(&[long], None)
+                .unwrap_err()
+                .to_string()
+                .contains("1 to 255")
+        );
+    }
+}
