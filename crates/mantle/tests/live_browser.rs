@@ -200,6 +200,10 @@ impl Browser {
                 profile.path().join("data").display()
             ))
             .arg("about:blank")
+            // With --disable-dev-shm-usage Chromium keeps its shared memory
+            // files in TMPDIR, and a killed browser leaves them behind: keep
+            // them in the profile directory, which the test removes.
+            .env("TMPDIR", profile.path())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
