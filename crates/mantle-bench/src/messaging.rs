@@ -49,7 +49,7 @@ pub const MESSAGING_BENCHES: &[&str] = &[
     "messages_round_trip",
 ];
 
-/// Options of the messaging benches (see [`BenchOptions`]).
+/// Options of the messaging benches (see [`BenchOptions`](crate::BenchOptions)).
 pub type MessagingBenchOptions = crate::BenchOptions;
 
 /// Sending user stores.

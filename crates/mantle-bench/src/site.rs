@@ -32,7 +32,7 @@ use crate::store::{BenchDir, check};
 /// name.
 pub const SITE_BENCHES: &[&str] = &["site_slate_get"];
 
-/// Options of the site benches (see [`BenchOptions`]).
+/// Options of the site benches (see [`BenchOptions`](crate::BenchOptions)).
 pub type SiteBenchOptions = crate::BenchOptions;
 
 /// wrk's connections (the load's concurrency).

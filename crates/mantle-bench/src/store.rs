@@ -36,7 +36,7 @@ pub const STORE_BENCHES: &[&str] = &[
     "many_stores",
 ];
 
-/// Options of the store benches (see [`BenchOptions`]).
+/// Options of the store benches (see [`BenchOptions`](crate::BenchOptions)).
 pub type StoreBenchOptions = crate::BenchOptions;
 
 // Sizes at scale 1.0.

@@ -1,6 +1,6 @@
 //! Live objects on the server (DESIGN.md §5).
 //!
-//! Offerings declare [`Command`](mantle_live::Command)s once and register
+//! Offerings declare [`Command`]s once and register
 //! handlers on the site's [`Live`] extension; Mantle serves them over AMP
 //! on TCP ([`amp::serve`], byte-compatible with Twisted) and as JSON over
 //! WebSocket at `/live` (with the browser script at `/live.js`). A
