@@ -431,3 +431,160 @@ async fn a_malformed_websocket_frame_closes_the_connection() {
     let r = ws_ask(&mut ws, r#"{"id":1,"command":"Whoami"}"#).await;
     assert_eq!(r["error"]["code"], codes::UNAUTHORIZED);
 }
+
+/// An observer that stops reading cannot hold the server: once its queue
+/// is full it is told to `Resync` (and that push is not lost to the full
+/// queue), the deltas it got before are consecutive, and observing again
+/// brings it up to date. Another observer of the same model sees every
+/// change, and the writer is never held up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_observer_that_stops_reading_is_told_to_resync() {
+    let t = TestSite::start().await;
+    let store = t.alice_store().await;
+    let bystander = Client::connect(t.client_options()).await.unwrap();
+    let mut others = bystander.observe("notes").await.unwrap();
+
+    // A small receive buffer, so the server's queue fills sooner.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut s = socket.connect(t.amp_addr).await.unwrap();
+    let mut buf = bytes::BytesMut::new();
+    let login = AmpBox::new()
+        .with("username", t.user.as_str())
+        .with("password", PASSWORD);
+    let m = ask(
+        &mut s,
+        &mut buf,
+        frame::request(b"Login", Some(b"1"), login),
+    )
+    .await;
+    assert!(matches!(m, Message::Answer { .. }), "{m:?}");
+    let m = ask(
+        &mut s,
+        &mut buf,
+        frame::request(b"Observe", Some(b"2"), AmpBox::new().with("model", "notes")),
+    )
+    .await;
+    let Message::Answer { values, .. } = m else {
+        panic!("{m:?}")
+    };
+    let int = |b: &AmpBox, key: &str| -> i64 {
+        std::str::from_utf8(b.get(key).unwrap_or_else(|| panic!("no {key}")))
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let start = int(&values, "sequence");
+
+    // Stop reading; publish (8 KiB deltas, 50 a transaction) until the
+    // server gives up on this observer.
+    let resyncs = || {
+        let site = t.site.clone();
+        async move {
+            let snap = site.stats_snapshot().await.unwrap();
+            match snap
+                .namespace(mantle_live_server::LIVE_NAMESPACE)
+                .and_then(|ns| ns.value("Resyncs").cloned())
+            {
+                Some(mantle_stats::Value::Int(n)) => n,
+                _ => 0,
+            }
+        }
+    };
+    let text = "x".repeat(8 * 1024);
+    let mut published = 0i64;
+    while resyncs().await == 0 {
+        assert!(
+            published < 20_000,
+            "no resync after {published} deltas to an observer that reads nothing"
+        );
+        let text = text.clone();
+        store
+            .transact(move |tx| {
+                for _ in 0..50 {
+                    let id = tx.insert(&Note { text: text.clone() })?;
+                    mantle_live_server::publish(
+                        tx,
+                        "notes",
+                        &NoteDelta {
+                            id: id.raw(),
+                            text: text.clone(),
+                        },
+                    )?;
+                }
+                Ok::<_, mantle_store::Error>(())
+            })
+            .await
+            .unwrap();
+        published += 50;
+    }
+
+    // Read again: consecutive deltas from `start`, then the Resync.
+    let mut last = start;
+    loop {
+        let b = read_box(&mut s, &mut buf)
+            .await
+            .expect("the connection stays open");
+        match Message::classify(b).unwrap() {
+            Message::Request { command, args, .. } if command == b"Delta" => {
+                let seq = int(&args, "sequence");
+                assert_eq!(seq, last + 1, "deltas arrive in order, without gaps");
+                last = seq;
+            }
+            Message::Request { command, args, .. } if command == b"Resync" => {
+                assert_eq!(args.get("model"), Some(&b"notes"[..]));
+                break;
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert!(last < start + published, "it fell behind before the end");
+
+    // Observing again from the last sequence seen brings it up to date.
+    let m = ask(
+        &mut s,
+        &mut buf,
+        frame::request(
+            b"Observe",
+            Some(b"3"),
+            AmpBox::new()
+                .with("model", "notes")
+                .with("since", last.to_string().as_str()),
+        ),
+    )
+    .await;
+    let Message::Answer { values, .. } = m else {
+        panic!("{m:?}")
+    };
+    assert_eq!(int(&values, "sequence"), start + published);
+    if values.get("resumed") == Some(&b"True"[..]) {
+        // Within the history: the missed deltas follow.
+        for want in last + 1..=start + published {
+            let b = read_box(&mut s, &mut buf).await.expect("a delta");
+            let Message::Request { command, args, .. } = Message::classify(b).unwrap() else {
+                panic!("expected a delta")
+            };
+            assert_eq!(command, b"Delta");
+            assert_eq!(int(&args, "sequence"), want);
+        }
+    }
+
+    // The other observer saw everything, in order.
+    let mut seen = start;
+    while seen < start + published {
+        match tokio::time::timeout(WAIT, others.next())
+            .await
+            .expect("the other observer keeps up")
+            .unwrap()
+        {
+            mantle_client::ModelEvent::Snapshot { sequence, .. } if sequence == start => {}
+            mantle_client::ModelEvent::Snapshot { sequence, .. } => {
+                panic!("the other observer had to resync (at {sequence})")
+            }
+            mantle_client::ModelEvent::Delta { sequence, .. } => {
+                assert_eq!(sequence, seen + 1);
+                seen = sequence;
+            }
+        }
+    }
+}
