@@ -7,7 +7,7 @@ use mantle_amp::AmpBox;
 use mantle_live::Command;
 use mantle_live::builtin::{
     Delta, DeltaArgs, Observe, ObserveAnswer, ObserveArgs, ObserveError, Resync, ResyncArgs,
-    Unobserve, UnobserveArgs,
+    SnapshotPart, SnapshotPartArgs, Unobserve, UnobserveArgs,
 };
 use parking_lot::Mutex;
 use serde_json::Value;
@@ -40,7 +40,17 @@ pub(crate) struct SubInner {
     model: String,
     /// The last sequence handed to the application.
     last: Mutex<Option<i64>>,
+    /// A snapshot arriving in `SnapshotPart`s.
+    assembling: Mutex<Option<Assembly>>,
     events: mpsc::UnboundedSender<ModelEvent>,
+}
+
+/// The pieces of a large snapshot received so far.
+struct Assembly {
+    sequence: i64,
+    parts: i64,
+    received: i64,
+    text: String,
 }
 
 /// An observation of one model; dropping it stops observing.
@@ -56,6 +66,7 @@ impl Subscription {
         let inner = Arc::new(SubInner {
             model: model.to_string(),
             last: Mutex::new(None),
+            assembling: Mutex::new(None),
             events: tx,
         });
         (
@@ -129,18 +140,61 @@ impl SubInner {
             let Ok(a) = decode::<ObserveAnswer, ()>(b) else {
                 return;
             };
-            if !a.resumed {
-                *me.last.lock() = Some(a.sequence);
-                let _ = me.events.send(ModelEvent::Snapshot {
-                    sequence: a.sequence,
-                    value: a.snapshot.unwrap_or(Value::Null),
-                });
+            if a.resumed {
+                return;
+            }
+            match a.parts {
+                // Too long for one AMP value: the parts follow.
+                Some(parts) if parts > 0 => {
+                    *me.assembling.lock() = Some(Assembly {
+                        sequence: a.sequence,
+                        parts,
+                        received: 0,
+                        text: String::new(),
+                    });
+                }
+                _ => me.snapshot(a.sequence, a.snapshot.unwrap_or(Value::Null)),
             }
         });
         ask(conn, Observe::NAME, b, Some(hook))
             .await
             .map(|_| ())
             .map_err(|e| e.map_typed())
+    }
+
+    fn snapshot(&self, sequence: i64, value: Value) {
+        *self.assembling.lock() = None;
+        *self.last.lock() = Some(sequence);
+        let _ = self.events.send(ModelEvent::Snapshot { sequence, value });
+    }
+
+    /// Takes a piece of a large snapshot; `false` if it is not the one
+    /// expected (or the whole is not JSON), so the model must be observed
+    /// again. Pieces when none are expected are left: they are the rest
+    /// of a snapshot already given up on, and one new `Observe` is enough.
+    fn snapshot_part(&self, p: SnapshotPartArgs) -> bool {
+        let mut assembling = self.assembling.lock();
+        let Some(a) = assembling.as_mut() else {
+            return true;
+        };
+        if p.sequence != a.sequence || p.parts != a.parts || p.part != a.received + 1 {
+            *assembling = None;
+            return false;
+        }
+        a.received = p.part;
+        a.text.push_str(&p.text);
+        if a.received < a.parts {
+            return true;
+        }
+        let a = assembling.take().expect("checked above");
+        drop(assembling);
+        match serde_json::from_str(&a.text) {
+            Ok(value) => {
+                self.snapshot(a.sequence, value);
+                true
+            }
+            Err(_) => false,
+        }
     }
 
     /// Takes delta `seq`; `false` if it does not follow the last one.
@@ -172,6 +226,16 @@ pub(crate) fn on_push(inner: &Arc<Inner>, command: &str, args: AmpBox) {
                 return;
             };
             let ok = sub.delta(d.sequence, d.delta);
+            (sub, ok)
+        }
+        SnapshotPart::NAME => {
+            let Ok(p) = decode::<SnapshotPartArgs, ()>(&args) else {
+                return;
+            };
+            let Some(sub) = sub_of(inner, &p.model) else {
+                return;
+            };
+            let ok = sub.snapshot_part(p);
             (sub, ok)
         }
         Resync::NAME => {

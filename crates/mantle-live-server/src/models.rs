@@ -17,6 +17,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use futures::future::BoxFuture;
 use mantle_live::builtin::{
     Delta, DeltaArgs, Observe, ObserveAnswer, ObserveArgs, ObserveError, Resync, ResyncArgs,
+    SnapshotPart, SnapshotPartArgs,
 };
 use mantle_live::{Arguments, Command, RemoteError};
 use mantle_site::Site;
@@ -330,7 +331,7 @@ pub(crate) async fn observe<T: Send + 'static>(
     req: Request<T>,
 ) {
     let result = start(&conn, req.args).await;
-    let (answer, obs, missed) = match result {
+    let (answer, obs, missed, parts) = match result {
         Ok(ok) => ok,
         Err(e) => return reply(&conn, &out, req.tag, Err(e)).await,
     };
@@ -340,10 +341,76 @@ pub(crate) async fn observe<T: Send + 'static>(
         _ => Fields::new(),
     };
     reply(&conn, &out, req.tag, Ok((fields, ObserveAnswer::schema()))).await;
+    // The parts go through the connection's queue in order, right after
+    // the answer; deltas committed meanwhile wait in the observation.
+    for part in parts {
+        if out.send(Out::Push(part)).await.is_err() {
+            obs.close();
+            return;
+        }
+    }
     obs.activate(sequence, missed);
 }
 
-type Started = (ObserveAnswer, Arc<Observation>, Vec<(i64, Arc<Push>)>);
+/// The answer, the observation, the missed deltas that follow it (when
+/// resumed) and the `SnapshotPart`s (when the snapshot is too long for
+/// one value).
+type Started = (
+    ObserveAnswer,
+    Arc<Observation>,
+    Vec<(i64, Arc<Push>)>,
+    Vec<Arc<Push>>,
+);
+
+/// Splits `text` into pieces of at most `max` bytes, each ending on a
+/// character boundary (every piece must be valid UTF-8 on its own, as
+/// AMP's Unicode values are).
+fn split_text(text: &str, max: usize) -> Vec<&str> {
+    let mut pieces = Vec::new();
+    let mut rest = text;
+    while !rest.is_empty() {
+        let mut end = rest.len().min(max);
+        while !rest.is_char_boundary(end) {
+            end -= 1;
+        }
+        let (piece, tail) = rest.split_at(end);
+        pieces.push(piece);
+        rest = tail;
+    }
+    pieces
+}
+
+/// The snapshot as `SnapshotPart` pushes if its JSON text is longer than
+/// the transport's values (`max_value`); `None` if it fits as it is.
+fn snapshot_parts(
+    model: &str,
+    sequence: i64,
+    snapshot: &serde_json::Value,
+    max_value: Option<usize>,
+) -> Option<Vec<Arc<Push>>> {
+    let max = max_value?;
+    let text = serde_json::to_string(snapshot).ok()?;
+    if text.len() <= max {
+        return None;
+    }
+    let pieces = split_text(&text, max);
+    let parts = pieces.len() as i64;
+    Some(
+        pieces
+            .into_iter()
+            .zip(1..)
+            .map(|(piece, part)| {
+                Push::new::<SnapshotPart>(&SnapshotPartArgs {
+                    model: model.to_string(),
+                    sequence,
+                    part,
+                    parts,
+                    text: piece.to_string(),
+                })
+            })
+            .collect(),
+    )
+}
 
 async fn start(conn: &Arc<Conn>, raw: crate::session::RawArgs) -> Result<Started, RemoteError> {
     let args: ObserveArgs = decode(raw.fields(ObserveArgs::schema())?)?;
@@ -376,7 +443,8 @@ async fn start(conn: &Arc<Conn>, raw: crate::session::RawArgs) -> Result<Started
     }
     let (model, key, since) = (args.model.clone(), key.to_string(), args.since);
     let snapshot = spec.snapshot.clone();
-    let max_value = conn.sink.max_value().unwrap_or(usize::MAX);
+    let max_value = conn.sink.max_value();
+    let history_max = max_value.unwrap_or(usize::MAX);
     let read = store
         .read(move |r| {
             let head = sequence(r, &model)?;
@@ -394,7 +462,7 @@ async fn start(conn: &Arc<Conn>, raw: crate::session::RawArgs) -> Result<Started
                 // `since`, and every missed delta fits the transport (else
                 // a snapshot replaces them).
                 if missed.len() as i64 == head - since
-                    && missed.iter().all(|d| d.delta.len() <= max_value)
+                    && missed.iter().all(|d| d.delta.len() <= history_max)
                 {
                     let missed = missed
                         .into_iter()
@@ -428,12 +496,17 @@ async fn start(conn: &Arc<Conn>, raw: crate::session::RawArgs) -> Result<Started
             (seq, push)
         })
         .collect();
+    let resumed = snapshot.is_none();
+    let parts = snapshot
+        .as_ref()
+        .and_then(|s| snapshot_parts(&args.model, head, s, max_value));
     let answer = ObserveAnswer {
         sequence: head,
-        resumed: snapshot.is_none(),
-        snapshot,
+        resumed,
+        parts: parts.as_ref().map(|p| p.len() as i64),
+        snapshot: if parts.is_some() { None } else { snapshot },
     };
-    Ok((answer, obs, missed))
+    Ok((answer, obs, missed, parts.unwrap_or_default()))
 }
 
 #[cfg(test)]
@@ -516,6 +589,23 @@ mod tests {
         let sent: Vec<_> = q.sent.lock().iter().map(|(_, s)| s.clone()).collect();
         assert_eq!(sent, vec![serde_json::json!(3), serde_json::json!(4)]);
         assert!(q.later.lock().is_empty());
+    }
+
+    #[test]
+    fn long_text_splits_on_character_boundaries_and_joins_back() {
+        let text = "ab€d".repeat(10); // '€' is 3 bytes
+        for max in [3, 4, 5, 7, 64] {
+            let pieces = split_text(&text, max);
+            assert!(pieces.iter().all(|p| !p.is_empty() && p.len() <= max));
+            assert_eq!(pieces.concat(), text);
+        }
+        assert!(split_text("", 10).is_empty());
+        let snap = serde_json::json!({"entries": ["x".repeat(100)]});
+        assert!(snapshot_parts("m", 1, &snap, None).is_none(), "no limit");
+        assert!(snapshot_parts("m", 1, &snap, Some(1000)).is_none(), "fits");
+        let parts = snapshot_parts("m", 7, &snap, Some(40)).unwrap();
+        assert_eq!(parts.len(), 3);
+        assert!(parts.iter().all(|p| p.amp().is_some()));
     }
 
     #[test]

@@ -311,6 +311,70 @@ async fn missed_deltas_too_large_for_amp_are_replaced_by_a_snapshot() {
     );
 }
 
+/// Adds `n` notes of `text` in one transaction, publishing each.
+async fn add_notes(store: &mantle_store::Store, n: usize, text: &str) {
+    let text = text.to_string();
+    store
+        .transact(move |tx| {
+            for _ in 0..n {
+                let id = tx.insert(&Note { text: text.clone() })?;
+                let delta = NoteDelta {
+                    id: id.raw(),
+                    text: text.clone(),
+                };
+                mantle_live_server::publish(tx, "notes", &delta)?;
+            }
+            Ok::<_, mantle_store::Error>(())
+        })
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_too_long_for_one_amp_value_arrives_in_parts() {
+    let mut t = TestSite::start().await;
+    let store = t.alice_store().await;
+    // About 200 KB of JSON, with 3-byte characters across the cuts.
+    let text = "€uro ".repeat(1_000);
+    add_notes(&store, 40, &text).await;
+    let c = Client::connect(t.client_options()).await.unwrap();
+    let mut sub = c.observe("notes").await.unwrap();
+    let s0 = match next(&mut sub).await {
+        ModelEvent::Snapshot { sequence, value } => {
+            let notes = value["notes"].as_array().unwrap();
+            assert_eq!(notes.len(), 40);
+            assert!(notes.iter().all(|n| n["text"] == text.as_str()));
+            sequence
+        }
+        other => panic!("expected the snapshot, got {other:?}"),
+    };
+    assert_eq!(s0, 40);
+    // Deltas follow the parts.
+    add_note(&store, "after").await;
+    assert!(matches!(
+        next(&mut sub).await,
+        ModelEvent::Delta { sequence: 41, .. }
+    ));
+
+    // Away for longer than the history: a fresh snapshot, in parts again.
+    t.stop_amp().await;
+    wait_status(&c, Status::Offline).await;
+    add_notes(&store, 300, "while away").await;
+    t.restart_amp().await;
+    match next(&mut sub).await {
+        ModelEvent::Snapshot { sequence, value } => {
+            assert_eq!(sequence, 341);
+            assert_eq!(value["notes"].as_array().unwrap().len(), 341);
+        }
+        other => panic!("expected a fresh snapshot, got {other:?}"),
+    }
+    add_note(&store, "later").await;
+    assert!(matches!(
+        next(&mut sub).await,
+        ModelEvent::Delta { sequence: 342, .. }
+    ));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_live_statistics_count_connections_calls_errors_and_deltas() {
     let t = TestSite::start().await;

@@ -22,12 +22,15 @@ crate::arguments! {
     /// `Observe` answer.
     ///
     /// `resumed`: the deltas after `since` follow as `Delta` pushes, and no
-    /// snapshot is sent. Otherwise `snapshot` is the model at `sequence`.
+    /// snapshot is sent. Otherwise `snapshot` is the model at `sequence`,
+    /// or, when its JSON text is longer than an AMP value can carry
+    /// (65,535 bytes), it comes as `parts` `SnapshotPart` pushes instead.
     /// Either way, `Delta` pushes with later sequences follow, in order.
     pub struct ObserveAnswer {
         pub sequence: i64,
         pub resumed: bool,
         pub snapshot: Option<serde_json::Value>,
+        pub parts: Option<i64>,
     }
     /// `Unobserve` arguments.
     pub struct UnobserveArgs { pub model: String }
@@ -38,6 +41,17 @@ crate::arguments! {
     /// `Resync` (pushed): the server cannot continue the model's deltas;
     /// observe it again with the last sequence seen.
     pub struct ResyncArgs { pub model: String, pub reason: String }
+    /// `SnapshotPart` (pushed, AMP only): piece `part` (from 1) of `parts`
+    /// of a snapshot too long for one AMP value. Joined in order, the
+    /// `text`s are the snapshot's JSON text. They follow the `Observe`
+    /// answer that announced them, before any `Delta`.
+    pub struct SnapshotPartArgs {
+        pub model: String,
+        pub sequence: i64,
+        pub part: i64,
+        pub parts: i64,
+        pub text: String,
+    }
 }
 
 /// Wrong login, or not logged in: code `UNAUTHORIZED`.
@@ -103,6 +117,10 @@ crate::command!(
 crate::command!(
     /// Server to client, no answer: observe the model again.
     pub Resync, ResyncArgs, Empty, NoError
+);
+crate::command!(
+    /// Server to client, no answer: a piece of a large snapshot.
+    pub SnapshotPart, SnapshotPartArgs, Empty, NoError
 );
 
 /// The argument key that addresses a call to a handle. AMP reserves keys

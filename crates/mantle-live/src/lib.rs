@@ -9,7 +9,7 @@
 //!
 //! [`builtin`] holds the commands every endpoint serves (`Login`,
 //! `Authenticate`, `Whoami`, `Observe`, `Unobserve`, `Release`) and the
-//! ones the server pushes (`Delta`, `Resync`).
+//! ones the server pushes (`Delta`, `Resync`, `SnapshotPart`).
 //!
 //! ```
 //! use mantle_live::{Arguments, Command, NoError, arguments, codec};

@@ -295,6 +295,9 @@ fn twisted_client_passes_its_checks_against_mantle_serve() {
         "PASS authenticate-bad-token: Unauthorized: ",
         "PASS authenticate: username=alice@localhost",
         "PASS whoami-after-authenticate: username=alice@localhost",
+        "PASS observe-large-snapshot-announces-parts: parts=",
+        "PASS snapshot-parts-join: ",
+        "PASS delta-after-parts: ",
         "ALL PASSED",
     ];
     for want in expected {

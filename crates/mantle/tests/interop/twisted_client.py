@@ -10,6 +10,7 @@ USER has PASSWORD. Prints one line per check, ``PASS name: detail`` or
 failed, 2 if the whole run broke, for example the connection).
 """
 
+import json
 import sys
 
 from twisted.internet import defer, endpoints, task
@@ -54,6 +55,7 @@ class Observe(amp.Command):
         (b"sequence", amp.Integer()),
         (b"resumed", amp.Boolean()),
         (b"snapshot", amp.Unicode(optional=True)),
+        (b"parts", amp.Integer(optional=True)),
     ]
     errors = {
         NoSuchModel: b"NO_SUCH_MODEL",
@@ -93,6 +95,89 @@ class LoginWithoutPassword(amp.Command):
 class NoSuchCommand(amp.Command):
     arguments = []
     response = []
+
+
+# Pushed by the server (no answer wanted).
+class Delta(amp.Command):
+    arguments = [
+        (b"model", amp.Unicode()),
+        (b"sequence", amp.Integer()),
+        (b"delta", amp.Unicode()),
+    ]
+    requiresAnswer = False
+
+
+class Resync(amp.Command):
+    arguments = [(b"model", amp.Unicode()), (b"reason", amp.Unicode())]
+    requiresAnswer = False
+
+
+class SnapshotPart(amp.Command):
+    arguments = [
+        (b"model", amp.Unicode()),
+        (b"sequence", amp.Integer()),
+        (b"part", amp.Integer()),
+        (b"parts", amp.Integer()),
+        (b"text", amp.Unicode()),
+    ]
+    requiresAnswer = False
+
+
+# The lists example's commands (served by `mantle serve`).
+class OpenList(amp.Command):
+    arguments = [(b"name", amp.Unicode())]
+    response = [(b"handle", amp.Integer()), (b"model", amp.Unicode())]
+
+
+class AddEntry(amp.Command):
+    arguments = [(b"_handle", amp.Integer()), (b"text", amp.Unicode())]
+    response = [(b"id", amp.Integer()), (b"revision", amp.Integer())]
+
+
+class Observer(amp.AMP):
+    """An AMP client that takes Mantle's pushes: deltas, resyncs and the
+    parts of a snapshot too long for one AMP value."""
+
+    def __init__(self):
+        amp.AMP.__init__(self)
+        self.parts = []
+        self.deltas = []
+        self.resyncs = []
+        self.waiting = None
+
+    def _wake(self):
+        if self.waiting is not None:
+            d, self.waiting = self.waiting, None
+            d.callback(None)
+
+    def until(self, cond):
+        """Fires once ``cond()`` holds (checked after every push)."""
+
+        @defer.inlineCallbacks
+        def loop():
+            while not cond():
+                self.waiting = defer.Deferred()
+                yield self.waiting
+
+        return loop()
+
+    @SnapshotPart.responder
+    def snapshot_part(self, model, sequence, part, parts, text):
+        self.parts.append((model, sequence, part, parts, text))
+        self._wake()
+        return {}
+
+    @Delta.responder
+    def delta(self, model, sequence, delta):
+        self.deltas.append((model, sequence, json.loads(delta)))
+        self._wake()
+        return {}
+
+    @Resync.responder
+    def resync(self, model, reason):
+        self.resyncs.append((model, reason))
+        self._wake()
+        return {}
 
 
 class Checks:
@@ -231,11 +316,54 @@ def run(reactor, host, port, user, password):
     )
     proto2.transport.loseConnection()
 
+    yield large_snapshot_in_parts(c, endpoint, token)
+
     print(
         "%s: %d check(s) failed" % ("FAILED", c.failed) if c.failed else "ALL PASSED",
         flush=True,
     )
     return c.failed
+
+
+@defer.inlineCallbacks
+def large_snapshot_in_parts(c, endpoint, token):
+    """A list too large for one AMP value: Observe announces ``parts``, the
+    ``SnapshotPart`` pushes join into the snapshot's JSON, then deltas."""
+    proto = yield endpoints.connectProtocol(endpoint, Observer())
+    yield proto.callRemote(Authenticate, token=token)
+    opened = yield proto.callRemote(OpenList, name="twisted-big")
+    text = "\u20ac" * 400  # 1,200 bytes of UTF-8 per entry
+    for _ in range(120):
+        yield proto.callRemote(AddEntry, _handle=opened["handle"], text=text)
+    answer = yield proto.callRemote(Observe, model=opened["model"])
+    parts = answer.get("parts")
+    c.check(
+        "observe-large-snapshot-announces-parts",
+        answer.get("snapshot") is None and isinstance(parts, int) and parts >= 2,
+        "parts=%r at sequence %d" % (parts, answer["sequence"]),
+    )
+    if not parts:
+        return
+    yield proto.until(lambda: len(proto.parts) >= parts)
+    in_order = [p[2] for p in proto.parts] == list(range(1, parts + 1))
+    snapshot = json.loads("".join(p[4] for p in proto.parts))
+    entries = snapshot["entries"]
+    c.check(
+        "snapshot-parts-join",
+        in_order and len(entries) == 120 and all(e["text"] == text for e in entries),
+        "%d parts in order=%s, %d entries" % (len(proto.parts), in_order, len(entries)),
+    )
+    added = yield proto.callRemote(AddEntry, _handle=opened["handle"], text="after")
+    yield proto.until(lambda: proto.deltas or proto.resyncs)
+    model, sequence, delta = proto.deltas[0] if proto.deltas else (None, None, None)
+    c.check(
+        "delta-after-parts",
+        not proto.resyncs
+        and sequence == answer["sequence"] + 1
+        and delta["entry"]["id"] == added["id"],
+        "sequence %r after %d, resyncs %r" % (sequence, answer["sequence"], proto.resyncs),
+    )
+    proto.transport.loseConnection()
 
 
 def main(reactor, host, port, user, password):
