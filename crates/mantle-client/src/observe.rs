@@ -266,3 +266,62 @@ pub(crate) fn on_push(inner: &Arc<Inner>, command: &str, args: AmpBox) {
 fn sub_of(inner: &Inner, model: &str) -> Option<Arc<SubInner>> {
     inner.subs.lock().get(model).and_then(Weak::upgrade)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn part(sequence: i64, part: i64, parts: i64, text: &str) -> SnapshotPartArgs {
+        SnapshotPartArgs {
+            model: "m".into(),
+            sequence,
+            part,
+            parts,
+            text: text.into(),
+        }
+    }
+
+    fn expecting(sub: &SubInner, sequence: i64, parts: i64) {
+        *sub.assembling.lock() = Some(Assembly {
+            sequence,
+            parts,
+            received: 0,
+            text: String::new(),
+        });
+    }
+
+    #[test]
+    fn snapshot_parts_join_into_one_snapshot_and_wrong_ones_ask_to_observe_again() {
+        let (mut s, sub) = Subscription::new("m", Weak::new());
+        // In order: one snapshot, and the sequence is taken.
+        expecting(&sub, 7, 3);
+        assert!(sub.snapshot_part(part(7, 1, 3, r#"{"a":"€"#)));
+        assert!(sub.snapshot_part(part(7, 2, 3, "€")));
+        assert!(s.try_next().is_none(), "nothing before the last part");
+        assert!(sub.snapshot_part(part(7, 3, 3, r#"","b":1}"#)));
+        assert_eq!(
+            s.try_next(),
+            Some(ModelEvent::Snapshot {
+                sequence: 7,
+                value: serde_json::json!({"a": "€€", "b": 1})
+            })
+        );
+        assert_eq!(s.last_sequence(), Some(7));
+        // A part when none is expected is left alone.
+        assert!(sub.snapshot_part(part(7, 2, 3, "x")));
+        // Out of order, another sequence, or not JSON: observe again.
+        for bad in [
+            part(8, 2, 2, "{}"),
+            part(9, 1, 2, "{}"),
+            part(8, 1, 3, "{}"),
+        ] {
+            expecting(&sub, 8, 2);
+            assert!(!sub.snapshot_part(bad));
+            assert!(sub.assembling.lock().is_none(), "given up");
+        }
+        expecting(&sub, 8, 1);
+        assert!(!sub.snapshot_part(part(8, 1, 1, "{not json")));
+        assert!(s.try_next().is_none());
+        assert_eq!(s.last_sequence(), Some(7), "unchanged by what failed");
+    }
+}

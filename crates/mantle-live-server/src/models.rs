@@ -364,14 +364,18 @@ type Started = (
 
 /// Splits `text` into pieces of at most `max` bytes, each ending on a
 /// character boundary (every piece must be valid UTF-8 on its own, as
-/// AMP's Unicode values are).
+/// AMP's Unicode values are). A character longer than `max` is a piece
+/// of its own.
 fn split_text(text: &str, max: usize) -> Vec<&str> {
     let mut pieces = Vec::new();
     let mut rest = text;
-    while !rest.is_empty() {
+    while let Some(first) = rest.chars().next() {
         let mut end = rest.len().min(max);
         while !rest.is_char_boundary(end) {
             end -= 1;
+        }
+        if end == 0 {
+            end = first.len_utf8();
         }
         let (piece, tail) = rest.split_at(end);
         pieces.push(piece);
@@ -600,6 +604,7 @@ mod tests {
             assert_eq!(pieces.concat(), text);
         }
         assert!(split_text("", 10).is_empty());
+        assert_eq!(split_text("a€", 1), ["a", "€"]);
         let snap = serde_json::json!({"entries": ["x".repeat(100)]});
         assert!(snapshot_parts("m", 1, &snap, None).is_none(), "no limit");
         assert!(snapshot_parts("m", 1, &snap, Some(1000)).is_none(), "fits");
