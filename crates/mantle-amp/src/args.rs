@@ -192,6 +192,86 @@ impl AmpArgument for f64 {
     }
 }
 
+/// `Float` that may be `NaN` or infinite, for serde: finite values are
+/// numbers, the others the strings `"nan"`, `"inf"` and `"-inf"` (as
+/// Python writes them). A plain `f64` field serializes those as JSON
+/// `null`, which no AMP `Float` can carry; use `AmpFloat` where a value
+/// may not be finite.
+///
+/// ```
+/// use mantle_amp::AmpFloat;
+/// assert_eq!(serde_json::to_string(&AmpFloat(f64::INFINITY)).unwrap(), r#""inf""#);
+/// let x: AmpFloat = serde_json::from_str(r#""nan""#).unwrap();
+/// assert!(x.0.is_nan());
+/// let y: AmpFloat = serde_json::from_str("1.5").unwrap();
+/// assert_eq!(y, AmpFloat(1.5));
+/// assert_eq!(AmpFloat(f64::NAN), AmpFloat(f64::NAN), "the same on the wire");
+/// ```
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AmpFloat(pub f64);
+
+/// Equal when they are the same value on the wire: `NaN` equals `NaN`
+/// (AMP has one `nan`), and `0.0` equals `-0.0` as for `f64`.
+impl PartialEq for AmpFloat {
+    fn eq(&self, other: &Self) -> bool {
+        self.0 == other.0 || (self.0.is_nan() && other.0.is_nan())
+    }
+}
+
+impl From<f64> for AmpFloat {
+    fn from(x: f64) -> Self {
+        AmpFloat(x)
+    }
+}
+
+impl AmpArgument for AmpFloat {
+    fn to_amp(&self) -> Result<Vec<u8>, ArgError> {
+        self.0.to_amp()
+    }
+    fn from_amp(bytes: &[u8]) -> Result<Self, ArgError> {
+        f64::from_amp(bytes).map(AmpFloat)
+    }
+}
+
+impl serde::Serialize for AmpFloat {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if self.0.is_finite() {
+            s.serialize_f64(self.0)
+        } else {
+            s.serialize_str(&python_float_repr(self.0))
+        }
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for AmpFloat {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = AmpFloat;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a number, or \"nan\", \"inf\" or \"-inf\"")
+            }
+            fn visit_f64<E: serde::de::Error>(self, x: f64) -> Result<AmpFloat, E> {
+                Ok(AmpFloat(x))
+            }
+            fn visit_i64<E: serde::de::Error>(self, x: i64) -> Result<AmpFloat, E> {
+                Ok(AmpFloat(x as f64))
+            }
+            fn visit_u64<E: serde::de::Error>(self, x: u64) -> Result<AmpFloat, E> {
+                Ok(AmpFloat(x as f64))
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<AmpFloat, E> {
+                // Only the non-finite spellings: numbers come as numbers.
+                match f64::from_amp(s.as_bytes()) {
+                    Ok(x) if !x.is_finite() => Ok(AmpFloat(x)),
+                    _ => Err(E::invalid_value(serde::de::Unexpected::Str(s), &self)),
+                }
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
+}
+
 /// `DateTime`: an offset-aware timestamp with microseconds, on the wire as
 /// `YYYY-MM-DDTHH:MM:SS.ffffff+HH:MM` (always 32 bytes; a zero offset is
 /// written `-00:00`, as Twisted writes it).

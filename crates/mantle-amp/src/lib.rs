@@ -42,7 +42,7 @@ pub mod frame;
 pub mod wire;
 
 pub use args::{
-    AmpArgument, AmpDateTime, AmpDecimal, AmpList, ArgError, ListOf, python_float_repr,
+    AmpArgument, AmpDateTime, AmpDecimal, AmpFloat, AmpList, ArgError, ListOf, python_float_repr,
 };
 pub use frame::Message;
 pub use wire::{

@@ -104,6 +104,17 @@ proptest! {
     }
 
     #[test]
+    fn amp_float_round_trips_through_serde_and_the_wire(x in any::<f64>()) {
+        // Every f64, NaN and the infinities included, survives JSON (where
+        // a plain f64 would become null) and AMP.
+        let f = AmpFloat(x);
+        let json = serde_json::to_value(f).unwrap();
+        prop_assert_eq!(json.is_string(), !x.is_finite());
+        prop_assert_eq!(serde_json::from_value::<AmpFloat>(json).unwrap(), f);
+        prop_assert_eq!(AmpFloat::from_amp(&f.to_amp().unwrap()).unwrap(), f);
+    }
+
+    #[test]
     fn bool_round_trip(v in any::<bool>()) {
         prop_assert_eq!(bool::from_amp(&v.to_amp().unwrap()).unwrap(), v);
     }
@@ -140,5 +151,24 @@ proptest! {
         let req = frame::request(&cmd, tag.as_deref(), AmpBox::new().with("x", "1"));
         let m = Message::classify(req.clone()).unwrap();
         prop_assert_eq!(m.into_box(), req);
+    }
+}
+
+#[test]
+fn amp_float_refuses_strings_that_are_not_non_finite_spellings() {
+    for bad in [r#""abc""#, r#""1.5""#, r#""""#, "null", "true"] {
+        assert!(
+            serde_json::from_str::<AmpFloat>(bad).is_err(),
+            "{bad} must not be a float"
+        );
+    }
+    for (text, want) in [
+        (r#""inf""#, f64::INFINITY),
+        (r#""-Infinity""#, f64::NEG_INFINITY),
+    ] {
+        assert_eq!(
+            serde_json::from_str::<AmpFloat>(text).unwrap(),
+            AmpFloat(want)
+        );
     }
 }

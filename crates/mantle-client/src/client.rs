@@ -457,3 +457,28 @@ impl<E> From<Lost> for CallError<E> {
         CallError::ConnectionLost
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mantle_amp::AmpFloat;
+
+    mantle_live::arguments! {
+        struct Plain { x: f64 }
+        struct Wide { x: AmpFloat }
+    }
+
+    #[test]
+    fn a_plain_f64_cannot_be_nan_but_an_amp_float_can() {
+        match encode::<_, ()>(&Plain { x: f64::NAN }) {
+            Err(CallError::Protocol(why)) => assert!(why.contains("number"), "{why}"),
+            other => panic!("{other:?}"),
+        }
+        for (x, text) in [(f64::NAN, "nan"), (f64::NEG_INFINITY, "-inf")] {
+            let b = encode::<_, ()>(&Wide { x: AmpFloat(x) }).unwrap();
+            assert_eq!(b.get("x"), Some(text.as_bytes()));
+            let back: Wide = decode::<_, ()>(&b).unwrap();
+            assert_eq!(back.x, AmpFloat(x));
+        }
+    }
+}

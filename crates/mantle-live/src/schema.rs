@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use mantle_amp::{AmpDateTime, AmpDecimal};
+use mantle_amp::{AmpDateTime, AmpDecimal, AmpFloat};
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
 /// The AMP argument type of a value (Twisted's `Argument` subclasses),
@@ -21,7 +21,7 @@ pub enum ArgKind {
     String,
     /// `Unicode`: `String`.
     Unicode,
-    /// `Float`: `f64`.
+    /// `Float`: `f64`, or [`AmpFloat`] where a value may be `NaN` or infinite.
     Float,
     /// `Boolean`: `bool`.
     Boolean,
@@ -86,7 +86,7 @@ macro_rules! wire_type {
 wire_type!(Integer: i64, i32, i16, i8, u32, u16, u8, u64, usize);
 wire_type!(Unicode: String);
 wire_type!(String: bytes::Bytes);
-wire_type!(Float: f64, f32);
+wire_type!(Float: f64, f32, AmpFloat);
 wire_type!(Boolean: bool);
 wire_type!(DateTime: AmpDateTime);
 wire_type!(Decimal: AmpDecimal);

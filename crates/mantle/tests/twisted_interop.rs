@@ -23,7 +23,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use mantle_amp::{AmpBox, AmpDateTime, AmpDecimal};
+use mantle_amp::{AmpBox, AmpDateTime, AmpDecimal, AmpFloat};
 use mantle_client::{CallError, Client, ClientOptions, Status};
 use mantle_live::{Arguments, Command, CommandError, NoError, RemoteError, arguments, codec};
 use support::*;
@@ -520,6 +520,8 @@ echo_commands! {
     EchoString, EchoStringArgs, EchoStringAnswer: Bytes;
     EchoUnicode, EchoUnicodeArgs, EchoUnicodeAnswer: String;
     EchoFloat, EchoFloatArgs, EchoFloatAnswer: f64;
+    EchoAmpFloat, EchoAmpFloatArgs, EchoAmpFloatAnswer: AmpFloat;
+    EchoListOfAmpFloat, EchoListOfAmpFloatArgs, EchoListOfAmpFloatAnswer: Vec<AmpFloat>;
     EchoBoolean, EchoBooleanArgs, EchoBooleanAnswer: bool;
     EchoDateTime, EchoDateTimeArgs, EchoDateTimeAnswer: AmpDateTime;
     EchoDecimal, EchoDecimalArgs, EchoDecimalAnswer: AmpDecimal;
@@ -666,6 +668,15 @@ async fn every_argument_type_round_trips_through_twisted_byte_for_byte() {
     ] {
         echo::<EchoFloat>(&client, p, v, v).await;
     }
+    // Typed calls carry non-finite floats as AmpFloat.
+    for v in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY, 1.5, -0.0] {
+        echo::<EchoAmpFloat>(&client, p, AmpFloat(v), AmpFloat(v)).await;
+    }
+    let v: Vec<AmpFloat> = [f64::NAN, 2.5, f64::NEG_INFINITY, f64::INFINITY]
+        .into_iter()
+        .map(AmpFloat)
+        .collect();
+    echo::<EchoListOfAmpFloat>(&client, p, v.clone(), v).await;
 
     for v in [true, false] {
         echo::<EchoBoolean>(&client, p, v, v).await;

@@ -92,6 +92,9 @@ ECHO_TYPES = {
     "String": amp.String,
     "Unicode": amp.Unicode,
     "Float": amp.Float,
+    # The same wire type, for Mantle's AmpFloat (which carries nan and inf).
+    "AmpFloat": amp.Float,
+    "ListOfAmpFloat": lambda: amp.ListOf(amp.Float()),
     "Boolean": amp.Boolean,
     "DateTime": amp.DateTime,
     "Decimal": amp.Decimal,
