@@ -106,7 +106,13 @@ pub enum Command {
         #[arg(long, value_name = "NS")]
         enable: Vec<String>,
         /// An admin's login token (sent as a bearer token).
-        #[arg(long, env = "MANTLE_TOKEN", hide_env_values = true)]
+        // Tokens are base64url, so one may start with '-'.
+        #[arg(
+            long,
+            env = "MANTLE_TOKEN",
+            hide_env_values = true,
+            allow_hyphen_values = true
+        )]
         token: Option<String>,
     },
     /// Talk AMP (Twisted's protocol) to a server: Mantle's or any other.
@@ -335,4 +341,22 @@ pub enum AmpCommand {
         #[arg(long, default_value_t = 30)]
         timeout: u64,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[test]
+    fn a_token_may_start_with_a_hyphen() {
+        // Tokens are base64url: about one in 64 starts with '-'.
+        let cli = Cli::try_parse_from(["mantle", "stats", "http://127.0.0.1:1", "--token", "-f3x"])
+            .unwrap();
+        match cli.command {
+            Command::Stats { token, .. } => assert_eq!(token.as_deref(), Some("-f3x")),
+            _ => panic!("not stats"),
+        }
+    }
 }
