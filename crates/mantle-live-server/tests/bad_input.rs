@@ -40,6 +40,15 @@ async fn ask(s: &mut TcpStream, buf: &mut bytes::BytesMut, b: AmpBox) -> Message
     Message::classify(read_box(s, buf).await.expect("an answer")).unwrap()
 }
 
+/// Logs a raw connection in as `user` (the answer must be a token).
+async fn login(s: &mut TcpStream, buf: &mut bytes::BytesMut, user: &str, tag: &[u8]) {
+    let args = AmpBox::new()
+        .with("username", user)
+        .with("password", PASSWORD);
+    let m = ask(s, buf, frame::request(b"Login", Some(tag), args)).await;
+    assert!(matches!(m, Message::Answer { .. }), "{m:?}");
+}
+
 fn code_of(m: &Message) -> &[u8] {
     match m {
         Message::Error { code, .. } => code,
@@ -86,16 +95,7 @@ async fn malformed_amp_is_answered_or_closed_and_harms_nothing() {
     .await;
     assert_eq!(code_of(&m), codes::BAD_REQUEST.as_bytes());
     // Log in, then a wrong argument type and a call on a dead handle.
-    let login = AmpBox::new()
-        .with("username", t.user.as_str())
-        .with("password", PASSWORD);
-    let m = ask(
-        &mut s,
-        &mut buf,
-        frame::request(b"Login", Some(b"4"), login),
-    )
-    .await;
-    assert!(matches!(m, Message::Answer { .. }), "{m:?}");
+    login(&mut s, &mut buf, &t.user, b"4").await;
     let m = ask(
         &mut s,
         &mut buf,
@@ -449,16 +449,7 @@ async fn an_observer_that_stops_reading_is_told_to_resync() {
     socket.set_recv_buffer_size(4096).unwrap();
     let mut s = socket.connect(t.amp_addr).await.unwrap();
     let mut buf = bytes::BytesMut::new();
-    let login = AmpBox::new()
-        .with("username", t.user.as_str())
-        .with("password", PASSWORD);
-    let m = ask(
-        &mut s,
-        &mut buf,
-        frame::request(b"Login", Some(b"1"), login),
-    )
-    .await;
-    assert!(matches!(m, Message::Answer { .. }), "{m:?}");
+    login(&mut s, &mut buf, &t.user, b"1").await;
     let m = ask(
         &mut s,
         &mut buf,
