@@ -572,6 +572,30 @@ struct Ours {
     latencies: Vec<Duration>,
 }
 
+/// Sends `n` messages made by `make` and times them until `n` items `T`
+/// are found in `until` (what the handlers write when they are done).
+async fn timed_sends<M: Message, T: Item>(
+    name: &'static str,
+    bs: &BenchSite,
+    n: u64,
+    how: Sending,
+    make: fn(u64, i64, i64) -> M,
+    until: &[Store],
+) -> Result<Ours, BenchError> {
+    let run = Latencies::start();
+    let t = Instant::now();
+    let (sent, done) = tokio::join!(
+        send_all(bs, n, how, make, run, t),
+        wait_for::<T>(name, &bs.site, until, n)
+    );
+    let latencies = Latencies::finish(run);
+    Ok(Ours {
+        took: done? - t,
+        sent: sent?,
+        latencies,
+    })
+}
+
 fn record(
     name: &str,
     op: &str,
@@ -620,22 +644,8 @@ async fn one_way(scale: f64, base: &Path, how: Sending) -> Result<BenchRecord, B
     };
     let dir = BenchDir::new(base, name)?;
     let bs = BenchSite::new(&dir.join("site")).await?;
-    let (ours, refs) = with_references(&dir, scale, false, how == Sending::Batched, || async {
-        let run = Latencies::start();
-        let t = Instant::now();
-        let sent = send_all(&bs, n, how, note, run, t);
-        let (sent, applied) = tokio::join!(
-            sent,
-            wait_for::<Received>(name, &bs.site, &bs.recipients, n)
-        );
-        let latencies = Latencies::finish(run);
-        let sent = sent?;
-        let took = applied? - t;
-        Ok(Ours {
-            took,
-            sent,
-            latencies,
-        })
+    let (ours, refs) = with_references(&dir, scale, false, how == Sending::Batched, || {
+        timed_sends::<_, Received>(name, &bs, n, how, note, &bs.recipients)
     })
     .await?;
     let received = count::<Received>(&bs.recipients).await?;
@@ -688,20 +698,8 @@ async fn round_trip(scale: f64, base: &Path) -> Result<BenchRecord, BenchError> 
     let n = scaled(ROUND_TRIPS, scale);
     let dir = BenchDir::new(base, NAME)?;
     let bs = BenchSite::new(&dir.join("site")).await?;
-    let (ours, refs) = with_references(&dir, scale, true, true, || async {
-        let run = Latencies::start();
-        let t = Instant::now();
-        let sent = send_all(&bs, n, Sending::Batched, request, run, t);
-        let (sent, answered) =
-            tokio::join!(sent, wait_for::<Answered>(NAME, &bs.site, &bs.senders, n));
-        let latencies = Latencies::finish(run);
-        let sent = sent?;
-        let took = answered? - t;
-        Ok(Ours {
-            took,
-            sent,
-            latencies,
-        })
+    let (ours, refs) = with_references(&dir, scale, true, true, || {
+        timed_sends::<_, Answered>(NAME, &bs, n, Sending::Batched, request, &bs.senders)
     })
     .await?;
     let received = count::<Received>(&bs.recipients).await?;

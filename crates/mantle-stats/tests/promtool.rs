@@ -2,36 +2,14 @@
 //! check metrics`, when `promtool` is on the PATH (Debian: the `prometheus`
 //! package). Without it, the checks print a note and pass.
 
-use std::io::Write as _;
-use std::process::{Command, Stdio};
+mod support {
+    pub mod promtool;
+}
+
 use std::time::{Duration, UNIX_EPOCH};
 
 use mantle_stats::{Record, StatsRegistry};
-
-/// `promtool check metrics < file`: the exit code and combined output, or
-/// `None` if promtool is not installed.
-fn promtool_check(text: &str) -> Option<(i32, String)> {
-    let mut file = tempfile::NamedTempFile::new().unwrap();
-    file.write_all(text.as_bytes()).unwrap();
-    file.flush().unwrap();
-    let output = match Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::from(file.reopen().unwrap()))
-        .output()
-    {
-        Ok(output) => output,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            eprintln!("note: promtool not found on PATH; skipping the Prometheus parser check");
-            return None;
-        }
-        Err(e) => panic!("running promtool: {e}"),
-    };
-    let mut said = String::from_utf8_lossy(&output.stdout).into_owned();
-    said.push_str(&String::from_utf8_lossy(&output.stderr));
-    let code = output.status.code().unwrap_or(-1);
-    eprintln!("promtool check metrics: exit {code}\n{said}");
-    Some((code, said))
-}
+use support::promtool::promtool_check;
 
 #[test]
 fn promtool_accepts_a_report_with_conventional_names_without_complaint() {

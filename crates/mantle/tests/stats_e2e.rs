@@ -4,9 +4,6 @@
 
 mod support;
 
-use std::io::Write as _;
-use std::process::{Command, Stdio};
-
 use mantle_stats::{NamespaceSnapshot, Snapshot, Value};
 use reqwest::StatusCode;
 use reqwest::header::{CONTENT_TYPE, COOKIE, LOCATION};
@@ -39,36 +36,9 @@ fn num(snap: &Snapshot, namespace: &str, name: &str) -> f64 {
         .unwrap_or_else(|| panic!("{namespace}/{name} is not a number"))
 }
 
-/// `promtool check metrics` on `text`: its exit code and output, or `None`
-/// when promtool is not installed (a failure when MANTLE_REQUIRE_PROMTOOL
-/// is set, as `scripts/test` does after installing it).
-fn promtool_check(text: &str) -> Option<(i32, String)> {
-    let mut file = tempfile::NamedTempFile::new().unwrap();
-    file.write_all(text.as_bytes()).unwrap();
-    file.flush().unwrap();
-    let output = match Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::from(file.reopen().unwrap()))
-        .output()
-    {
-        Ok(o) => o,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            assert!(
-                std::env::var_os("MANTLE_REQUIRE_PROMTOOL").is_none(),
-                "promtool is required (MANTLE_REQUIRE_PROMTOOL is set) but not on PATH"
-            );
-            eprintln!(
-                "note: promtool not found on PATH; skipping the Prometheus parser check \
-                 (scripts/test installs it)"
-            );
-            return None;
-        }
-        Err(e) => panic!("running promtool: {e}"),
-    };
-    let mut said = String::from_utf8_lossy(&output.stdout).into_owned();
-    said.push_str(&String::from_utf8_lossy(&output.stderr));
-    Some((output.status.code().unwrap_or(-1), said))
-}
+#[path = "../../mantle-stats/tests/support/promtool.rs"]
+mod promtool;
+use promtool::promtool_check;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reports_reflect_activity_and_a_paused_namespace_freezes() {

@@ -418,21 +418,9 @@ arguments! {
     }
 }
 
-pub struct Sum;
-impl Command for Sum {
-    const NAME: &'static str = "Sum";
-    type Args = SumArgs;
-    type Answer = SumAnswer;
-    type Error = NoError;
-}
+mantle_live::command!(pub Sum, SumArgs, SumAnswer, NoError);
 
-pub struct Echo;
-impl Command for Echo {
-    const NAME: &'static str = "Echo";
-    type Args = EchoArgs;
-    type Answer = EchoAnswer;
-    type Error = NoError;
-}
+mantle_live::command!(pub Echo, EchoArgs, EchoAnswer, NoError);
 
 /// The Twisted server's `errors = {ZeroDivisionError: b"ZERO_DIVISION"}`.
 #[derive(Debug, PartialEq, thiserror::Error, serde::Serialize, serde::Deserialize)]
@@ -444,21 +432,9 @@ pub enum DivideError {
 }
 impl CommandError for DivideError {}
 
-pub struct Divide;
-impl Command for Divide {
-    const NAME: &'static str = "Divide";
-    type Args = DivideArgs;
-    type Answer = DivideAnswer;
-    type Error = DivideError;
-}
+mantle_live::command!(pub Divide, DivideArgs, DivideAnswer, DivideError);
 
-pub struct Describe;
-impl Command for Describe {
-    const NAME: &'static str = "Describe";
-    type Args = DescribeArgs;
-    type Answer = DescribeAnswer;
-    type Error = NoError;
-}
+mantle_live::command!(pub Describe, DescribeArgs, DescribeAnswer, NoError);
 
 /// What an `Echo<Type>` command answers.
 #[derive(Debug)]
@@ -491,13 +467,7 @@ macro_rules! echo_commands {
                 pub python: String,
             }
         }
-        pub struct $cmd;
-        impl Command for $cmd {
-            const NAME: &'static str = stringify!($cmd);
-            type Args = $args;
-            type Answer = $answer;
-            type Error = NoError;
-        }
+        mantle_live::command!(pub $cmd, $args, $answer, NoError);
         impl EchoCommand for $cmd {
             type Value = $t;
             fn args(value: $t) -> $args {

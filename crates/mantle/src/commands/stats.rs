@@ -39,18 +39,10 @@ pub async fn run(
         .map(|ns| (ns, false))
         .chain(enable.into_iter().map(|ns| (ns, true)));
     for (namespace, enabled) in toggles {
-        let mut req = client
+        let req = client
             .post(format!("{}/stats/enabled", target.base))
             .json(&Toggle { namespace, enabled });
-        if let Some(t) = &token {
-            req = req.bearer_auth(t);
-        }
-        let answer = req.send().await.map_err(|e| unreachable(&target, &e))?;
-        let status = answer.status();
-        let body = answer.text().await.unwrap_or_default();
-        if !status.is_success() {
-            return Err(refused(&target, status, &body, token.is_some()));
-        }
+        let body = fetch(req, token.as_deref(), &target).await?;
         let done: Toggle = serde_json::from_str(&body).map_err(|e| {
             CliError::Message(format!("{} answered an unexpected body: {e}", target.base))
         })?;
@@ -60,16 +52,8 @@ pub async fn run(
             if done.enabled { "resumed" } else { "paused" }
         );
     }
-    let mut req = client.get(format!("{}/stats.json", target.base));
-    if let Some(t) = &token {
-        req = req.bearer_auth(t);
-    }
-    let answer = req.send().await.map_err(|e| unreachable(&target, &e))?;
-    let status = answer.status();
-    let body = answer.text().await.unwrap_or_default();
-    if !status.is_success() {
-        return Err(refused(&target, status, &body, token.is_some()));
-    }
+    let req = client.get(format!("{}/stats.json", target.base));
+    let body = fetch(req, token.as_deref(), &target).await?;
     let snapshot = Snapshot::from_json(&body).map_err(|e| {
         CliError::Message(format!(
             "{}/stats.json is not a statistics report: {e}",
@@ -135,6 +119,26 @@ fn reachable(listen: SocketAddr) -> Option<SocketAddr> {
         ip => ip,
     };
     Some(SocketAddr::new(ip, listen.port()))
+}
+
+/// Sends `req` (with the token, if any) and answers its body, or the
+/// error to print when the server cannot be reached or refuses.
+async fn fetch(
+    req: reqwest::RequestBuilder,
+    token: Option<&str>,
+    target: &Target,
+) -> Result<String, CliError> {
+    let req = match token {
+        Some(t) => req.bearer_auth(t),
+        None => req,
+    };
+    let answer = req.send().await.map_err(|e| unreachable(target, &e))?;
+    let status = answer.status();
+    let body = answer.text().await.unwrap_or_default();
+    if !status.is_success() {
+        return Err(refused(target, status, &body, token.is_some()));
+    }
+    Ok(body)
 }
 
 fn unreachable(target: &Target, e: &reqwest::Error) -> CliError {
