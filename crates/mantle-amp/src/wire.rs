@@ -273,6 +273,12 @@ impl BoxDecoder {
         self.max_box_size
     }
 
+    /// Changes the limit for the boxes still to come (a server raises it
+    /// once a connection has logged in).
+    pub fn set_max_box_size(&mut self, max_box_size: usize) {
+        self.max_box_size = max_box_size;
+    }
+
     /// Takes one complete box off the front of `buf`, or `Ok(None)` if more
     /// bytes are needed (nothing is consumed then).
     pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<AmpBox>, DecodeError> {

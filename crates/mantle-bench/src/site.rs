@@ -180,7 +180,7 @@ async fn slate_get(scale: f64, base: &Path) -> Result<BenchRecord, BenchError> {
     let server = tokio::spawn(mantle_web::serve(
         listener,
         router,
-        Duration::from_secs(10),
+        mantle_web::connection_limits(&site.config().http),
         async {
             let _ = stopped.await;
         },

@@ -9,6 +9,13 @@
 //! length past the end, a box over `live.max_box_bytes`) closes the
 //! connection, as AMP has no way to answer it; everything readable gets an
 //! answer or an error box.
+//!
+//! What a stranger can hold is bounded (see `mantle_web::connections`):
+//! connections in all and per address (`live.max_connections`,
+//! `live.max_connections_per_address`; when full, the quietest connection
+//! makes room), `live.login_timeout_secs` to log in however much is sent
+//! meanwhile, boxes of at most [`PRE_LOGIN_MAX_BOX`] bytes until then, and
+//! `live.idle_timeout_secs` of silence after.
 
 use std::future::Future;
 
@@ -23,7 +30,26 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
 use tokio_util::codec::FramedRead;
 
+use std::time::Duration;
+
+use mantle_web::connections::{Admitted, ConnectionLimits, Connections};
+
 use crate::session::{Out, RawArgs, Request, Requests};
+
+/// The largest box a connection may send before it logs in: a `Login` is
+/// a few hundred bytes; nobody unknown gets to make the server buffer a
+/// megabyte.
+pub const PRE_LOGIN_MAX_BOX: usize = 16 * 1024;
+
+/// The connection limits of `[live]`.
+pub fn connection_limits(live: &mantle_site::LiveConfig) -> ConnectionLimits {
+    ConnectionLimits {
+        max: live.max_connections,
+        per_address: live.max_connections_per_address,
+        deadline: Duration::from_secs(live.login_timeout_secs.max(1)),
+        idle: Duration::from_secs(live.idle_timeout_secs.max(1)),
+    }
+}
 
 /// Accepts AMP connections on `listener` for `site` until `shutdown`
 /// completes; open connections are then closed.
@@ -33,6 +59,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send,
 ) -> std::io::Result<()> {
     let mut connections = JoinSet::new();
+    let limits = Connections::new(connection_limits(&site.config().live));
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -47,8 +74,15 @@ pub async fn serve(
                         continue;
                     }
                 };
+                let place = match limits.admit(peer.ip()) {
+                    Ok(p) => p,
+                    Err(refusal) => {
+                        tracing::debug!(%peer, %refusal, "AMP connection refused");
+                        continue;
+                    }
+                };
                 tracing::debug!(%peer, "AMP connection");
-                connections.spawn(connection(site.clone(), stream));
+                connections.spawn(connection(site.clone(), stream, place));
             }
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
         }
@@ -57,18 +91,25 @@ pub async fn serve(
     Ok(())
 }
 
-/// Serves one AMP connection until the peer closes it or sends a box that
-/// cannot be read.
-pub async fn connection(site: Site, stream: TcpStream) {
+/// Serves one AMP connection, admitted to its listener's table as
+/// `place`, until the peer closes it, sends a box that cannot be read, or
+/// runs out of time (see the module docs).
+pub async fn connection(site: Site, stream: TcpStream, place: Admitted) {
     let _ = stream.set_nodelay(true);
     let peer = stream.peer_addr().ok().map(|a| a.ip());
     let config = site.config().live.clone();
     let (rd, wr) = stream.into_split();
+    let rd = place.guard(rd, false);
+    let deadline = rd.deadline();
+    let mut proved = false;
     let (tx, rx) = mpsc::channel::<Out<Vec<u8>>>(1024);
     let (done_tx, done_rx) = oneshot::channel();
     let writer = tokio::spawn(write_loop(wr, rx, done_rx));
     let mut requests = Requests::new(site, peer, None, tx.clone());
-    let mut boxes = FramedRead::new(rd, BoxDecoder::with_max_box_size(config.max_box_bytes));
+    let mut boxes = FramedRead::new(
+        rd,
+        BoxDecoder::with_max_box_size(PRE_LOGIN_MAX_BOX.min(config.max_box_bytes)),
+    );
     while let Some(next) = requests.next(&mut boxes).await {
         let b = match next {
             Ok(b) => b,
@@ -81,6 +122,13 @@ pub async fn connection(site: Site, stream: TcpStream) {
             None => break,
             Some(None) => {}
             Some(Some(req)) => requests.submit(req).await,
+        }
+        // Logging in (which `submit` finishes before returning) is what
+        // lifts the connection's deadline and its small box limit.
+        if !proved && requests.conn.logged_in() {
+            proved = true;
+            deadline.proved(Duration::from_secs(config.idle_timeout_secs.max(1)));
+            boxes.decoder_mut().set_max_box_size(config.max_box_bytes);
         }
     }
     // Let the calls in flight answer, then stop the writer once it has

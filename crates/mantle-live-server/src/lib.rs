@@ -79,8 +79,6 @@ pub struct Live {
     hub: std::sync::Arc<models::Hub>,
     /// The "Live" statistics, made with the first connection or listener.
     stats: std::sync::OnceLock<std::sync::Arc<stats::LiveStats>>,
-    /// `Login` attempts per client address, on every live transport.
-    logins: std::sync::OnceLock<mantle_web::LoginLimiter>,
 }
 
 impl Live {
@@ -108,20 +106,6 @@ impl Live {
         self.models
             .insert(kind.to_string(), models::ModelSpec::new(store, snapshot));
         self
-    }
-
-    /// Counts a `Login` attempt from `ip` against the site's
-    /// `auth.login_attempts_per_minute`; over it, how long to wait.
-    pub(crate) fn allow_login(
-        &self,
-        site: &mantle_site::Site,
-        ip: std::net::IpAddr,
-    ) -> Result<(), std::time::Duration> {
-        self.logins
-            .get_or_init(|| {
-                mantle_web::LoginLimiter::new(site.config().auth.login_attempts_per_minute)
-            })
-            .allow(ip)
     }
 
     /// The statistics handles, in `site`'s registry.

@@ -241,8 +241,39 @@ impl Conn {
         })
     }
 
+    /// Whether a user is logged in on the connection.
+    pub fn logged_in(&self) -> bool {
+        self.user.read().is_some()
+    }
+
     pub fn caller_or_unauthorized(self: &Arc<Self>) -> Result<Caller, RemoteError> {
         self.caller().ok_or_else(unauthorized)
+    }
+
+    /// Logs the connection out if its login was revoked (logout, token
+    /// revoked, account disabled or deleted, password changed): its next
+    /// call answers `UNAUTHORIZED`, and its observations end.
+    async fn recheck_login(&self) {
+        let Some(avatar) = self.user.read().clone() else {
+            return;
+        };
+        match self.site.still_valid(&avatar).await {
+            Ok(true) => {}
+            Ok(false) => {
+                {
+                    let mut user = self.user.write();
+                    // Unless it logged in again meanwhile.
+                    if user.as_ref().is_some_and(|u| Arc::ptr_eq(u, &avatar)) {
+                        *user = None;
+                    }
+                }
+                for (_, o) in self.observing.lock().drain() {
+                    o.close();
+                }
+                tracing::debug!(login = %avatar.address, "live connection logged out: its login was revoked");
+            }
+            Err(e) => tracing::warn!(%e, "cannot re-check a live connection's login"),
+        }
     }
 
     /// Ends the connection's observations (its handles go with it).
@@ -403,22 +434,24 @@ async fn call(
     match name {
         Login::NAME => {
             let a = args_of::<Login>(raw)?;
-            if let Some(Err(wait)) = conn.peer.map(|ip| conn.live().allow_login(&conn.site, ip)) {
-                conn.stats.rate_refusals.inc();
-                return Err(RemoteError::new(
-                    codes::TOO_MANY_ATTEMPTS,
-                    format!(
-                        "too many login attempts; try again in {} s",
-                        wait.as_secs_f64().ceil()
-                    ),
-                ));
-            }
-            let r = match conn.site.login(&a.username, &a.password, "live").await {
+            let r = match conn
+                .site
+                .login_from(conn.peer, &a.username, &a.password, "live")
+                .await
+            {
                 Ok(issued) => log_in(conn, &issued.token).await.map(|_| LoginAnswer {
                     token: issued.token,
                 }),
                 Err(SiteError::BadCredentials | SiteError::Disabled(_)) => {
                     Err(Unauthorized::Unauthorized.into())
+                }
+                Err(
+                    e @ (SiteError::TooManyAttempts { retry_after }
+                    | SiteError::Busy { retry_after }),
+                ) => {
+                    conn.stats.rate_refusals.inc();
+                    let _ = retry_after;
+                    return Err(RemoteError::new(codes::TOO_MANY_ATTEMPTS, e.to_string()));
                 }
                 Err(e) => Err(Failure::internal(e)),
             };
@@ -477,6 +510,8 @@ pub(crate) struct Requests<T> {
     /// `Send` but not `Sync`); reached through `get_mut`, never locked.
     running: std::sync::Mutex<FuturesUnordered<BoxFuture<'static, ()>>>,
     max: usize,
+    /// Marked changed when any login may have been revoked.
+    revocations: tokio::sync::watch::Receiver<u64>,
 }
 
 impl<T: Send + 'static> Requests<T>
@@ -490,12 +525,14 @@ where
         out: mpsc::Sender<Out<T>>,
     ) -> Self {
         let max = site.config().live.max_in_flight.max(1);
+        let revocations = site.revocations();
         let conn = Conn::new(site, peer, user, Arc::new(out.clone()));
         Self {
             conn,
             out,
             running: std::sync::Mutex::new(FuturesUnordered::new()),
             max,
+            revocations,
         }
     }
 
@@ -508,9 +545,13 @@ where
     /// The next message from `source`, driving the calls in flight
     /// meanwhile; at the in-flight limit, reads nothing until one ends
     /// (so a client that floods is slowed by TCP, not buffered).
+    /// A revoked login is noticed here too, between messages.
     pub async fn next<S: Stream + Unpin>(&mut self, source: &mut S) -> Option<S::Item> {
         let max = self.max;
-        let running = self.running();
+        let running = self
+            .running
+            .get_mut()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         loop {
             if running.len() >= max {
                 running.next().await;
@@ -519,6 +560,7 @@ where
             tokio::select! {
                 item = source.next() => return item,
                 Some(()) = running.next(), if !running.is_empty() => {}
+                Ok(()) = self.revocations.changed() => self.conn.recheck_login().await,
             }
         }
     }

@@ -2,11 +2,14 @@
 //! browser script at `/live.js`.
 //!
 //! A browser that has logged in over HTTP is logged in on the WebSocket
-//! too: the upgrade request's token (the `Authorization` header, the login
-//! cookie when the page is same-origin, or `?token=`) is checked before
+//! too: the upgrade request's token (the `Authorization` header, or the
+//! login cookie when the page is same-origin) is checked before
 //! upgrading; a bad one gets the socket closed at once with code 4401
 //! ([`CLOSE_UNAUTHORIZED`]). Without a token the
 //! connection starts logged out and may send `Login` or `Authenticate`.
+//! A token in the URL (`?token=`) is refused with 400: URLs end up in logs,
+//! proxies and browser history; a client that has no cookie sends
+//! `Authenticate` as its first message instead.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -60,10 +63,7 @@ fn same_origin(headers: &HeaderMap) -> bool {
     }
 }
 
-fn token<'a>(headers: &'a HeaderMap, query: &'a HashMap<String, String>) -> Option<&'a str> {
-    if let Some(t) = query.get("token") {
-        return Some(t);
-    }
+fn token(headers: &HeaderMap) -> Option<&str> {
     if let Some(bearer) = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -84,7 +84,14 @@ async fn upgrade(
     let ws = ws
         .max_message_size(MAX_REQUEST_BYTES)
         .max_frame_size(MAX_REQUEST_BYTES);
-    let user = match token(&headers, &query) {
+    if query.contains_key("token") {
+        return (
+            StatusCode::BAD_REQUEST,
+            "tokens are not accepted in URLs (they end up in logs); send the login cookie, an Authorization header, or Authenticate as the first message",
+        )
+            .into_response();
+    }
+    let user = match token(&headers) {
         None => None,
         Some(t) => match state.site.authenticate(t).await {
             Ok(a) => Some(a),
@@ -122,7 +129,12 @@ async fn session(site: Site, peer: IpAddr, user: Option<Avatar>, socket: WebSock
     let (sink, mut stream) = socket.split();
     let (tx, rx) = mpsc::channel::<Out<Value>>(1024);
     let (done_tx, done_rx) = oneshot::channel::<Closing>();
-    let writer = tokio::spawn(write_loop(sink, rx, done_rx));
+    // The web front closes connections that send nothing for
+    // `http.idle_timeout_secs`; pinging a third as often makes a present
+    // browser (which answers with a pong) never look idle.
+    let ping_every =
+        std::time::Duration::from_secs(site.config().http.idle_timeout_secs.max(3) / 3);
+    let writer = tokio::spawn(write_loop(sink, rx, done_rx, ping_every));
     let mut requests = Requests::new(site, Some(peer), user, tx.clone());
     drop(tx);
     let mut closing: Closing = None;
@@ -182,7 +194,10 @@ async fn write_loop(
     mut sink: futures::stream::SplitSink<WebSocket, Message>,
     mut rx: mpsc::Receiver<Out<Value>>,
     mut done: oneshot::Receiver<Closing>,
+    ping_every: std::time::Duration,
 ) {
+    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + ping_every, ping_every);
+    ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let closing = loop {
         tokio::select! {
             biased;
@@ -197,6 +212,11 @@ async fn write_loop(
                     next = rx.try_recv().ok();
                 }
                 if sink.flush().await.is_err() {
+                    return;
+                }
+            }
+            _ = ping.tick() => {
+                if sink.send(Message::Ping(Default::default())).await.is_err() {
                     return;
                 }
             }

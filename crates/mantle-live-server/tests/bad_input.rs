@@ -192,22 +192,6 @@ async fn malformed_amp_is_answered_or_closed_and_harms_nothing() {
     assert_eq!(notes, 1, "the store holds exactly what was committed");
 }
 
-type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<TcpStream>>;
-
-async fn ws_ask(ws: &mut Ws, text: &str) -> serde_json::Value {
-    ws.send(WsMessage::Text(text.into())).await.unwrap();
-    loop {
-        let m = tokio::time::timeout(WAIT, ws.next())
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
-        if let WsMessage::Text(t) = m {
-            return serde_json::from_str(t.as_str()).unwrap();
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn websocket_json_serves_the_same_commands_and_refuses_bad_messages() {
     let t = TestSite::start().await;
@@ -302,12 +286,17 @@ async fn websocket_json_serves_the_same_commands_and_refuses_bad_messages() {
 
     // An HTTP login token logs the socket in at the upgrade; a bad one is 401.
     let issued = t.site.login("bob", PASSWORD, "test").await.unwrap();
-    let (mut ws, _) = tokio_tungstenite::connect_async(format!("{url}?token={}", issued.token))
+    let (mut ws, _) = tokio_tungstenite::connect_async(with_bearer(&url, &issued.token))
         .await
         .unwrap();
     let r = ws_ask(&mut ws, r#"{"id":1,"command":"Whoami"}"#).await;
     assert_eq!(r["answer"]["username"], "bob@example.com");
-    let (mut ws, _) = tokio_tungstenite::connect_async(format!("{url}?token=nonsense"))
+    // A token in the URL is refused outright (it would end up in logs).
+    match tokio_tungstenite::connect_async(format!("{url}?token={}", issued.token)).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(r)) => assert_eq!(r.status(), 400),
+        other => panic!("expected 400, got {other:?}"),
+    }
+    let (mut ws, _) = tokio_tungstenite::connect_async(with_bearer(&url, "nonsense"))
         .await
         .unwrap();
     let closed = tokio::time::timeout(WAIT, ws.next()).await.unwrap();
@@ -323,12 +312,25 @@ async fn websocket_json_serves_the_same_commands_and_refuses_bad_messages() {
 async fn login_attempts_are_limited_per_address_on_every_transport() {
     let t = TestSite::start().await;
     let per_minute = t.site.config().auth.login_attempts_per_minute;
+    // Half the allowance is spent over HTTP: one allowance for all. (A
+    // new login each time: failures for one login back off on their own.)
+    let http = reqwest::Client::new();
+    let over_http = per_minute / 2;
+    for i in 0..over_http {
+        let r = http
+            .post(format!("http://{}/api/login", t.http))
+            .json(&serde_json::json!({"username": format!("nobody{i}"), "password": "wrong"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401);
+    }
     let mut s = TcpStream::connect(t.amp_addr).await.unwrap();
     let mut buf = bytes::BytesMut::new();
     let mut limited = None;
-    for i in 0..=per_minute {
+    for i in over_http..=per_minute {
         let login = AmpBox::new()
-            .with("username", t.user.as_str())
+            .with("username", format!("nobody{i}"))
             .with("password", "wrong");
         let tag = i.to_string();
         let m = ask(

@@ -4,7 +4,7 @@ use mantle_store::{Id, ReadTx, Stored, SubStore, Timestamp};
 use serde::Serialize;
 
 use crate::address::Address;
-use crate::auth::{digest, hash_password, new_secret};
+use crate::auth::{digest, new_secret};
 use crate::config::SignupPolicy;
 use crate::items::{Account, AuthToken, Invite, LoginMethod};
 use crate::site::{Site, user_store_path};
@@ -116,7 +116,7 @@ impl Site {
         invite: Option<Vec<u8>>,
     ) -> Result<AccountInfo> {
         let address = self.address(login)?;
-        let password_hash = hash_password(password.to_string()).await?;
+        let password_hash = self.hash_password(password).await?;
         let site_dir = self.dir().to_path_buf();
         let info = self
             .site_store()
@@ -138,7 +138,7 @@ impl Site {
                     None => None,
                 };
                 // A fresh file name: an old account's kept store is never reused.
-                let mut path = user_store_path(&address);
+                let mut path = user_store_path(&address, 1);
                 let mut n = 1;
                 while site_dir.join(&path).exists()
                     || tx
@@ -147,7 +147,7 @@ impl Site {
                         .exists()?
                 {
                     n += 1;
-                    path = user_store_path(&format!("{address}-{n}"));
+                    path = user_store_path(&address, n);
                 }
                 let user_store = tx.insert(&SubStore::new("", path))?;
                 let account = tx.insert(&Account {
@@ -174,8 +174,27 @@ impl Site {
                 describe(tx, &account)
             })
             .await?;
-        // The user store is made now, so an account always has one.
-        self.user_store(info.id).await?;
+        // The user store is made now, so an account always has one; if it
+        // cannot be, the account is taken back (nothing half-made stays).
+        if let Err(e) = self.user_store(info.id).await {
+            let id = info.id;
+            let undone = self
+                .site_store()
+                .transact(move |tx| {
+                    let acc = tx.get(id)?;
+                    if let Some(acc) = acc {
+                        tx.delete(id)?;
+                        tx.delete(acc.user_store)?;
+                    }
+                    Ok::<_, SiteError>(())
+                })
+                .await;
+            self.inner.store_files.lock().remove(&id);
+            if let Err(undo) = undone {
+                tracing::error!(login = %info.primary, error = %undo, "could not take back an account whose store failed");
+            }
+            return Err(e);
+        }
         tracing::info!(login = %info.primary, "account created");
         Ok(info)
     }
@@ -256,7 +275,7 @@ impl Site {
     /// Sets a new password and revokes the account's tokens.
     pub async fn set_password(&self, login: &str, password: &str) -> Result<()> {
         let address = self.address(login)?;
-        let hash = hash_password(password.to_string()).await?;
+        let hash = self.hash_password(password).await?;
         let account = self
             .site_store()
             .transact(move |tx| {

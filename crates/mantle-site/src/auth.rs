@@ -7,11 +7,9 @@
 //! authentication reads the account's state. (SHA-256 suffices for tokens:
 //! they are 256 random bits, unlike passwords, which get argon2id.)
 
-use std::sync::OnceLock;
-use std::time::Duration;
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
 
-use argon2::Argon2;
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use mantle_store::{Id, Timestamp};
@@ -26,54 +24,6 @@ use crate::{Result, SiteError};
 /// authentication a pure read on the hot path.
 const LAST_USED_GRANULARITY: Duration = Duration::from_secs(60);
 
-/// A password hash computed once per process, verified against when the
-/// login is unknown, so unknown logins cost the same time as wrong
-/// passwords (no account enumeration by timing).
-fn dummy_hash() -> &'static str {
-    static DUMMY: OnceLock<String> = OnceLock::new();
-    DUMMY.get_or_init(|| hash_password_blocking("not a real password").unwrap_or_default())
-}
-
-pub(crate) fn hash_password_blocking(password: &str) -> Result<String> {
-    let mut bytes = [0u8; 16];
-    getrandom::fill(&mut bytes)
-        .map_err(|e| SiteError::Config(format!("no randomness available: {e}")))?;
-    let salt = SaltString::encode_b64(&bytes)
-        .map_err(|e| SiteError::Config(format!("password hashing failed: {e}")))?;
-    Argon2::default()
-        .hash_password(password.as_bytes(), &salt)
-        .map(|h| h.to_string())
-        .map_err(|e| SiteError::Config(format!("password hashing failed: {e}")))
-}
-
-fn verify_password_blocking(hash: &str, password: &str) -> bool {
-    match PasswordHash::new(hash) {
-        Ok(parsed) => Argon2::default()
-            .verify_password(password.as_bytes(), &parsed)
-            .is_ok(),
-        Err(_) => false,
-    }
-}
-
-/// Hashes a password off the async runtime.
-pub(crate) async fn hash_password(password: String) -> Result<String> {
-    check_password(&password)?;
-    tokio::task::spawn_blocking(move || hash_password_blocking(&password))
-        .await
-        .map_err(|e| SiteError::Config(format!("password hashing failed: {e}")))?
-}
-
-/// The rules a new password must meet.
-pub(crate) fn check_password(password: &str) -> Result<()> {
-    if password.chars().count() < 8 {
-        return Err(SiteError::WeakPassword("at least 8 characters"));
-    }
-    if password.len() > 1024 {
-        return Err(SiteError::WeakPassword("at most 1024 bytes"));
-    }
-    Ok(())
-}
-
 /// SHA-256 of a secret (token or invite code).
 pub(crate) fn digest(secret: &str) -> Vec<u8> {
     Sha256::digest(secret.as_bytes()).to_vec()
@@ -82,8 +32,7 @@ pub(crate) fn digest(secret: &str) -> Vec<u8> {
 /// A new random 256-bit secret, URL-safe base64 (43 characters).
 pub(crate) fn new_secret() -> Result<String> {
     let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes)
-        .map_err(|e| SiteError::Config(format!("no randomness available: {e}")))?;
+    getrandom::fill(&mut bytes).map_err(|e| SiteError::NoRandomness(e.to_string()))?;
     Ok(URL_SAFE_NO_PAD.encode(bytes))
 }
 
@@ -136,14 +85,47 @@ pub struct TokenInfo {
 }
 
 impl Site {
-    /// Checks a login and password and issues a token.
+    /// Checks a login and password and issues a token (for callers with
+    /// no client address, such as the CLI; see [`Site::login_from`]).
+    pub async fn login(&self, username: &str, password: &str, label: &str) -> Result<IssuedToken> {
+        self.login_from(None, username, password, label).await
+    }
+
+    /// Checks a login and password from a client at `client` and issues a
+    /// token. Every transport calls this, so one allowance holds for all.
     ///
+    /// Refused before any password work: [`SiteError::TooManyAttempts`]
+    /// past the address's allowance or while the login's back-off lasts,
+    /// and [`SiteError::Busy`] when the password workers' queue is full.
     /// Unknown logins and wrong passwords give the same
     /// [`SiteError::BadCredentials`] after the same work (one argon2
     /// verification). A disabled account gives [`SiteError::Disabled`] only
     /// to someone who knew the password.
-    pub async fn login(&self, username: &str, password: &str, label: &str) -> Result<IssuedToken> {
+    pub async fn login_from(
+        &self,
+        client: Option<IpAddr>,
+        username: &str,
+        password: &str,
+        label: &str,
+    ) -> Result<IssuedToken> {
+        let stats = &self.inner.stats.auth;
+        let refused = |e: SiteError| {
+            stats.throttled.inc();
+            e
+        };
+        if let Some(ip) = client {
+            self.inner.guard.count_attempt(ip).map_err(refused)?;
+        }
         let address = Address::parse(username, &self.config().domain).ok();
+        // Failures are counted per login name as given (normalised when it
+        // parses), whether or not an account holds it.
+        let key = address
+            .as_ref()
+            .map_or_else(|| username.to_ascii_lowercase(), ToString::to_string);
+        self.inner
+            .guard
+            .check_login(&key, Instant::now())
+            .map_err(refused)?;
         let found = match address {
             Some(a) => {
                 let address = a.to_string();
@@ -162,26 +144,50 @@ impl Site {
             }
             None => None,
         };
-        let hash = found.as_ref().map_or_else(
-            || dummy_hash().to_string(),
-            |(_, a)| a.password_hash.clone(),
-        );
-        let pw = password.to_string();
-        let ok = tokio::task::spawn_blocking(move || verify_password_blocking(&hash, &pw))
-            .await
-            .unwrap_or(false);
-        let stats = &self.inner.stats.auth;
+        let ticket = self
+            .inner
+            .guard
+            .lane(found.is_some(), &key, client, Instant::now());
+        let hash = found.as_ref().map(|(_, a)| a.password_hash.clone());
+        let checked = self
+            .inner
+            .passwords
+            .verify(ticket.lane, hash, password)
+            .await;
+        drop(ticket);
+        let ok = match checked {
+            Ok(ok) => ok,
+            Err(e @ SiteError::Busy { .. }) => return Err(refused(e)),
+            Err(e) => return Err(e),
+        };
         let Some((address, account)) = found.filter(|_| ok) else {
             stats.failures.inc();
+            self.inner.guard.failed(&key, client, Instant::now());
             return Err(SiteError::BadCredentials);
         };
         if account.disabled {
             stats.failures.inc();
             return Err(SiteError::Disabled(address));
         }
+        self.inner.guard.succeeded(&key);
         let issued = self.issue_token(account.id(), label).await?;
         stats.logins.inc();
         Ok(issued)
+    }
+
+    /// Counts an attempt that costs password work but is not a login
+    /// (a signup, say) against `client`'s allowance, the same allowance
+    /// logins use.
+    pub fn count_attempt(&self, client: IpAddr) -> Result<()> {
+        self.inner.guard.count_attempt(client).inspect_err(|_| {
+            self.inner.stats.auth.throttled.inc();
+        })
+    }
+
+    /// A new password hash, made by the password workers (refused with
+    /// [`SiteError::Busy`] when they are saturated).
+    pub(crate) async fn hash_password(&self, password: &str) -> Result<String> {
+        self.inner.passwords.hash(password).await
     }
 
     /// Issues a token for an account without a password (for trusted
@@ -282,6 +288,32 @@ impl Site {
         Ok(avatar)
     }
 
+    /// A receiver that is marked changed after anything that can end a
+    /// login: logout, token revocation, disabling an account, changing its
+    /// password, deleting it. Holders of long-lived logins (live
+    /// connections) then ask [`Site::still_valid`] and log out if not.
+    pub fn revocations(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.inner.tokens.revoked.subscribe()
+    }
+
+    /// Whether `avatar`'s token still logs in: not revoked, not expired,
+    /// its account neither disabled nor deleted.
+    pub async fn still_valid(&self, avatar: &Avatar) -> Result<bool> {
+        let (token, account) = (avatar.token, avatar.account);
+        let now = Timestamp::now();
+        self.site_store()
+            .read(move |r| {
+                let Some(t) = r.get(token)? else {
+                    return Ok(false);
+                };
+                if t.expires <= now || t.account != account {
+                    return Ok(false);
+                }
+                Ok(r.get(account)?.is_some_and(|a| !a.disabled))
+            })
+            .await
+    }
+
     /// Revokes a token by its secret; returns whether it existed.
     pub async fn logout(&self, token: &str) -> Result<bool> {
         if !plausible_token(token) {
@@ -353,15 +385,6 @@ mod tests {
         assert!(!plausible_token("short"));
         assert!(!plausible_token(&"!".repeat(43)));
     }
-
-    #[test]
-    fn passwords_verify_only_with_the_right_password() {
-        let h = hash_password_blocking("correct horse").unwrap();
-        assert!(h.starts_with("$argon2id$"));
-        assert!(verify_password_blocking(&h, "correct horse"));
-        assert!(!verify_password_blocking(&h, "wrong horse"));
-        assert!(!verify_password_blocking("garbage", "x"));
-    }
 }
 
 /// Tokens recently authenticated, so a request need not read the site
@@ -369,9 +392,20 @@ mod tests {
 /// what they say: logout, revoke, disable, password change, account
 /// deletion (all go through [`Site`], the only writer of the site store
 /// while it is open); expiry is checked on every use.
-#[derive(Default)]
 pub(crate) struct TokenCache {
     entries: parking_lot::Mutex<Entries>,
+    /// Bumped after every forgetting, so live connections re-check their
+    /// login (see [`Site::revocations`]).
+    revoked: tokio::sync::watch::Sender<u64>,
+}
+
+impl Default for TokenCache {
+    fn default() -> Self {
+        Self {
+            entries: parking_lot::Mutex::default(),
+            revoked: tokio::sync::watch::Sender::new(0),
+        }
+    }
 }
 
 /// Invariant: `generation` changes (under the same lock) whenever entries
@@ -436,9 +470,12 @@ impl TokenCache {
     }
 
     fn forget(&self, keep: impl Fn(&[u8], &CachedToken) -> bool) {
-        let mut entries = self.entries.lock();
-        entries.generation += 1;
-        entries.map.retain(|h, e| keep(h, e));
+        {
+            let mut entries = self.entries.lock();
+            entries.generation += 1;
+            entries.map.retain(|h, e| keep(h, e));
+        }
+        self.revoked.send_modify(|n| *n += 1);
     }
 
     fn forget_hash(&self, hash: &[u8]) {

@@ -72,8 +72,18 @@ pub struct HttpConfig {
     pub behind_tls: bool,
     /// Largest request body accepted, in bytes (larger: 413).
     pub max_body_bytes: usize,
-    /// Time allowed to receive a request's headers, in seconds.
+    /// Time allowed to receive a request's headers, in seconds; also the
+    /// time a new connection has to send its first byte.
     pub header_timeout_secs: u64,
+    /// Connections served at once; when full, a new one takes the place
+    /// of the one quiet longest (see `docs/operations.md`).
+    pub max_connections: usize,
+    /// Connections served at once from one client address.
+    pub max_connections_per_address: usize,
+    /// Seconds a connection may go without sending a byte before it is
+    /// closed (between keep-alive requests, on HTTP/2, on a WebSocket,
+    /// whose clients answer the server's pings).
+    pub idle_timeout_secs: u64,
     /// Time allowed to receive a request's body, in seconds.
     pub body_timeout_secs: u64,
     /// Whether the statistics (`/stats`, `/stats.json`, `/metrics`) are
@@ -92,6 +102,9 @@ impl Default for HttpConfig {
             max_body_bytes: 1 << 20,
             header_timeout_secs: 10,
             body_timeout_secs: 30,
+            max_connections: 10_000,
+            max_connections_per_address: 256,
+            idle_timeout_secs: 60,
             stats_from_loopback: true,
         }
     }
@@ -115,6 +128,29 @@ pub struct AuthConfig {
     pub login_attempts_per_minute: u32,
     /// How often expired tokens are swept, in seconds.
     pub sweep_interval_secs: u64,
+    /// Failed logins for one login name (from any address, within 15
+    /// minutes) before each further attempt must wait, doubling from 1 s.
+    pub failures_before_backoff: u32,
+    /// The longest wait the back-off imposes, in seconds.
+    pub max_backoff_secs: u64,
+    /// Threads checking passwords (each holds argon2's 19 MiB); 0: one per
+    /// core, at most 4.
+    pub password_workers: usize,
+    /// Password checks that may wait per lane; past it, attempts are
+    /// refused at once (503 with `Retry-After`).
+    pub password_queue: usize,
+}
+
+impl AuthConfig {
+    /// The number of password worker threads in force.
+    pub fn workers(&self) -> usize {
+        match self.password_workers {
+            0 => std::thread::available_parallelism()
+                .map_or(2, std::num::NonZeroUsize::get)
+                .min(4),
+            n => n,
+        }
+    }
 }
 
 impl Default for AuthConfig {
@@ -123,6 +159,10 @@ impl Default for AuthConfig {
             token_ttl_hours: 24 * 30,
             login_attempts_per_minute: 10,
             sweep_interval_secs: 600,
+            failures_before_backoff: 5,
+            max_backoff_secs: 300,
+            password_workers: 0,
+            password_queue: 16,
         }
     }
 }
@@ -186,7 +226,18 @@ pub struct LiveConfig {
     pub max_in_flight: usize,
     /// Largest AMP box accepted, in bytes (a larger one closes the
     /// connection: AMP has no way to answer a box it could not read).
+    /// Before a connection logs in, boxes are held to 16 KiB.
     pub max_box_bytes: usize,
+    /// AMP connections served at once; when full, a new one takes the
+    /// place of the one quiet longest.
+    pub max_connections: usize,
+    /// AMP connections served at once from one client address.
+    pub max_connections_per_address: usize,
+    /// Seconds an AMP connection has to log in (`Login` or
+    /// `Authenticate`) before it is closed, however much it sends.
+    pub login_timeout_secs: u64,
+    /// Seconds a logged-in AMP connection may go without sending a byte.
+    pub idle_timeout_secs: u64,
 }
 
 impl Default for LiveConfig {
@@ -195,6 +246,10 @@ impl Default for LiveConfig {
             amp: None,
             max_in_flight: 256,
             max_box_bytes: 1 << 20,
+            max_connections: 10_000,
+            max_connections_per_address: 256,
+            login_timeout_secs: 10,
+            idle_timeout_secs: 900,
         }
     }
 }
@@ -236,7 +291,14 @@ impl SiteConfig {
         let path = dir.join(CONFIG_FILE);
         let text = toml::to_string_pretty(self)
             .map_err(|e| SiteError::Config(format!("cannot encode: {e}")))?;
-        std::fs::write(&path, text).map_err(|e| SiteError::io(path, e))
+        // Private like the stores: it may name keys and secrets.
+        let mut file = mantle_store::private_file_options()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&path)
+            .map_err(|e| SiteError::io(&path, e))?;
+        std::io::Write::write_all(&mut file, text.as_bytes()).map_err(|e| SiteError::io(path, e))
     }
 
     /// Applies overrides from an environment (a lookup function, so tests
@@ -301,6 +363,20 @@ impl SiteConfig {
         if self.auth.login_attempts_per_minute == 0 {
             return Err(SiteError::Config(
                 "auth.login_attempts_per_minute must be at least 1".into(),
+            ));
+        }
+        if self.http.max_connections == 0
+            || self.http.max_connections_per_address == 0
+            || self.live.max_connections == 0
+            || self.live.max_connections_per_address == 0
+        {
+            return Err(SiteError::Config(
+                "http.max_connections, http.max_connections_per_address, live.max_connections and live.max_connections_per_address must be at least 1".into(),
+            ));
+        }
+        if self.auth.password_queue == 0 {
+            return Err(SiteError::Config(
+                "auth.password_queue must be at least 1".into(),
             ));
         }
         if self.live.max_in_flight == 0 || self.live.max_box_bytes < 1024 {

@@ -91,6 +91,28 @@ pub enum SiteError {
     #[error("no slate '{0}'")]
     NoSuchSlate(String),
 
+    /// Too many login attempts from this address, or too many failures
+    /// for this login: try again after `retry_after`.
+    #[error("too many login attempts; try again in {} s", retry_after.as_secs_f64().ceil())]
+    TooManyAttempts { retry_after: std::time::Duration },
+
+    /// Every password worker is busy and their queue is full: the server
+    /// refuses rather than take on more; try again after `retry_after`.
+    #[error("the server is busy checking passwords; try again in {} s", retry_after.as_secs_f64().ceil())]
+    Busy { retry_after: std::time::Duration },
+
+    /// The password worker threads have stopped (the site is closing).
+    #[error("password checks are unavailable: the site is closing")]
+    PasswordWorkersGone,
+
+    /// The operating system gave no random bytes (for a salt or a token).
+    #[error("no randomness available: {0}")]
+    NoRandomness(String),
+
+    /// argon2 refused to hash (parameters out of range).
+    #[error("password hashing failed: {0}")]
+    Hashing(String),
+
     /// The account's user store must not be deleted without confirmation.
     #[error("deleting the user store of '{0}' needs explicit confirmation")]
     ConfirmationRequired(String),
@@ -108,7 +130,13 @@ impl SiteError {
     pub fn is_client_error(&self) -> bool {
         !matches!(
             self,
-            SiteError::Store(_) | SiteError::Io { .. } | SiteError::Config(_)
+            SiteError::Store(_)
+                | SiteError::Io { .. }
+                | SiteError::Config(_)
+                | SiteError::Busy { .. }
+                | SiteError::PasswordWorkersGone
+                | SiteError::NoRandomness(_)
+                | SiteError::Hashing(_)
         )
     }
 }

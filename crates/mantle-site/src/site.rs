@@ -163,7 +163,8 @@ impl SiteBuilder {
         if store_file.exists() {
             return Err(SiteError::AlreadyASite(self.dir.clone()));
         }
-        std::fs::create_dir_all(self.dir.join("users")).map_err(|e| SiteError::io(&self.dir, e))?;
+        mantle_store::create_private_dir_all(&self.dir.join("users"))
+            .map_err(|e| SiteError::io(&self.dir, e))?;
         config.save(&self.dir)?;
         let mut builder = self.config(config);
         builder.creating = true;
@@ -237,6 +238,11 @@ impl SiteBuilder {
             })
             .await?;
         let dir = std::path::absolute(&self.dir).map_err(|e| SiteError::io(&self.dir, e))?;
+        let passwords = crate::passwords::PasswordWorkers::start(
+            config.auth.workers(),
+            config.auth.password_queue,
+        )?;
+        let guard = crate::login_guard::LoginGuard::new(&config.auth);
         let site = Site {
             inner: Arc::new(SiteInner {
                 dir,
@@ -248,6 +254,8 @@ impl SiteBuilder {
                 addresses: Mutex::new(HashMap::new()),
                 apps: Mutex::new(HashMap::new()),
                 tokens: crate::auth::TokenCache::default(),
+                guard,
+                passwords,
                 extensions: self.extensions,
                 sweep: Mutex::new(None),
                 stats,
@@ -279,6 +287,10 @@ pub(crate) struct SiteInner {
     pub(crate) store_files: Mutex<HashMap<Id<Account>, PathBuf>>,
     /// Tokens recently authenticated (see `auth::TokenCache`).
     pub(crate) tokens: crate::auth::TokenCache,
+    /// Limits on guessing passwords, for every transport.
+    pub(crate) guard: crate::login_guard::LoginGuard,
+    /// The threads that hash and check passwords.
+    pub(crate) passwords: crate::passwords::PasswordWorkers,
     /// Store file → its message address (`account:ID`, `app:NAME`).
     addresses: Mutex<HashMap<PathBuf, String>>,
     /// App name → its substore (app stores are never removed).
@@ -562,11 +574,19 @@ pub fn register(registry: &mut Registry) {
         });
 }
 
-/// Where an account's user store lives, relative to the site store.
-pub(crate) fn user_store_path(account_hint: &str) -> String {
+/// The longest part of a user store's file name taken from its login: a
+/// login may be 320 bytes and more, far past what a file name may be
+/// (255 bytes on most file systems), so the name is cut; the signup's
+/// uniqueness check adds `-2`, `-3`, … where cut names collide.
+const STORE_NAME_MAX: usize = 64;
+
+/// Where an account's user store lives, relative to the site store: its
+/// `n`th candidate name (`n` > 1 is added to the name, after the cut).
+pub(crate) fn user_store_path(account_hint: &str, n: u32) -> String {
     // The file name is fixed at signup; it does not follow later renames.
     let safe: String = account_hint
         .chars()
+        .take(STORE_NAME_MAX)
         .map(|c| {
             if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
                 c
@@ -575,5 +595,9 @@ pub(crate) fn user_store_path(account_hint: &str) -> String {
             }
         })
         .collect();
-    format!("users/{safe}.store")
+    if n > 1 {
+        format!("users/{safe}-{n}.store")
+    } else {
+        format!("users/{safe}.store")
+    }
 }

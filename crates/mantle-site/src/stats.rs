@@ -19,6 +19,8 @@ use crate::{Result, SiteError};
 /// |---|---|---|
 /// | `Logins` | counter | successful password logins |
 /// | `Login Failures` | counter | logins refused: unknown login, wrong password, disabled account |
+/// | `Login Refusals` | counter | attempts refused before any password work: over the address's allowance, during a login's back-off, password workers saturated |
+/// | `Password Checks Waiting` | gauge | password checks queued for a worker, when the report was made |
 /// | `Active Tokens` | gauge | unexpired tokens, counted when a report is made with [`Site::stats_snapshot`] |
 pub const AUTH_NAMESPACE: &str = "Auth";
 
@@ -62,7 +64,9 @@ impl SiteStats {
 pub(crate) struct AuthStats {
     pub(crate) logins: Counter,
     pub(crate) failures: Counter,
+    pub(crate) throttled: Counter,
     active_tokens: Gauge,
+    waiting_checks: Gauge,
 }
 
 impl AuthStats {
@@ -74,9 +78,17 @@ impl AuthStats {
                 "Login Failures",
                 "Logins refused: unknown login, wrong password or disabled account.",
             ),
+            throttled: ns.counter(
+                "Login Refusals",
+                "Login and signup attempts refused before any password work: over an address's allowance, during a login's back-off, or with the password workers saturated.",
+            ),
             active_tokens: ns.gauge(
                 "Active Tokens",
                 "Unexpired login tokens, counted when the report was made.",
+            ),
+            waiting_checks: ns.gauge(
+                "Password Checks Waiting",
+                "Password checks queued for a worker, when the report was made.",
             ),
         }
     }
@@ -172,6 +184,11 @@ impl Site {
                 .map_err(SiteError::from)?;
             auth.active_tokens
                 .set(i64::try_from(active).unwrap_or(i64::MAX));
+        }
+        if auth.waiting_checks.is_enabled() {
+            let waiting = self.inner.passwords.waiting();
+            auth.waiting_checks
+                .set(i64::try_from(waiting).unwrap_or(i64::MAX));
         }
         Ok(self.stats().snapshot())
     }

@@ -33,6 +33,8 @@ pub fn backup(src: &Path, dest: &Path) -> Result<u64> {
     )?;
     source.busy_timeout(std::time::Duration::from_secs(10))?;
     schema::identify(&source, src)?;
+    // A copy is as private as its store (see `files`).
+    crate::files::create_private_file(dest).map_err(|e| Error::io(dest, e))?;
     let mut target = Connection::open(dest)?;
     {
         let copy = rusqlite::backup::Backup::new(&source, &mut target)?;

@@ -64,7 +64,7 @@ impl SubStore {
     pub async fn open(&self, parent: &Store, cache: &StoreCache) -> Result<Store> {
         let file = self.file(parent);
         if let Some(dir) = file.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+            crate::files::create_private_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         }
         cache.get(file).await
     }

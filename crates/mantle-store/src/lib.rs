@@ -99,6 +99,7 @@ extern crate self as mantle_store;
 mod backup;
 mod cache;
 mod error;
+mod files;
 mod inspect;
 mod item;
 mod outbox;
@@ -117,6 +118,9 @@ mod writer;
 pub use backup::backup;
 pub use cache::{CacheStats, StoreCache, SubStore};
 pub use error::{Error, Result};
+pub use files::{
+    PRIVATE_DIR_MODE, PRIVATE_FILE_MODE, create_private_dir_all, private_file_options,
+};
 pub use inspect::{Problem, StoreReport, TypeReport, check, inspect};
 pub use item::{AttributeDef, Binder, Decoder, Item, OnDelete, Stored};
 pub use mantle_store_derive::Item;

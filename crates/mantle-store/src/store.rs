@@ -239,12 +239,7 @@ fn lock_path(path: &Path) -> PathBuf {
 /// this one) fails with `Error::Locked` instead of interleaving commits.
 fn take_lock(path: &Path) -> Result<File> {
     let lp = lock_path(path);
-    let file = File::options()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lp)
-        .map_err(|e| Error::io(&lp, e))?;
+    let file = crate::files::open_private(&lp).map_err(|e| Error::io(&lp, e))?;
     // A lock can outlive its holder for a moment: a store whose last handle
     // was just dropped is closed by a pool thread, and a child process
     // forked meanwhile holds the descriptor until it execs. Wait briefly
@@ -311,6 +306,8 @@ fn open_writer(
         });
     }
     let lock = take_lock(path)?;
+    // Made by us with mode 0600 before SQLite opens it (see `files`).
+    crate::files::create_private_file(path).map_err(|e| Error::io(path, e))?;
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
         | OpenFlags::SQLITE_OPEN_CREATE
         | OpenFlags::SQLITE_OPEN_NO_MUTEX;

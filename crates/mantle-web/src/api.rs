@@ -13,7 +13,7 @@ use mantle_site::{Expect, SlateDoc};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::auth::{Authenticated, TOKEN_COOKIE, presented_token, set_cookie};
+use crate::auth::{Authenticated, TOKEN_COOKIE, set_cookie};
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -50,10 +50,9 @@ pub async fn login(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     JsonBody(c): JsonBody<Credentials>,
 ) -> Result<Response, ApiError> {
-    state.limiter.check(peer.ip())?;
     let issued = state
         .site
-        .login(&c.username, &c.password, "api login")
+        .login_from(Some(peer.ip()), &c.username, &c.password, "api login")
         .await?;
     let max_age = state.site.config().token_ttl().as_secs() as i64;
     let mut r = Json(json!({ "token": issued.token, "expires": issued.expires.to_string() }))
@@ -74,9 +73,10 @@ pub async fn login(
 /// `POST /api/logout`: revokes the token presented; clears the cookie.
 pub async fn logout(
     State(state): State<AppState>,
+    method: axum::http::Method,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let token = presented_token(&headers).ok_or_else(ApiError::unauthorized)?;
+    let token = crate::auth::acting_token(&method, &headers)?;
     if !state.site.logout(token).await? {
         return Err(ApiError::unauthorized());
     }
@@ -153,7 +153,7 @@ pub async fn signup(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     JsonBody(s): JsonBody<Signup>,
 ) -> Result<Response, ApiError> {
-    state.limiter.check(peer.ip())?;
+    state.site.count_attempt(peer.ip())?;
     let info = state
         .site
         .signup(&s.username, &s.password, s.invite.as_deref())

@@ -25,13 +25,38 @@ pub fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
 
 /// The token a request presents: the bearer header wins over the cookie.
 pub fn presented_token(headers: &HeaderMap) -> Option<&str> {
+    presented(headers).map(|(t, _)| t)
+}
+
+/// The token a request presents, and whether it came from the cookie.
+pub(crate) fn presented(headers: &HeaderMap) -> Option<(&str, bool)> {
     if let Some(v) = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
     {
-        return v.strip_prefix("Bearer ").map(str::trim);
+        return v.strip_prefix("Bearer ").map(|t| (t.trim(), false));
     }
-    cookie(headers, TOKEN_COOKIE)
+    cookie(headers, TOKEN_COOKIE).map(|t| (t, true))
+}
+
+/// The token of a request that may act as its user: a bearer token, or
+/// the login cookie when the method is safe or the request repeats the
+/// CSRF token (see `csrf`); else 403.
+pub(crate) fn acting_token<'h>(
+    method: &axum::http::Method,
+    headers: &'h HeaderMap,
+) -> Result<&'h str, ApiError> {
+    let (token, from_cookie) = presented(headers).ok_or_else(ApiError::unauthorized)?;
+    if from_cookie && !crate::csrf::cookie_request_ok(method, headers) {
+        return Err(ApiError::new(
+            axum::http::StatusCode::FORBIDDEN,
+            format!(
+                "a request authenticated by the login cookie must repeat the CSRF token in the {} header (or use Authorization: Bearer)",
+                crate::csrf::CSRF_HEADER
+            ),
+        ));
+    }
+    Ok(token)
 }
 
 /// A `Set-Cookie` value: HttpOnly, SameSite=Lax, Secure behind TLS.
@@ -59,7 +84,7 @@ impl FromRequestParts<AppState> for Authenticated {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let token = presented_token(&parts.headers).ok_or_else(ApiError::unauthorized)?;
+        let token = acting_token(&parts.method, &parts.headers)?;
         let avatar = state.site.authenticate(token).await?;
         Ok(Authenticated(avatar))
     }

@@ -12,7 +12,7 @@ pub struct ApiError {
     pub status: StatusCode,
     /// What went wrong, for the client.
     pub message: String,
-    /// Seconds to wait, for 429.
+    /// Seconds to wait, for 429 and 503.
     pub retry_after: Option<u64>,
 }
 
@@ -39,6 +39,22 @@ impl ApiError {
 
 impl From<SiteError> for ApiError {
     fn from(e: SiteError) -> Self {
+        let wait = |d: &std::time::Duration| d.as_secs_f64().ceil() as u64;
+        match &e {
+            // Refusals that say when to come back; an overloaded server
+            // is not a fault to log at every refused guess.
+            SiteError::TooManyAttempts { retry_after } => {
+                let mut a = Self::new(StatusCode::TOO_MANY_REQUESTS, e.to_string());
+                a.retry_after = Some(wait(retry_after));
+                return a;
+            }
+            SiteError::Busy { retry_after } => {
+                let mut a = Self::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string());
+                a.retry_after = Some(wait(retry_after));
+                return a;
+            }
+            _ => {}
+        }
         let status = match &e {
             SiteError::BadCredentials | SiteError::BadToken => StatusCode::UNAUTHORIZED,
             SiteError::Disabled(_) | SiteError::SignupClosed(_) | SiteError::BadInvite => {

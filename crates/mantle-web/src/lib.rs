@@ -29,8 +29,10 @@
 
 mod api;
 mod auth;
+pub mod connections;
+mod csrf;
 mod error;
-mod limits;
+mod headers;
 mod pages;
 mod server;
 mod state;
@@ -47,9 +49,10 @@ use tower_http::timeout::RequestBodyTimeoutLayer;
 
 pub use api::JsonBody;
 pub use auth::{Authenticated, MaybeAuthenticated, TOKEN_COOKIE, cookie, presented_token};
+pub use csrf::{CSRF_COOKIE, CSRF_HEADER};
 pub use error::ApiError;
-pub use limits::LoginLimiter;
-pub use server::{HttpService, serve};
+pub use headers::CONTENT_SECURITY_POLICY;
+pub use server::{HttpService, connection_limits, serve};
 pub use state::AppState;
 pub use stats::{HTTP_NAMESPACE, Toggle};
 
@@ -84,12 +87,19 @@ pub fn router(site: Site) -> Router {
         }
     }
     let http_stats = std::sync::Arc::new(stats::HttpStats::new(site.stats()));
+    let policy = headers::HeaderPolicy {
+        tls: http.behind_tls,
+    };
     let state = AppState::new(site);
     all.with_state(state)
         .layer(DefaultBodyLimit::max(http.max_body_bytes))
         .layer(RequestBodyTimeoutLayer::new(Duration::from_secs(
             http.body_timeout_secs.max(1),
         )))
+        .layer(axum::middleware::from_fn_with_state(
+            policy,
+            headers::secure,
+        ))
         // Outermost, so every answer is counted (time-outs, 404s included).
         .layer(axum::middleware::from_fn_with_state(
             http_stats,

@@ -1,7 +1,6 @@
 //! Server-rendered pages: index, login, logout, signup, and a home page per
-//! user. Form posts are protected against cross-site request forgery with a
-//! double-submit token: a random `mantle_csrf` cookie whose value every form
-//! must repeat.
+//! user. Form posts are protected against cross-site request forgery (see
+//! `csrf`).
 
 use std::net::SocketAddr;
 
@@ -14,44 +13,9 @@ use mantle_site::{SignupPolicy, SiteError};
 use minijinja::context;
 use serde::Deserialize;
 
-use crate::auth::{MaybeAuthenticated, TOKEN_COOKIE, cookie, presented_token, set_cookie};
+use crate::auth::{MaybeAuthenticated, TOKEN_COOKIE, presented_token, set_cookie};
+use crate::csrf::{csrf_ok, csrf_token};
 use crate::state::AppState;
-
-const CSRF_COOKIE: &str = "mantle_csrf";
-
-/// The request's CSRF token, and a `Set-Cookie` if it had none.
-pub(crate) fn csrf_token(
-    headers: &HeaderMap,
-    state: &AppState,
-) -> (String, Option<axum::http::HeaderValue>) {
-    match cookie(headers, CSRF_COOKIE) {
-        Some(t) if t.len() == 43 => (t.to_string(), None),
-        _ => {
-            let mut bytes = [0u8; 32];
-            // Without randomness the form simply fails its check later.
-            let _ = getrandom::fill(&mut bytes);
-            use base64::Engine;
-            let t = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
-            let c = set_cookie(CSRF_COOKIE, &t, 86_400 * 7, state.secure_cookies(), true);
-            (t, Some(c))
-        }
-    }
-}
-
-/// Whether a posted form repeats the CSRF cookie.
-pub(crate) fn csrf_ok(headers: &HeaderMap, posted: &str) -> bool {
-    match cookie(headers, CSRF_COOKIE) {
-        Some(c) if c.len() == 43 => {
-            // Constant-time comparison of equal-length strings.
-            c.len() == posted.len()
-                && c.bytes()
-                    .zip(posted.bytes())
-                    .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-                    == 0
-        }
-        _ => false,
-    }
-}
 
 fn page(
     state: &AppState,
@@ -124,11 +88,10 @@ pub struct LoginForm {
     invite: Option<String>,
 }
 
-/// The checks every credentials form gets: well-formed, carrying this
-/// site's CSRF token, and within the address's attempt allowance.
+/// The checks every credentials form gets: well-formed and carrying this
+/// site's CSRF token. (The attempt allowance is the site's: see
+/// `Site::login_from` and `Site::count_attempt`.)
 fn credentials_form(
-    state: &AppState,
-    peer: SocketAddr,
     headers: &HeaderMap,
     form: Result<Form<LoginForm>, FormRejection>,
 ) -> Result<LoginForm, Box<Response>> {
@@ -140,10 +103,6 @@ fn credentials_form(
     if !csrf_ok(headers, &form.csrf) {
         return Err(Box::new(forbidden_form()));
     }
-    state
-        .limiter
-        .check(peer.ip())
-        .map_err(|e| Box::new(e.into_response()))?;
     Ok(form)
 }
 
@@ -154,13 +113,13 @@ pub async fn login(
     headers: HeaderMap,
     form: Result<Form<LoginForm>, FormRejection>,
 ) -> Response {
-    let form = match credentials_form(&state, peer, &headers, form) {
+    let form = match credentials_form(&headers, form) {
         Ok(f) => f,
         Err(answer) => return *answer,
     };
     match state
         .site
-        .login(&form.username, &form.password, "web login")
+        .login_from(Some(peer.ip()), &form.username, &form.password, "web login")
         .await
     {
         Ok(issued) => logged_in(&state, &issued.token),
@@ -186,13 +145,18 @@ fn form_error(
     e: SiteError,
 ) -> Response {
     let api: crate::error::ApiError = e.into();
-    page(
+    let mut r = page(
         state,
         headers,
         api.status,
         template,
         context! { error => api.message, username => username },
-    )
+    );
+    if let Some(s) = api.retry_after {
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, axum::http::HeaderValue::from(s.max(1)));
+    }
+    r
 }
 
 #[derive(Deserialize)]
@@ -244,14 +208,19 @@ pub async fn signup(
     headers: HeaderMap,
     form: Result<Form<LoginForm>, FormRejection>,
 ) -> Response {
-    let form = match credentials_form(&state, peer, &headers, form) {
+    let form = match credentials_form(&headers, form) {
         Ok(f) => f,
         Err(answer) => return *answer,
     };
-    let created = state
-        .site
-        .signup(&form.username, &form.password, form.invite.as_deref())
-        .await;
+    let created = match state.site.count_attempt(peer.ip()) {
+        Ok(()) => {
+            state
+                .site
+                .signup(&form.username, &form.password, form.invite.as_deref())
+                .await
+        }
+        Err(e) => Err(e),
+    };
     let result = match created {
         Ok(info) => state.site.issue_token(info.id, "web signup").await,
         Err(e) => Err(e),

@@ -1,8 +1,8 @@
 //! The HTTP service: binds the configured address and serves the router
-//! with header and body time-outs, a connection cap and graceful shutdown.
+//! with connection caps and time-outs (see `connections`), header and body
+//! time-outs, and graceful shutdown.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -13,11 +13,11 @@ use hyper_util::server::graceful::GracefulShutdown;
 use mantle_site::{RunningService, Service, Site, SiteError};
 use mantle_store::Item;
 use tokio::net::TcpListener;
-use tokio::sync::{Semaphore, oneshot};
+use tokio::sync::oneshot;
 use tower::ServiceExt;
 
-/// Connections served at once; more wait in the listen backlog.
-const MAX_CONNECTIONS: usize = 10_000;
+use crate::connections::{ConnectionLimits, Connections};
+
 /// How long in-flight requests get to finish at shutdown.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
@@ -42,8 +42,8 @@ impl Service for HttpService {
                 .map_err(|e| SiteError::Config(format!("listener address: {e}")))?;
             let (stop, stopped) = oneshot::channel();
             let router = crate::router(site.clone());
-            let header_timeout = Duration::from_secs(site.config().http.header_timeout_secs.max(1));
-            let done = tokio::spawn(serve(listener, router, header_timeout, async {
+            let limits = connection_limits(&site.config().http);
+            let done = tokio::spawn(serve(listener, router, limits, async {
                 let _ = stopped.await;
             }));
             Ok(RunningService::new(
@@ -56,28 +56,47 @@ impl Service for HttpService {
     }
 }
 
+/// The connection limits of `[http]`.
+pub fn connection_limits(http: &mantle_site::HttpConfig) -> ConnectionLimits {
+    ConnectionLimits {
+        max: http.max_connections,
+        per_address: http.max_connections_per_address,
+        deadline: Duration::from_secs(http.header_timeout_secs.max(1)),
+        idle: Duration::from_secs(http.idle_timeout_secs.max(1)),
+    }
+}
+
 /// Serves `router` on `listener` until `shutdown` resolves, then lets
 /// in-flight requests finish (up to a grace period).
+///
+/// Every connection is held to `limits` (see [`Connections`]): a new
+/// connection has `limits.deadline` to send its first byte, and the
+/// header time-out (the same duration) to finish its headers; after that
+/// it may stay quiet for `limits.idle`, on HTTP/1 keep-alive, HTTP/2 or an
+/// upgraded WebSocket alike.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
-    header_timeout: Duration,
+    limits: ConnectionLimits,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
     let mut make = router.into_make_service_with_connect_info::<SocketAddr>();
     let graceful = GracefulShutdown::new();
-    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let connections = Connections::new(limits);
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(header_timeout);
+        .header_read_timeout(limits.deadline);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        // Streams one connection may open at once (hyper's default is
+        // 200); each costs a request in flight.
+        .max_concurrent_streams(100)
+        .max_header_list_size(64 * 1024);
     tokio::pin!(shutdown);
     loop {
-        let permit = tokio::select! {
-            _ = &mut shutdown => break,
-            p = slots.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
-        };
         let (stream, peer) = tokio::select! {
             _ = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
@@ -90,7 +109,15 @@ pub async fn serve(
                 }
             },
         };
+        let place = match connections.admit(peer.ip()) {
+            Ok(p) => p,
+            Err(refusal) => {
+                tracing::debug!(%peer, %refusal, "connection refused");
+                continue;
+            }
+        };
         let _ = stream.set_nodelay(true);
+        let stream = place.guard(stream, true);
         let Ok(svc) = make.call_ready(peer).await;
         let svc = hyper::service::service_fn(move |req| svc.clone().oneshot(req));
         let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
@@ -99,7 +126,6 @@ pub async fn serve(
             if let Err(e) = conn.await {
                 tracing::debug!(peer = %peer, error = %e, "connection ended with an error");
             }
-            drop(permit);
         });
     }
     drop(listener);

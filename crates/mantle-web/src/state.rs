@@ -4,7 +4,6 @@ use std::sync::Arc;
 
 use mantle_site::Site;
 
-use crate::limits::LoginLimiter;
 use crate::templates::Templates;
 
 /// The state behind the router.
@@ -12,8 +11,6 @@ use crate::templates::Templates;
 pub struct AppState {
     /// The site served.
     pub site: Site,
-    /// Login attempt limits.
-    pub limiter: Arc<LoginLimiter>,
     /// Page templates.
     pub templates: Arc<Templates>,
 }
@@ -21,15 +18,8 @@ pub struct AppState {
 impl AppState {
     /// State for serving `site`.
     pub fn new(site: Site) -> Self {
-        let limiter = Arc::new(LoginLimiter::new(
-            site.config().auth.login_attempts_per_minute,
-        ));
         let templates = Arc::new(Templates::new(site.dir().join("templates")));
-        Self {
-            site,
-            limiter,
-            templates,
-        }
+        Self { site, templates }
     }
 
     /// Whether cookies must be `Secure`.

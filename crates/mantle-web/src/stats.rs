@@ -32,8 +32,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::api::JsonBody;
 use crate::auth::presented_token;
+use crate::csrf::{csrf_ok, csrf_token};
 use crate::error::ApiError;
-use crate::pages::{csrf_ok, csrf_token, forbidden_form};
+use crate::pages::forbidden_form;
 use crate::state::AppState;
 
 /// The name of the HTTP front's statistics namespace, "HTTP", and what it

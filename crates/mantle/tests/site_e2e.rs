@@ -486,14 +486,17 @@ async fn login_rate_limit_triggers_and_resets() {
 
     let mut allowed = 0;
     let mut limited = None;
-    'outer: for _ in 0..50 {
+    // A different login each time: failures for one login back off on
+    // their own, and this test is about the per-address allowance.
+    'outer: for round in 0..50 {
         let mut batch = tokio::task::JoinSet::new();
-        for _ in 0..8 {
+        for i in 0..8 {
             let c = c.clone();
             let url = server.url("/api/login");
+            let username = format!("nobody{round}-{i}");
             batch.spawn(async move {
                 c.post(url)
-                    .json(&json!({ "username": "nobody", "password": "wrong password" }))
+                    .json(&json!({ "username": username, "password": "wrong password" }))
                     .send()
                     .await
                     .unwrap()
@@ -535,7 +538,7 @@ async fn login_rate_limit_triggers_and_resets() {
 
     // 120 a minute refills one attempt every half second.
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    let r = login(&c, &server, "nobody", "wrong password").await;
+    let r = login(&c, &server, "somebody-else", "wrong password").await;
     assert_eq!(
         r.status(),
         StatusCode::UNAUTHORIZED,

@@ -140,28 +140,6 @@ fn run_with_timeout(cmd: &mut Process, limit: Duration) -> Output {
     }
 }
 
-/// The `HOST:PORT` of `mantle serve`'s AMP listener, from its
-/// "mantle: amp listening on amp://HOST:PORT" line.
-fn amp_address(server: &Server) -> String {
-    let deadline = Instant::now() + PROCESS_WAIT;
-    loop {
-        let lines = server.stderr();
-        if let Some(addr) = lines
-            .iter()
-            .find_map(|l| l.strip_prefix("mantle: amp listening on "))
-        {
-            let addr = addr.trim();
-            return addr.strip_prefix("amp://").unwrap_or(addr).to_string();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no amp listening line; stderr:\n{}",
-            lines.join("\n")
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 /// A running `twisted_server.py`; dropping it kills and reaps the process
 /// (closing its standard input also stops it).
 struct TwistedServer {
@@ -246,18 +224,7 @@ fn twisted_client_passes_its_checks_against_mantle_serve() {
     let python = python();
     let site = TestSite::init("admin");
     site.add_user("alice", PW);
-    let server = Server::spawn(
-        &[
-            "serve",
-            site.path(),
-            "--http",
-            "127.0.0.1:0",
-            "--amp",
-            "127.0.0.1:0",
-        ],
-        &[],
-    );
-    let addr = amp_address(&server);
+    let (server, addr) = site.serve_with_amp();
     let (host, port) = addr.rsplit_once(':').expect("HOST:PORT");
 
     let out = run_with_timeout(

@@ -17,10 +17,26 @@ fn render(name: &str, user: &str) -> Result<String, minijinja::Error> {
         .render(minijinja::context! { name, user })
 }
 
+/// The page's script, a file of its own: the site's content security
+/// policy runs no inline scripts.
+const SCRIPT: &str = include_str!("page.js");
+
 /// `GET /lists/{name}`: the list's page for a logged-in browser (others
-/// are redirected to `/login`).
+/// are redirected to `/login`); `GET /lists/page.js`: its script.
 pub fn routes() -> Router<AppState> {
-    Router::new().route("/lists/{name}", get(page))
+    Router::new()
+        .route("/lists/page.js", get(script))
+        .route("/lists/{name}", get(page))
+}
+
+async fn script() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        SCRIPT,
+    )
 }
 
 async fn page(MaybeAuthenticated(me): MaybeAuthenticated, Path(name): Path<String>) -> Response {
@@ -58,5 +74,7 @@ mod tests {
         );
         assert!(html.contains(r#"data-list="shop""#));
         assert!(super::PAGE.contains(r#"src="/live.js""#));
+        assert!(super::PAGE.contains(r#"src="/lists/page.js""#));
+        assert!(!super::PAGE.contains("<script>"), "no inline scripts");
     }
 }

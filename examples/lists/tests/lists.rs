@@ -148,11 +148,14 @@ struct Client {
 
 impl Client {
     async fn connect(addr: &str, token: Option<&str>) -> Client {
-        let url = match token {
-            Some(t) => format!("ws://{addr}/live?token={t}"),
-            None => format!("ws://{addr}/live"),
-        };
-        let (ws, _) = tokio_tungstenite::connect_async(url)
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let mut request = format!("ws://{addr}/live").into_client_request().unwrap();
+        if let Some(t) = token {
+            request
+                .headers_mut()
+                .insert("authorization", format!("Bearer {t}").parse().unwrap());
+        }
+        let (ws, _) = tokio_tungstenite::connect_async(request)
             .await
             .expect("WebSocket upgrade");
         Client {

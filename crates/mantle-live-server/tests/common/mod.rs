@@ -260,3 +260,42 @@ impl TestSite {
         o
     }
 }
+
+/// A WebSocket client connection.
+pub type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// A WebSocket upgrade request carrying `Authorization: Bearer TOKEN`.
+pub fn with_bearer(
+    url: &str,
+    token: &str,
+) -> tokio_tungstenite::tungstenite::handshake::client::Request {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut r = url.into_client_request().unwrap();
+    r.headers_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    r
+}
+
+/// Sends `text` and returns the next text message's JSON.
+pub async fn ws_ask(ws: &mut Ws, text: &str) -> serde_json::Value {
+    futures::SinkExt::send(
+        ws,
+        tokio_tungstenite::tungstenite::Message::Text(text.into()),
+    )
+    .await
+    .unwrap();
+    loop {
+        let m = tokio::time::timeout(
+            std::time::Duration::from_secs(20),
+            futures::StreamExt::next(ws),
+        )
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+        if let tokio_tungstenite::tungstenite::Message::Text(t) = m {
+            return serde_json::from_str(t.as_str()).unwrap();
+        }
+    }
+}

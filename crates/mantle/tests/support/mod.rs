@@ -406,6 +406,24 @@ impl TestSite {
         ))
     }
 
+    /// `mantle serve DIR --http 127.0.0.1:0 --amp 127.0.0.1:0`, and the
+    /// AMP listener's `HOST:PORT`.
+    pub fn serve_with_amp(&self) -> (Server, String) {
+        let server = Server::spawn(
+            &[
+                "serve",
+                self.path(),
+                "--http",
+                "127.0.0.1:0",
+                "--amp",
+                "127.0.0.1:0",
+            ],
+            &[],
+        );
+        let amp = amp_address(&server);
+        (server, amp)
+    }
+
     /// `mantle serve DIR --http 127.0.0.1:PORT` with extra environment.
     pub fn serve_on(&self, port: u16, env: &[(&str, &str)]) -> Server {
         let http = format!("127.0.0.1:{port}");
@@ -424,5 +442,27 @@ impl Server {
             let _ = r.join();
         }
         self.stderr.lock().unwrap().clone()
+    }
+}
+
+/// The `HOST:PORT` of `mantle serve`'s AMP listener, from its
+/// "mantle: amp listening on amp://HOST:PORT" line.
+pub fn amp_address(server: &Server) -> String {
+    let deadline = Instant::now() + PROCESS_WAIT;
+    loop {
+        let lines = server.stderr();
+        if let Some(addr) = lines
+            .iter()
+            .find_map(|l| l.strip_prefix("mantle: amp listening on "))
+        {
+            let addr = addr.trim();
+            return addr.strip_prefix("amp://").unwrap_or(addr).to_string();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no amp listening line; stderr:\n{}",
+            lines.join("\n")
+        );
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
