@@ -42,6 +42,10 @@ pub enum SiteError {
     #[error("'{0}' is already taken")]
     AddressTaken(String),
 
+    /// Not a message address: a login, `account:ID`, `app:NAME` or `site`.
+    #[error("'{0}' is not a message address (expected a login, account:ID, app:NAME or site)")]
+    InvalidRecipient(String),
+
     /// No account has this login.
     #[error("no account with login '{0}'")]
     NoSuchAccount(String),

@@ -65,8 +65,8 @@ pub use error::{Result, SiteError};
 pub use fanout::{FanoutResult, sum_results};
 pub use items::{Account, AuthToken, Invite, LoginMethod, Slate, TokenSweeper};
 pub use messaging::{
-    Envelope, Message, MessageHandlers, MessageId, MessageRegistration, Receipt, Refusal,
-    SendMessage, UNDECODABLE,
+    Envelope, Message, MessageHandlers, MessageId, MessageRegistration, NO_HANDLER, Receipt,
+    Recipient, Refusal, SendMessage, StoreKind, UNDECODABLE,
 };
 pub use process_stats::PROCESS_NAMESPACE;
 pub use service::{RunningService, Service};

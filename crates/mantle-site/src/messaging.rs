@@ -14,11 +14,18 @@
 //! handled in a transaction of Alice's by the answer handler she registered
 //! (again once: answers have ids too).
 //!
+//! A handler serves the stores it was registered for: [`MessageHandlers::on`]
+//! registers it for user stores, [`MessageHandlers::on_in`] for the site
+//! store or one app store. A message to a store with no handler for its type
+//! there (a user's message to `site` or `app:NAME` that no offering declared
+//! a handler for, say) is refused with [`NO_HANDLER`] and writes nothing in
+//! that store.
+//!
 //! A message that cannot be delivered — no such recipient, a disabled one,
-//! no handler for its type, a body that does not decode, too many failed
-//! attempts — is parked in the sender's outbox with its reason, and (for
-//! messages that expect an answer) answered with a [`Refusal`], so the
-//! sender can undo what it did.
+//! no handler for its type in the recipient's store, a body that does not
+//! decode, too many failed attempts — is parked in the sender's outbox with
+//! its reason, and (for messages that expect an answer) answered with a
+//! [`Refusal`], so the sender can undo what it did.
 //!
 //! Deliveries are batched: the messages waiting in one store's outbox are
 //! grouped by recipient, and each group is applied in one transaction of
@@ -35,6 +42,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::SiteError;
 use crate::address::Address;
 use crate::items::{Account, LoginMethod};
 use crate::site::{Site, SiteInner};
@@ -81,6 +89,10 @@ fn yes() -> bool {
 /// The refusal code of a message whose body does not decode as the
 /// recipient's type.
 pub const UNDECODABLE: &str = "UNDECODABLE";
+
+/// The refusal code of a message whose type has no handler in the
+/// recipient's store (see [`StoreKind`]).
+pub const NO_HANDLER: &str = "NO_HANDLER";
 
 impl Refusal {
     /// A final refusal: the sender gets it as the answer.
@@ -219,18 +231,81 @@ type AnswerFn = Arc<
         + Sync,
 >;
 
-/// The message handlers of a site's offerings.
+/// The stores a receive handler serves.
+///
+/// A message is applied only by a handler registered for the kind of store
+/// it was sent to: a handler for user stores never runs in the site store or
+/// an app store, so a user cannot make a store shared by everyone run a
+/// handler its offering did not declare for it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum StoreKind {
+    /// Every user store (`account:ID`, a login).
+    User,
+    /// The site store (`site`).
+    Site,
+    /// The app store `app:NAME` (declared with `SiteBuilder::app`); holds
+    /// the NAME only.
+    App(String),
+}
+
+impl std::fmt::Display for StoreKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StoreKind::User => f.write_str("a user store"),
+            StoreKind::Site => f.write_str("the site store"),
+            StoreKind::App(name) => write!(f, "the app store app:{name}"),
+        }
+    }
+}
+
+/// The message handlers of a site's offerings, each for the stores it
+/// serves (see [`StoreKind`]).
 #[derive(Default, Clone)]
 pub struct MessageHandlers {
-    receive: HashMap<&'static str, ReceiveFn>,
+    receive: HashMap<StoreKind, HashMap<&'static str, ReceiveFn>>,
     answer: HashMap<&'static str, AnswerFn>,
 }
 
 impl MessageHandlers {
-    /// Registers what a recipient does with messages of type `M`: it runs
+    /// Registers what a user store does with messages of type `M`: it runs
     /// in the recipient's transaction; `Err` undoes its work and refuses.
+    /// Messages of type `M` sent to the site store or an app store are
+    /// refused ([`NO_HANDLER`]) unless a handler is registered for that
+    /// store with [`on_in`](Self::on_in).
     pub fn on<M: Message>(
         &mut self,
+        handler: impl Fn(&mut Tx<'_>, &Envelope, M) -> Result<M::Answer, Refusal>
+        + Send
+        + Sync
+        + 'static,
+    ) -> &mut Self {
+        self.on_in(StoreKind::User, handler)
+    }
+
+    /// Registers what the stores of kind `store` do with messages of type
+    /// `M` (as [`on`](Self::on) does for user stores). The handler is told
+    /// the sender ([`Envelope::from`]): one in the site store or an app
+    /// store decides what each sender may do there.
+    ///
+    /// ```
+    /// use mantle_site::{Message, MessageHandlers, StoreKind};
+    /// #[derive(serde::Serialize, serde::Deserialize)]
+    /// struct Vote { choice: String }
+    /// impl Message for Vote {
+    ///     const TYPE: &'static str = "poll.vote";
+    ///     type Answer = ();
+    /// }
+    /// fn messages(h: &mut MessageHandlers) {
+    ///     // Users vote by sending to `app:poll`; no user store takes votes.
+    ///     h.on_in::<Vote>(StoreKind::App("poll".into()), |_tx, env, vote| {
+    ///         let _ = (&env.from, vote.choice); // record who voted for what
+    ///         Ok(())
+    ///     });
+    /// }
+    /// ```
+    pub fn on_in<M: Message>(
+        &mut self,
+        store: StoreKind,
         handler: impl Fn(&mut Tx<'_>, &Envelope, M) -> Result<M::Answer, Refusal>
         + Send
         + Sync
@@ -244,8 +319,13 @@ impl MessageHandlers {
             serde_json::to_value(answer)
                 .map_err(|e| Refusal::new("UNENCODABLE_ANSWER", e.to_string()))
         });
-        self.receive.insert(M::TYPE, f);
+        self.receive.entry(store).or_default().insert(M::TYPE, f);
         self
+    }
+
+    /// The handler of messages of type `kind` in stores of kind `store`.
+    fn receiver(&self, store: &StoreKind, kind: &str) -> Option<&ReceiveFn> {
+        self.receive.get(store)?.get(kind)
     }
 
     /// Registers what the sender does with the answer to its message of
@@ -522,8 +602,8 @@ async fn apply_at_recipient(
     from: String,
     msgs: Vec<Outgoing>,
 ) -> Vec<Applied> {
-    let recipient = match site.resolve(&to).await {
-        Ok(store) => store,
+    let (recipient, kind) = match site.resolve(&to).await {
+        Ok(found) => found,
         Err(Resolve::Refused(r)) => {
             return msgs.iter().map(|_| Applied::Refused(r.clone())).collect();
         }
@@ -540,7 +620,7 @@ async fn apply_at_recipient(
         .transact(move |tx| {
             let mut out = Vec::with_capacity(msgs.len());
             for m in &msgs {
-                out.push(apply_one(tx, &handlers, &from, m)?);
+                out.push(apply_one(tx, &handlers, &kind, &from, m)?);
             }
             Ok::<_, mantle_store::Error>(out)
         })
@@ -554,6 +634,7 @@ async fn apply_at_recipient(
 fn apply_one(
     tx: &mut Tx<'_>,
     handlers: &MessageHandlers,
+    store: &StoreKind,
     from: &str,
     m: &Outgoing,
 ) -> Result<Applied, mantle_store::Error> {
@@ -565,11 +646,13 @@ fn apply_one(
     {
         return Ok(Applied::Done);
     }
-    let Some(handler) = handlers.receive.get(m.kind.as_str()) else {
+    // After the receipt check: a message applied before (by a program
+    // that had a handler here) stays applied, and is not refused now.
+    let Some(handler) = handlers.receiver(store, m.kind.as_str()) else {
         // Not recorded: a later program with a handler may apply it.
         return Ok(Applied::Refused(Refusal::new(
-            "NO_HANDLER",
-            format!("the recipient has no handler for {}", m.kind),
+            NO_HANDLER,
+            format!("no handler for {} in {store}", m.kind),
         )));
     };
     let envelope = Envelope {
@@ -694,43 +777,92 @@ fn no_such(to: &str) -> Resolve {
     ))
 }
 
+/// What a message address names (see [`Site::recipient`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Recipient {
+    /// The site store: `site`.
+    Site,
+    /// An app store: `app:NAME` (holds the NAME; the app may be undeclared).
+    App(String),
+    /// A user's store: the account a login or `account:ID` names.
+    Account {
+        /// The account.
+        id: Id<Account>,
+        /// Disabled accounts take no messages.
+        disabled: bool,
+    },
+    /// A login or `account:ID` that names no account.
+    NoAccount,
+}
+
 impl Site {
-    /// The store a message address names: `site`, `app:NAME`,
-    /// `account:ID`, or a login.
-    pub(crate) async fn resolve(&self, to: &str) -> Result<Store, Resolve> {
+    /// What the message address `to` names: `site`, `app:NAME`, or the
+    /// account of `account:ID` or of a login (a bare localpart takes the
+    /// site's domain). Messages are delivered by this reading; programs
+    /// use it to check an address before sending (that it is a user's,
+    /// and whose).
+    ///
+    /// Fails with [`SiteError::InvalidRecipient`] for text that is none of
+    /// these forms.
+    pub async fn recipient(&self, to: &str) -> crate::Result<Recipient> {
         if to == "site" {
-            return Ok(self.site_store().clone());
+            return Ok(Recipient::Site);
         }
         if let Some(app) = to.strip_prefix("app:") {
-            let sub = self.app_substore(app).await?.ok_or_else(|| no_such(to))?;
-            return Ok(sub.open(self.site_store(), self.stores()).await?);
+            return Ok(Recipient::App(app.to_string()));
         }
-        let account: Option<Id<Account>> = match to.strip_prefix("account:") {
-            Some(id) => id.parse().ok().map(Id::from_raw),
-            None => match Address::parse(to, &self.config().domain) {
-                Ok(a) => {
-                    let address = a.to_string();
-                    self.site_store()
-                        .read(move |r| {
-                            r.query::<LoginMethod>()
-                                .filter(LoginMethod::ADDRESS.eq(address.as_str()))
-                                .first()
-                                .map(|m| m.map(|m| m.account))
-                        })
-                        .await?
-                }
-                Err(_) => None,
-            },
+        let invalid = || SiteError::InvalidRecipient(to.to_string());
+        let login = match to.strip_prefix("account:") {
+            Some(id) => Err(Id::<Account>::from_raw(id.parse().map_err(|_| invalid())?)),
+            None => Ok(Address::parse(to, &self.config().domain)
+                .map_err(|_| invalid())?
+                .to_string()),
         };
-        let account = account.ok_or_else(|| no_such(to))?;
-        let state = self.site_store().read(move |r| r.get(account)).await?;
-        match state {
-            None => Err(no_such(to)),
-            Some(a) if a.disabled => Err(Resolve::Refused(Refusal::new(
+        self.site_store()
+            .read(move |r| {
+                let id = match login {
+                    Err(id) => Some(id),
+                    Ok(address) => r
+                        .query::<LoginMethod>()
+                        .filter(LoginMethod::ADDRESS.eq(address.as_str()))
+                        .first()?
+                        .map(|m| m.account),
+                };
+                let account = match id {
+                    Some(id) => r.get(id)?,
+                    None => None,
+                };
+                Ok(match account {
+                    Some(a) => Recipient::Account {
+                        id: a.id(),
+                        disabled: a.disabled,
+                    },
+                    None => Recipient::NoAccount,
+                })
+            })
+            .await
+    }
+
+    /// The store a message address names, and its kind.
+    pub(crate) async fn resolve(&self, to: &str) -> Result<(Store, StoreKind), Resolve> {
+        let recipient = match self.recipient(to).await {
+            Ok(r) => r,
+            Err(SiteError::InvalidRecipient(_)) => return Err(no_such(to)),
+            Err(e) => return Err(e.into()),
+        };
+        match recipient {
+            Recipient::Site => Ok((self.site_store().clone(), StoreKind::Site)),
+            Recipient::App(app) => {
+                let sub = self.app_substore(&app).await?.ok_or_else(|| no_such(to))?;
+                let store = sub.open(self.site_store(), self.stores()).await?;
+                Ok((store, StoreKind::App(app)))
+            }
+            Recipient::NoAccount => Err(no_such(to)),
+            Recipient::Account { disabled: true, .. } => Err(Resolve::Refused(Refusal::new(
                 "RECIPIENT_DISABLED",
                 format!("'{to}' is disabled"),
             ))),
-            Some(_) => Ok(self.user_store(account).await?),
+            Recipient::Account { id, .. } => Ok((self.user_store(id).await?, StoreKind::User)),
         }
     }
 
@@ -744,7 +876,7 @@ impl Site {
                 .map_err(|e| DispatchError::retry(e.to_string()));
         }
         match self.resolve(to).await {
-            Ok(s) => Ok(s),
+            Ok((s, _)) => Ok(s),
             Err(Resolve::Refused(r)) => {
                 Err(DispatchError::permanent(format!("answer to {to}: {r}")))
             }

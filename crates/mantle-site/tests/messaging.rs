@@ -4,7 +4,8 @@
 use std::time::Duration;
 
 use mantle_site::{
-    Envelope, Message, MessageHandlers, Refusal, SendMessage, SignupPolicy, Site, SiteConfig,
+    Envelope, Message, MessageHandlers, NO_HANDLER, Receipt, Refusal, SendMessage, SignupPolicy,
+    Site, SiteConfig, StoreKind,
 };
 use mantle_store::{Item, Registry, Store, Tx};
 use serde::{Deserialize, Serialize};
@@ -55,6 +56,16 @@ struct ShapeB {
 }
 impl Message for ShapeB {
     const TYPE: &'static str = "test.shape";
+    type Answer = ();
+}
+
+/// A type only the app store `app:things` handles.
+#[derive(Serialize, Deserialize)]
+struct Vote {
+    choice: String,
+}
+impl Message for Vote {
+    const TYPE: &'static str = "test.vote";
     type Answer = ();
 }
 
@@ -138,6 +149,23 @@ fn handlers_without_stray(h: &mut MessageHandlers) {
     };
 }
 
+/// Like `handlers`, plus votes taken by the app store `app:things` (and
+/// by no user store).
+fn handlers_with_votes(h: &mut MessageHandlers) {
+    handlers(h);
+    h.on_in::<Vote>(StoreKind::App("things".into()), |tx, env, vote| {
+        bump(tx, &format!("vote:{}:{}", env.from, vote.choice), 1)?;
+        Ok(())
+    })
+    .on_answer::<Vote>(|tx, _, answer| {
+        match answer {
+            Ok(()) => bump(tx, "vote_counted", 1)?,
+            Err(r) => bump(tx, &format!("vote_refused:{}", r.code), 1)?,
+        };
+        Ok(())
+    });
+}
+
 fn tally(tx: &Tx<'_>, what: &str) -> mantle_store::Result<i64> {
     Ok(tx
         .query::<Tally>()
@@ -172,6 +200,24 @@ async fn eventually(store: &Store, what: &str, want: i64) {
         "{what} never reached {want} (is {})",
         read_tally(store, what).await
     );
+}
+
+/// Waits until `store` has `want` parked messages; returns them.
+async fn parked_eventually(store: &Store, want: usize) -> Vec<mantle_store::OutboxEntry> {
+    for _ in 0..400 {
+        let parked: Vec<_> = store
+            .outbox()
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.parked)
+            .collect();
+        if parked.len() == want {
+            return parked;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("never {want} parked messages: {:?}", store.outbox().await);
 }
 
 async fn site(dir: &std::path::Path, h: mantle_site::MessageRegistration) -> Site {
@@ -373,5 +419,99 @@ async fn fanout_collates_one_answer_per_user_store() {
         mantle_site::sum_results(&results).unwrap(),
         (0..40).sum::<i64>() as u64
     );
+    site.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_site_and_app_stores_take_only_messages_declared_for_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let site = Site::builder(dir.path())
+        .with(types)
+        .messages(handlers_with_votes)
+        .app("things")
+        .init(SiteConfig {
+            domain: "example.com".into(),
+            ..SiteConfig::default()
+        })
+        .await
+        .unwrap();
+    let alice = site.create_account("alice", PW, false).await.unwrap();
+    site.create_account("bob", PW, false).await.unwrap();
+    let bob = store_of(&site, "bob").await;
+    let alice_store = site.user_store(alice.id).await.unwrap();
+    let app = site.app_store("things").await.unwrap();
+
+    // Pings are handled in user stores only: refused at the site and the
+    // app, answered as refusals (alice undoes her side), parked.
+    alice_store
+        .transact(|tx| {
+            tx.send("site", &Ping { n: 5 })?;
+            tx.send("app:things", &Ping { n: 7 })?;
+            tx.send("site", &Note { text: "hi".into() })?;
+            tx.send("app:things", &Note { text: "hi".into() })?;
+            // Votes go to the app store only.
+            tx.send(
+                "app:things",
+                &Vote {
+                    choice: "yes".into(),
+                },
+            )?;
+            tx.send(
+                "bob",
+                &Vote {
+                    choice: "no".into(),
+                },
+            )?;
+            tx.send(
+                "site",
+                &Vote {
+                    choice: "no".into(),
+                },
+            )
+        })
+        .await
+        .unwrap();
+    let code = |what: &str| format!("{what}:{NO_HANDLER}");
+    eventually(&alice_store, &code("refused"), 2).await;
+    eventually(&alice_store, &code("vote_refused"), 2).await;
+    eventually(&alice_store, "vote_counted", 1).await;
+    assert_eq!(read_tally(&alice_store, "refused_amount").await, 5 + 7);
+    let from = format!("account:{}", alice.id.raw());
+    assert_eq!(read_tally(&app, &format!("vote:{from}:yes")).await, 1);
+    assert_eq!(read_tally(&bob, &format!("vote:{from}:no")).await, 0);
+    // Two pings, two notes (one-way: parked without an answer), two votes.
+    let parked = parked_eventually(&alice_store, 6).await;
+    assert_eq!(parked.len(), 6, "{parked:?}");
+    assert!(
+        parked
+            .iter()
+            .all(|e| e.last_error.as_deref().unwrap_or("").contains(NO_HANDLER)),
+        "{parked:?}"
+    );
+    assert!(
+        parked.iter().any(|e| e
+            .last_error
+            .as_deref()
+            .unwrap_or("")
+            .contains("test.ping in the site store")),
+        "{parked:?}"
+    );
+
+    // Nothing was written where the messages were refused: no tally, no
+    // receipt at the site; at the app, only the vote's.
+    let written = |store: Store| async move {
+        store
+            .read(|r| {
+                Ok::<_, mantle_store::Error>((
+                    r.query::<Tally>().count()?,
+                    r.query::<Receipt>().count()?,
+                ))
+            })
+            .await
+            .unwrap()
+    };
+    assert_eq!(written(site.site_store().clone()).await, (0, 0));
+    assert_eq!(written(app.clone()).await, (1, 1));
+    assert_eq!(written(bob.clone()).await, (0, 0));
     site.close().await;
 }

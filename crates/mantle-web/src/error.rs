@@ -61,6 +61,7 @@ impl From<SiteError> for ApiError {
                 StatusCode::FORBIDDEN
             }
             SiteError::InvalidAddress(_)
+            | SiteError::InvalidRecipient(_)
             | SiteError::WeakPassword(_)
             | SiteError::InvalidSlateName(_) => StatusCode::BAD_REQUEST,
             SiteError::AddressTaken(_) => StatusCode::CONFLICT,

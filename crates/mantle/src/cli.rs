@@ -244,7 +244,8 @@ pub enum LedgerCommand {
         dir: PathBuf,
         /// The login.
         login: String,
-        /// Units to grant.
+        /// Units to grant (1 to 1000000000000; a balance never passes
+        /// 9223372036854775807).
         amount: i64,
     },
     /// Show an account's balance.

@@ -14,6 +14,9 @@ pub enum CliError {
     /// From the site.
     #[error(transparent)]
     Site(#[from] mantle_site::SiteError),
+    /// From the ledger offering (`mantle ledger …`).
+    #[error(transparent)]
+    Ledger(#[from] mantle_example_ledger::LedgerError),
     /// Anything else, already phrased for the user.
     #[error("{0}")]
     Message(String),

@@ -199,3 +199,57 @@ async fn parked_messages_can_be_listed_retried_and_dropped() {
         "alice: 85"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ledger_grant_refuses_what_would_overflow_in_one_line() {
+    let site = TestSite::init("admin");
+    let lib = builder(&site.dir).open().await.expect("open the site");
+    let alice = lib.create_account("alice", PW, false).await.unwrap().id;
+    mantle_example_ledger::grant(&lib, "alice", 1)
+        .await
+        .unwrap();
+    // A balance near the top, as if granted over years.
+    lib.user_store(alice)
+        .await
+        .unwrap()
+        .transact(|tx| {
+            let mut b = tx
+                .query::<mantle_example_ledger::Balance>()
+                .first()?
+                .expect("a balance");
+            b.units = i64::MAX - 5;
+            tx.update(&mut b)
+        })
+        .await
+        .unwrap();
+    lib.close().await;
+
+    let refused = |args: &[&str], says: &str| {
+        let o = mantle(args);
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {}", stdout(&o));
+        let err = stderr(&o);
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.contains(says), "{says} missing: {err}");
+        assert!(stdout(&o).is_empty());
+    };
+    refused(
+        &["ledger", "grant", site.path(), "alice", "6"],
+        "a balance of 9223372036854775802 cannot take 6 more units",
+    );
+    refused(
+        &["ledger", "grant", site.path(), "alice", "1000000000001"],
+        "amount must be between 1 and 1000000000000 (got 1000000000001)",
+    );
+    assert_eq!(
+        ok(mantle(&["ledger", "balance", site.path(), "alice"])).trim(),
+        format!("alice: {}", i64::MAX - 5)
+    );
+    assert_eq!(
+        ok(mantle(&["ledger", "grant", site.path(), "alice", "5"])).trim(),
+        format!("alice: granted 5, balance {}", i64::MAX)
+    );
+    refused(
+        &["ledger", "grant", site.path(), "alice", "1"],
+        "cannot take 1 more units",
+    );
+}

@@ -9,6 +9,20 @@
 //! makes every credit and refund happen exactly once, so the sum of all
 //! balances always comes back to what was granted.
 //!
+//! Every amount is positive and at most [`MAX_AMOUNT`], and every change of
+//! a balance is checked, never wrapped: a grant that would take a balance
+//! past `i64::MAX` is refused ([`LedgerError::Overflow`]), a credit that
+//! does not fit is refused with `OVERFLOW` and refunded, and a refund that
+//! does not fit (units came in while its credit was away) waits and is
+//! retried.
+//!
+//! A transfer goes to another user's account, named by a login or
+//! `account:ID`: one to the sender's own account (however written), to
+//! `site`, to `app:NAME` or to anything else is refused before anything is
+//! recorded. A login or `account:ID` that names no account is accepted and
+//! refunded when its credit is refused (`NO_SUCH_RECIPIENT`), as for a
+//! disabled recipient.
+//!
 //! ```
 //! use mantle_example_ledger as ledger;
 //! use mantle_site::{Site, SiteConfig};
@@ -20,17 +34,22 @@
 //! let alice = site.create_account("alice", "correct horse battery", false).await?.id;
 //! site.create_account("bob", "correct horse battery", false).await?;
 //! ledger::grant(&site, "alice", 100).await?;
-//! ledger::transfer(&site, alice, "bob@example.com", 30).await.unwrap();
+//! ledger::transfer(&site, alice, "bob@example.com", 30).await?;
 //! assert_eq!(ledger::balance(&site, alice).await?, 70);
+//! // Not to oneself, not to the site's or an app's store.
+//! for to in ["alice", "site", "app:lists"] {
+//!     assert!(ledger::transfer(&site, alice, to, 1).await.is_err());
+//! }
 //! site.close().await;
-//! # Ok::<_, mantle_site::SiteError>(())
+//! # Ok::<_, ledger::LedgerError>(())
 //! # }).unwrap();
 //! ```
 
 mod web;
 
 use mantle_site::{
-    Account, Envelope, Message, MessageHandlers, Refusal, SendMessage, Site, SiteBuilder, SiteError,
+    Account, Envelope, Message, MessageHandlers, Recipient, Refusal, SendMessage, Site,
+    SiteBuilder, SiteError,
 };
 use mantle_store::{Id, Item, Registry, Timestamp, Tx};
 use serde::{Deserialize, Serialize};
@@ -77,46 +96,82 @@ impl Message for Credit {
     type Answer = ();
 }
 
-/// Why a transfer was refused before anything moved.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TransferError {
-    /// The amount is not positive.
+/// The largest amount one grant, transfer or credit moves.
+pub const MAX_AMOUNT: i64 = 1_000_000_000_000;
+
+/// Why a grant or transfer was refused (before anything was recorded).
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    /// The amount is not between 1 and [`MAX_AMOUNT`].
+    #[error("amount must be between 1 and {MAX_AMOUNT} (got {0})")]
     BadAmount(i64),
     /// The sender has less than the amount.
+    #[error("insufficient funds: balance {balance}, amount {amount}")]
     InsufficientFunds {
         /// What the sender has.
         balance: i64,
+        /// What the transfer asked for.
+        amount: i64,
     },
-    /// A transfer to oneself.
-    ToSelf,
-    /// The store failed.
-    Site(String),
+    /// The balance would pass the largest one a ledger holds (`i64::MAX`).
+    #[error(
+        "a balance of {balance} cannot take {amount} more units (the largest balance is {})",
+        i64::MAX
+    )]
+    Overflow {
+        /// The balance as it is (and stays).
+        balance: i64,
+        /// The units it was to take.
+        amount: i64,
+    },
+    /// The recipient is the sender's own account.
+    #[error("'{to}' is your own account: cannot transfer to yourself")]
+    ToSelf {
+        /// The recipient as given.
+        to: String,
+    },
+    /// The recipient is not a user's account (`site`, `app:NAME`, or not
+    /// an address at all).
+    #[error("'{to}' is not a user's account: transfers go to a login or account:ID")]
+    NotAnAccount {
+        /// The recipient as given.
+        to: String,
+    },
+    /// The site or a store failed (or an account is unknown).
+    #[error(transparent)]
+    Site(#[from] SiteError),
 }
 
-impl std::fmt::Display for TransferError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            TransferError::BadAmount(a) => write!(f, "amount must be positive (got {a})"),
-            TransferError::InsufficientFunds { balance } => {
-                write!(f, "insufficient funds (balance {balance})")
+impl From<mantle_store::Error> for LedgerError {
+    fn from(e: mantle_store::Error) -> Self {
+        LedgerError::Site(e.into())
+    }
+}
+
+impl From<LedgerError> for Refusal {
+    /// A credit refused for good (a bad amount, a balance that cannot take
+    /// it), or for now (a store error: delivered again later).
+    fn from(e: LedgerError) -> Self {
+        match e {
+            LedgerError::Site(SiteError::Store(e)) => Refusal::from(e),
+            LedgerError::Site(e) => Refusal::retry("SITE_ERROR", e.to_string()),
+            LedgerError::BadAmount(_) => Refusal::new("BAD_AMOUNT", e.to_string()),
+            LedgerError::InsufficientFunds { .. } => {
+                Refusal::new("INSUFFICIENT_FUNDS", e.to_string())
             }
-            TransferError::ToSelf => write!(f, "cannot transfer to yourself"),
-            TransferError::Site(e) => write!(f, "{e}"),
+            LedgerError::Overflow { .. } => Refusal::new("OVERFLOW", e.to_string()),
+            LedgerError::ToSelf { .. } => Refusal::new("TO_SELF", e.to_string()),
+            LedgerError::NotAnAccount { .. } => Refusal::new("NOT_AN_ACCOUNT", e.to_string()),
         }
     }
 }
 
-impl std::error::Error for TransferError {}
-
-impl From<mantle_store::Error> for TransferError {
-    fn from(e: mantle_store::Error) -> Self {
-        TransferError::Site(e.to_string())
-    }
-}
-
-impl From<SiteError> for TransferError {
-    fn from(e: SiteError) -> Self {
-        TransferError::Site(e.to_string())
+/// Checks that `amount` is between 1 and [`MAX_AMOUNT`].
+pub fn check_amount(amount: i64) -> Result<(), LedgerError> {
+    if (1..=MAX_AMOUNT).contains(&amount) {
+        Ok(())
+    } else {
+        Err(LedgerError::BadAmount(amount))
     }
 }
 
@@ -129,9 +184,7 @@ pub fn register(registry: &mut Registry) {
 pub fn messages(handlers: &mut MessageHandlers) {
     handlers
         .on::<Credit>(|tx, envelope: &Envelope, credit| {
-            if credit.amount <= 0 {
-                return Err(Refusal::new("BAD_AMOUNT", "credits are positive"));
-            }
+            check_amount(credit.amount)?;
             adjust(tx, credit.amount)?;
             tx.insert(&Entry {
                 transfer: credit.transfer,
@@ -145,7 +198,18 @@ pub fn messages(handlers: &mut MessageHandlers) {
         .on_answer::<Credit>(|tx, credit, answer| {
             if let Err(refusal) = answer {
                 tracing::info!(transfer = %credit.transfer, reason = %refusal, "transfer refused; refunding");
-                adjust(tx, credit.amount)?;
+                adjust(tx, credit.amount).map_err(|e| {
+                    // Units came back while the credit was away: the refund
+                    // waits (the answer is retried) rather than wrapping.
+                    tracing::error!(transfer = %credit.transfer, error = %e, "cannot refund yet");
+                    match e {
+                        LedgerError::Site(SiteError::Store(e)) => e,
+                        e => mantle_store::Error::Encode {
+                            what: "ledger refund",
+                            reason: e.to_string(),
+                        },
+                    }
+                })?;
                 tx.insert(&Entry {
                     transfer: credit.transfer,
                     kind: "refund".into(),
@@ -168,10 +232,15 @@ pub fn install(builder: SiteBuilder) -> SiteBuilder {
         })
 }
 
-/// Adds `delta` to the balance in this store; returns the new balance.
-fn adjust(tx: &mut Tx<'_>, delta: i64) -> mantle_store::Result<i64> {
+/// Adds `amount` units (negative: takes them) to the balance in this
+/// store; returns the new balance. A balance that would pass `i64::MAX` (or
+/// `i64::MIN`) is left as it is.
+fn adjust(tx: &mut Tx<'_>, amount: i64) -> Result<i64, LedgerError> {
     let mut b = tx.find_or_create(mantle_store::Filter::all(), || Balance { units: 0 })?;
-    b.units += delta;
+    b.units = b.units.checked_add(amount).ok_or(LedgerError::Overflow {
+        balance: b.units,
+        amount,
+    })?;
     tx.update(&mut b)?;
     Ok(b.units)
 }
@@ -187,13 +256,10 @@ fn new_id() -> String {
 }
 
 /// Gives `amount` new units to the account holding `login` (an
-/// administrator's act: the only way units come into being).
-pub async fn grant(site: &Site, login: &str, amount: i64) -> Result<i64, SiteError> {
-    if amount <= 0 {
-        return Err(SiteError::Config(format!(
-            "grant must be positive (got {amount})"
-        )));
-    }
+/// administrator's act: the only way units come into being). Returns the
+/// new balance; a balance that cannot take them is left as it is.
+pub async fn grant(site: &Site, login: &str, amount: i64) -> Result<i64, LedgerError> {
+    check_amount(amount)?;
     let account = site.account(login).await?;
     let store = site.user_store(account.id).await?;
     store
@@ -206,37 +272,46 @@ pub async fn grant(site: &Site, login: &str, amount: i64) -> Result<i64, SiteErr
                 counterparty: "site".into(),
                 at: Timestamp::now(),
             })?;
-            Ok::<_, SiteError>(balance)
+            Ok::<_, LedgerError>(balance)
         })
         .await
 }
 
-/// Debits `amount` from `from` and sends the credit to `to`. Returns the
-/// transfer's id and the sender's new balance once the debit is committed;
-/// the credit (or the refund) follows.
+/// Checks that `to` names a user's account other than `from`'s (or a
+/// login or `account:ID` of no account: its credit is refused and
+/// refunded).
+async fn check_recipient(site: &Site, from: Id<Account>, to: &str) -> Result<(), LedgerError> {
+    match site.recipient(to).await {
+        Ok(Recipient::Account { id, .. }) if id == from => {
+            Err(LedgerError::ToSelf { to: to.to_string() })
+        }
+        Ok(Recipient::Account { .. } | Recipient::NoAccount) => Ok(()),
+        Ok(Recipient::Site | Recipient::App(_)) | Err(SiteError::InvalidRecipient(_)) => {
+            Err(LedgerError::NotAnAccount { to: to.to_string() })
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Debits `amount` from `from` and sends the credit to `to` (a login or
+/// `account:ID` of another account). Returns the transfer's id and the
+/// sender's new balance once the debit is committed; the credit (or the
+/// refund) follows.
 pub async fn transfer(
     site: &Site,
     from: Id<Account>,
     to: &str,
     amount: i64,
-) -> Result<(String, i64), TransferError> {
-    if amount <= 0 {
-        return Err(TransferError::BadAmount(amount));
-    }
-    let me = site.account_by_id(from).await?;
-    if let Ok(other) = site.account(to).await
-        && other.id == from
-    {
-        return Err(TransferError::ToSelf);
-    }
-    let _ = me;
+) -> Result<(String, i64), LedgerError> {
+    check_amount(amount)?;
+    check_recipient(site, from, to).await?;
     let store = site.user_store(from).await?;
     let to = to.to_string();
     store
         .transact(move |tx| {
             let balance = tx.query::<Balance>().first()?.map_or(0, |b| b.units);
             if balance < amount {
-                return Err(TransferError::InsufficientFunds { balance });
+                return Err(LedgerError::InsufficientFunds { balance, amount });
             }
             let left = adjust(tx, -amount)?;
             let transfer = new_id();

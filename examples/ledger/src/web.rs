@@ -10,7 +10,7 @@ use mantle_web::{ApiError, AppState, Authenticated, JsonBody};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::TransferError;
+use crate::LedgerError;
 
 /// `GET /api/ledger/balance`, `GET /api/ledger/history`,
 /// `POST /api/ledger/transfer`, `POST /api/ledger/grant` (administrators).
@@ -66,25 +66,29 @@ async fn transfer(
     Authenticated(me): Authenticated,
     JsonBody(body): JsonBody<TransferBody>,
 ) -> Result<Response, ApiError> {
-    match crate::transfer(&state.site, me.account, &body.to, body.amount).await {
-        // Accepted: the debit is committed; the credit follows by message.
-        Ok((id, balance)) => Ok((
-            StatusCode::ACCEPTED,
-            Json(json!({ "transfer": id, "balance": balance })),
-        )
-            .into_response()),
-        Err(e @ (TransferError::BadAmount(_) | TransferError::ToSelf)) => {
-            Err(ApiError::new(StatusCode::BAD_REQUEST, e.to_string()))
-        }
-        Err(e @ TransferError::InsufficientFunds { .. }) => {
-            Err(ApiError::new(StatusCode::CONFLICT, e.to_string()))
-        }
-        Err(TransferError::Site(e)) => {
-            tracing::error!(error = %e, "transfer failed");
-            Err(ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal error",
-            ))
+    let (id, balance) = crate::transfer(&state.site, me.account, &body.to, body.amount).await?;
+    // Accepted: the debit is committed; the credit follows by message.
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({ "transfer": id, "balance": balance })),
+    )
+        .into_response())
+}
+
+/// The ledger's refusals as HTTP answers: 400 for a request that can never
+/// succeed, 409 for one the balance does not allow.
+impl From<LedgerError> for ApiError {
+    fn from(e: LedgerError) -> Self {
+        match e {
+            LedgerError::BadAmount(_)
+            | LedgerError::ToSelf { .. }
+            | LedgerError::NotAnAccount { .. } => {
+                ApiError::new(StatusCode::BAD_REQUEST, e.to_string())
+            }
+            LedgerError::InsufficientFunds { .. } | LedgerError::Overflow { .. } => {
+                ApiError::new(StatusCode::CONFLICT, e.to_string())
+            }
+            LedgerError::Site(e) => e.into(),
         }
     }
 }
@@ -105,12 +109,6 @@ async fn grant(
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "only administrators grant credit",
-        ));
-    }
-    if body.amount <= 0 {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "amount must be positive",
         ));
     }
     let balance = crate::grant(&state.site, &body.to, body.amount).await?;
