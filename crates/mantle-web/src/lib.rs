@@ -29,6 +29,7 @@
 
 mod api;
 mod auth;
+mod caching;
 pub mod connections;
 mod csrf;
 mod error;
@@ -96,6 +97,10 @@ pub fn router(site: Site) -> Router {
         .layer(RequestBodyTimeoutLayer::new(Duration::from_secs(
             http.body_timeout_secs.max(1),
         )))
+        .layer(axum::middleware::from_fn_with_state(
+            caching::Started(std::time::SystemTime::now()),
+            caching::conditional,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             policy,
             headers::secure,

@@ -26,7 +26,7 @@ fn page(
 ) -> Response {
     let (csrf, set) = csrf_token(headers, state);
     let ctx = context! {
-        csrf => csrf,
+        csrf => csrf.clone(),
         site_domain => state.site.config().domain.clone(),
         signup_open => state.site.config().signup.policy != SignupPolicy::Admin,
         invite_needed => state.site.config().signup.policy == SignupPolicy::Invite,
@@ -34,9 +34,19 @@ fn page(
     };
     match state.templates.render(name, ctx) {
         Ok(html) => {
+            let etag = crate::caching::page_etag(&html, &csrf);
             let mut r = (status, Html(html)).into_response();
+            let h = r.headers_mut();
+            h.insert(header::ETAG, etag);
+            h.insert(
+                header::LAST_MODIFIED,
+                axum::http::HeaderValue::from_str(&httpdate::fmt_http_date(
+                    state.templates.modified(),
+                ))
+                .expect("an HTTP date"),
+            );
             if let Some(c) = set {
-                r.headers_mut().append(header::SET_COOKIE, c);
+                h.append(header::SET_COOKIE, c);
             }
             r
         }
@@ -272,10 +282,11 @@ pub async fn home(
     }
 }
 
-/// `GET /robots.txt`: crawlers may index pages, not the API.
+/// `GET /robots.txt`: crawlers may index the public pages, not the API,
+/// users' pages, the live endpoint or the statistics.
 pub async fn robots() -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-        "User-agent: *\nDisallow: /api/\nDisallow: /home\n",
+        "User-agent: *\nDisallow: /api/\nDisallow: /home\nDisallow: /admin\nDisallow: /live\nDisallow: /stats\nDisallow: /metrics\n",
     )
 }

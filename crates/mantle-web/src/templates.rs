@@ -3,6 +3,7 @@
 //! directory, which is read afresh at each render (edit, reload the page).
 
 use std::path::PathBuf;
+use std::time::SystemTime;
 
 use minijinja::{Environment, Value};
 
@@ -18,6 +19,8 @@ const EMBEDDED: &[(&str, &str)] = &[
 pub struct Templates {
     overrides: PathBuf,
     embedded: Environment<'static>,
+    /// When these templates were loaded (the embedded ones' date).
+    loaded: SystemTime,
 }
 
 fn embedded(name: &str) -> Option<String> {
@@ -33,10 +36,23 @@ impl Templates {
     pub fn new(overrides: PathBuf) -> Self {
         let mut env = Environment::new();
         env.set_loader(|name| Ok(embedded(name)));
+        add_filters(&mut env);
         Self {
             overrides,
             embedded: env,
+            loaded: SystemTime::now(),
         }
+    }
+
+    /// When the pages last changed, for `Last-Modified`: the override
+    /// directory's newest file or the load time, whichever is later (a
+    /// page may extend or include any template, so any file counts).
+    pub fn modified(&self) -> SystemTime {
+        std::fs::read_dir(&self.overrides)
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e.ok()?.metadata().ok()?.modified().ok())
+            .fold(self.loaded, SystemTime::max)
     }
 
     /// Renders `name` with `ctx`.
@@ -44,6 +60,7 @@ impl Templates {
         if self.overrides.is_dir() {
             let dir = self.overrides.clone();
             let mut env = Environment::new();
+            add_filters(&mut env);
             env.set_loader(move |name| {
                 // Names come from our handlers and `extends` tags; refuse
                 // anything that could leave the directory.
@@ -58,5 +75,42 @@ impl Templates {
             return env.get_template(name)?.render(ctx);
         }
         self.embedded.get_template(name)?.render(ctx)
+    }
+}
+
+/// The filters every template may use:
+///
+/// - `protect_email`: an address shown on a public page without giving it
+///   to harvesters: `alice@example.com` becomes `alice (at) example (dot)
+///   com`, readable by people, not matched by address patterns.
+fn add_filters(env: &mut Environment<'_>) {
+    env.add_filter("protect_email", protect_email);
+}
+
+/// See [`add_filters`].
+pub fn protect_email(address: &str) -> String {
+    address.replace('@', " (at) ").replace('.', " (dot) ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn protected_addresses_match_no_address_pattern() {
+        let shown = protect_email("alice@mail.example.com");
+        assert_eq!(shown, "alice (at) mail (dot) example (dot) com");
+        assert!(!shown.contains('@'));
+        let t = Templates::new(PathBuf::from("/nonexistent"));
+        let mut env = Environment::new();
+        add_filters(&mut env);
+        let out = env
+            .render_str(
+                "{{ a|protect_email }}",
+                minijinja::context! { a => "bob@x.org" },
+            )
+            .unwrap();
+        assert_eq!(out, "bob (at) x (dot) org");
+        assert!(t.modified() <= SystemTime::now());
     }
 }

@@ -468,3 +468,93 @@ fn site_files_are_private() {
         }
     }
 }
+
+/// Whether `text` holds something shaped like an e-mail address (what a
+/// harvester's pattern matches: `local@host.tld`).
+fn has_address(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    bytes.iter().enumerate().any(|(i, &b)| {
+        let word = |c: &u8| c.is_ascii_alphanumeric() || b"._%+-".contains(c);
+        b == b'@'
+            && i > 0
+            && word(&bytes[i - 1])
+            && bytes[i + 1..]
+                .iter()
+                .take_while(|c| word(c))
+                .any(|c| *c == b'.')
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crawlers_revalidate_public_pages_and_find_no_addresses() {
+    let site = TestSite::init("open");
+    site.add_user("alice", PASSWORD);
+    let server = site.serve(&[]);
+    let c = client();
+    for path in ["/", "/login", "/signup", "/robots.txt", "/live.js"] {
+        // Two visits without cookies get the same tag, although each page
+        // carries its own CSRF token.
+        let first = c.get(server.url(path)).send().await.unwrap();
+        assert_eq!(first.status(), 200, "{path}");
+        let etag = first.headers()["etag"].clone();
+        let modified = first.headers()["last-modified"].clone();
+        let body = first.text().await.unwrap();
+        assert!(!has_address(&body), "{path} shows an address:\n{body}");
+        let again = c.get(server.url(path)).send().await.unwrap();
+        assert_eq!(again.headers()["etag"], etag, "{path}");
+        // Revalidation by tag, and by date, answers 304 with no body.
+        let r = c
+            .get(server.url(path))
+            .header("if-none-match", etag.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::NOT_MODIFIED, "{path}");
+        assert!(r.text().await.unwrap().is_empty());
+        let r = c
+            .get(server.url(path))
+            .header("if-modified-since", modified)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::NOT_MODIFIED, "{path}");
+        let r = c
+            .get(server.url(path))
+            .header("if-none-match", "\"something-else\"")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "{path}");
+        // HEAD answers the headers alone.
+        let r = c.head(server.url(path)).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "{path}");
+        assert_eq!(r.headers()["etag"], etag, "{path}");
+        assert!(r.text().await.unwrap().is_empty());
+    }
+    let robots = c
+        .get(server.url("/robots.txt"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for disallowed in ["/api/", "/home", "/admin", "/live", "/stats"] {
+        assert!(
+            robots.contains(&format!("Disallow: {disallowed}\n")),
+            "{robots}"
+        );
+    }
+    // Answers to a logged-in request are never cached or tagged.
+    let t = token(&c, &server, "alice", PASSWORD).await;
+    let r = get_auth(&c, &server, "/api/me", &t).await;
+    assert!(r.headers().get("etag").is_none());
+    assert_eq!(r.headers()[CACHE_CONTROL], "no-store");
+}
+
+#[test]
+fn the_address_pattern_finds_addresses() {
+    assert!(has_address("write to alice@example.com today"));
+    assert!(!has_address("alice (at) example (dot) com"));
+    assert!(!has_address("name@ followed by a domain"));
+}
