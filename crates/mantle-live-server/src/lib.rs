@@ -67,7 +67,7 @@ pub use models::{HISTORY, ModelChanged, ModelDelta, ModelHead, publish, sequence
 pub use objects::ObjectCommands;
 pub use session::{Caller, MAX_HANDLES};
 pub use stats::LIVE_NAMESPACE;
-pub use ws::{CLOSE_UNAUTHORIZED, LIVE_JS, routes};
+pub use ws::{CLOSE_LOGIN_TIMEOUT, CLOSE_UNAUTHORIZED, LIVE_JS, routes};
 
 /// The live layer of a site: its commands and models, and the observers
 /// of those models. Attach it with [`install`], then add to it with

@@ -7,6 +7,8 @@
 //! upgrading; a bad one gets the socket closed at once with code 4401
 //! ([`CLOSE_UNAUTHORIZED`]). Without a token the
 //! connection starts logged out and may send `Login` or `Authenticate`.
+//! A socket that has not logged in within `live.login_timeout_secs` is
+//! closed with code 4408 ([`CLOSE_LOGIN_TIMEOUT`]).
 //! A token in the URL (`?token=`) is refused with 400: URLs end up in logs,
 //! proxies and browser history; a client that has no cookie sends
 //! `Authenticate` as its first message instead.
@@ -122,6 +124,10 @@ async fn upgrade(
 /// (4000-4999 are the application's; 401 as in HTTP).
 pub const CLOSE_UNAUTHORIZED: u16 = 4401;
 
+/// The close code for a socket that did not log in within
+/// `live.login_timeout_secs` (408 as in HTTP's request time-out).
+pub const CLOSE_LOGIN_TIMEOUT: u16 = 4408;
+
 /// Why the server closes a connection (code and reason of the close frame).
 type Closing = Option<(u16, &'static str)>;
 
@@ -135,10 +141,29 @@ async fn session(site: Site, peer: IpAddr, user: Option<Avatar>, socket: WebSock
     let ping_every =
         std::time::Duration::from_secs(site.config().http.idle_timeout_secs.max(3) / 3);
     let writer = tokio::spawn(write_loop(sink, rx, done_rx, ping_every));
+    let login_timeout_secs = site.config().live.login_timeout_secs;
     let mut requests = Requests::new(site, Some(peer), user, tx.clone());
     drop(tx);
     let mut closing: Closing = None;
-    while let Some(msg) = requests.next(&mut stream).await {
+    // Until it first logs in, a socket has `live.login_timeout_secs`, as an
+    // AMP connection has: nobody unknown holds one for long.
+    let login_by =
+        tokio::time::Instant::now() + std::time::Duration::from_secs(login_timeout_secs.max(1));
+    let mut proved = requests.conn.logged_in();
+    loop {
+        proved = proved || requests.conn.logged_in();
+        let next = if proved {
+            requests.next(&mut stream).await
+        } else {
+            match tokio::time::timeout_at(login_by, requests.next(&mut stream)).await {
+                Ok(next) => next,
+                Err(_) => {
+                    closing = Some((CLOSE_LOGIN_TIMEOUT, "not logged in within the time allowed"));
+                    break;
+                }
+            }
+        };
+        let Some(msg) = next else { break };
         match msg {
             Ok(Message::Text(text)) => match JsonRequest::parse(text.as_str()) {
                 Ok(r) => {
@@ -202,7 +227,9 @@ async fn write_loop(
         tokio::select! {
             biased;
             m = rx.recv() => {
-                let Some(m) = m else { break None };
+                // Every sender gone: the session is ending, and says why
+                // (or drops `done`, for no reason) right after.
+                let Some(m) = m else { break (&mut done).await.ok().flatten() };
                 let mut next = Some(m);
                 while let Some(m) = next {
                     if let Some(msg) = encode(m)

@@ -141,3 +141,35 @@ async fn logging_out_over_http_logs_out_the_websocket() {
     }
     assert_eq!(answer["error"]["code"], codes::UNAUTHORIZED, "{answer}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_websocket_that_never_logs_in_is_closed_at_the_login_deadline() {
+    let t = TestSite::start_with(|c| c.live.login_timeout_secs = 1).await;
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/live", t.http))
+        .await
+        .unwrap();
+    // It may still ask things that need no login meanwhile.
+    let r = ws_ask(&mut ws, r#"{"id":1,"command":"Whoami"}"#).await;
+    assert_eq!(r["error"]["code"], codes::UNAUTHORIZED);
+    let closed = tokio::time::timeout(WAIT, async {
+        use futures::StreamExt;
+        while let Some(Ok(m)) = ws.next().await {
+            if let tokio_tungstenite::tungstenite::Message::Close(f) = m {
+                return f.map(|f| u16::from(f.code));
+            }
+        }
+        None
+    })
+    .await
+    .unwrap();
+    assert_eq!(closed, Some(mantle_live_server::CLOSE_LOGIN_TIMEOUT));
+    // A socket that logged in is not held to it.
+    let issued = t.site.login("alice", PASSWORD, "test").await.unwrap();
+    let url = format!("ws://{}/live", t.http);
+    let (mut ws, _) = tokio_tungstenite::connect_async(with_bearer(&url, &issued.token))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let r = ws_ask(&mut ws, r#"{"id":2,"command":"Whoami"}"#).await;
+    assert_eq!(r["answer"]["username"], "alice@example.com");
+}

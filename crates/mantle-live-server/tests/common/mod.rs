@@ -178,6 +178,11 @@ pub struct TestSite {
 
 impl TestSite {
     pub async fn start() -> TestSite {
+        Self::start_with(|_| {}).await
+    }
+
+    /// A test site whose configuration `edit` changes first.
+    pub async fn start_with(edit: impl FnOnce(&mut SiteConfig)) -> TestSite {
         let dir = tempfile::tempdir().unwrap();
         let mut config = SiteConfig {
             domain: "example.com".into(),
@@ -185,6 +190,7 @@ impl TestSite {
         };
         config.http.listen = "127.0.0.1:0".parse().unwrap();
         config.live.amp = Some("127.0.0.1:0".parse().unwrap());
+        edit(&mut config);
         let site = mantle_live_server::install(
             Site::builder(dir.path())
                 .with(register)
