@@ -88,7 +88,9 @@ impl Site {
     }
 
     /// Signs up under the site's policy: `open` accepts anyone, `invite`
-    /// needs an unused invite code, `admin` refuses.
+    /// needs an unused invite code, `admin` refuses. At most
+    /// `signup.max_per_hour` signups are attempted per hour, site-wide
+    /// ([`SiteError::SignupsPaused`] past it).
     pub async fn signup(
         &self,
         login: &str,
@@ -96,9 +98,13 @@ impl Site {
         invite: Option<&str>,
     ) -> Result<AccountInfo> {
         match self.config().signup.policy {
-            SignupPolicy::Open => self.create(login, password, false, None).await,
+            SignupPolicy::Open => {
+                self.inner.guard.count_signup()?;
+                self.create(login, password, false, None).await
+            }
             SignupPolicy::Invite => {
                 let code = invite.ok_or(SiteError::BadInvite)?;
+                self.inner.guard.count_signup()?;
                 self.create(login, password, false, Some(digest(code)))
                     .await
             }

@@ -111,11 +111,24 @@ impl Default for HttpConfig {
 }
 
 /// Signup settings.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SignupConfig {
     /// Who may create accounts.
     pub policy: SignupPolicy,
+    /// Signups (under `open` or `invite`) accepted per hour in all, from
+    /// every address together: each makes a user store file, so strangers
+    /// may not make them without end. Past it, 429 with `Retry-After`.
+    pub max_per_hour: u32,
+}
+
+impl Default for SignupConfig {
+    fn default() -> Self {
+        Self {
+            policy: SignupPolicy::default(),
+            max_per_hour: 600,
+        }
+    }
 }
 
 /// Authentication settings.
@@ -372,6 +385,12 @@ impl SiteConfig {
         {
             return Err(SiteError::Config(
                 "http.max_connections, http.max_connections_per_address, live.max_connections and live.max_connections_per_address must be at least 1".into(),
+            ));
+        }
+        if self.signup.max_per_hour == 0 {
+            return Err(SiteError::Config(
+                "signup.max_per_hour must be at least 1 (use policy = \"admin\" to close signup)"
+                    .into(),
             ));
         }
         if self.auth.password_queue == 0 {

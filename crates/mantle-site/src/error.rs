@@ -100,6 +100,11 @@ pub enum SiteError {
     #[error("too many login attempts; try again in {} s", retry_after.as_secs_f64().ceil())]
     TooManyAttempts { retry_after: std::time::Duration },
 
+    /// The site's signups per hour (`signup.max_per_hour`) are used up:
+    /// try again after `retry_after`.
+    #[error("signup is paused: too many new accounts this hour; try again in {} s", retry_after.as_secs_f64().ceil())]
+    SignupsPaused { retry_after: std::time::Duration },
+
     /// Every password worker is busy and their queue is full: the server
     /// refuses rather than take on more; try again after `retry_after`.
     #[error("the server is busy checking passwords; try again in {} s", retry_after.as_secs_f64().ceil())]

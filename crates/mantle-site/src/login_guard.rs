@@ -44,6 +44,9 @@ const PRUNE_EVERY: u64 = 1024;
 type Keyed =
     RateLimiter<IpAddr, governor::state::keyed::DefaultKeyedStateStore<IpAddr>, DefaultClock>;
 
+/// Signups accepted per hour, site-wide.
+type Direct = RateLimiter<governor::state::NotKeyed, governor::state::InMemoryState, DefaultClock>;
+
 /// Failures of one login name.
 #[derive(Clone, Copy)]
 struct Failures {
@@ -54,6 +57,7 @@ struct Failures {
 /// The site's limits on guessing.
 pub(crate) struct LoginGuard {
     per_address: Keyed,
+    signups: Direct,
     attempts: std::sync::atomic::AtomicU64,
     logins: Mutex<HashMap<String, Failures>>,
     addresses: Mutex<HashMap<IpAddr, Instant>>,
@@ -64,13 +68,19 @@ pub(crate) struct LoginGuard {
 }
 
 impl LoginGuard {
-    pub(crate) fn new(config: &AuthConfig) -> Self {
-        let n = NonZeroU32::new(config.login_attempts_per_minute.max(1)).expect("max(1)");
-        let quota = Quota::with_period(Duration::from_secs(60) / n.get())
-            .expect("period is non-zero")
-            .allow_burst(n);
+    pub(crate) fn new(config: &AuthConfig, signups_per_hour: u32) -> Self {
+        let per = |n: u32, period: Duration| {
+            let n = NonZeroU32::new(n.max(1)).expect("max(1)");
+            Quota::with_period(period / n.get())
+                .expect("period is non-zero")
+                .allow_burst(n)
+        };
         Self {
-            per_address: RateLimiter::keyed(quota),
+            per_address: RateLimiter::keyed(per(
+                config.login_attempts_per_minute,
+                Duration::from_secs(60),
+            )),
+            signups: RateLimiter::direct(per(signups_per_hour, Duration::from_secs(3600))),
             attempts: std::sync::atomic::AtomicU64::new(0),
             logins: Mutex::new(HashMap::new()),
             addresses: Mutex::new(HashMap::new()),
@@ -93,6 +103,15 @@ impl LoginGuard {
         self.per_address
             .check_key(&ip)
             .map_err(|not_until| SiteError::TooManyAttempts {
+                retry_after: not_until.wait_time_from(DefaultClock::default().now()),
+            })
+    }
+
+    /// Counts a signup against the site's hourly allowance.
+    pub(crate) fn count_signup(&self) -> Result<()> {
+        self.signups
+            .check()
+            .map_err(|not_until| SiteError::SignupsPaused {
                 retry_after: not_until.wait_time_from(DefaultClock::default().now()),
             })
     }
@@ -235,10 +254,27 @@ mod tests {
     use super::*;
 
     fn guard(per_minute: u32) -> LoginGuard {
-        LoginGuard::new(&AuthConfig {
-            login_attempts_per_minute: per_minute,
-            ..AuthConfig::default()
-        })
+        LoginGuard::new(
+            &AuthConfig {
+                login_attempts_per_minute: per_minute,
+                ..AuthConfig::default()
+            },
+            3,
+        )
+    }
+
+    #[test]
+    fn signups_are_capped_per_hour_site_wide() {
+        let g = guard(10);
+        for _ in 0..3 {
+            g.count_signup().unwrap();
+        }
+        match g.count_signup() {
+            Err(SiteError::SignupsPaused { retry_after }) => {
+                assert!(retry_after > Duration::from_secs(60), "{retry_after:?}");
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

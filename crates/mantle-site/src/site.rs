@@ -242,7 +242,7 @@ impl SiteBuilder {
             config.auth.workers(),
             config.auth.password_queue,
         )?;
-        let guard = crate::login_guard::LoginGuard::new(&config.auth);
+        let guard = crate::login_guard::LoginGuard::new(&config.auth, config.signup.max_per_hour);
         let site = Site {
             inner: Arc::new(SiteInner {
                 dir,

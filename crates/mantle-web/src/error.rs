@@ -43,7 +43,8 @@ impl From<SiteError> for ApiError {
         match &e {
             // Refusals that say when to come back; an overloaded server
             // is not a fault to log at every refused guess.
-            SiteError::TooManyAttempts { retry_after } => {
+            SiteError::TooManyAttempts { retry_after }
+            | SiteError::SignupsPaused { retry_after } => {
                 let mut a = Self::new(StatusCode::TOO_MANY_REQUESTS, e.to_string());
                 a.retry_after = Some(wait(retry_after));
                 return a;

@@ -558,3 +558,34 @@ fn the_address_pattern_finds_addresses() {
     assert!(!has_address("alice (at) example (dot) com"));
     assert!(!has_address("name@ followed by a domain"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn strangers_cannot_make_accounts_without_end() {
+    let site = TestSite::init("open");
+    site.edit_config(|c| c.signup.max_per_hour = 3);
+    let server = site.serve(&[]);
+    let mut statuses = Vec::new();
+    // From different addresses: the cap is site-wide.
+    for n in 0..5u32 {
+        let r = client_from(loopback(n))
+            .post(server.url("/api/signup"))
+            .json(&json!({"username": format!("user{n}"), "password": PASSWORD}))
+            .send()
+            .await
+            .unwrap();
+        if r.status() == StatusCode::TOO_MANY_REQUESTS {
+            assert!(r.headers().contains_key(RETRY_AFTER));
+        }
+        statuses.push(r.status().as_u16());
+    }
+    assert_eq!(statuses, [201, 201, 201, 429, 429]);
+    server.stop();
+    let stores = std::fs::read_dir(site.dir.join("users"))
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .is_ok_and(|e| e.path().extension().is_some_and(|x| x == "store"))
+        })
+        .count();
+    assert_eq!(stores, 3, "a refused signup leaves no store file");
+}
