@@ -225,6 +225,7 @@ async fn site(dir: &std::path::Path, h: mantle_site::MessageRegistration) -> Sit
         domain: "example.com".into(),
         signup: mantle_site::SignupConfig {
             policy: SignupPolicy::Admin,
+            ..Default::default()
         },
         ..SiteConfig::default()
     };
