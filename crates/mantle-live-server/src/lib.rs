@@ -1,4 +1,5 @@
-//! Live objects on the server (DESIGN.md §5).
+//! Live objects on the server (the protocol is described in
+//! `docs/live.md`).
 //!
 //! Offerings declare [`Command`]s once and register
 //! handlers on the site's [`Live`] extension; Mantle serves them over AMP

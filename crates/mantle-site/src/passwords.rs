@@ -123,6 +123,19 @@ impl PasswordWorkers {
         hash: Option<String>,
         password: &str,
     ) -> Result<bool> {
+        self.queue_verify(lane, hash, password)?
+            .await
+            .map_err(|_| SiteError::PasswordWorkersGone)
+    }
+
+    /// Queues a check (or refuses it at once); its answer comes on the
+    /// receiver.
+    fn queue_verify(
+        &self,
+        lane: Lane,
+        hash: Option<String>,
+        password: &str,
+    ) -> Result<oneshot::Receiver<bool>> {
         let (reply, answer) = oneshot::channel();
         self.submit(
             lane,
@@ -132,7 +145,7 @@ impl PasswordWorkers {
                 reply,
             },
         )?;
-        answer.await.map_err(|_| SiteError::PasswordWorkersGone)
+        Ok(answer)
     }
 
     /// A new argon2id hash of `password` (checked against the rules
@@ -341,15 +354,25 @@ mod tests {
                 .unwrap()
                 .to_string()
         };
-        let check = |lane, password: &'static str| {
-            let (w, h) = (workers.clone(), hash.clone());
-            tokio::spawn(async move { w.verify(lane, Some(h), password).await })
+        // Waits (boundedly) until no check waits: the worker took it.
+        let taken = async || {
+            for _ in 0..2000 {
+                if workers.waiting() == 0 {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            panic!("the worker took nothing");
         };
         // Keep the worker busy, fill the other lane, then overflow it.
-        let busy = check(Lane::Other, "a");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-        let queued = check(Lane::Other, "b");
-        tokio::time::sleep(Duration::from_millis(5)).await;
+        let busy = workers
+            .queue_verify(Lane::Other, Some(hash.clone()), "a")
+            .unwrap();
+        taken().await;
+        let queued = workers
+            .queue_verify(Lane::Other, Some(hash.clone()), "b")
+            .unwrap();
+        assert_eq!(workers.waiting(), 1);
         let overflow = workers.verify(Lane::Other, Some(hash.clone()), "c").await;
         assert!(
             matches!(overflow, Err(SiteError::Busy { .. })),
@@ -362,8 +385,8 @@ mod tests {
                 .await
                 .unwrap()
         );
-        assert!(!busy.await.unwrap().unwrap());
-        assert!(!queued.await.unwrap().unwrap());
+        assert!(!busy.await.unwrap());
+        assert!(!queued.await.unwrap());
         assert_eq!(workers.waiting(), 0);
     }
 }

@@ -67,8 +67,9 @@ impl std::fmt::Debug for StoreConfig {
 }
 
 impl StoreConfig {
-    /// Settings with defaults: full durability, a writer pool of two
-    /// threads per core (at least four), a queue of 256 transactions a store.
+    /// Settings with defaults: full durability, a writer pool of four
+    /// threads per core (at least eight), a queue of 256 transactions a
+    /// store.
     ///
     /// # Panics
     /// If a registered reference names a type that is not registered.
