@@ -1,7 +1,7 @@
 //! Accounts and login methods.
 
 use mantle_store::{Id, ReadTx, Stored, SubStore, Timestamp};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::address::Address;
 use crate::auth::{digest, new_secret};
@@ -10,8 +10,9 @@ use crate::items::{Account, AuthToken, Invite, LoginMethod};
 use crate::site::{Site, user_store_path};
 use crate::{Result, SiteError};
 
-/// An account as listed to operators and its owner.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// An account as listed to operators and its owner (and, as JSON, by the
+/// admin API: it reads back as what was written).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AccountInfo {
     /// The account's id.
     #[serde(serialize_with = "raw_id")]

@@ -29,8 +29,9 @@ pub(crate) fn digest(secret: &str) -> Vec<u8> {
     Sha256::digest(secret.as_bytes()).to_vec()
 }
 
-/// A new random 256-bit secret, URL-safe base64 (43 characters).
-pub(crate) fn new_secret() -> Result<String> {
+/// A new random 256-bit secret, URL-safe base64 (43 characters): what
+/// tokens and invite codes are made of.
+pub fn new_secret() -> Result<String> {
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes).map_err(|e| SiteError::NoRandomness(e.to_string()))?;
     Ok(URL_SAFE_NO_PAD.encode(bytes))
@@ -70,7 +71,7 @@ pub struct Avatar {
 }
 
 /// A token as its owner sees it (never the secret).
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct TokenInfo {
     /// Its id (to revoke it).
     pub id: i64,

@@ -122,6 +122,26 @@ pub enum SiteError {
     #[error("password hashing failed: {0}")]
     Hashing(String),
 
+    /// No store of the site has this message address (`site`,
+    /// `account:ID`, `app:NAME`).
+    #[error("no store at address '{0}'")]
+    NoSuchStore(String),
+
+    /// Not a parked message id as `Site::parked_messages` lists them.
+    #[error("'{0}' is not a parked message id (STORE/NUMBER, as listed)")]
+    BadMessageId(String),
+
+    /// No parked message has this id (never parked, retried or dropped).
+    #[error("no parked message '{0}'")]
+    NoSuchParkedMessage(String),
+
+    /// Retrying this parked message is refused: its sender was answered
+    /// with a refusal and may have undone its side.
+    #[error(
+        "message '{0}' was answered with a refusal and its sender may have undone its side; drop it instead"
+    )]
+    MessageAnswered(String),
+
     /// The account's user store must not be deleted without confirmation.
     #[error("deleting the user store of '{0}' needs explicit confirmation")]
     ConfirmationRequired(String),

@@ -56,7 +56,7 @@ mod stats;
 
 pub use accounts::AccountInfo;
 pub use address::Address;
-pub use auth::{Avatar, IssuedToken, TokenInfo};
+pub use auth::{Avatar, IssuedToken, TokenInfo, new_secret};
 pub use config::{
     AuthConfig, CONFIG_FILE, HttpConfig, LiveConfig, SignupConfig, SignupPolicy, SiteConfig,
     StoresConfig,
@@ -65,8 +65,8 @@ pub use error::{Result, SiteError};
 pub use fanout::{FanoutResult, sum_results};
 pub use items::{Account, AuthToken, Invite, LoginMethod, Slate, TokenSweeper};
 pub use messaging::{
-    Envelope, Message, MessageHandlers, MessageId, MessageRegistration, NO_HANDLER, Receipt,
-    Recipient, Refusal, SendMessage, StoreKind, UNDECODABLE,
+    Envelope, Message, MessageHandlers, MessageId, MessageRegistration, NO_HANDLER, ParkedMessage,
+    Receipt, Recipient, Refusal, SendMessage, StoreKind, UNDECODABLE,
 };
 pub use process_stats::PROCESS_NAMESPACE;
 pub use service::{RunningService, Service};

@@ -886,7 +886,7 @@ impl Site {
 }
 
 /// A message parked in some store's outbox, as operators see it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ParkedMessage {
     /// `STORE_ADDRESS/OUTBOX_ID`: what `retry` and `drop` take.
     pub id: String,
@@ -959,14 +959,12 @@ impl Site {
                     .first()
             })
             .await?
-            .ok_or_else(|| crate::SiteError::Config(format!("no store at address '{address}'")))?;
+            .ok_or_else(|| crate::SiteError::NoSuchStore(address.to_string()))?;
         Ok(sub.open(self.site_store(), self.stores()).await?)
     }
 
     async fn parked(&self, id: &str) -> crate::Result<(Store, mantle_store::EffectId, Outgoing)> {
-        let bad = || {
-            crate::SiteError::Config(format!("'{id}' is not a parked message id (STORE/NUMBER)"))
-        };
+        let bad = || crate::SiteError::BadMessageId(id.to_string());
         let (address, n) = id.rsplit_once('/').ok_or_else(bad)?;
         let n: i64 = n.parse().map_err(|_| bad())?;
         let store = self.store_by_address(address).await?;
@@ -975,7 +973,7 @@ impl Site {
             .await?
             .into_iter()
             .find(|e| e.id.raw() == n && e.parked && e.kind == Outgoing::KIND)
-            .ok_or_else(|| crate::SiteError::Config(format!("no parked message '{id}'")))?;
+            .ok_or_else(|| crate::SiteError::NoSuchParkedMessage(id.to_string()))?;
         let m = serde_json::from_str::<Outgoing>(&entry.payload).map_err(|e| {
             crate::SiteError::Config(format!("parked message '{id}' does not decode: {e}"))
         })?;
@@ -997,9 +995,7 @@ impl Site {
             })
             .await?;
         if answered {
-            return Err(crate::SiteError::Config(format!(
-                "message '{id}' was answered with a refusal and its sender may have undone its side; drop it instead"
-            )));
+            return Err(crate::SiteError::MessageAnswered(id.to_string()));
         }
         store.retry_effect(effect).await?;
         Ok(())

@@ -293,6 +293,24 @@ impl Registry {
         self.types.contains_key(type_name)
     }
 
+    /// The version this registry knows a type at (its current version),
+    /// if the type is registered.
+    ///
+    /// ```
+    /// use mantle_store::{Item, Registry};
+    /// #[derive(Item)]
+    /// #[item(name = "counter", version = 3)]
+    /// struct Counter { n: i64 }
+    ///
+    /// let mut registry = Registry::new();
+    /// registry.register::<Counter>();
+    /// assert_eq!(registry.current_version("counter"), Some(3));
+    /// assert_eq!(registry.current_version("nothing"), None);
+    /// ```
+    pub fn current_version(&self, type_name: &str) -> Option<u32> {
+        self.types.get(type_name).map(|t| t.version)
+    }
+
     pub(crate) fn info<T: Item>(&self) -> Result<&TypeInfo> {
         match self.types.get(T::TYPE_NAME) {
             Some(info) if info.version == T::VERSION => Ok(info),

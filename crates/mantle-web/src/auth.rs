@@ -28,6 +28,13 @@ pub fn presented_token(headers: &HeaderMap) -> Option<&str> {
     presented(headers).map(|(t, _)| t)
 }
 
+/// The token of an `Authorization: Bearer` header, ignoring cookies.
+pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    presented(headers)
+        .filter(|(_, from_cookie)| !from_cookie)
+        .map(|(t, _)| t)
+}
+
 /// The token a request presents, and whether it came from the cookie.
 pub(crate) fn presented(headers: &HeaderMap) -> Option<(&str, bool)> {
     if let Some(v) = headers

@@ -35,42 +35,72 @@ impl ApiError {
     pub fn not_found(what: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_FOUND, what)
     }
+
+    /// A site error answered to an admin (the admin API): in the error's
+    /// own words whatever its status, so that an operator's program says
+    /// what the same operation said without a server. Server faults are
+    /// logged too.
+    pub fn for_admin(e: SiteError) -> Self {
+        let status = status_of(&e);
+        let retry_after = retry_after_of(&e);
+        if status.is_server_error() && retry_after.is_none() {
+            tracing::error!(error = %e, "admin request failed");
+        }
+        let mut a = Self::new(status, e.to_string());
+        a.retry_after = retry_after;
+        a
+    }
+}
+
+/// The status answering a site error: 4xx for what the client caused,
+/// 500 for faults of ours.
+pub(crate) fn status_of(e: &SiteError) -> StatusCode {
+    match e {
+        SiteError::TooManyAttempts { .. } | SiteError::SignupsPaused { .. } => {
+            StatusCode::TOO_MANY_REQUESTS
+        }
+        SiteError::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
+        SiteError::BadCredentials | SiteError::BadToken => StatusCode::UNAUTHORIZED,
+        SiteError::Disabled(_) | SiteError::SignupClosed(_) | SiteError::BadInvite => {
+            StatusCode::FORBIDDEN
+        }
+        SiteError::InvalidAddress(_)
+        | SiteError::InvalidRecipient(_)
+        | SiteError::WeakPassword(_)
+        | SiteError::InvalidSlateName(_) => StatusCode::BAD_REQUEST,
+        SiteError::AddressTaken(_) => StatusCode::CONFLICT,
+        SiteError::SlateConflict { .. } => StatusCode::PRECONDITION_FAILED,
+        SiteError::SlateVersionRequired(_) => StatusCode::PRECONDITION_REQUIRED,
+        SiteError::NoSuchSlate(_)
+        | SiteError::NoSuchAccount(_)
+        | SiteError::NoSuchStore(_)
+        | SiteError::NoSuchParkedMessage(_) => StatusCode::NOT_FOUND,
+        SiteError::BadMessageId(_) => StatusCode::BAD_REQUEST,
+        SiteError::MessageAnswered(_) => StatusCode::CONFLICT,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+/// Seconds to wait before trying again, for the refusals that say so.
+fn retry_after_of(e: &SiteError) -> Option<u64> {
+    match e {
+        SiteError::TooManyAttempts { retry_after }
+        | SiteError::SignupsPaused { retry_after }
+        | SiteError::Busy { retry_after } => Some(retry_after.as_secs_f64().ceil() as u64),
+        _ => None,
+    }
 }
 
 impl From<SiteError> for ApiError {
     fn from(e: SiteError) -> Self {
-        let wait = |d: &std::time::Duration| d.as_secs_f64().ceil() as u64;
-        match &e {
+        if let Some(wait) = retry_after_of(&e) {
             // Refusals that say when to come back; an overloaded server
             // is not a fault to log at every refused guess.
-            SiteError::TooManyAttempts { retry_after }
-            | SiteError::SignupsPaused { retry_after } => {
-                let mut a = Self::new(StatusCode::TOO_MANY_REQUESTS, e.to_string());
-                a.retry_after = Some(wait(retry_after));
-                return a;
-            }
-            SiteError::Busy { retry_after } => {
-                let mut a = Self::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string());
-                a.retry_after = Some(wait(retry_after));
-                return a;
-            }
-            _ => {}
+            let mut a = Self::new(status_of(&e), e.to_string());
+            a.retry_after = Some(wait);
+            return a;
         }
-        let status = match &e {
-            SiteError::BadCredentials | SiteError::BadToken => StatusCode::UNAUTHORIZED,
-            SiteError::Disabled(_) | SiteError::SignupClosed(_) | SiteError::BadInvite => {
-                StatusCode::FORBIDDEN
-            }
-            SiteError::InvalidAddress(_)
-            | SiteError::InvalidRecipient(_)
-            | SiteError::WeakPassword(_)
-            | SiteError::InvalidSlateName(_) => StatusCode::BAD_REQUEST,
-            SiteError::AddressTaken(_) => StatusCode::CONFLICT,
-            SiteError::SlateConflict { .. } => StatusCode::PRECONDITION_FAILED,
-            SiteError::SlateVersionRequired(_) => StatusCode::PRECONDITION_REQUIRED,
-            SiteError::NoSuchSlate(_) | SiteError::NoSuchAccount(_) => StatusCode::NOT_FOUND,
-            _ => StatusCode::INTERNAL_SERVER_ERROR,
-        };
+        let status = status_of(&e);
         if status.is_server_error() {
             tracing::error!(error = %e, "request failed");
             return Self::new(status, "internal error");

@@ -16,6 +16,9 @@
 //!   `[http] stats_from_loopback = false`; never to requests relayed by a
 //!   proxy) and to admins, 404 to anyone else. The "HTTP" namespace is
 //!   described at [`HTTP_NAMESPACE`].
+//! - administration ([`admin`]): a JSON API under `/api/admin/…` and a
+//!   dashboard at `/admin`, for admins and for the operator holding the
+//!   secret of [`ADMIN_RUNTIME_FILE`]; 404 to anyone else.
 //!
 //! Hardening: tokens in an HttpOnly SameSite=Lax cookie or a bearer header;
 //! CSRF tokens on form posts; login attempts limited per client address
@@ -27,6 +30,7 @@
 
 #![warn(missing_docs)]
 
+pub mod admin;
 mod api;
 mod auth;
 mod caching;
@@ -48,6 +52,7 @@ use axum::routing::{delete, get, post};
 use mantle_site::{Service, Site};
 use tower_http::timeout::RequestBodyTimeoutLayer;
 
+pub use admin::{ADMIN_RUNTIME_FILE, AdminCaller, AdminRuntime, admin_only};
 pub use api::JsonBody;
 pub use auth::{Authenticated, MaybeAuthenticated, TOKEN_COOKIE, cookie, presented_token};
 pub use csrf::{CSRF_COOKIE, CSRF_HEADER};
@@ -145,4 +150,5 @@ pub fn routes() -> Router<AppState> {
         .route("/stats.json", get(stats::json))
         .route("/metrics", get(stats::metrics))
         .route("/stats/enabled", post(stats::set_enabled))
+        .merge(admin::routes())
 }

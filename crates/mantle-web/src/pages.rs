@@ -17,7 +17,7 @@ use crate::auth::{MaybeAuthenticated, TOKEN_COOKIE, presented_token, set_cookie}
 use crate::csrf::{csrf_ok, csrf_token};
 use crate::state::AppState;
 
-fn page(
+pub(crate) fn page(
     state: &AppState,
     headers: &HeaderMap,
     status: StatusCode,

@@ -5,17 +5,18 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use axum::Router;
+use axum::{Extension, Router};
 use futures::future::BoxFuture;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use mantle_site::{RunningService, Service, Site, SiteError};
-use mantle_store::Item;
+use mantle_store::{Item, Timestamp};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tower::ServiceExt;
 
+use crate::admin::{AdminRuntime, AdminSecret};
 use crate::connections::{ConnectionLimits, Connections};
 
 /// How long in-flight requests get to finish at shutdown.
@@ -23,6 +24,11 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// The HTTP front, installed in the site store as a [`Service`] powerup.
 /// Its address and limits come from the site configuration (`[http]`).
+///
+/// Each start makes a new admin secret and writes it, with the bound
+/// address, to the site's [`ADMIN_RUNTIME_FILE`](crate::ADMIN_RUNTIME_FILE)
+/// (removed when the service stops), so that programs of the site's owner
+/// on this machine reach the admin API.
 #[derive(Item, Debug, Clone, PartialEq)]
 #[item(name = "mantle_http_service", version = 1)]
 pub struct HttpService {
@@ -40,12 +46,25 @@ impl Service for HttpService {
             let local = listener
                 .local_addr()
                 .map_err(|e| SiteError::Config(format!("listener address: {e}")))?;
+            let runtime = AdminRuntime {
+                http: local,
+                secret: mantle_site::new_secret()?,
+                pid: std::process::id(),
+                started: Timestamp::now(),
+            };
             let (stop, stopped) = oneshot::channel();
-            let router = crate::router(site.clone());
+            let router =
+                crate::router(site.clone()).layer(Extension(AdminSecret::new(&runtime.secret)));
             let limits = connection_limits(&site.config().http);
-            let done = tokio::spawn(serve(listener, router, limits, async {
-                let _ = stopped.await;
-            }));
+            let dir = site.dir().to_path_buf();
+            runtime.write(&dir)?;
+            let done = tokio::spawn(async move {
+                serve(listener, router, limits, async {
+                    let _ = stopped.await;
+                })
+                .await;
+                runtime.remove(&dir);
+            });
             Ok(RunningService::new(
                 "http",
                 Some(format!("http://{local}")),

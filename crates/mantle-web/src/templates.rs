@@ -13,6 +13,19 @@ const EMBEDDED: &[(&str, &str)] = &[
     ("signup.html", include_str!("../templates/signup.html")),
     ("home.html", include_str!("../templates/home.html")),
     ("index.html", include_str!("../templates/index.html")),
+    ("admin.html", include_str!("../templates/admin.html")),
+    (
+        "admin_account.html",
+        include_str!("../templates/admin_account.html"),
+    ),
+    (
+        "admin_invite.html",
+        include_str!("../templates/admin_invite.html"),
+    ),
+    (
+        "admin_style.html",
+        include_str!("../templates/admin_style.html"),
+    ),
 ];
 
 /// The templates of a site.

@@ -2,24 +2,79 @@
 
 use axum::Json;
 use axum::Router;
-use axum::extract::{Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use mantle_web::{ApiError, AppState, Authenticated, JsonBody};
+use mantle_web::{AdminCaller, ApiError, AppState, Authenticated, JsonBody, admin_only};
 use serde::Deserialize;
 use serde_json::json;
 
 use crate::LedgerError;
 
 /// `GET /api/ledger/balance`, `GET /api/ledger/history`,
-/// `POST /api/ledger/transfer`, `POST /api/ledger/grant` (administrators).
+/// `POST /api/ledger/transfer`, `POST /api/ledger/grant` (administrators),
+/// and the admin API's ledger routes (see [`admin_routes`]).
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/api/ledger/balance", get(balance))
         .route("/api/ledger/history", get(history))
         .route("/api/ledger/transfer", post(transfer))
         .route("/api/ledger/grant", post(grant))
+        .merge(admin_routes())
+}
+
+/// The ledger's part of the admin API (what `mantle ledger` uses while the
+/// site is served), for admins and the operator's runtime secret, 404 to
+/// anyone else:
+///
+/// - `POST /api/admin/ledger/grant` `{"login", "amount"}` →
+///   `{"login", "balance"}`;
+/// - `GET /api/admin/ledger/balance/{login}` → `{"login", "balance"}`.
+pub fn admin_routes() -> Router<AppState> {
+    admin_only(
+        Router::new()
+            .route("/api/admin/ledger/grant", post(admin_grant))
+            .route("/api/admin/ledger/balance/{login}", get(admin_balance)),
+    )
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AdminGrantBody {
+    login: String,
+    amount: i64,
+}
+
+async fn admin_grant(
+    by: AdminCaller,
+    State(state): State<AppState>,
+    JsonBody(body): JsonBody<AdminGrantBody>,
+) -> Result<Response, ApiError> {
+    let balance = crate::grant(&state.site, &body.login, body.amount)
+        .await
+        .map_err(|e| match e {
+            LedgerError::Site(e) => ApiError::for_admin(e),
+            e => ApiError::from(e),
+        })?;
+    tracing::info!(%by, login = body.login, amount = body.amount, "admin: ledger grant");
+    Ok(Json(json!({ "login": body.login, "balance": balance })).into_response())
+}
+
+async fn admin_balance(
+    _: AdminCaller,
+    State(state): State<AppState>,
+    Path(login): Path<String>,
+) -> Result<Response, ApiError> {
+    let account = state
+        .site
+        .account(&login)
+        .await
+        .map_err(ApiError::for_admin)?;
+    let balance = crate::balance(&state.site, account.id)
+        .await
+        .map_err(ApiError::for_admin)?;
+    Ok(Json(json!({ "login": login, "balance": balance })).into_response())
 }
 
 async fn balance(

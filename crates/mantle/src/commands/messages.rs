@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use indicatif::{ProgressBar, ProgressStyle};
 use mantle_site::Site;
 
+use super::reach;
 use crate::cli::{FanoutQuery, LedgerCommand, MessagesCommand};
 use crate::error::CliError;
 use crate::programs;
@@ -23,7 +24,7 @@ async fn with_site<R>(
 pub async fn run(cmd: MessagesCommand) -> Result<u8, CliError> {
     match cmd {
         MessagesCommand::List { dir, json } => {
-            let parked = with_site(&dir, async |site| Ok(site.parked_messages().await?)).await?;
+            let parked = reach::with_site(&dir, async |site| site.parked_messages().await).await?;
             if json {
                 let text = serde_json::to_string_pretty(&parked)
                     .map_err(|e| CliError::Message(format!("cannot encode: {e}")))?;
@@ -44,11 +45,11 @@ pub async fn run(cmd: MessagesCommand) -> Result<u8, CliError> {
             }
         }
         MessagesCommand::Retry { dir, id } => {
-            with_site(&dir, async |site| Ok(site.retry_message(&id).await?)).await?;
+            reach::with_site(&dir, async |site| site.handle_parked(&id, true).await).await?;
             println!("{id}: back in line for delivery");
         }
         MessagesCommand::Drop { dir, id } => {
-            with_site(&dir, async |site| Ok(site.drop_message(&id).await?)).await?;
+            reach::with_site(&dir, async |site| site.handle_parked(&id, false).await).await?;
             println!("{id}: dropped");
         }
     }
@@ -97,18 +98,14 @@ pub async fn fanout(dir: PathBuf, query: FanoutQuery, parallel: usize) -> Result
 pub async fn ledger(cmd: LedgerCommand) -> Result<u8, CliError> {
     match cmd {
         LedgerCommand::Grant { dir, login, amount } => {
-            let balance = with_site(&dir, async |site| {
-                Ok(mantle_example_ledger::grant(site, &login, amount).await?)
-            })
-            .await?;
+            let balance =
+                reach::with_site(&dir, async |site| site.ledger_grant(&login, amount).await)
+                    .await?;
             println!("{login}: granted {amount}, balance {balance}");
         }
         LedgerCommand::Balance { dir, login } => {
-            let balance = with_site(&dir, async |site| {
-                let account = site.account(&login).await?;
-                Ok(mantle_example_ledger::balance(site, account.id).await?)
-            })
-            .await?;
+            let balance =
+                reach::with_site(&dir, async |site| site.ledger_balance(&login).await).await?;
             println!("{login}: {balance}");
         }
     }

@@ -2,7 +2,9 @@
 
 mod amp;
 mod bench;
+mod http;
 mod messages;
+mod reach;
 mod site;
 mod stats;
 mod store;

@@ -2,15 +2,14 @@
 //! server's statistics, over HTTP (`GET /stats.json`, `POST /stats/enabled`).
 
 use std::fmt::Write as _;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::Path;
-use std::time::Duration;
 
 use mantle_site::SiteConfig;
 use mantle_stats::{CollectionSnapshot, NamespaceSnapshot, Snapshot, Value, ValueKind};
 use mantle_web::Toggle;
 use reqwest::StatusCode;
 
+use super::http::{self, Failure, reachable};
 use crate::error::CliError;
 
 /// Where the server is, and how to speak of it in messages.
@@ -28,11 +27,7 @@ pub async fn run(
     token: Option<String>,
 ) -> Result<u8, CliError> {
     let target = resolve(&target)?;
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .map_err(|e| CliError::Message(format!("cannot make an HTTP client: {e}")))?;
+    let client = http::client()?;
     let token = token.filter(|t| !t.is_empty());
     let toggles = disable
         .into_iter()
@@ -107,20 +102,6 @@ fn resolve(target: &str) -> Result<Target, CliError> {
     })
 }
 
-/// The address to reach a listener on: a wildcard becomes loopback; port 0
-/// cannot be reached.
-fn reachable(listen: SocketAddr) -> Option<SocketAddr> {
-    if listen.port() == 0 {
-        return None;
-    }
-    let ip = match listen.ip() {
-        IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
-        IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
-        ip => ip,
-    };
-    Some(SocketAddr::new(ip, listen.port()))
-}
-
 /// Sends `req` (with the token, if any) and answers its body, or the
 /// error to print when the server cannot be reached or refuses.
 async fn fetch(
@@ -128,17 +109,10 @@ async fn fetch(
     token: Option<&str>,
     target: &Target,
 ) -> Result<String, CliError> {
-    let req = match token {
-        Some(t) => req.bearer_auth(t),
-        None => req,
-    };
-    let answer = req.send().await.map_err(|e| unreachable(target, &e))?;
-    let status = answer.status();
-    let body = answer.text().await.unwrap_or_default();
-    if !status.is_success() {
-        return Err(refused(target, status, &body, token.is_some()));
-    }
-    Ok(body)
+    http::fetch(req, token).await.map_err(|f| match f {
+        Failure::Unreachable(e) => unreachable(target, &e),
+        Failure::Refused { status, error } => refused(target, status, error, token.is_some()),
+    })
 }
 
 fn unreachable(target: &Target, e: &reqwest::Error) -> CliError {
@@ -155,10 +129,7 @@ fn unreachable(target: &Target, e: &reqwest::Error) -> CliError {
     }
 }
 
-fn refused(target: &Target, status: StatusCode, body: &str, had_token: bool) -> CliError {
-    let said = serde_json::from_str::<serde_json::Value>(body)
-        .ok()
-        .and_then(|v| v["error"].as_str().map(str::to_string));
+fn refused(target: &Target, status: StatusCode, said: Option<String>, had_token: bool) -> CliError {
     match (status, said) {
         (StatusCode::NOT_FOUND, None) => {
             let hint = if had_token {
@@ -312,15 +283,6 @@ mod tests {
         ] {
             assert_eq!(resolve(given).unwrap().base, "http://127.0.0.1:8080");
         }
-    }
-
-    #[test]
-    fn wildcards_are_reached_on_loopback() {
-        let r = |s: &str| reachable(s.parse().unwrap()).map(|a| a.to_string());
-        assert_eq!(r("0.0.0.0:80").as_deref(), Some("127.0.0.1:80"));
-        assert_eq!(r("[::]:80").as_deref(), Some("[::1]:80"));
-        assert_eq!(r("10.1.2.3:80").as_deref(), Some("10.1.2.3:80"));
-        assert_eq!(r("127.0.0.1:0"), None);
     }
 
     #[test]

@@ -1,19 +1,21 @@
-//! `mantle user …`: manage accounts from the command line.
+//! `mantle user …`: manage accounts from the command line, by the site's
+//! files or, while the site is served, through its server.
 
 use std::io::{BufRead, IsTerminal, Write};
+use std::path::Path;
 
+use super::reach::with_site;
 use crate::cli::UserCommand;
 use crate::error::CliError;
-use crate::programs;
 
 pub async fn run(cmd: UserCommand) -> Result<u8, CliError> {
     match cmd {
         UserCommand::Add { dir, login, admin } => {
             let password = read_new_password(&login)?;
-            let site = programs::site(&dir).open().await?;
-            let result = site.create_account(&login, &password, admin).await;
-            site.close().await;
-            let info = result?;
+            let info = with_site(&dir, async |site| {
+                site.create_account(&login, &password, admin).await
+            })
+            .await?;
             println!(
                 "created {}{}",
                 info.primary,
@@ -21,10 +23,7 @@ pub async fn run(cmd: UserCommand) -> Result<u8, CliError> {
             );
         }
         UserCommand::List { dir, json } => {
-            let site = programs::site(&dir).open().await?;
-            let result = site.accounts().await;
-            site.close().await;
-            let accounts = result?;
+            let accounts = with_site(&dir, async |site| site.accounts().await).await?;
             if json {
                 let text = serde_json::to_string_pretty(&accounts)
                     .map_err(|e| CliError::Message(format!("cannot encode: {e}")))?;
@@ -42,14 +41,14 @@ pub async fn run(cmd: UserCommand) -> Result<u8, CliError> {
                 }
             }
         }
-        UserCommand::Disable { dir, login } => set_disabled(dir, &login, true).await?,
-        UserCommand::Enable { dir, login } => set_disabled(dir, &login, false).await?,
+        UserCommand::Disable { dir, login } => set_disabled(&dir, &login, true).await?,
+        UserCommand::Enable { dir, login } => set_disabled(&dir, &login, false).await?,
         UserCommand::Passwd { dir, login } => {
             let password = read_new_password(&login)?;
-            let site = programs::site(&dir).open().await?;
-            let result = site.set_password(&login, &password).await;
-            site.close().await;
-            result?;
+            with_site(&dir, async |site| {
+                site.set_password(&login, &password).await
+            })
+            .await?;
             println!("password changed for {login}; its tokens were revoked");
         }
         UserCommand::Delete {
@@ -63,10 +62,10 @@ pub async fn run(cmd: UserCommand) -> Result<u8, CliError> {
                     "not confirmed; nothing deleted (use --yes to confirm without asking)".into(),
                 ));
             }
-            let site = programs::site(&dir).open().await?;
-            let result = site.delete_account(&login, purge_store).await;
-            site.close().await;
-            let file = result?;
+            let file = with_site(&dir, async |site| {
+                site.delete_account(&login, purge_store).await
+            })
+            .await?;
             if purge_store {
                 println!("deleted {login} and its user store");
             } else {
@@ -77,24 +76,17 @@ pub async fn run(cmd: UserCommand) -> Result<u8, CliError> {
             }
         }
         UserCommand::Invite { dir } => {
-            let site = programs::site(&dir).open().await?;
-            let result = site.create_invite().await;
-            site.close().await;
-            println!("{}", result?);
+            println!(
+                "{}",
+                with_site(&dir, async |site| site.create_invite().await).await?
+            );
         }
     }
     Ok(0)
 }
 
-async fn set_disabled(
-    dir: std::path::PathBuf,
-    login: &str,
-    disabled: bool,
-) -> Result<(), CliError> {
-    let site = programs::site(&dir).open().await?;
-    let result = site.set_disabled(login, disabled).await;
-    site.close().await;
-    result?;
+async fn set_disabled(dir: &Path, login: &str, disabled: bool) -> Result<(), CliError> {
+    with_site(dir, async |site| site.set_disabled(login, disabled).await).await?;
     println!("{login} {}", if disabled { "disabled" } else { "enabled" });
     Ok(())
 }
