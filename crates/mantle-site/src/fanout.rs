@@ -70,6 +70,48 @@ impl Site {
     }
 }
 
+/// How many items of a type the user stores hold (see
+/// [`Site::count_items`]).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ItemCount {
+    /// The item type's stored name.
+    pub type_name: String,
+    /// Items in all user stores together.
+    pub items: u64,
+    /// User stores counted in.
+    pub stores: usize,
+    /// User stores holding at least one.
+    pub holding: usize,
+}
+
+impl Site {
+    /// Counts the items of type `type_name` (its stored name: a type no
+    /// store holds counts as none) in every user store, as [`Site::fanout`]
+    /// does its work; the first store that fails fails the count.
+    pub async fn count_items(
+        &self,
+        type_name: &str,
+        parallelism: usize,
+        progress: impl Fn(usize, usize),
+    ) -> Result<ItemCount> {
+        let results = self
+            .fanout(parallelism, progress, |_, store| {
+                let type_name = type_name.to_string();
+                async move { Ok(store.read(move |r| r.count_items(&type_name)).await?) }
+            })
+            .await?;
+        Ok(ItemCount {
+            type_name: type_name.to_string(),
+            items: sum_results(&results)?,
+            stores: results.len(),
+            holding: results
+                .iter()
+                .filter(|r| matches!(r.result, Ok(n) if n > 0))
+                .count(),
+        })
+    }
+}
+
 /// Sums the successful results of a fan-out; the first failure, if any,
 /// is returned instead.
 pub fn sum_results(results: &[FanoutResult<u64>]) -> Result<u64> {

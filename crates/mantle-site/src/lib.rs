@@ -62,7 +62,7 @@ pub use config::{
     StoresConfig,
 };
 pub use error::{Result, SiteError};
-pub use fanout::{FanoutResult, sum_results};
+pub use fanout::{FanoutResult, ItemCount, sum_results};
 pub use items::{Account, AuthToken, Invite, LoginMethod, Slate, TokenSweeper};
 pub use messaging::{
     Envelope, Message, MessageHandlers, MessageId, MessageRegistration, NO_HANDLER, ParkedMessage,

@@ -59,15 +59,20 @@ pub enum Command {
         #[arg(long, default_value = "127.0.0.1:8080")]
         http: SocketAddr,
     },
-    /// Manage accounts (the site must not be served meanwhile).
+    /// Manage accounts.
+    ///
+    /// While `mantle serve` runs on DIR, this goes through the server's
+    /// admin API (found with DIR/run/admin.json); otherwise it opens the
+    /// site's files. The output is the same either way.
     #[command(subcommand)]
     User(UserCommand),
-    /// See and act on parked interstore messages (the site must not be
-    /// served meanwhile).
+    /// See and act on parked interstore messages (through the server's
+    /// admin API while the site is served, as `mantle user`).
     #[command(subcommand)]
     Messages(MessagesCommand),
     /// Run a read-only query in every user store and collate the results,
-    /// with a progress bar.
+    /// with a progress bar (while the site is served, the server runs it,
+    /// without a progress bar).
     Fanout {
         /// The site directory.
         dir: PathBuf,
@@ -78,8 +83,8 @@ pub enum Command {
         #[arg(long, default_value_t = 8, global = true)]
         parallel: usize,
     },
-    /// The ledger offering's administration (the site must not be served
-    /// meanwhile; while serving, use POST /api/ledger/grant as an admin).
+    /// The ledger offering's administration (through the server's admin
+    /// API while the site is served, as `mantle user`).
     #[command(subcommand)]
     Ledger(LedgerCommand),
     /// Work with store files (one SQLite file per store).

@@ -207,6 +207,31 @@ pub async fn stores(
     Ok(Json(json!({ "total": total, "offset": page.offset, "stores": stores })).into_response())
 }
 
+/// Query of `GET /api/admin/fanout/count/{type}`.
+#[derive(Deserialize)]
+pub struct FanoutParams {
+    /// Stores worked on at once (1 to 64; 8 unless given).
+    parallel: Option<usize>,
+}
+
+/// `GET /api/admin/fanout/count/{type}[?parallel=N]`: `{"type_name",
+/// "items", "stores", "holding"}`, the items of a type (by its stored
+/// name) in every user store.
+pub async fn count_items(
+    _: AdminCaller,
+    State(state): State<AppState>,
+    Path(type_name): Path<String>,
+    Query(p): Query<FanoutParams>,
+) -> Answer {
+    let parallel = p.parallel.unwrap_or(8).clamp(1, 64);
+    let count = state
+        .site
+        .count_items(&type_name, parallel, |_, _| {})
+        .await
+        .map_err(failed)?;
+    Ok(Json(count).into_response())
+}
+
 /// `GET /api/admin/messages`: `{"messages": [...]}`, every parked message.
 pub async fn messages(_: AdminCaller, State(state): State<AppState>) -> Answer {
     let parked = state.site.parked_messages().await.map_err(failed)?;

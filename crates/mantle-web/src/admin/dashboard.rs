@@ -11,6 +11,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use mantle_site::{AccountInfo, SiteError};
 use mantle_stats::HtmlReport;
+use mantle_store::Timestamp;
 use minijinja::context;
 use serde::{Deserialize, Serialize};
 
@@ -117,6 +118,25 @@ fn error_page(e: SiteError) -> Response {
     super::failed(e).into_response()
 }
 
+/// A time as the templates show it: to the minute, and in full for
+/// `<time datetime>`.
+#[derive(Serialize)]
+struct When {
+    iso: String,
+    text: String,
+}
+
+impl From<Timestamp> for When {
+    fn from(t: Timestamp) -> Self {
+        let iso = t.to_string();
+        let text = match iso.split_once('T') {
+            Some((date, time)) => format!("{date} {} UTC", time.get(..5).unwrap_or(time)),
+            None => iso.clone(),
+        };
+        Self { iso, text }
+    }
+}
+
 /// An account as the templates show it.
 #[derive(Serialize)]
 struct AccountView {
@@ -125,7 +145,7 @@ struct AccountView {
     others: Vec<String>,
     disabled: bool,
     admin: bool,
-    created: String,
+    created: When,
     store: String,
 }
 
@@ -142,7 +162,7 @@ impl From<AccountInfo> for AccountView {
             primary: a.primary,
             disabled: a.disabled,
             admin: a.admin,
-            created: a.created.to_string(),
+            created: a.created.into(),
             store: a.store,
         }
     }
@@ -271,9 +291,9 @@ pub async fn account(
         .map(|t| {
             context! {
                 id => t.id,
-                created => t.created.to_string(),
-                last_used => t.last_used.to_string(),
-                expires => t.expires.to_string(),
+                created => When::from(t.created),
+                last_used => When::from(t.last_used),
+                expires => When::from(t.expires),
                 label => t.label,
             }
         })
@@ -585,6 +605,13 @@ mod tests {
         let forged = URL_SAFE_NO_PAD.encode("script:alert(1)");
         assert_eq!(Flash::decode(&forged), None);
         assert_eq!(Flash::decode("%%%"), None);
+    }
+
+    #[test]
+    fn times_to_the_minute() {
+        let w = When::from(Timestamp::from_micros(1_700_000_000_123_456));
+        assert_eq!(w.iso, "2023-11-14T22:13:20.123456Z");
+        assert_eq!(w.text, "2023-11-14 22:13 UTC");
     }
 
     #[test]

@@ -172,6 +172,7 @@ pub(crate) fn routes() -> Router<AppState> {
             )
             .route("/api/admin/invites", post(api::invite))
             .route("/api/admin/stores", get(api::stores))
+            .route("/api/admin/fanout/count/{type}", get(api::count_items))
             .route("/api/admin/messages", get(api::messages))
             .route("/api/admin/messages/retry", post(api::retry_message))
             .route("/api/admin/messages/drop", post(api::drop_message))

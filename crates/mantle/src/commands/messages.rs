@@ -1,25 +1,13 @@
-//! `mantle messages …`, `mantle fanout …`, `mantle ledger …`.
+//! `mantle messages …`, `mantle fanout …`, `mantle ledger …`: by the
+//! site's files or, while the site is served, through its server.
 
 use std::path::PathBuf;
 
 use indicatif::{ProgressBar, ProgressStyle};
-use mantle_site::Site;
 
 use super::reach;
 use crate::cli::{FanoutQuery, LedgerCommand, MessagesCommand};
 use crate::error::CliError;
-use crate::programs;
-
-/// Opens the site, runs `work`, closes the site whatever happened.
-async fn with_site<R>(
-    dir: &std::path::Path,
-    work: impl AsyncFnOnce(&Site) -> Result<R, CliError>,
-) -> Result<R, CliError> {
-    let site = programs::site(dir).open().await?;
-    let result = work(&site).await;
-    site.close().await;
-    result
-}
 
 pub async fn run(cmd: MessagesCommand) -> Result<u8, CliError> {
     match cmd {
@@ -65,32 +53,18 @@ pub async fn fanout(dir: PathBuf, query: FanoutQuery, parallel: usize) -> Result
             .progress_chars("=> "),
     );
     bar.set_message(format!("counting {type_name}"));
-    let results = with_site(&dir, async |site| {
-        let type_name = type_name.clone();
-        Ok(site
-            .fanout(
-                parallel,
-                |done, total| {
-                    bar.set_length(total as u64);
-                    bar.set_position(done as u64);
-                },
-                |_, store| {
-                    let type_name = type_name.clone();
-                    async move { Ok(store.read(move |r| r.count_items(&type_name)).await?) }
-                },
-            )
-            .await?)
+    let count = reach::with_site(&dir, async |site| {
+        site.count_items(&type_name, parallel, |done, total| {
+            bar.set_length(total as u64);
+            bar.set_position(done as u64);
+        })
+        .await
     })
     .await?;
     bar.finish_and_clear();
-    let total = mantle_site::sum_results(&results)?;
-    let holding = results
-        .iter()
-        .filter(|r| matches!(r.result, Ok(n) if n > 0))
-        .count();
     println!(
-        "{type_name}: {total} items in {} user stores ({holding} hold some)",
-        results.len()
+        "{type_name}: {} items in {} user stores ({} hold some)",
+        count.items, count.stores, count.holding
     );
     Ok(0)
 }

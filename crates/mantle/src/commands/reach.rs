@@ -7,7 +7,7 @@
 
 use std::path::{Path, PathBuf};
 
-use mantle_site::{AccountInfo, ParkedMessage, Site, SiteError};
+use mantle_site::{AccountInfo, ItemCount, ParkedMessage, Site, SiteError};
 use mantle_web::AdminRuntime;
 use reqwest::{Method, StatusCode, Url};
 use serde::Deserialize;
@@ -310,6 +310,29 @@ impl Reach {
                     )
                     .await?;
                 Ok(())
+            }
+        }
+    }
+
+    /// Counts a type's items in every user store (`progress(done, total)`
+    /// is called as stores finish, when the count is done here).
+    pub async fn count_items(
+        &self,
+        type_name: &str,
+        parallel: usize,
+        progress: impl Fn(usize, usize),
+    ) -> Result<ItemCount, CliError> {
+        match self {
+            Reach::Files(site) => Ok(site.count_items(type_name, parallel, progress).await?),
+            Reach::Server(r) => {
+                let parallel = parallel.to_string();
+                r.call(
+                    Method::GET,
+                    &["fanout", "count", type_name],
+                    &[("parallel", &parallel)],
+                    None,
+                )
+                .await
             }
         }
     }
