@@ -26,6 +26,10 @@ const EMBEDDED: &[(&str, &str)] = &[
         "admin_style.html",
         include_str!("../templates/admin_style.html"),
     ),
+    (
+        "admin_macros.html",
+        include_str!("../templates/admin_macros.html"),
+    ),
 ];
 
 /// The templates of a site.

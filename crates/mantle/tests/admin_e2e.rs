@@ -12,10 +12,8 @@ mod support;
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::process::Output;
-use std::time::{Duration, Instant};
 
 use browser::{Browser, Viewport, js};
-use mantle_site::Site;
 use mantle_web::AdminRuntime;
 use reqwest::header::{CONTENT_TYPE, COOKIE};
 use reqwest::{Method, StatusCode};
@@ -24,46 +22,22 @@ use support::*;
 
 const PW: &str = "correct horse battery";
 
-/// A site builder with what the `mantle` binary registers (see
-/// `src/programs.rs`), so that the test can prepare a site through the
-/// library and the binary open it.
-fn builder(dir: &std::path::Path) -> mantle_site::SiteBuilder {
-    let builder = Site::builder(dir)
-        .with(mantle_web::register)
-        .with(mantle_example_notes::register);
-    let builder = mantle_live_server::install(builder);
-    let builder = mantle_example_lists::install(builder);
-    mantle_example_ledger::install(builder)
-}
-
 /// A site with an admin (`root`), `alice` and `bob`, and one parked
 /// message: alice's credit to a login that does not exist (refused and
 /// refunded, so it cannot be retried, only dropped).
 async fn prepared_site() -> TestSite {
     let site = TestSite::init("invite");
     site.add_admin("root", PW);
-    let lib = builder(&site.dir).open().await.expect("open the site");
-    let alice = lib.create_account("alice", PW, false).await.unwrap().id;
+    let lib = library_site(&site.dir).open().await.expect("open the site");
+    lib.create_account("alice", PW, false).await.unwrap();
     lib.create_account("bob", PW, false).await.unwrap();
-    mantle_example_ledger::grant(&lib, "alice", 100)
-        .await
-        .unwrap();
-    mantle_example_ledger::transfer(&lib, alice, "ghost@localhost", 30)
-        .await
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
+    let alice = credit_a_ghost(&lib, "alice").await;
+    eventually("refunded and parked", async || {
         let balance = mantle_example_ledger::balance(&lib, alice).await.unwrap();
         let parked = lib.parked_messages().await.unwrap();
-        if balance == 100 && parked.len() == 1 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "not settled: alice has {balance}, parked {parked:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+        (balance == 100 && parked.len() == 1, (balance, parked))
+    })
+    .await;
     lib.close().await;
     site
 }
@@ -510,6 +484,209 @@ async fn admin_routes_are_404_to_anyone_but_admins() {
     assert!(errors.is_empty(), "errors logged: {errors:#?}");
 }
 
+/// An admin using the dashboard over plain HTTP: the login cookie and a
+/// CSRF cookie of its own (the forms must repeat it).
+struct Dashboard<'a> {
+    c: reqwest::Client,
+    server: &'a Server,
+    cookies: String,
+    csrf: String,
+}
+
+impl<'a> Dashboard<'a> {
+    async fn as_admin(server: &'a Server, login_name: &str) -> Dashboard<'a> {
+        let c = client();
+        let token = token(&c, server, login_name, PW).await;
+        let csrf = "C".repeat(43);
+        let cookies = format!("mantle_token={token}; mantle_csrf={csrf}");
+        Dashboard {
+            c,
+            server,
+            cookies,
+            csrf,
+        }
+    }
+
+    /// `GET path`: the page's HTML, showing the outcome `flash` carries.
+    async fn get(&self, path: &str, flash: Option<&str>) -> String {
+        let mut cookies = self.cookies.clone();
+        if let Some(f) = flash {
+            cookies.push_str(&format!("; mantle_admin_flash={f}"));
+        }
+        let r = self
+            .c
+            .get(self.server.url(path))
+            .header(COOKIE, cookies)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "GET {path}");
+        r.text().await.unwrap()
+    }
+
+    /// Posts a form (with the CSRF token); follows the redirect and
+    /// answers where it went and the outcome the page shows there.
+    async fn post(&self, path: &str, fields: &[(&str, &str)]) -> (String, String) {
+        let mut form = vec![("csrf", self.csrf.as_str())];
+        form.extend_from_slice(fields);
+        let body = form
+            .iter()
+            .map(|(k, v)| format!("{k}={}", v.replace('@', "%40").replace(' ', "+")))
+            .collect::<Vec<_>>()
+            .join("&");
+        let r = self
+            .c
+            .post(self.server.url(path))
+            .header(COOKIE, &self.cookies)
+            .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::SEE_OTHER, "POST {path}");
+        let to = r.headers()[reqwest::header::LOCATION]
+            .to_str()
+            .unwrap()
+            .to_string();
+        let (flash, _) = set_cookie(&r, "mantle_admin_flash").expect("an outcome to show");
+        let html = self.get(to.split('#').next().unwrap(), Some(&flash)).await;
+        let at = html.find("id=\"flash\"").expect("the outcome shown");
+        let text = &html[at..];
+        let text = &text[text.find('>').unwrap() + 1..text.find("</p>").unwrap()];
+        let text = [
+            ("&#x27;", "'"),
+            ("&#x2f;", "/"),
+            ("&quot;", "\""),
+            ("&lt;", "<"),
+            ("&gt;", ">"),
+        ]
+        .iter()
+        .fold(text.to_string(), |t, (entity, c)| t.replace(entity, c))
+        .replace("&amp;", "&");
+        (to, text)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_forms_do_what_they_say() {
+    let site = prepared_site().await;
+    let server = site.serve(&[]);
+    let d = Dashboard::as_admin(&server, "root").await;
+    let c = client();
+
+    let (to, said) = d
+        .post(
+            "/admin/accounts",
+            &[("login", "carol"), ("password", PW), ("admin", "on")],
+        )
+        .await;
+    assert_eq!(said, "created carol@localhost (admin)");
+    assert!(to.starts_with("/admin#account-"), "{to}");
+    let carol_id = to.trim_start_matches("/admin#account-").to_string();
+    let (_, said) = d
+        .post("/admin/accounts", &[("login", "carol"), ("password", PW)])
+        .await;
+    assert_eq!(said, "'carol@localhost' is already taken");
+
+    // Bob's page: his token, revoked; his password, set.
+    let bob = token(&c, &server, "bob", PW).await;
+    let page = d.get("/admin/accounts/3", None).await;
+    assert!(page.contains("<h1>bob@localhost</h1>"), "{page}");
+    let token_id = {
+        let at = page.find("data-token=\"").expect("a token row") + "data-token=\"".len();
+        page[at..at + page[at..].find('"').unwrap()].to_string()
+    };
+    let (to, said) = d
+        .post(&format!("/admin/accounts/3/tokens/{token_id}/revoke"), &[])
+        .await;
+    assert_eq!(
+        (to.as_str(), said.as_str()),
+        ("/admin/accounts/3", "token revoked")
+    );
+    assert_eq!(
+        get_auth(&c, &server, "/api/me", &bob).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let (_, said) = d
+        .post(
+            "/admin/accounts/3/password",
+            &[("password", "short"), ("from", "account")],
+        )
+        .await;
+    assert_eq!(said, "password rejected: at least 8 characters");
+    let (to, said) = d
+        .post(
+            "/admin/accounts/3/password",
+            &[("password", "a fresh password"), ("from", "account")],
+        )
+        .await;
+    assert_eq!(to, "/admin/accounts/3");
+    assert_eq!(
+        said,
+        "password changed for bob@localhost; its tokens were revoked"
+    );
+    token(&c, &server, "bob", "a fresh password").await;
+
+    // An invite code, shown once, works at signup.
+    let r = c
+        .post(server.url("/admin/invites"))
+        .header(COOKIE, &d.cookies)
+        .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(format!("csrf={}", d.csrf))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let html = r.text().await.unwrap();
+    let at = html.find("id=\"invite-code\">").expect("the code") + "id=\"invite-code\">".len();
+    let code = &html[at..at + 43];
+    let r = c
+        .post(server.url("/api/signup"))
+        .json(&json!({ "username": "erin", "password": PW, "invite": code }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+
+    // The parked message: retrying is refused (its sender was refunded);
+    // dropping it works once.
+    let id = ok(mantle(&["messages", "list", site.path(), "--json"]));
+    let id: Value = serde_json::from_str(&id).unwrap();
+    let id = id[0]["id"].as_str().unwrap().to_string();
+    let (to, said) = d.post("/admin/messages/retry", &[("id", &id)]).await;
+    assert_eq!(to, "/admin#messages");
+    assert!(said.contains("answered with a refusal"), "{said}");
+    let (_, said) = d.post("/admin/messages/drop", &[("id", &id)]).await;
+    assert_eq!(said, format!("{id}: dropped"));
+    let (_, said) = d.post("/admin/messages/drop", &[("id", &id)]).await;
+    assert_eq!(said, format!("no parked message '{id}'"));
+    assert!(d.get("/admin", None).await.contains("No parked messages."));
+
+    // Deleting needs the login typed again; the user store is kept.
+    let path = format!("/admin/accounts/{carol_id}/delete");
+    let (_, said) = d
+        .post(&path, &[("confirm", "carol"), ("from", "account")])
+        .await;
+    assert_eq!(said, "not deleted: type carol@localhost to confirm");
+    let (to, said) = d.post(&path, &[("confirm", "carol@localhost")]).await;
+    assert_eq!(to, "/admin#accounts");
+    assert!(
+        said.starts_with("deleted carol@localhost; its user store is kept at "),
+        "{said}"
+    );
+    assert!(site.dir.join("users/carol_localhost.store").exists());
+    let (to, said) = d
+        .post(&format!("/admin/accounts/{carol_id}/disable"), &[])
+        .await;
+    assert_eq!(to, "/admin#accounts");
+    assert_eq!(said, format!("no account with login '#{carol_id}'"));
+
+    let (status, stderr) = server.stop();
+    assert!(status.success());
+    let errors = error_lines(&stderr);
+    assert!(errors.is_empty(), "errors logged: {errors:#?}");
+}
+
 fn mode(p: &std::path::Path) -> u32 {
     std::fs::metadata(p).unwrap().permissions().mode() & 0o777
 }
@@ -560,7 +737,7 @@ async fn the_runtime_file_is_private_removed_at_stop_and_a_stale_one_is_named() 
         "bob disabled"
     );
     // With the site held by another process, the stale file is named.
-    let held = builder(&site.dir).open().await.expect("open the site");
+    let held = library_site(&site.dir).open().await.expect("open the site");
     fails_saying(
         mantle(&["user", "enable", site.path(), "bob"]),
         &[

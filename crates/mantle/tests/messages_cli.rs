@@ -3,29 +3,18 @@
 
 mod support;
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use futures::StreamExt;
-use mantle_site::Site;
 use support::*;
 
 const PW: &str = "correct horse battery";
-
-/// A site builder with exactly what the `mantle` binary registers (see
-/// `src/programs.rs`), so the binary can open what the test made.
-fn builder(dir: &std::path::Path) -> mantle_site::SiteBuilder {
-    mantle_example_ledger::install(
-        Site::builder(dir)
-            .with(mantle_web::register)
-            .with(mantle_example_notes::register),
-    )
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fanout_over_1000_user_stores_collates_the_right_answer() {
     const ACCOUNTS: usize = 1_000;
     let site = TestSite::init("admin");
-    let lib = builder(&site.dir).open().await.expect("open the site");
+    let lib = library_site(&site.dir).open().await.expect("open the site");
 
     // Password hashing dominates: overlap it with the stores' commits.
     let t = Instant::now();
@@ -102,34 +91,22 @@ async fn fanout_over_1000_user_stores_collates_the_right_answer() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn parked_messages_can_be_listed_retried_and_dropped() {
     let site = TestSite::init("admin");
-    let lib = builder(&site.dir).open().await.expect("open the site");
-    let alice = lib.create_account("alice", PW, false).await.unwrap().id;
+    let lib = library_site(&site.dir).open().await.expect("open the site");
+    lib.create_account("alice", PW, false).await.unwrap();
     let bob = lib.create_account("bob", PW, false).await.unwrap().id;
-    mantle_example_ledger::grant(&lib, "alice", 100)
-        .await
-        .unwrap();
-    mantle_example_ledger::transfer(&lib, alice, "ghost@localhost", 30)
-        .await
-        .unwrap();
+    let alice = credit_a_ghost(&lib, "alice").await;
     mantle_example_ledger::transfer(&lib, alice, "bob@localhost", 20)
         .await
         .unwrap();
     // The credit to nobody is refused, the refusal answered (a refund),
     // and the message parked; the credit to bob goes through.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
+    eventually("settled", async || {
         let a = mantle_example_ledger::balance(&lib, alice).await.unwrap();
         let b = mantle_example_ledger::balance(&lib, bob).await.unwrap();
         let parked = lib.parked_messages().await.unwrap();
-        if a == 80 && b == 20 && parked.len() == 1 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "not settled: alice {a}, bob {b}, parked {parked:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+        (a == 80 && b == 20 && parked.len() == 1, (a, b, parked))
+    })
+    .await;
     lib.close().await;
 
     let out = ok(mantle(&["messages", "list", site.path()]));
@@ -203,7 +180,7 @@ async fn parked_messages_can_be_listed_retried_and_dropped() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ledger_grant_refuses_what_would_overflow_in_one_line() {
     let site = TestSite::init("admin");
-    let lib = builder(&site.dir).open().await.expect("open the site");
+    let lib = library_site(&site.dir).open().await.expect("open the site");
     let alice = lib.create_account("alice", PW, false).await.unwrap().id;
     mantle_example_ledger::grant(&lib, "alice", 1)
         .await

@@ -307,33 +307,35 @@ pub async fn account(
     )
 }
 
-/// What every dashboard form carries.
-trait Posted {
-    fn csrf(&self) -> &str;
+/// A dashboard form: the CSRF token and the form's own fields.
+#[derive(Deserialize)]
+pub struct Posted<T> {
+    #[serde(default)]
+    csrf: String,
+    #[serde(flatten)]
+    fields: T,
 }
 
-/// The form, if well-formed and carrying this site's CSRF token; else the
-/// answer to give.
-fn posted<T: Posted>(
+/// The form's fields, if it is well-formed and carries this site's CSRF
+/// token; else the answer to give.
+fn posted<T>(
     headers: &HeaderMap,
-    form: Result<Form<T>, FormRejection>,
+    form: Result<Form<Posted<T>>, FormRejection>,
 ) -> Result<T, Box<Response>> {
     let Ok(Form(form)) = form else {
         return Err(Box::new(
             (StatusCode::BAD_REQUEST, "malformed form").into_response(),
         ));
     };
-    if !csrf_ok(headers, form.csrf()) {
+    if !csrf_ok(headers, &form.csrf) {
         return Err(Box::new(forbidden_form()));
     }
-    Ok(form)
+    Ok(form.fields)
 }
 
-/// The form of `POST /admin/accounts`.
+/// The fields of `POST /admin/accounts`.
 #[derive(Deserialize)]
 pub struct CreateForm {
-    #[serde(default)]
-    csrf: String,
     login: String,
     password: String,
     /// A checkbox: present when ticked.
@@ -341,18 +343,12 @@ pub struct CreateForm {
     admin: Option<String>,
 }
 
-impl Posted for CreateForm {
-    fn csrf(&self) -> &str {
-        &self.csrf
-    }
-}
-
 /// `POST /admin/accounts`: creates an account.
 pub async fn create_account(
     DashboardAdmin(by): DashboardAdmin,
     State(state): State<AppState>,
     headers: HeaderMap,
-    form: Result<Form<CreateForm>, FormRejection>,
+    form: Result<Form<Posted<CreateForm>>, FormRejection>,
 ) -> Response {
     let form = match posted(&headers, form) {
         Ok(f) => f,
@@ -381,11 +377,9 @@ pub async fn create_account(
     }
 }
 
-/// The form of the account actions.
+/// The fields of the account actions.
 #[derive(Deserialize)]
 pub struct ActionForm {
-    #[serde(default)]
-    csrf: String,
     /// `account`: go back to the account's page (else the dashboard).
     #[serde(default)]
     from: String,
@@ -397,12 +391,6 @@ pub struct ActionForm {
     confirm: String,
 }
 
-impl Posted for ActionForm {
-    fn csrf(&self) -> &str {
-        &self.csrf
-    }
-}
-
 /// `POST /admin/accounts/{id}/{action}`: `disable`, `enable`, `password`
 /// (sets it; revokes the tokens) or `delete` (keeps the user store; the
 /// login must be typed again in `confirm`).
@@ -411,7 +399,7 @@ pub async fn account_action(
     State(state): State<AppState>,
     Path((id, action)): Path<(i64, String)>,
     headers: HeaderMap,
-    form: Result<Form<ActionForm>, FormRejection>,
+    form: Result<Form<Posted<ActionForm>>, FormRejection>,
 ) -> Response {
     if !["disable", "enable", "password", "delete"].contains(&action.as_str()) {
         return StatusCode::NOT_FOUND.into_response();
@@ -471,18 +459,9 @@ pub async fn account_action(
     }
 }
 
-/// The form of the actions that need nothing but the CSRF token.
+/// The fields of the forms that need nothing but the CSRF token.
 #[derive(Deserialize)]
-pub struct CsrfForm {
-    #[serde(default)]
-    csrf: String,
-}
-
-impl Posted for CsrfForm {
-    fn csrf(&self) -> &str {
-        &self.csrf
-    }
-}
+pub struct CsrfForm {}
 
 /// `POST /admin/accounts/{id}/tokens/{token}/revoke`.
 pub async fn revoke_token(
@@ -490,7 +469,7 @@ pub async fn revoke_token(
     State(state): State<AppState>,
     Path((id, token)): Path<(i64, i64)>,
     headers: HeaderMap,
-    form: Result<Form<CsrfForm>, FormRejection>,
+    form: Result<Form<Posted<CsrfForm>>, FormRejection>,
 ) -> Response {
     if let Err(answer) = posted(&headers, form) {
         return *answer;
@@ -520,7 +499,7 @@ pub async fn invite(
     DashboardAdmin(by): DashboardAdmin,
     State(state): State<AppState>,
     headers: HeaderMap,
-    form: Result<Form<CsrfForm>, FormRejection>,
+    form: Result<Form<Posted<CsrfForm>>, FormRejection>,
 ) -> Response {
     if let Err(answer) = posted(&headers, form) {
         return *answer;
@@ -543,18 +522,10 @@ pub async fn invite(
     }
 }
 
-/// The form of the parked message actions.
+/// The fields of the parked message actions.
 #[derive(Deserialize)]
 pub struct MessageForm {
-    #[serde(default)]
-    csrf: String,
     id: String,
-}
-
-impl Posted for MessageForm {
-    fn csrf(&self) -> &str {
-        &self.csrf
-    }
 }
 
 /// `POST /admin/messages/{retry|drop}`.
@@ -563,7 +534,7 @@ pub async fn message_action(
     State(state): State<AppState>,
     Path(action): Path<String>,
     headers: HeaderMap,
-    form: Result<Form<MessageForm>, FormRejection>,
+    form: Result<Form<Posted<MessageForm>>, FormRejection>,
 ) -> Response {
     if !["retry", "drop"].contains(&action.as_str()) {
         return StatusCode::NOT_FOUND.into_response();

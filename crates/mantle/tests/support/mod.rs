@@ -466,3 +466,46 @@ pub fn amp_address(server: &Server) -> String {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// What the `mantle` binary registers, compiled into the tests too.
+#[path = "../../src/programs.rs"]
+mod programs;
+
+/// A site builder with what the `mantle` binary registers, so that a test
+/// can prepare a site through the library (faster than many commands) and
+/// the binary open it.
+pub fn library_site(dir: &Path) -> mantle_site::SiteBuilder {
+    programs::site(dir)
+}
+
+/// Gives `login` 100 ledger units and has it send 30 of them to
+/// `ghost@localhost`, a login no account has: the credit is refused, the
+/// refusal refunds the sender, and the message stays parked. Returns the
+/// sender's account.
+pub async fn credit_a_ghost(
+    lib: &mantle_site::Site,
+    login: &str,
+) -> mantle_store::Id<mantle_site::Account> {
+    let from = lib.account(login).await.expect("the sender").id;
+    mantle_example_ledger::grant(lib, login, 100)
+        .await
+        .expect("grant");
+    mantle_example_ledger::transfer(lib, from, "ghost@localhost", 30)
+        .await
+        .expect("transfer");
+    from
+}
+
+/// Waits (at most 30 s) until `check` answers `true` with what it saw;
+/// panics with `what` and what it last saw.
+pub async fn eventually<T: std::fmt::Debug>(what: &str, mut check: impl AsyncFnMut() -> (bool, T)) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (done, seen) = check().await;
+        if done {
+            return;
+        }
+        assert!(Instant::now() < deadline, "not {what} after 30 s: {seen:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
