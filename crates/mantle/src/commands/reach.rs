@@ -6,6 +6,7 @@
 //! exit with the same code either way.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use mantle_site::{AccountInfo, ItemCount, ParkedMessage, Site, SiteError};
 use mantle_web::AdminRuntime;
@@ -45,6 +46,10 @@ pub async fn with_site<R>(
     }
     result
 }
+
+/// How long a server gets to answer an admin request: listing the parked
+/// messages or counting items opens every store of the site.
+const ADMIN_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// A running server's admin API.
 pub struct Remote {
@@ -141,7 +146,7 @@ impl Remote {
         if !query.is_empty() {
             url.query_pairs_mut().extend_pairs(query);
         }
-        let mut req = self.client.request(method, url);
+        let mut req = self.client.request(method, url).timeout(ADMIN_TIMEOUT);
         if let Some(b) = body {
             req = req.json(&b);
         }
