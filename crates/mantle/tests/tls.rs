@@ -1,0 +1,346 @@
+//! TLS end to end, with the real binary on loopback: a site made with
+//! `mantle init --tls self-signed`, served over HTTPS and checked with
+//! curl (HTTP/2 by ALPN, HTTP/1.1, HSTS, the `Secure` login cookie, plain
+//! HTTP and silent clients refused, the redirect listener), and AMP over
+//! TLS called by `mantle amp call --tls --cacert` and by a real Twisted
+//! client (`tests/interop/twisted_tls_client.py`).
+//!
+//! These need curl (`scripts/test` installs Debian's) and, for the
+//! Twisted client, a Python with `twisted[tls]` (see `support::python`).
+//! Without them they fail, saying so; they never skip.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use support::python::{PROCESS_WAIT, python_with_tls, run_with_timeout, script};
+use support::*;
+
+const PW: &str = "correct horse battery";
+
+/// `curl -sS --max-time 30 ARGS`.
+fn curl(args: &[&str]) -> Output {
+    Command::new("curl")
+        .args(["-sS", "--max-time", "30"])
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot run curl ({e}): the TLS tests need it (scripts/test installs Debian's curl)"
+            )
+        })
+}
+
+/// curl's standard output, asserting it succeeded.
+#[track_caller]
+fn curl_ok(args: &[&str]) -> String {
+    let o = curl(args);
+    assert!(
+        o.status.success(),
+        "curl {args:?} failed ({:?}): {}",
+        o.status,
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// A site made with `--tls self-signed`, and its certificate's path.
+fn tls_site() -> (TestSite, String) {
+    let site = TestSite::init_with("admin", &["--tls", "self-signed"]);
+    let cert = site.dir.join("tls/cert.pem");
+    assert!(
+        cert.exists(),
+        "mantle init --tls self-signed made no tls/cert.pem"
+    );
+    let cert = s(&cert).to_string();
+    (site, cert)
+}
+
+/// `HOST:PORT` of a URL such as `https://127.0.0.1:PORT`.
+fn host_port(url: &str) -> &str {
+    url.split_once("://").map_or(url, |(_, rest)| rest)
+}
+
+/// Connects to `addr`, sends `first` (maybe nothing) and then nothing
+/// more; returns how long the server took to close the connection.
+fn closed_after(addr: &str, first: &[u8]) -> Duration {
+    let start = Instant::now();
+    let mut conn = TcpStream::connect(addr).expect("connect");
+    conn.set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("read timeout");
+    conn.write_all(first).expect("write");
+    let mut buf = [0u8; 256];
+    loop {
+        match conn.read(&mut buf) {
+            // A TLS alert may come first; then the end.
+            Ok(n) if n > 0 => continue,
+            Ok(_) => break,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break,
+            Err(e) => panic!("the server did not close a silent connection to {addr}: {e}"),
+        }
+    }
+    start.elapsed()
+}
+
+/// The first bytes of a TLS ClientHello: a handshake record header
+/// announcing 512 bytes, and a few of them.
+const HALF_A_HELLO: &[u8] = &[
+    0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03,
+];
+
+#[track_caller]
+fn assert_closed_by_deadline(took: Duration, deadline: Duration, what: &str) {
+    assert!(
+        took >= deadline - Duration::from_millis(500) && took < deadline + Duration::from_secs(10),
+        "{what}: closed after {took:?}, the deadline is {deadline:?}"
+    );
+}
+
+#[test]
+fn https_speaks_http2_and_http11_with_hsts_and_secure_cookies() {
+    let (site, cert) = tls_site();
+    site.add_user("alice", PW);
+    let server = site.serve(&[]);
+    assert!(
+        server.base.starts_with("https://127.0.0.1:"),
+        "not served over TLS: {}",
+        server.base
+    );
+    let health = server.url("/health");
+    let version = |extra: &[&str]| {
+        let mut args = vec![
+            "--cacert",
+            &cert,
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_version}",
+        ];
+        args.extend_from_slice(extra);
+        args.push(&health);
+        curl_ok(&args)
+    };
+    assert_eq!(version(&[]), "2", "HTTP/2 chosen by ALPN");
+    assert_eq!(version(&["--http1.1"]), "1.1", "HTTP/1.1 chosen by ALPN");
+    // The certificate is for localhost by name too.
+    let port = host_port(&server.base).rsplit_once(':').unwrap().1;
+    let by_name = format!("https://localhost:{port}/health");
+    assert!(
+        curl_ok(&[
+            "--cacert",
+            &cert,
+            "--resolve",
+            &format!("localhost:{port}:127.0.0.1"),
+            &by_name
+        ])
+        .contains("ok")
+    );
+
+    let headers = curl_ok(&["--cacert", &cert, "-D", "-", "-o", "/dev/null", &health]);
+    assert!(headers.starts_with("HTTP/2 200"), "{headers}");
+    assert!(
+        headers
+            .to_ascii_lowercase()
+            .contains("strict-transport-security: max-age=31536000; includesubdomains"),
+        "no HSTS: {headers}"
+    );
+
+    let login = curl_ok(&[
+        "--cacert",
+        &cert,
+        "-D",
+        "-",
+        "-o",
+        "/dev/null",
+        "-H",
+        "content-type: application/json",
+        "--data",
+        &format!(r#"{{"username":"alice","password":"{PW}"}}"#),
+        &server.url("/api/login"),
+    ]);
+    assert!(login.starts_with("HTTP/2 200"), "{login}");
+    let cookie = login
+        .lines()
+        .find(|l| {
+            l.to_ascii_lowercase()
+                .starts_with("set-cookie: mantle_token=")
+        })
+        .unwrap_or_else(|| panic!("no login cookie: {login}"));
+    assert!(
+        cookie.contains("; Secure") && cookie.contains("; HttpOnly"),
+        "{cookie}"
+    );
+
+    // Not trusted without the certificate (curl's 60: peer certificate
+    // cannot be authenticated).
+    let o = curl(&[&health]);
+    assert_eq!(
+        o.status.code(),
+        Some(60),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+
+    // Plain HTTP to the TLS port fails, and the server keeps serving.
+    let plain = health.replacen("https://", "http://", 1);
+    let o = curl(&[&plain]);
+    assert!(!o.status.success(), "plain HTTP answered on the TLS port");
+    assert_eq!(version(&[]), "2");
+
+    let (status, log) = server.stop();
+    assert!(status.success(), "mantle serve exited {status:?}");
+    let errors = error_lines(&log);
+    assert!(errors.is_empty(), "mantle logged errors: {errors:#?}");
+}
+
+#[test]
+fn the_deadline_covers_the_handshake_and_the_redirect_listener_sends_clients_to_https() {
+    let (site, cert) = tls_site();
+    let redirect_port = free_port();
+    site.edit_config(|c| {
+        c.http.header_timeout_secs = 2;
+        c.http.redirect_listen = Some(([127, 0, 0, 1], redirect_port).into());
+    });
+    let server = site.serve(&[]);
+    let addr = host_port(&server.base).to_string();
+    let deadline = Duration::from_secs(2);
+
+    let took = closed_after(&addr, b"");
+    assert_closed_by_deadline(took, deadline, "a client that never sends a ClientHello");
+    let took = closed_after(&addr, HALF_A_HELLO);
+    assert_closed_by_deadline(took, deadline, "a client that stops within its ClientHello");
+    assert!(curl_ok(&["--cacert", &cert, &server.url("/health")]).contains("ok"));
+
+    let plain = format!("http://127.0.0.1:{redirect_port}");
+    let to = curl_ok(&[
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code} %{redirect_url}",
+        &format!("{plain}/home?x=1&y=2"),
+    ]);
+    assert_eq!(to, format!("308 {}/home?x=1&y=2", server.base));
+    // A POST keeps its method and body through a 308.
+    let followed = curl_ok(&[
+        "-L",
+        "--cacert",
+        &cert,
+        "-H",
+        "content-type: application/json",
+        "--data",
+        r#"{"username":"nobody","password":"wrong password"}"#,
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code} %{url_effective}",
+        &format!("{plain}/api/login"),
+    ]);
+    assert_eq!(followed, format!("401 {}/api/login", server.base));
+    // Without a Host there is nowhere to send the client.
+    let o = curl_ok(&[
+        "-0",
+        "-H",
+        "Host:",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        &format!("{plain}/"),
+    ]);
+    assert_eq!(o, "400");
+    // The redirect listener is held to the same deadline.
+    let took = closed_after(&format!("127.0.0.1:{redirect_port}"), b"");
+    assert_closed_by_deadline(took, deadline, "a silent client of the redirect listener");
+
+    let (status, log) = server.stop();
+    assert!(status.success(), "mantle serve exited {status:?}");
+    let errors = error_lines(&log);
+    assert!(errors.is_empty(), "mantle logged errors: {errors:#?}");
+}
+
+#[test]
+fn amp_over_tls_serves_mantle_amp_call_and_a_twisted_client() {
+    let python = python_with_tls();
+    let (site, cert) = tls_site();
+    site.add_user("alice", PW);
+    site.edit_config(|c| {
+        c.live.tls = true;
+        c.live.login_timeout_secs = 2;
+    });
+    let (server, addr) = site.serve_with_amp();
+    assert!(
+        server
+            .stderr()
+            .iter()
+            .any(|l| l.starts_with("mantle: amp listening on amps://")),
+        "AMP not announced as TLS: {:#?}",
+        server.stderr()
+    );
+    let login = format!("alice:{PW}");
+    let call = |extra: &[&str]| {
+        let mut args = vec!["amp", "call", &addr, "Whoami", "--login", &login];
+        args.extend_from_slice(extra);
+        mantle(&args)
+    };
+    assert_eq!(
+        ok(call(&["--tls", "--cacert", &cert])),
+        "username=alice@localhost\n"
+    );
+    let amps = format!("amps://{addr}");
+    assert_eq!(
+        ok(mantle(&[
+            "amp", "call", &amps, "Whoami", "--login", &login, "--cacert", &cert
+        ])),
+        "username=alice@localhost\n"
+    );
+
+    // Another site's certificate does not vouch for this one.
+    let (_other, other_cert) = tls_site();
+    let o = call(&["--cacert", &other_cert]);
+    assert_eq!(o.status.code(), Some(2), "stderr: {}", stderr(&o));
+    assert!(stderr(&o).contains("certificate"), "{}", stderr(&o));
+    // Plain AMP to the TLS listener gets nowhere.
+    let o = call(&[]);
+    assert_eq!(o.status.code(), Some(2), "stderr: {}", stderr(&o));
+    // A client that never says hello is closed by the login deadline.
+    let took = closed_after(&addr, b"");
+    assert_closed_by_deadline(took, Duration::from_secs(2), "a silent AMP client");
+
+    let (host, port) = addr.rsplit_once(':').expect("HOST:PORT");
+    let out = run_with_timeout(
+        Command::new(python)
+            .arg("-u")
+            .arg(script("twisted_tls_client.py"))
+            .args([host, port, &cert, "alice", PW]),
+        PROCESS_WAIT,
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "twisted_tls_client.py failed ({:?});\nstdout:\n{stdout}\nstderr:\n{}\nmantle stderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr),
+        server.stderr().join("\n")
+    );
+    for want in [
+        "PASS connect: ",
+        "PASS login: ",
+        "PASS whoami: username=alice@localhost",
+        "PASS tls-peer-certificate: ",
+        "PASS wrong-name-refused: ",
+        "ALL PASSED",
+    ] {
+        assert!(
+            stdout.lines().any(|l| l.starts_with(want)),
+            "no line starting {want:?} in:\n{stdout}"
+        );
+    }
+
+    let (status, log) = server.stop();
+    assert!(status.success(), "mantle serve exited {status:?}");
+    let errors = error_lines(&log);
+    assert!(errors.is_empty(), "mantle logged errors: {errors:#?}");
+}
