@@ -351,12 +351,7 @@ pub async fn start_on(
     };
     // The "Live" statistics appear with the listener.
     live.stats(site);
-    let listener = TcpListener::bind(addr)
-        .await
-        .map_err(|e| SiteError::Config(format!("cannot listen for AMP on {addr}: {e}")))?;
-    let local = listener
-        .local_addr()
-        .map_err(|e| SiteError::Config(format!("AMP listener address: {e}")))?;
+    let (listener, local) = mantle_web::bind(addr, "for AMP ").await?;
     // `amps://`: AMP over TLS.
     let scheme = if tls.is_some() { "amps" } else { "amp" };
     let (stop, stopped) = oneshot::channel::<()>();

@@ -269,73 +269,6 @@ impl DeadlineHandle {
     }
 }
 
-impl DeadlineHandle {
-    /// Wraps `io`, a protocol layered on the guarded stream (a TLS
-    /// session), so that the first byte read through it proves the
-    /// connection, with `idle` from then on. Bytes the layer reads for
-    /// itself (a handshake) do not: the deadline covers them.
-    pub fn prove_on_first_read<IO>(self, io: IO, idle: Duration) -> ProvedOnRead<IO> {
-        ProvedOnRead {
-            io,
-            pending: Some((self, idle)),
-        }
-    }
-}
-
-/// See [`DeadlineHandle::prove_on_first_read`].
-pub struct ProvedOnRead<IO> {
-    io: IO,
-    pending: Option<(DeadlineHandle, Duration)>,
-}
-
-impl<IO: AsyncRead + Unpin> AsyncRead for ProvedOnRead<IO> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let before = buf.filled().len();
-        let r = Pin::new(&mut self.io).poll_read(cx, buf);
-        if let Poll::Ready(Ok(())) = r
-            && buf.filled().len() > before
-            && let Some((handle, idle)) = self.pending.take()
-        {
-            handle.proved(idle);
-        }
-        r
-    }
-}
-
-impl<IO: AsyncWrite + Unpin> AsyncWrite for ProvedOnRead<IO> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.io).poll_write(cx, buf)
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.io.is_write_vectored()
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.io).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.io).poll_shutdown(cx)
-    }
-}
-
 /// A stream with its listener's time-outs (see the module docs).
 pub struct Guarded<IO> {
     io: IO,
@@ -549,29 +482,6 @@ mod tests {
         // …then silence ends it 30 s after the last byte.
         assert_eq!(reader.await.unwrap(), io::ErrorKind::TimedOut);
         assert_eq!(start.elapsed(), Duration::from_secs(110));
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_layer_proves_the_connection_at_its_first_byte_not_before() {
-        let c = Connections::new(limits(10, 10));
-        let (mut client, server) = tokio::io::duplex(64);
-        let g = c.admit(ip(1)).unwrap().guard(server, false);
-        let handle = g.deadline();
-        // A layer that reads for itself first (as a TLS handshake does).
-        let mut layered = handle.prove_on_first_read(g, Duration::from_secs(30));
-        client.write_all(b"x").await.unwrap();
-        let mut buf = [0u8; 1];
-        layered.io.read_exact(&mut buf).await.unwrap();
-        tokio::time::advance(Duration::from_secs(9)).await;
-        client.write_all(b"y").await.unwrap();
-        layered.read_exact(&mut buf).await.unwrap();
-        assert_eq!(&buf, b"y");
-        // Proved at 9 s: the 10 s deadline no longer holds, the idle
-        // time-out does.
-        let start = Instant::now();
-        let e = layered.read(&mut buf).await.unwrap_err();
-        assert_eq!(e.kind(), io::ErrorKind::TimedOut);
-        assert_eq!(start.elapsed(), Duration::from_secs(30));
     }
 
     #[tokio::test(start_paused = true)]

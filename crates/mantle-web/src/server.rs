@@ -78,8 +78,9 @@ impl Service for HttpService {
     }
 }
 
-/// Binds `addr` (`what`: for the error message).
-async fn bind(addr: SocketAddr, what: &str) -> mantle_site::Result<(TcpListener, SocketAddr)> {
+/// Binds `addr`; returns the listener and the address bound (`what`
+/// completes the error message "cannot listen {what}on {addr}").
+pub async fn bind(addr: SocketAddr, what: &str) -> mantle_site::Result<(TcpListener, SocketAddr)> {
     let listener = TcpListener::bind(addr)
         .await
         .map_err(|e| SiteError::Config(format!("cannot listen {what}on {addr}: {e}")))?;
@@ -118,8 +119,8 @@ pub async fn serve(
 
 /// [`serve`] over TLS: each connection's handshake runs under its
 /// deadline (a client that connects and never says hello is closed by
-/// it), then HTTP/2 or HTTP/1.1 as chosen by ALPN; the deadline ends with
-/// the first byte of the first request.
+/// it), then HTTP/2 or HTTP/1.1 as chosen by ALPN; the deadline ends when
+/// the first request's header has come.
 pub async fn serve_tls(
     listener: TcpListener,
     router: Router,
@@ -212,10 +213,15 @@ async fn serve_with(
             });
             continue;
         };
-        // The deadline holds through the handshake, until the first byte
-        // of a request.
+        // The deadline holds through the handshake until a request has
+        // come: bytes rustls reads for the handshake, and any request
+        // bytes it reads with them, do not end it.
         let stream = place.guard(stream, false);
         let deadline = stream.deadline();
+        let svc = hyper::service::service_fn(move |req| {
+            deadline.proved(limits.idle);
+            hyper::service::Service::call(&svc, req)
+        });
         let handshake = acceptor.accept(stream);
         let (builders, watcher) = (builders.clone(), graceful.watcher());
         tokio::spawn(async move {
@@ -227,8 +233,9 @@ async fn serve_with(
                 }
             };
             let builder = builders.for_alpn(stream.get_ref().1.alpn_protocol());
-            let io = TokioIo::new(deadline.prove_on_first_read(stream, limits.idle));
-            let conn = builder.serve_connection_with_upgrades(io, svc).into_owned();
+            let conn = builder
+                .serve_connection_with_upgrades(TokioIo::new(stream), svc)
+                .into_owned();
             if let Err(e) = watcher.watch(conn).await {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
             }

@@ -16,7 +16,7 @@ use std::net::TcpStream;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use support::python::{PROCESS_WAIT, python_with_tls, run_with_timeout, script};
+use support::python::{python_with_tls, run_checks};
 use support::*;
 
 const PW: &str = "correct horse battery";
@@ -45,6 +45,14 @@ fn curl_ok(args: &[&str]) -> String {
         String::from_utf8_lossy(&o.stderr)
     );
     String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// curl's `--write-out` (`-w`) for a request whose body is dropped.
+#[track_caller]
+fn curl_w(write_out: &str, args: &[&str]) -> String {
+    let mut all = vec!["-o", "/dev/null", "-w", write_out];
+    all.extend_from_slice(args);
+    curl_ok(&all)
 }
 
 /// A site made with `--tls self-signed`, and its certificate's path.
@@ -111,17 +119,10 @@ fn https_speaks_http2_and_http11_with_hsts_and_secure_cookies() {
     );
     let health = server.url("/health");
     let version = |extra: &[&str]| {
-        let mut args = vec![
-            "--cacert",
-            &cert,
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_version}",
-        ];
+        let mut args = vec!["--cacert", &cert];
         args.extend_from_slice(extra);
         args.push(&health);
-        curl_ok(&args)
+        curl_w("%{http_version}", &args)
     };
     assert_eq!(version(&[]), "2", "HTTP/2 chosen by ALPN");
     assert_eq!(version(&["--http1.1"]), "1.1", "HTTP/1.1 chosen by ALPN");
@@ -190,15 +191,13 @@ fn https_speaks_http2_and_http11_with_hsts_and_secure_cookies() {
     assert!(!o.status.success(), "plain HTTP answered on the TLS port");
     assert_eq!(version(&[]), "2");
 
-    let (status, log) = server.stop();
-    assert!(status.success(), "mantle serve exited {status:?}");
-    let errors = error_lines(&log);
-    assert!(errors.is_empty(), "mantle logged errors: {errors:#?}");
+    server.stop_cleanly();
 }
 
 #[test]
 fn the_deadline_covers_the_handshake_and_the_redirect_listener_sends_clients_to_https() {
     let (site, cert) = tls_site();
+    site.add_user("alice", PW);
     let redirect_port = free_port();
     site.edit_config(|c| {
         c.http.header_timeout_secs = 2;
@@ -214,51 +213,75 @@ fn the_deadline_covers_the_handshake_and_the_redirect_listener_sends_clients_to_
     assert_closed_by_deadline(took, deadline, "a client that stops within its ClientHello");
     assert!(curl_ok(&["--cacert", &cert, &server.url("/health")]).contains("ok"));
 
-    let plain = format!("http://127.0.0.1:{redirect_port}");
-    let to = curl_ok(&[
-        "-o",
-        "/dev/null",
-        "-w",
-        "%{http_code} %{redirect_url}",
-        &format!("{plain}/home?x=1&y=2"),
-    ]);
-    assert_eq!(to, format!("308 {}/home?x=1&y=2", server.base));
-    // A POST keeps its method and body through a 308.
-    let followed = curl_ok(&[
-        "-L",
+    // Once a request has come, the deadline no longer holds: a body sent
+    // slowly for longer than the deadline is read, over HTTP/2 and 1.1.
+    let login = curl_ok(&[
         "--cacert",
         &cert,
         "-H",
         "content-type: application/json",
         "--data",
-        r#"{"username":"nobody","password":"wrong password"}"#,
-        "-o",
-        "/dev/null",
-        "-w",
-        "%{http_code} %{url_effective}",
-        &format!("{plain}/api/login"),
+        &format!(r#"{{"username":"alice","password":"{PW}"}}"#),
+        &server.url("/api/login"),
     ]);
+    let login: serde_json::Value = serde_json::from_str(&login).expect("login JSON");
+    let bearer = format!("Authorization: Bearer {}", login["token"].as_str().unwrap());
+    let body = site.dir.join("../slow.json");
+    std::fs::write(&body, format!(r#"{{"pad":"{}"}}"#, "x".repeat(3000))).unwrap();
+    for (slate, version) in [("slow2", "--http2"), ("slow1", "--http1.1")] {
+        let started = Instant::now();
+        let status = curl_w(
+            "%{http_code}",
+            &[
+                "--cacert",
+                &cert,
+                version,
+                "--limit-rate",
+                "1000",
+                "-X",
+                "PUT",
+                "-H",
+                &bearer,
+                "-H",
+                "content-type: application/json",
+                "--data-binary",
+                &format!("@{}", s(&body)),
+                &server.url(&format!("/api/slates/{slate}")),
+            ],
+        );
+        assert_eq!(status, "201", "{version}");
+        assert!(started.elapsed() > deadline, "the upload was not slow");
+    }
+
+    let plain = format!("http://127.0.0.1:{redirect_port}");
+    let to = curl_w(
+        "%{http_code} %{redirect_url}",
+        &[&format!("{plain}/home?x=1&y=2")],
+    );
+    assert_eq!(to, format!("308 {}/home?x=1&y=2", server.base));
+    // A POST keeps its method and body through a 308.
+    let followed = curl_w(
+        "%{http_code} %{url_effective}",
+        &[
+            "-L",
+            "--cacert",
+            &cert,
+            "-H",
+            "content-type: application/json",
+            "--data",
+            r#"{"username":"nobody","password":"wrong password"}"#,
+            &format!("{plain}/api/login"),
+        ],
+    );
     assert_eq!(followed, format!("401 {}/api/login", server.base));
     // Without a Host there is nowhere to send the client.
-    let o = curl_ok(&[
-        "-0",
-        "-H",
-        "Host:",
-        "-o",
-        "/dev/null",
-        "-w",
-        "%{http_code}",
-        &format!("{plain}/"),
-    ]);
+    let o = curl_w("%{http_code}", &["-0", "-H", "Host:", &format!("{plain}/")]);
     assert_eq!(o, "400");
     // The redirect listener is held to the same deadline.
     let took = closed_after(&format!("127.0.0.1:{redirect_port}"), b"");
     assert_closed_by_deadline(took, deadline, "a silent client of the redirect listener");
 
-    let (status, log) = server.stop();
-    assert!(status.success(), "mantle serve exited {status:?}");
-    let errors = error_lines(&log);
-    assert!(errors.is_empty(), "mantle logged errors: {errors:#?}");
+    server.stop_cleanly();
 }
 
 #[test]
@@ -280,67 +303,44 @@ fn amp_over_tls_serves_mantle_amp_call_and_a_twisted_client() {
         server.stderr()
     );
     let login = format!("alice:{PW}");
-    let call = |extra: &[&str]| {
-        let mut args = vec!["amp", "call", &addr, "Whoami", "--login", &login];
+    let call = |to: &str, extra: &[&str]| {
+        let mut args = vec!["amp", "call", to, "Whoami", "--login", &login];
         args.extend_from_slice(extra);
         mantle(&args)
     };
+    let me = "username=alice@localhost\n";
+    assert_eq!(ok(call(&addr, &["--tls", "--cacert", &cert])), me);
     assert_eq!(
-        ok(call(&["--tls", "--cacert", &cert])),
-        "username=alice@localhost\n"
-    );
-    let amps = format!("amps://{addr}");
-    assert_eq!(
-        ok(mantle(&[
-            "amp", "call", &amps, "Whoami", "--login", &login, "--cacert", &cert
-        ])),
-        "username=alice@localhost\n"
+        ok(call(&format!("amps://{addr}"), &["--cacert", &cert])),
+        me
     );
 
     // Another site's certificate does not vouch for this one.
     let (_other, other_cert) = tls_site();
-    let o = call(&["--cacert", &other_cert]);
+    let o = call(&addr, &["--cacert", &other_cert]);
     assert_eq!(o.status.code(), Some(2), "stderr: {}", stderr(&o));
     assert!(stderr(&o).contains("certificate"), "{}", stderr(&o));
     // Plain AMP to the TLS listener gets nowhere.
-    let o = call(&[]);
+    let o = call(&addr, &[]);
     assert_eq!(o.status.code(), Some(2), "stderr: {}", stderr(&o));
     // A client that never says hello is closed by the login deadline.
     let took = closed_after(&addr, b"");
     assert_closed_by_deadline(took, Duration::from_secs(2), "a silent AMP client");
 
     let (host, port) = addr.rsplit_once(':').expect("HOST:PORT");
-    let out = run_with_timeout(
-        Command::new(python)
-            .arg("-u")
-            .arg(script("twisted_tls_client.py"))
-            .args([host, port, &cert, "alice", PW]),
-        PROCESS_WAIT,
+    run_checks(
+        python,
+        "twisted_tls_client.py",
+        &[host, port, &cert, "alice", PW],
+        &[
+            "PASS connect: ",
+            "PASS login: ",
+            "PASS whoami: username=alice@localhost",
+            "PASS tls-peer-certificate: ",
+            "PASS wrong-name-refused: ",
+            "ALL PASSED",
+        ],
+        &server,
     );
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "twisted_tls_client.py failed ({:?});\nstdout:\n{stdout}\nstderr:\n{}\nmantle stderr:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr),
-        server.stderr().join("\n")
-    );
-    for want in [
-        "PASS connect: ",
-        "PASS login: ",
-        "PASS whoami: username=alice@localhost",
-        "PASS tls-peer-certificate: ",
-        "PASS wrong-name-refused: ",
-        "ALL PASSED",
-    ] {
-        assert!(
-            stdout.lines().any(|l| l.starts_with(want)),
-            "no line starting {want:?} in:\n{stdout}"
-        );
-    }
-
-    let (status, log) = server.stop();
-    assert!(status.success(), "mantle serve exited {status:?}");
-    let errors = error_lines(&log);
-    assert!(errors.is_empty(), "mantle logged errors: {errors:#?}");
+    server.stop_cleanly();
 }

@@ -24,7 +24,7 @@ use bytes::Bytes;
 use mantle_amp::{AmpBox, AmpDateTime, AmpDecimal, AmpFloat};
 use mantle_client::{CallError, Client, ClientOptions, Status};
 use mantle_live::{Arguments, Command, CommandError, NoError, RemoteError, arguments, codec};
-use support::python::{PROCESS_WAIT, python, run_with_timeout, script};
+use support::python::{PROCESS_WAIT, python, run_checks, script};
 use support::*;
 
 const PW: &str = "correct horse battery";
@@ -115,24 +115,6 @@ fn twisted_client_passes_its_checks_against_mantle_serve() {
     site.add_user("alice", PW);
     let (server, addr) = site.serve_with_amp();
     let (host, port) = addr.rsplit_once(':').expect("HOST:PORT");
-
-    let out = run_with_timeout(
-        Process::new(python)
-            .arg("-u")
-            .arg(script("twisted_client.py"))
-            .args([host, port, "alice", PW]),
-        PROCESS_WAIT,
-    );
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(
-        out.status.success(),
-        "twisted_client.py failed ({:?});\nstdout:\n{stdout}\nstderr:\n{stderr}\nmantle stderr:\n{}",
-        out.status,
-        server.stderr().join("\n")
-    );
-
-    let lines: Vec<&str> = stdout.lines().collect();
     let expected = [
         "PASS connect: ",
         "PASS whoami-before-login: Unauthorized: ",
@@ -156,21 +138,14 @@ fn twisted_client_passes_its_checks_against_mantle_serve() {
         "PASS delta-after-parts: ",
         "ALL PASSED",
     ];
-    for want in expected {
-        assert!(
-            lines.iter().any(|l| l.starts_with(want)),
-            "no line starting {want:?} in:\n{stdout}"
-        );
-    }
-    assert!(
-        !lines.iter().any(|l| l.starts_with("FAIL")),
-        "failed checks:\n{stdout}"
+    run_checks(
+        python,
+        "twisted_client.py",
+        &[host, port, "alice", PW],
+        &expected,
+        &server,
     );
-
-    let (status, log) = server.stop();
-    assert!(status.success(), "mantle serve exited {status:?}");
-    let errors = error_lines(&log);
-    assert!(errors.is_empty(), "mantle logged errors: {errors:#?}");
+    server.stop_cleanly();
 }
 
 // ---------------------------------------------------------------------------

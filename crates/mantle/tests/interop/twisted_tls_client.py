@@ -14,44 +14,11 @@ passed (1 if one failed, 2 if the whole run broke).
 Needs ``twisted[tls]`` (pyOpenSSL and service_identity).
 """
 
-import sys
-
 from cryptography.x509.oid import NameOID
-from twisted.internet import defer, endpoints, ssl, task
+from twisted.internet import defer, endpoints, ssl
 from twisted.protocols import amp
 
-TIMEOUT = 60
-
-
-class Unauthorized(Exception):
-    pass
-
-
-class Login(amp.Command):
-    arguments = [(b"username", amp.Unicode()), (b"password", amp.Unicode())]
-    response = [(b"token", amp.Unicode())]
-    errors = {Unauthorized: b"UNAUTHORIZED"}
-
-
-class Whoami(amp.Command):
-    arguments = []
-    response = [(b"username", amp.Unicode())]
-    errors = {Unauthorized: b"UNAUTHORIZED"}
-
-
-class Checks:
-    def __init__(self):
-        self.failed = 0
-
-    def ok(self, name, detail):
-        print("PASS %s: %s" % (name, detail), flush=True)
-
-    def fail(self, name, detail):
-        self.failed += 1
-        print("FAIL %s: %s" % (name, detail), flush=True)
-
-    def check(self, name, cond, detail):
-        (self.ok if cond else self.fail)(name, detail)
+from amp_checks import TIMEOUT, Checks, Login, Whoami, react
 
 
 def endpoint(reactor, host, port, trust, name):
@@ -62,6 +29,7 @@ def endpoint(reactor, host, port, trust, name):
 
 @defer.inlineCallbacks
 def run(reactor, host, port, cafile, user, password):
+    port = int(port)
     c = Checks()
     with open(cafile, "rb") as f:
         trust = ssl.Certificate.loadPEM(f.read())
@@ -96,31 +64,8 @@ def run(reactor, host, port, cafile, user, password):
     else:
         c.fail("wrong-name-refused", "answered %r" % (answer,))
 
-    print(
-        "%s: %d check(s) failed" % ("FAILED", c.failed) if c.failed else "ALL PASSED",
-        flush=True,
-    )
-    return c.failed
-
-
-def main(reactor, host, port, cafile, user, password):
-    d = run(reactor, host, int(port), cafile, user, password)
-    d.addTimeout(TIMEOUT, reactor)
-
-    def done(failed):
-        if failed:
-            raise SystemExit(1)
-
-    def broke(failure):
-        if failure.check(SystemExit):
-            return failure
-        print("ERROR the run broke: %s" % failure.getTraceback(), flush=True)
-        raise SystemExit(2)
-
-    return d.addCallback(done).addErrback(broke)
+    return c.summary()
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 6:
-        sys.exit("usage: twisted_tls_client.py HOST PORT CAFILE USER PASSWORD")
-    task.react(main, sys.argv[1:])
+    react(run, "twisted_tls_client.py HOST PORT CAFILE USER PASSWORD")

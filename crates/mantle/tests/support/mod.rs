@@ -291,6 +291,16 @@ impl Server {
     }
 }
 
+impl Server {
+    /// [`Server::stop`], asserting a clean exit with no error logged.
+    pub fn stop_cleanly(self) {
+        let (status, log) = self.stop();
+        assert!(status.success(), "mantle exited {status:?}");
+        let errors = error_lines(&log);
+        assert!(errors.is_empty(), "mantle logged errors: {errors:#?}");
+    }
+}
+
 /// Kills and waits for a child.
 fn reap(mut child: Child) {
     let _ = child.kill();

@@ -143,3 +143,41 @@ pub fn run_with_timeout(cmd: &mut Process, limit: Duration) -> Output {
         }
     }
 }
+
+/// Runs the check script `name` (see `interop/amp_checks.py`) with `args`
+/// against `server`; asserts that it passed, printing a line that starts
+/// with each of `expected` and none that starts with `FAIL`.
+pub fn run_checks(
+    python: &Path,
+    name: &str,
+    args: &[&str],
+    expected: &[&str],
+    server: &super::Server,
+) {
+    let out = run_with_timeout(
+        Process::new(python)
+            .args(["-B", "-u"])
+            .arg(script(name))
+            .args(args),
+        PROCESS_WAIT,
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{name} failed ({:?});\nstdout:\n{stdout}\nstderr:\n{}\nmantle stderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr),
+        server.stderr().join("\n")
+    );
+    let lines: Vec<&str> = stdout.lines().collect();
+    for want in expected {
+        assert!(
+            lines.iter().any(|l| l.starts_with(want)),
+            "no line starting {want:?} in:\n{stdout}"
+        );
+    }
+    assert!(
+        !lines.iter().any(|l| l.starts_with("FAIL")),
+        "failed checks:\n{stdout}"
+    );
+}
