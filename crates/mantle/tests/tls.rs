@@ -175,6 +175,11 @@ fn https_speaks_http2_and_http11_with_hsts_and_secure_cookies() {
         "{cookie}"
     );
 
+    // `mantle stats` speaks plain HTTP only, and says so.
+    let o = mantle(&["stats", site.path()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("serves HTTPS"), "{}", stderr(&o));
+
     // Not trusted without the certificate (curl's 60: peer certificate
     // cannot be authenticated).
     let o = curl(&[&health]);
