@@ -13,6 +13,7 @@ use tokio::sync::{Notify, watch};
 use crate::conn::{Conn, OnAnswer, OnRequest, SendError, refuse};
 use crate::error::{CallError, ConnectError};
 use crate::observe::{SubInner, Subscription, on_push};
+use crate::tls::ClientTls;
 
 /// How to log in after each (re)connection.
 #[derive(Debug, Clone)]
@@ -41,6 +42,8 @@ pub struct ClientOptions {
     pub min_backoff: Duration,
     /// Longest wait between attempts.
     pub max_backoff: Duration,
+    /// Speak TLS (a site with `[live] tls = true`), if set.
+    pub tls: Option<ClientTls>,
 }
 
 impl ClientOptions {
@@ -52,7 +55,14 @@ impl ClientOptions {
             reconnect: true,
             min_backoff: Duration::from_millis(100),
             max_backoff: Duration::from_secs(5),
+            tls: None,
         }
+    }
+
+    /// Speaks TLS on every connection.
+    pub fn tls(mut self, tls: ClientTls) -> Self {
+        self.tls = Some(tls);
+        self
     }
 
     /// Logs in with a password after every connection.
@@ -314,7 +324,7 @@ async fn establish(
         _ => refuse(conn, &command, tag),
     });
     let addr = inner.options.addr.clone();
-    let (conn, closed) = Conn::open(&addr, on_request)
+    let (conn, closed) = Conn::open(&addr, inner.options.tls.as_ref(), on_request)
         .await
         .map_err(|source| ConnectError::Io { addr, source })?;
     let login = match &inner.options.credentials {

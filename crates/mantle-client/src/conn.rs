@@ -9,10 +9,12 @@ use futures::StreamExt;
 use mantle_amp::{AmpBox, BoxDecoder, Message, frame};
 use mantle_live::{RemoteError, codes};
 use parking_lot::Mutex;
-use tokio::io::{AsyncWriteExt, BufWriter};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufWriter};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::codec::FramedRead;
+
+use crate::tls::ClientTls;
 
 /// An answer as it arrives: the values, or the error.
 pub(crate) type Reply = Result<AmpBox, RemoteError>;
@@ -38,15 +40,34 @@ pub(crate) struct Conn {
 }
 
 impl Conn {
-    /// Connects and starts the reader and writer; `closed` fires when the
-    /// connection ends (every waiting call has then failed).
+    /// Connects (over TLS with `tls`) and starts the reader and writer;
+    /// `closed` fires when the connection ends (every waiting call has
+    /// then failed).
     pub async fn open(
         addr: &str,
+        tls: Option<&ClientTls>,
         on_request: OnRequest,
     ) -> std::io::Result<(Arc<Conn>, oneshot::Receiver<()>)> {
         let stream = TcpStream::connect(addr).await?;
         let _ = stream.set_nodelay(true);
-        let (rd, wr) = stream.into_split();
+        Ok(match tls {
+            None => {
+                let (rd, wr) = stream.into_split();
+                Self::start(rd, wr, on_request)
+            }
+            Some(tls) => {
+                let (rd, wr) = tokio::io::split(tls.connect(addr, stream).await?);
+                Self::start(rd, wr, on_request)
+            }
+        })
+    }
+
+    /// Starts the reader and writer on a connection's halves.
+    fn start(
+        rd: impl AsyncRead + Unpin + Send + 'static,
+        wr: impl AsyncWrite + Unpin + Send + 'static,
+        on_request: OnRequest,
+    ) -> (Arc<Conn>, oneshot::Receiver<()>) {
         let (out, rx) = mpsc::unbounded_channel();
         let conn = Arc::new(Conn {
             out,
@@ -65,7 +86,7 @@ impl Conn {
             reader.lost();
             let _ = closed_tx.send(());
         });
-        Ok((conn, closed))
+        (conn, closed)
     }
 
     pub fn is_alive(&self) -> bool {
@@ -170,7 +191,7 @@ pub(crate) enum SendError {
     Encode(String),
 }
 
-async fn write_loop(wr: tokio::net::tcp::OwnedWriteHalf, mut rx: mpsc::UnboundedReceiver<Vec<u8>>) {
+async fn write_loop(wr: impl AsyncWrite + Unpin, mut rx: mpsc::UnboundedReceiver<Vec<u8>>) {
     let mut w = BufWriter::with_capacity(64 * 1024, wr);
     while let Some(first) = rx.recv().await {
         let mut next = Some(first);

@@ -45,7 +45,7 @@ impl<E> CallError<E> {
 /// Why [`Client::connect`](crate::Client::connect) failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {
-    /// The TCP connection could not be made.
+    /// The TCP connection (or its TLS handshake) could not be made.
     #[error("cannot connect to {addr}: {source}")]
     Io {
         /// The address.

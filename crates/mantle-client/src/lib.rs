@@ -10,7 +10,7 @@
 //! its [`Subscription`]s from the last sequence seen.
 //!
 //! It speaks plain AMP, so [`Client::call_box`] also calls any Twisted AMP
-//! server.
+//! server; over TLS with [`ClientOptions::tls`].
 //!
 //! ```no_run
 //! # async fn f() -> Result<(), Box<dyn std::error::Error>> {
@@ -31,7 +31,9 @@ mod client;
 mod conn;
 mod error;
 mod observe;
+mod tls;
 
 pub use client::{Client, ClientOptions, Credentials, RemoteRef, Status};
 pub use error::{CallError, ConnectError};
 pub use observe::{ModelEvent, Subscription};
+pub use tls::{ClientTls, SYSTEM_BUNDLE, TlsSetupError};

@@ -16,6 +16,10 @@
 //! makes room), `live.login_timeout_secs` to log in however much is sent
 //! meanwhile, boxes of at most [`PRE_LOGIN_MAX_BOX`] bytes until then, and
 //! `live.idle_timeout_secs` of silence after.
+//!
+//! With `[live] tls = true` the listener speaks TLS, with the HTTP front's
+//! certificate (`[http] tls_cert`, `tls_key`); the handshake runs under
+//! the login deadline.
 
 use std::future::Future;
 
@@ -23,16 +27,16 @@ use mantle_amp::{AmpBox, BoxDecoder, Message, frame};
 use mantle_live::builtin::HANDLE_KEY;
 use mantle_live::{RemoteError, codec, codes};
 use mantle_site::{RunningService, Site, SiteError};
-use tokio::io::{AsyncWriteExt, BufWriter};
-use tokio::net::tcp::OwnedWriteHalf;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufWriter};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
+use tokio_rustls::TlsAcceptor;
 use tokio_util::codec::FramedRead;
 
 use std::time::Duration;
 
-use mantle_web::connections::{Admitted, ConnectionLimits, Connections};
+use mantle_web::connections::{Admitted, ConnectionLimits, Connections, DeadlineHandle};
 
 use crate::session::{Out, RawArgs, Request, Requests};
 
@@ -52,10 +56,12 @@ pub fn connection_limits(live: &mantle_site::LiveConfig) -> ConnectionLimits {
 }
 
 /// Accepts AMP connections on `listener` for `site` until `shutdown`
-/// completes; open connections are then closed.
+/// completes; open connections are then closed. With `tls`, each
+/// connection is a TLS session.
 pub async fn serve(
     site: Site,
     listener: TcpListener,
+    tls: Option<TlsAcceptor>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> std::io::Result<()> {
     let mut connections = JoinSet::new();
@@ -82,7 +88,15 @@ pub async fn serve(
                     }
                 };
                 tracing::debug!(%peer, "AMP connection");
-                connections.spawn(connection(site.clone(), stream, place));
+                match &tls {
+                    None => connections.spawn(connection(site.clone(), stream, place)),
+                    Some(tls) => connections.spawn(tls_connection(
+                        site.clone(),
+                        stream,
+                        place,
+                        tls.clone(),
+                    )),
+                };
             }
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
         }
@@ -97,10 +111,43 @@ pub async fn serve(
 pub async fn connection(site: Site, stream: TcpStream, place: Admitted) {
     let _ = stream.set_nodelay(true);
     let peer = stream.peer_addr().ok().map(|a| a.ip());
-    let config = site.config().live.clone();
     let (rd, wr) = stream.into_split();
     let rd = place.guard(rd, false);
     let deadline = rd.deadline();
+    session(site, peer, rd, wr, deadline).await;
+}
+
+/// [`connection`] over TLS: the handshake first, under the connection's
+/// deadline (a client that never says hello is closed by it).
+pub async fn tls_connection(site: Site, stream: TcpStream, place: Admitted, tls: TlsAcceptor) {
+    let _ = stream.set_nodelay(true);
+    let peer = stream.peer_addr().ok().map(|a| a.ip());
+    let stream = place.guard(stream, false);
+    let deadline = stream.deadline();
+    let stream = match tls.accept(stream).await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::debug!(?peer, %e, "AMP TLS handshake failed");
+            return;
+        }
+    };
+    let (rd, wr) = tokio::io::split(stream);
+    session(site, peer, rd, wr, deadline).await;
+}
+
+/// The AMP session on a connection's two halves, `deadline` ending at
+/// login.
+async fn session<R, W>(
+    site: Site,
+    peer: Option<std::net::IpAddr>,
+    rd: R,
+    wr: W,
+    deadline: DeadlineHandle,
+) where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
+    let config = site.config().live.clone();
     let mut proved = false;
     let (tx, rx) = mpsc::channel::<Out<Vec<u8>>>(1024);
     let (done_tx, done_rx) = oneshot::channel();
@@ -235,7 +282,7 @@ fn error_box(tag: &[u8], error: &RemoteError) -> AmpBox {
 }
 
 async fn write_loop(
-    wr: OwnedWriteHalf,
+    wr: impl AsyncWrite + Unpin,
     mut rx: mpsc::Receiver<Out<Vec<u8>>>,
     mut done: oneshot::Receiver<()>,
 ) {
@@ -297,19 +344,21 @@ pub async fn start_on(
     let live = site.extension::<crate::Live>().ok_or_else(|| {
         SiteError::Config("the site was built without mantle_live_server::install".into())
     })?;
+    let tls = if site.config().live.tls {
+        mantle_web::tls::acceptor(&site.config().http, site.dir(), &[])?
+    } else {
+        None
+    };
     // The "Live" statistics appear with the listener.
     live.stats(site);
-    let listener = TcpListener::bind(addr)
-        .await
-        .map_err(|e| SiteError::Config(format!("cannot listen for AMP on {addr}: {e}")))?;
-    let local = listener
-        .local_addr()
-        .map_err(|e| SiteError::Config(format!("AMP listener address: {e}")))?;
+    let (listener, local) = mantle_web::bind(addr, "for AMP ").await?;
+    // `amps://`: AMP over TLS.
+    let scheme = if tls.is_some() { "amps" } else { "amp" };
     let (stop, stopped) = oneshot::channel::<()>();
     let done = tokio::spawn({
         let site = site.clone();
         async move {
-            let _ = serve(site, listener, async {
+            let _ = serve(site, listener, tls, async {
                 let _ = stopped.await;
             })
             .await;
@@ -317,7 +366,7 @@ pub async fn start_on(
     });
     Ok(RunningService::new(
         "amp",
-        Some(format!("amp://{local}")),
+        Some(format!("{scheme}://{local}")),
         stop,
         done,
     ))

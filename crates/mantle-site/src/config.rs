@@ -10,7 +10,11 @@
 //! | `MANTLE_HTTP_LISTEN` | `http.listen` |
 //! | `MANTLE_HTTP_BEHIND_TLS` | `http.behind_tls` (`true` / `false`) |
 //! | `MANTLE_HTTP_STATS_FROM_LOOPBACK` | `http.stats_from_loopback` (`true` / `false`) |
+//! | `MANTLE_HTTP_TLS_CERT` | `http.tls_cert` (a path, or empty for none) |
+//! | `MANTLE_HTTP_TLS_KEY` | `http.tls_key` (a path, or empty for none) |
+//! | `MANTLE_HTTP_REDIRECT_LISTEN` | `http.redirect_listen` (an address, or empty for none) |
 //! | `MANTLE_LIVE_AMP` | `live.amp` (an address, or empty for none) |
+//! | `MANTLE_LIVE_TLS` | `live.tls` (`true` / `false`) |
 //! | `MANTLE_SIGNUP_POLICY` | `signup.policy` (`open`, `invite`, `admin`) |
 //! | `MANTLE_TOKEN_TTL_HOURS` | `auth.token_ttl_hours` |
 //! | `MANTLE_LOGIN_ATTEMPTS_PER_MINUTE` | `auth.login_attempts_per_minute` |
@@ -18,7 +22,7 @@
 //! | `MANTLE_DURABILITY` | `stores.durability` (`full`, `process`) |
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
@@ -68,8 +72,18 @@ impl std::str::FromStr for SignupPolicy {
 pub struct HttpConfig {
     /// Where to listen.
     pub listen: SocketAddr,
-    /// Set when a TLS proxy sits in front: cookies get `Secure`.
+    /// Set when a TLS proxy sits in front: cookies get `Secure` and
+    /// answers `Strict-Transport-Security` (as when serving TLS itself).
     pub behind_tls: bool,
+    /// The certificate chain (PEM, the server's certificate first) to
+    /// serve HTTPS with; a relative path is relative to the site
+    /// directory. Needs `tls_key`; without both, plain HTTP.
+    pub tls_cert: Option<PathBuf>,
+    /// The certificate's private key (PEM: PKCS#8, PKCS#1 or SEC1).
+    pub tls_key: Option<PathBuf>,
+    /// A plain-HTTP listener answering every request with 308 to the
+    /// `https://` URL of the same host and path (needs `tls_cert`).
+    pub redirect_listen: Option<SocketAddr>,
     /// Largest request body accepted, in bytes (larger: 413).
     pub max_body_bytes: usize,
     /// Time allowed to receive a request's headers, in seconds; also the
@@ -99,6 +113,9 @@ impl Default for HttpConfig {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             behind_tls: false,
+            tls_cert: None,
+            tls_key: None,
+            redirect_listen: None,
             max_body_bytes: 1 << 20,
             header_timeout_secs: 10,
             body_timeout_secs: 30,
@@ -106,6 +123,28 @@ impl Default for HttpConfig {
             max_connections_per_address: 256,
             idle_timeout_secs: 60,
             stats_from_loopback: true,
+        }
+    }
+}
+
+impl HttpConfig {
+    /// Whether the HTTP front serves TLS itself (`tls_cert` is set).
+    pub fn tls(&self) -> bool {
+        self.tls_cert.is_some()
+    }
+
+    /// Whether answers reach clients over TLS, served here or by a proxy
+    /// in front: cookies get `Secure`, answers `Strict-Transport-Security`.
+    pub fn over_tls(&self) -> bool {
+        self.tls() || self.behind_tls
+    }
+
+    /// The certificate and key files, relative paths taken from `dir`
+    /// (the site directory); `None` for plain HTTP.
+    pub fn tls_files(&self, dir: &Path) -> Option<(PathBuf, PathBuf)> {
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => Some((dir.join(cert), dir.join(key))),
+            _ => None,
         }
     }
 }
@@ -234,6 +273,9 @@ pub struct SiteConfig {
 pub struct LiveConfig {
     /// Where the AMP listener listens; none when absent.
     pub amp: Option<SocketAddr>,
+    /// Serve AMP over TLS, with the HTTP front's certificate
+    /// (`http.tls_cert`, `http.tls_key`).
+    pub tls: bool,
     /// Calls one connection may have running at once; more wait (the
     /// connection is read no further until one ends).
     pub max_in_flight: usize,
@@ -257,6 +299,7 @@ impl Default for LiveConfig {
     fn default() -> Self {
         Self {
             amp: None,
+            tls: false,
             max_in_flight: 256,
             max_box_bytes: 1 << 20,
             max_connections: 10_000,
@@ -336,6 +379,21 @@ impl SiteConfig {
         if let Some(v) = var("MANTLE_HTTP_STATS_FROM_LOOPBACK") {
             self.http.stats_from_loopback = parse("MANTLE_HTTP_STATS_FROM_LOOPBACK", &v)?;
         }
+        if let Some(v) = var("MANTLE_HTTP_TLS_CERT") {
+            self.http.tls_cert = (!v.trim().is_empty()).then(|| PathBuf::from(v));
+        }
+        if let Some(v) = var("MANTLE_HTTP_TLS_KEY") {
+            self.http.tls_key = (!v.trim().is_empty()).then(|| PathBuf::from(v));
+        }
+        if let Some(v) = var("MANTLE_HTTP_REDIRECT_LISTEN") {
+            self.http.redirect_listen = match v.trim() {
+                "" => None,
+                addr => Some(parse("MANTLE_HTTP_REDIRECT_LISTEN", addr)?),
+            };
+        }
+        if let Some(v) = var("MANTLE_LIVE_TLS") {
+            self.live.tls = parse("MANTLE_LIVE_TLS", &v)?;
+        }
         if let Some(v) = var("MANTLE_LIVE_AMP") {
             self.live.amp = match v.trim() {
                 "" => None,
@@ -403,7 +461,40 @@ impl SiteConfig {
                 "live.max_in_flight must be at least 1, live.max_box_bytes at least 1024".into(),
             ));
         }
+        self.validate_tls()?;
         self.durability()?;
+        Ok(())
+    }
+
+    /// The TLS settings name both files or neither, and what needs TLS
+    /// has it. (The files themselves are read when the site starts.)
+    fn validate_tls(&self) -> Result<()> {
+        let http = &self.http;
+        match (&http.tls_cert, &http.tls_key) {
+            (Some(_), None) => {
+                return Err(SiteError::Config(
+                    "http.tls_cert is set but http.tls_key is not: TLS needs both".into(),
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(SiteError::Config(
+                    "http.tls_key is set but http.tls_cert is not: TLS needs both".into(),
+                ));
+            }
+            _ => {}
+        }
+        if let Some(addr) = http.redirect_listen
+            && !http.tls()
+        {
+            return Err(SiteError::Config(format!(
+                "http.redirect_listen = {addr} redirects to HTTPS, which needs http.tls_cert and http.tls_key"
+            )));
+        }
+        if self.live.tls && !http.tls() {
+            return Err(SiteError::Config(
+                "live.tls serves AMP with the HTTP certificate, which needs http.tls_cert and http.tls_key".into(),
+            ));
+        }
         Ok(())
     }
 
@@ -453,5 +544,46 @@ mod tests {
         c = SiteConfig::default();
         c.stores.durability = "sometimes".into();
         assert!(c.validate().is_err());
+    }
+
+    #[test]
+    fn tls_settings_come_in_pairs_and_from_the_environment() {
+        let mut c = SiteConfig::default();
+        c.apply_env(|k| match k {
+            "MANTLE_HTTP_TLS_CERT" => Some("tls/cert.pem".into()),
+            "MANTLE_HTTP_REDIRECT_LISTEN" => Some("127.0.0.1:8081".into()),
+            "MANTLE_LIVE_TLS" => Some("true".into()),
+            _ => None,
+        })
+        .unwrap();
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains("http.tls_key is not"), "{e}");
+        c.apply_env(|k| (k == "MANTLE_HTTP_TLS_KEY").then(|| "/etc/key.pem".into()))
+            .unwrap();
+        c.validate().unwrap();
+        assert!(c.http.tls() && c.http.over_tls() && c.live.tls);
+        assert_eq!(
+            c.http.tls_files(Path::new("/srv/site")),
+            Some(("/srv/site/tls/cert.pem".into(), "/etc/key.pem".into()))
+        );
+        assert_eq!(c.http.redirect_listen, Some(([127, 0, 0, 1], 8081).into()));
+
+        // Empty values unset; what needs TLS then says so.
+        c.apply_env(|k| k.starts_with("MANTLE_HTTP_TLS_").then(String::new))
+            .unwrap();
+        assert!(!c.http.tls());
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains("http.redirect_listen = 127.0.0.1:8081"), "{e}");
+        c.http.redirect_listen = None;
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains("live.tls"), "{e}");
+        c.live.tls = false;
+        c.validate().unwrap();
+
+        let text = toml::to_string_pretty(&SiteConfig::default()).unwrap();
+        assert!(
+            !text.contains("tls_cert"),
+            "unset paths are left out:\n{text}"
+        );
     }
 }

@@ -23,7 +23,10 @@
 //! Hardening: tokens in an HttpOnly SameSite=Lax cookie or a bearer header;
 //! CSRF tokens on form posts; login attempts limited per client address
 //! (429 with `Retry-After`); a request body limit (413); header and body
-//! read time-outs; a cap on concurrent connections.
+//! read time-outs; a cap on concurrent connections. Over TLS (see
+//! [`tls`]) when `[http] tls_cert` and `tls_key` are set, with HSTS and
+//! `Secure` cookies, and an optional plain-HTTP listener that redirects
+//! to it (`[http] redirect_listen`).
 //!
 //! What it is not: it holds no user data and no sessions; everything goes
 //! through [`mantle_site::Site`].
@@ -39,10 +42,12 @@ mod csrf;
 mod error;
 mod headers;
 mod pages;
+mod redirect;
 mod server;
 mod state;
 mod stats;
 mod templates;
+pub mod tls;
 
 use std::time::Duration;
 
@@ -58,7 +63,7 @@ pub use auth::{Authenticated, MaybeAuthenticated, TOKEN_COOKIE, cookie, presente
 pub use csrf::{CSRF_COOKIE, CSRF_HEADER};
 pub use error::ApiError;
 pub use headers::CONTENT_SECURITY_POLICY;
-pub use server::{HttpService, connection_limits, serve};
+pub use server::{HttpService, bind, connection_limits, serve, serve_tls};
 pub use state::AppState;
 pub use stats::{HTTP_NAMESPACE, Toggle};
 
@@ -94,7 +99,7 @@ pub fn router(site: Site) -> Router {
     }
     let http_stats = std::sync::Arc::new(stats::HttpStats::new(site.stats()));
     let policy = headers::HeaderPolicy {
-        tls: http.behind_tls,
+        tls: http.over_tls(),
     };
     let state = AppState::new(site);
     all.with_state(state)

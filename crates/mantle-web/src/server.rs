@@ -1,11 +1,15 @@
 //! The HTTP service: binds the configured address and serves the router
 //! with connection caps and time-outs (see `connections`), header and body
-//! time-outs, and graceful shutdown.
+//! time-outs, and graceful shutdown; over TLS when `[http] tls_cert` is
+//! set (see `tls`), with an optional plain-HTTP listener redirecting to it
+//! (see `redirect`).
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::{Extension, Router};
+use futures::FutureExt;
 use futures::future::BoxFuture;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -14,6 +18,7 @@ use mantle_site::{RunningService, Service, Site, SiteError};
 use mantle_store::{Item, Timestamp};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
+use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
 use crate::admin::{AdminRuntime, AdminSecret};
@@ -39,40 +44,90 @@ pub struct HttpService {
 impl Service for HttpService {
     fn start(&self, site: Site) -> BoxFuture<'static, mantle_site::Result<RunningService>> {
         Box::pin(async move {
-            let addr = site.config().http.listen;
-            let listener = TcpListener::bind(addr)
-                .await
-                .map_err(|e| SiteError::Config(format!("cannot listen on {addr}: {e}")))?;
-            let local = listener
-                .local_addr()
-                .map_err(|e| SiteError::Config(format!("listener address: {e}")))?;
+            let http = &site.config().http;
+            let tls = crate::tls::acceptor(http, site.dir(), &crate::tls::HTTP_ALPN)?;
+            let (listener, local) = bind(http.listen, "").await?;
+            let redirect = match http.redirect_listen {
+                Some(addr) => Some(bind(addr, "for the redirect to HTTPS ").await?),
+                None => None,
+            };
+            // The local CLI reaches the admin API in plain HTTP: over TLS,
+            // on a loopback port of its own (never reachable from another
+            // machine; the runtime file, readable by the site's owner only,
+            // says where).
+            let local_admin = match &tls {
+                Some(_) => Some(
+                    bind(
+                        SocketAddr::from(([127, 0, 0, 1], 0)),
+                        "for the local admin API ",
+                    )
+                    .await?,
+                ),
+                None => None,
+            };
             let runtime = AdminRuntime {
-                http: local,
+                http: local_admin.as_ref().map_or(local, |(_, at)| *at),
                 secret: mantle_site::new_secret()?,
                 pid: std::process::id(),
                 started: Timestamp::now(),
             };
             let (stop, stopped) = oneshot::channel();
+            let stopped = stopped.map(|_| ()).shared();
             let router =
                 crate::router(site.clone()).layer(Extension(AdminSecret::new(&runtime.secret)));
-            let limits = connection_limits(&site.config().http);
+            let limits = connection_limits(http);
+            let main = serve_with(
+                listener,
+                router.clone(),
+                limits,
+                tls.clone(),
+                stopped.clone(),
+            );
+            let redirect = redirect.map(|(listener, at)| {
+                tracing::info!("http redirect to https listening on http://{at}");
+                serve(
+                    listener,
+                    crate::redirect::router(local.port()),
+                    limits,
+                    stopped.clone(),
+                )
+            });
+            let local_admin = local_admin.map(|(listener, at)| {
+                tracing::info!("local admin API listening on http://{at}");
+                serve(listener, router, limits, stopped)
+            });
             let dir = site.dir().to_path_buf();
             runtime.write(&dir)?;
             let done = tokio::spawn(async move {
-                serve(listener, router, limits, async {
-                    let _ = stopped.await;
-                })
-                .await;
+                let optional = |f: Option<_>| async move {
+                    if let Some(f) = f {
+                        f.await;
+                    }
+                };
+                tokio::join!(main, optional(redirect), optional(local_admin));
                 runtime.remove(&dir);
             });
+            let scheme = if tls.is_some() { "https" } else { "http" };
             Ok(RunningService::new(
                 "http",
-                Some(format!("http://{local}")),
+                Some(format!("{scheme}://{local}")),
                 stop,
                 done,
             ))
         })
     }
+}
+
+/// Binds `addr`; returns the listener and the address bound (`what`
+/// completes the error message "cannot listen {what}on {addr}").
+pub async fn bind(addr: SocketAddr, what: &str) -> mantle_site::Result<(TcpListener, SocketAddr)> {
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|e| SiteError::Config(format!("cannot listen {what}on {addr}: {e}")))?;
+    let local = listener
+        .local_addr()
+        .map_err(|e| SiteError::Config(format!("listener address: {e}")))?;
+    Ok((listener, local))
 }
 
 /// The connection limits of `[http]`.
@@ -99,6 +154,48 @@ pub async fn serve(
     limits: ConnectionLimits,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
+    serve_with(listener, router, limits, None, shutdown).await;
+}
+
+/// [`serve`] over TLS: each connection's handshake runs under its
+/// deadline (a client that connects and never says hello is closed by
+/// it), then HTTP/2 or HTTP/1.1 as chosen by ALPN; the deadline ends when
+/// the first request's header has come.
+pub async fn serve_tls(
+    listener: TcpListener,
+    router: Router,
+    limits: ConnectionLimits,
+    tls: TlsAcceptor,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    serve_with(listener, router, limits, Some(tls), shutdown).await;
+}
+
+/// The builders of a connection's protocol: either HTTP version as the
+/// client's first bytes say, or the one ALPN chose.
+struct Builders {
+    auto: auto::Builder<TokioExecutor>,
+    http1: auto::Builder<TokioExecutor>,
+    http2: auto::Builder<TokioExecutor>,
+}
+
+impl Builders {
+    fn for_alpn(&self, protocol: Option<&[u8]>) -> &auto::Builder<TokioExecutor> {
+        match protocol {
+            Some(b"h2") => &self.http2,
+            Some(b"http/1.1") => &self.http1,
+            _ => &self.auto,
+        }
+    }
+}
+
+async fn serve_with(
+    listener: TcpListener,
+    router: Router,
+    limits: ConnectionLimits,
+    tls: Option<TlsAcceptor>,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
     let mut make = router.into_make_service_with_connect_info::<SocketAddr>();
     let graceful = GracefulShutdown::new();
     let connections = Connections::new(limits);
@@ -114,6 +211,11 @@ pub async fn serve(
         // 200); each costs a request in flight.
         .max_concurrent_streams(100)
         .max_header_list_size(64 * 1024);
+    let builders = Arc::new(Builders {
+        http1: builder.clone().http1_only(),
+        http2: builder.clone().http2_only(),
+        auto: builder,
+    });
     tokio::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
@@ -136,14 +238,46 @@ pub async fn serve(
             }
         };
         let _ = stream.set_nodelay(true);
-        let stream = place.guard(stream, true);
         let Ok(svc) = make.call_ready(peer).await;
         let svc = hyper::service::service_fn(move |req| svc.clone().oneshot(req));
-        let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
-        let conn = graceful.watch(conn.into_owned());
+        let Some(acceptor) = &tls else {
+            let stream = place.guard(stream, true);
+            let conn = builders
+                .auto
+                .serve_connection_with_upgrades(TokioIo::new(stream), svc);
+            let conn = graceful.watch(conn.into_owned());
+            tokio::spawn(async move {
+                if let Err(e) = conn.await {
+                    tracing::debug!(%peer, error = %e, "connection ended with an error");
+                }
+            });
+            continue;
+        };
+        // The deadline holds through the handshake until a request has
+        // come: bytes rustls reads for the handshake, and any request
+        // bytes it reads with them, do not end it.
+        let stream = place.guard(stream, false);
+        let deadline = stream.deadline();
+        let svc = hyper::service::service_fn(move |req| {
+            deadline.proved(limits.idle);
+            hyper::service::Service::call(&svc, req)
+        });
+        let handshake = acceptor.accept(stream);
+        let (builders, watcher) = (builders.clone(), graceful.watcher());
         tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!(peer = %peer, error = %e, "connection ended with an error");
+            let stream = match handshake.await {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                    return;
+                }
+            };
+            let builder = builders.for_alpn(stream.get_ref().1.alpn_protocol());
+            let conn = builder
+                .serve_connection_with_upgrades(TokioIo::new(stream), svc)
+                .into_owned();
+            if let Err(e) = watcher.watch(conn).await {
+                tracing::debug!(%peer, error = %e, "connection ended with an error");
             }
         });
     }

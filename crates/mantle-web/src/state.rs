@@ -22,8 +22,9 @@ impl AppState {
         Self { site, templates }
     }
 
-    /// Whether cookies must be `Secure`.
+    /// Whether cookies must be `Secure`: served over TLS, here or by a
+    /// proxy in front.
     pub fn secure_cookies(&self) -> bool {
-        self.site.config().http.behind_tls
+        self.site.config().http.over_tls()
     }
 }

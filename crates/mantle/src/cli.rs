@@ -33,6 +33,12 @@ pub enum Command {
         /// Who may create accounts: open, invite, or admin (only `mantle user add`).
         #[arg(long, default_value = "admin")]
         signup: String,
+        /// Serve HTTPS. `self-signed`: make a certificate for the domain,
+        /// localhost, 127.0.0.1 and ::1 in DIR/tls/ (cert.pem, key.pem);
+        /// `CERT,KEY`: use these PEM files (a certificate chain and its
+        /// private key), left where they are.
+        #[arg(long, value_name = "self-signed|CERT,KEY")]
+        tls: Option<InitTls>,
     },
     /// Serve the site in DIR until SIGINT or SIGTERM, then stop gracefully.
     ///
@@ -141,6 +147,38 @@ pub enum Command {
         #[arg(long)]
         dir: Option<PathBuf>,
     },
+}
+
+/// `mantle init --tls`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum InitTls {
+    /// Make a self-signed certificate.
+    SelfSigned,
+    /// An existing certificate chain and key.
+    Files {
+        /// The certificate chain (PEM).
+        cert: PathBuf,
+        /// Its private key (PEM).
+        key: PathBuf,
+    },
+}
+
+impl std::str::FromStr for InitTls {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        if s == "self-signed" {
+            return Ok(InitTls::SelfSigned);
+        }
+        match s.split_once(',') {
+            Some((cert, key)) if !cert.is_empty() && !key.is_empty() => Ok(InitTls::Files {
+                cert: cert.into(),
+                key: key.into(),
+            }),
+            _ => Err(format!(
+                "{s:?} is neither `self-signed` nor CERT,KEY (two PEM files)"
+            )),
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -325,7 +363,8 @@ pub enum AmpCommand {
     ///
     /// Example: `mantle amp call 127.0.0.1:7001 Whoami --login alice:secret`
     Call {
-        /// The server's `HOST:PORT`.
+        /// The server's `HOST:PORT` (`amps://HOST:PORT`: over TLS, as
+        /// with --tls; `amp://` may lead too).
         addr: String,
         /// The command's name (`_command`).
         command: String,
@@ -346,6 +385,16 @@ pub enum AmpCommand {
         /// Seconds to wait for the answer.
         #[arg(long, default_value_t = 30)]
         timeout: u64,
+        /// Speak TLS (a Mantle site with `[live] tls = true`), checking
+        /// the server's certificate against the system's trusted ones
+        /// (SSL_CERT_FILE, else /etc/ssl/certs/ca-certificates.crt) or
+        /// --cacert's.
+        #[arg(long)]
+        tls: bool,
+        /// Trust the certificates in this PEM file instead (for a
+        /// self-signed site: its DIR/tls/cert.pem); implies --tls.
+        #[arg(long, value_name = "FILE")]
+        cacert: Option<PathBuf>,
     },
 }
 
@@ -354,6 +403,21 @@ mod tests {
     use clap::Parser;
 
     use super::*;
+
+    #[test]
+    fn init_tls_is_self_signed_or_two_files() {
+        assert_eq!("self-signed".parse(), Ok(InitTls::SelfSigned));
+        assert_eq!(
+            "a.crt,b.key".parse(),
+            Ok(InitTls::Files {
+                cert: "a.crt".into(),
+                key: "b.key".into()
+            })
+        );
+        for bad in ["selfsigned", "a.crt", "a.crt,", ",b.key"] {
+            assert!(bad.parse::<InitTls>().is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn a_token_may_start_with_a_hyphen() {

@@ -9,136 +9,25 @@
 //!   Twisted writes for the same value.
 //!
 //! These need a Python with Twisted: `MANTLE_TEST_PYTHON`, else
-//! `target/twisted-venv/bin/python` (which `scripts/test` creates). Without
-//! one they fail, saying so; they never skip.
+//! `target/twisted-venv/bin/python` (which `scripts/test` creates; see
+//! `support::python`). Without one they fail, saying so; they never skip.
+//! AMP over TLS with a Twisted client is tested in `tls.rs`.
 
 mod support;
 
 use std::fmt::Debug;
 use std::fs::File;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command as Process, Output, Stdio};
-use std::sync::OnceLock;
-use std::sync::mpsc;
+use std::process::{Child, Command as Process, Stdio};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use mantle_amp::{AmpBox, AmpDateTime, AmpDecimal, AmpFloat};
 use mantle_client::{CallError, Client, ClientOptions, Status};
 use mantle_live::{Arguments, Command, CommandError, NoError, RemoteError, arguments, codec};
+use support::python::{PROCESS_WAIT, python, run_checks, script};
 use support::*;
 
-/// How long a Python process gets to start, or to run its checks.
-const PROCESS_WAIT: Duration = Duration::from_secs(120);
-
 const PW: &str = "correct horse battery";
-
-// ---------------------------------------------------------------------------
-// Python with Twisted, and the scripts.
-
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .expect("workspace root")
-}
-
-fn script(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/interop")
-        .join(name)
-}
-
-/// The Python to run the scripts with: `MANTLE_TEST_PYTHON`, else the
-/// workspace's `target/twisted-venv`; the first that can import Twisted's
-/// AMP. Fails the test when neither can.
-fn python() -> &'static Path {
-    static PYTHON: OnceLock<PathBuf> = OnceLock::new();
-    PYTHON.get_or_init(find_python)
-}
-
-fn find_python() -> PathBuf {
-    let mut candidates = Vec::new();
-    if let Some(p) = std::env::var_os("MANTLE_TEST_PYTHON") {
-        candidates.push((PathBuf::from(p), "MANTLE_TEST_PYTHON"));
-    }
-    candidates.push((
-        workspace_root().join("target/twisted-venv/bin/python"),
-        "the workspace's venv",
-    ));
-    let mut tried = Vec::new();
-    for (python, source) in candidates {
-        let probe = Process::new(&python)
-            .args([
-                "-c",
-                "import twisted, twisted.protocols.amp; print(twisted.__version__)",
-            ])
-            .stdin(Stdio::null())
-            .output();
-        match probe {
-            Ok(o) if o.status.success() => {
-                eprintln!(
-                    "using {} (Twisted {})",
-                    python.display(),
-                    String::from_utf8_lossy(&o.stdout).trim()
-                );
-                return python;
-            }
-            Ok(o) => tried.push(format!(
-                "{} ({source}): cannot import twisted: {}",
-                python.display(),
-                String::from_utf8_lossy(&o.stderr)
-                    .lines()
-                    .last()
-                    .unwrap_or("")
-            )),
-            Err(e) => tried.push(format!("{} ({source}): {e}", python.display())),
-        }
-    }
-    panic!(
-        "the Twisted interoperability tests need Python with Twisted. Run scripts/test \
-         (it creates target/twisted-venv with Twisted), or set MANTLE_TEST_PYTHON to a \
-         python that can `import twisted`. Tried:\n  {}",
-        tried.join("\n  ")
-    );
-}
-
-/// Runs `cmd` to completion, killing it (and failing) after `limit`.
-fn run_with_timeout(cmd: &mut Process, limit: Duration) -> Output {
-    let child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start process");
-    let pid = child.id();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(child.wait_with_output());
-    });
-    match rx.recv_timeout(limit) {
-        Ok(out) => out.expect("wait for process"),
-        Err(_) => {
-            // Our own child, not yet reaped (the waiting thread holds it).
-            let _ = Process::new("kill")
-                .args(["-KILL", &pid.to_string()])
-                .status();
-            let partial = rx
-                .recv_timeout(Duration::from_secs(10))
-                .ok()
-                .and_then(Result::ok)
-                .map(|o| {
-                    format!(
-                        "stdout:\n{}\nstderr:\n{}",
-                        String::from_utf8_lossy(&o.stdout),
-                        String::from_utf8_lossy(&o.stderr)
-                    )
-                })
-                .unwrap_or_default();
-            panic!("{cmd:?} did not finish within {limit:?}; {partial}");
-        }
-    }
-}
 
 /// A running `twisted_server.py`; dropping it kills and reaps the process
 /// (closing its standard input also stops it).
@@ -226,24 +115,6 @@ fn twisted_client_passes_its_checks_against_mantle_serve() {
     site.add_user("alice", PW);
     let (server, addr) = site.serve_with_amp();
     let (host, port) = addr.rsplit_once(':').expect("HOST:PORT");
-
-    let out = run_with_timeout(
-        Process::new(python)
-            .arg("-u")
-            .arg(script("twisted_client.py"))
-            .args([host, port, "alice", PW]),
-        PROCESS_WAIT,
-    );
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(
-        out.status.success(),
-        "twisted_client.py failed ({:?});\nstdout:\n{stdout}\nstderr:\n{stderr}\nmantle stderr:\n{}",
-        out.status,
-        server.stderr().join("\n")
-    );
-
-    let lines: Vec<&str> = stdout.lines().collect();
     let expected = [
         "PASS connect: ",
         "PASS whoami-before-login: Unauthorized: ",
@@ -267,21 +138,14 @@ fn twisted_client_passes_its_checks_against_mantle_serve() {
         "PASS delta-after-parts: ",
         "ALL PASSED",
     ];
-    for want in expected {
-        assert!(
-            lines.iter().any(|l| l.starts_with(want)),
-            "no line starting {want:?} in:\n{stdout}"
-        );
-    }
-    assert!(
-        !lines.iter().any(|l| l.starts_with("FAIL")),
-        "failed checks:\n{stdout}"
+    run_checks(
+        python,
+        "twisted_client.py",
+        &[host, port, "alice", PW],
+        &expected,
+        &server,
     );
-
-    let (status, log) = server.stop();
-    assert!(status.success(), "mantle serve exited {status:?}");
-    let errors = error_lines(&log);
-    assert!(errors.is_empty(), "mantle logged errors: {errors:#?}");
+    server.stop_cleanly();
 }
 
 // ---------------------------------------------------------------------------

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use mantle_amp::AmpBox;
-use mantle_client::{CallError, Client, ClientOptions, ConnectError};
+use mantle_client::{CallError, Client, ClientOptions, ClientTls, ConnectError};
 
 use crate::cli::AmpCommand;
 use crate::error::CliError;
@@ -20,7 +20,24 @@ pub async fn run(cmd: AmpCommand) -> Result<u8, CliError> {
             login,
             handle,
             timeout,
-        } => call(addr, command, args, login, handle, timeout).await,
+            tls,
+            cacert,
+        } => {
+            // `amps://` (as `mantle serve` shows an AMP listener over TLS)
+            // means --tls.
+            let (addr, tls) = match addr.strip_prefix("amps://") {
+                Some(a) => (a.to_string(), true),
+                None => (addr.trim_start_matches("amp://").to_string(), tls),
+            };
+            let tls = match (tls, cacert) {
+                (_, Some(file)) => Some(ClientTls::trusting(&file)),
+                (true, None) => Some(ClientTls::system()),
+                (false, None) => None,
+            }
+            .transpose()
+            .map_err(|e| CliError::Message(format!("TLS: {e}")))?;
+            call(addr, command, args, login, handle, timeout, tls).await
+        }
     }
 }
 
@@ -58,10 +75,12 @@ async fn call(
     login: Option<String>,
     handle: Option<i64>,
     timeout: u64,
+    tls: Option<ClientTls>,
 ) -> Result<u8, CliError> {
     let args = parse_args(&args, handle)?;
     let mut options = ClientOptions::new(addr.clone());
     options.reconnect = false;
+    options.tls = tls;
     if let Some(l) = login {
         let (user, password) = l
             .split_once(':')

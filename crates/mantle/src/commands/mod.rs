@@ -8,6 +8,7 @@ mod reach;
 mod site;
 mod stats;
 mod store;
+mod tls;
 mod user;
 
 use crate::cli::{Cli, Command};
@@ -23,7 +24,8 @@ pub async fn run(cli: Cli) -> Result<u8, CliError> {
             domain,
             http,
             signup,
-        } => site::init(dir, domain, http, signup).await,
+            tls,
+        } => site::init(dir, domain, http, signup, tls).await,
         Command::Serve { dir, http, amp } => site::serve(dir, http, amp).await,
         Command::Demo { dir, http } => site::demo(dir, http).await,
         Command::User(cmd) => user::run(cmd).await,

@@ -6,6 +6,8 @@ use std::path::PathBuf;
 use mantle_site::{RunningService, Site, SiteConfig};
 use mantle_web::HttpService;
 
+use crate::cli::InitTls;
+use crate::commands::tls;
 use crate::error::CliError;
 use crate::programs;
 
@@ -14,6 +16,7 @@ pub async fn init(
     domain: String,
     http: SocketAddr,
     signup: String,
+    tls: Option<InitTls>,
 ) -> Result<u8, CliError> {
     let mut config = SiteConfig {
         domain,
@@ -21,9 +24,24 @@ pub async fn init(
     };
     config.http.listen = http;
     config.signup.policy = signup.parse()?;
+    config.validate()?;
+    let tls_plan = match &tls {
+        Some(t) => Some(tls::prepare(t, &dir, &mut config)?),
+        None => None,
+    };
     let site = create(&dir, config).await?;
+    let certificate = site.config().http.tls_files(&dir).map(|(cert, _)| cert);
     site.close().await;
+    if let Some(plan) = tls_plan {
+        tls::finish(plan, &dir)?;
+    }
     println!("created a site in {}", dir.display());
+    if let (Some(cert), Some(InitTls::SelfSigned)) = (&certificate, &tls) {
+        println!(
+            "  HTTPS with a self-signed certificate: {} (clients trust it with e.g. curl --cacert)",
+            cert.display()
+        );
+    }
     println!("  add a user:  mantle user add {} alice", dir.display());
     println!("  serve it:    mantle serve {}", dir.display());
     Ok(0)

@@ -89,6 +89,12 @@ fn resolve(target: &str) -> Result<Target, CliError> {
         )));
     }
     let config = SiteConfig::load(dir)?;
+    if config.http.tls() {
+        return Err(CliError::Message(format!(
+            "the site in {target} serves HTTPS (http.tls_cert) and mantle stats speaks plain \
+             HTTP only; from loopback: curl --cacert CERT https://HOST:PORT/stats.json"
+        )));
+    }
     let addr = reachable(config.http.listen).ok_or_else(|| {
         CliError::Message(format!(
             "the site in {target} is configured to listen on {} (any free port): \

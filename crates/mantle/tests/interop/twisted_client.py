@@ -11,16 +11,11 @@ failed, 2 if the whole run broke, for example the connection).
 """
 
 import json
-import sys
 
-from twisted.internet import defer, endpoints, task
+from twisted.internet import defer, endpoints
 from twisted.protocols import amp
 
-TIMEOUT = 60
-
-
-class Unauthorized(Exception):
-    pass
+from amp_checks import TIMEOUT, Checks, Login, Unauthorized, Whoami, react
 
 
 class NoSuchModel(Exception):
@@ -31,20 +26,8 @@ class BadArguments(Exception):
     pass
 
 
-class Login(amp.Command):
-    arguments = [(b"username", amp.Unicode()), (b"password", amp.Unicode())]
-    response = [(b"token", amp.Unicode())]
-    errors = {Unauthorized: b"UNAUTHORIZED"}
-
-
 class Authenticate(amp.Command):
     arguments = [(b"token", amp.Unicode())]
-    response = [(b"username", amp.Unicode())]
-    errors = {Unauthorized: b"UNAUTHORIZED"}
-
-
-class Whoami(amp.Command):
-    arguments = []
     response = [(b"username", amp.Unicode())]
     errors = {Unauthorized: b"UNAUTHORIZED"}
 
@@ -180,44 +163,6 @@ class Observer(amp.AMP):
         return {}
 
 
-class Checks:
-    def __init__(self):
-        self.failed = 0
-
-    def ok(self, name, detail):
-        print("PASS %s: %s" % (name, detail), flush=True)
-
-    def fail(self, name, detail):
-        self.failed += 1
-        print("FAIL %s: %s" % (name, detail), flush=True)
-
-    def check(self, name, cond, detail):
-        (self.ok if cond else self.fail)(name, detail)
-
-    @defer.inlineCallbacks
-    def expect_error(self, name, d, exc_type, code=None):
-        """Checks that the call ``d`` fails with ``exc_type`` (and, for
-        RemoteAmpError subclasses, ``code``)."""
-        try:
-            result = yield d
-        except exc_type as e:
-            got = getattr(e, "errorCode", None)
-            if code is not None and got != code:
-                self.fail(name, "%s with code %r, expected %r" % (type(e).__name__, got, code))
-            else:
-                self.ok(name, "%s: %s" % (type(e).__name__, _description(e)))
-            return e
-        except Exception as e:
-            self.fail(name, "expected %s, got %s: %s" % (exc_type.__name__, type(e).__name__, e))
-        else:
-            self.fail(name, "expected %s, got an answer %r" % (exc_type.__name__, result))
-        return None
-
-
-def _description(e):
-    return getattr(e, "description", None) or (e.args[0] if e.args else "")
-
-
 def _accepts_username(got, user):
     # Mantle answers the account's primary address; `user add alice` on a
     # localhost site makes it alice@localhost.
@@ -226,6 +171,7 @@ def _accepts_username(got, user):
 
 @defer.inlineCallbacks
 def run(reactor, host, port, user, password):
+    port = int(port)
     c = Checks()
     endpoint = endpoints.TCP4ClientEndpoint(reactor, host, port, timeout=TIMEOUT)
     proto = yield endpoints.connectProtocol(endpoint, amp.AMP())
@@ -317,12 +263,7 @@ def run(reactor, host, port, user, password):
     proto2.transport.loseConnection()
 
     yield large_snapshot_in_parts(c, endpoint, token)
-
-    print(
-        "%s: %d check(s) failed" % ("FAILED", c.failed) if c.failed else "ALL PASSED",
-        flush=True,
-    )
-    return c.failed
+    return c.summary()
 
 
 @defer.inlineCallbacks
@@ -366,24 +307,5 @@ def large_snapshot_in_parts(c, endpoint, token):
     proto.transport.loseConnection()
 
 
-def main(reactor, host, port, user, password):
-    d = run(reactor, host, int(port), user, password)
-    d.addTimeout(TIMEOUT, reactor)
-
-    def done(failed):
-        if failed:
-            raise SystemExit(1)
-
-    def broke(failure):
-        if failure.check(SystemExit):
-            return failure
-        print("ERROR the run broke: %s" % failure.getTraceback(), flush=True)
-        raise SystemExit(2)
-
-    return d.addCallback(done).addErrback(broke)
-
-
 if __name__ == "__main__":
-    if len(sys.argv) != 5:
-        sys.exit("usage: twisted_client.py HOST PORT USER PASSWORD")
-    task.react(main, sys.argv[1:])
+    react(run, "twisted_client.py HOST PORT USER PASSWORD")

@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod python;
+
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
@@ -82,16 +84,16 @@ pub struct TestSite {
 impl TestSite {
     /// `mantle init DIR --http 127.0.0.1:0 --signup POLICY`.
     pub fn init(signup: &str) -> Self {
+        Self::init_with(signup, &[])
+    }
+
+    /// `mantle init DIR --http 127.0.0.1:0 --signup POLICY EXTRA...`.
+    pub fn init_with(signup: &str, extra: &[&str]) -> Self {
         let temp = tempfile::tempdir().expect("temporary directory");
         let dir = temp.path().join("site");
-        ok(mantle(&[
-            "init",
-            s(&dir),
-            "--http",
-            "127.0.0.1:0",
-            "--signup",
-            signup,
-        ]));
+        let mut args = vec!["init", s(&dir), "--http", "127.0.0.1:0", "--signup", signup];
+        args.extend_from_slice(extra);
+        ok(mantle(&args));
         Self { _temp: temp, dir }
     }
 
@@ -156,7 +158,8 @@ fn collect_lines(
 /// reaps the process, so a failing test leaves nothing behind.
 pub struct Server {
     child: Option<Child>,
-    /// `http://127.0.0.1:PORT`, from the "http listening on" line.
+    /// `http://127.0.0.1:PORT` (`https://` over TLS), from the "http
+    /// listening on" line.
     pub base: String,
     stdout: Lines,
     stderr: Lines,
@@ -285,6 +288,16 @@ impl Server {
             let _ = r.join();
         }
         (status, self.stderr.lock().unwrap().clone())
+    }
+}
+
+impl Server {
+    /// [`Server::stop`], asserting a clean exit with no error logged.
+    pub fn stop_cleanly(self) {
+        let (status, log) = self.stop();
+        assert!(status.success(), "mantle exited {status:?}");
+        let errors = error_lines(&log);
+        assert!(errors.is_empty(), "mantle logged errors: {errors:#?}");
     }
 }
 
@@ -446,7 +459,7 @@ impl Server {
 }
 
 /// The `HOST:PORT` of `mantle serve`'s AMP listener, from its
-/// "mantle: amp listening on amp://HOST:PORT" line.
+/// "mantle: amp listening on amp://HOST:PORT" line (`amps://` over TLS).
 pub fn amp_address(server: &Server) -> String {
     let deadline = Instant::now() + PROCESS_WAIT;
     loop {
@@ -456,7 +469,11 @@ pub fn amp_address(server: &Server) -> String {
             .find_map(|l| l.strip_prefix("mantle: amp listening on "))
         {
             let addr = addr.trim();
-            return addr.strip_prefix("amp://").unwrap_or(addr).to_string();
+            return addr
+                .strip_prefix("amp://")
+                .or_else(|| addr.strip_prefix("amps://"))
+                .unwrap_or(addr)
+                .to_string();
         }
         assert!(
             Instant::now() < deadline,
