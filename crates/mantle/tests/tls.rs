@@ -349,3 +349,18 @@ fn amp_over_tls_serves_mantle_amp_call_and_a_twisted_client() {
     );
     server.stop_cleanly();
 }
+
+#[test]
+fn the_admin_commands_reach_a_site_served_over_tls() {
+    let (site, _cert) = tls_site();
+    site.add_user("alice", "correct horse battery");
+    let server = site.serve(&[]);
+    assert!(server.base.starts_with("https://"), "{}", server.base);
+    // The site store is the server's: the command goes through the admin
+    // API, on the service's loopback port for local commands.
+    let out = ok(mantle(&["user", "disable", site.path(), "alice"]));
+    assert!(out.contains("alice"), "{out}");
+    let listed = ok(mantle(&["user", "list", site.path()]));
+    assert!(listed.contains("disabled"), "{listed}");
+    drop(server);
+}
