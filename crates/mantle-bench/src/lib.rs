@@ -6,7 +6,11 @@
 //! ([`run_live`]: commands over AMP through `mantle-client`, one and 100 in
 //! flight, against a plain TCP echo of the same request bytes; and one
 //! model's deltas fanned out to 1,000 observing clients, commit to
-//! observer, against the same bytes written to 1,000 plain sockets).
+//! observer, against the same bytes written to 1,000 plain sockets) and
+//! `hostile` ([`run_hostile`]: a real `mantle serve` process under a
+//! password-guessing flood and under 20,000 idle connections per
+//! listener, a legitimate client measured through each attack against
+//! the same client on the same server unloaded).
 //!
 //! Each bench measures Mantle's code and, in the same run, a *reference*:
 //! the plainest competent implementation of the same work on the same
@@ -37,6 +41,7 @@
 
 #![warn(missing_docs)]
 
+pub mod hostile;
 pub mod live;
 pub mod messaging;
 mod report;
@@ -113,17 +118,26 @@ impl Default for BenchOptions {
     }
 }
 
+pub use hostile::{
+    HOLD_COMMAND, HOSTILE_BENCHES, HoldSpec, HostileBenchOptions, hold_idle, run_hostile,
+};
 pub use live::{LIVE_BENCHES, LiveBenchOptions, run_live};
 pub use messaging::{MESSAGING_BENCHES, MessagingBenchOptions, run_messaging};
-pub use report::BenchRecord;
+pub use report::{BenchRecord, Timings};
 pub use site::{SITE_BENCHES, SiteBenchOptions, run_site};
 pub use store::{STORE_BENCHES, StoreBenchOptions, run_store};
 
 /// Every bench's name, area by area (for error messages).
 fn known_benches() -> String {
-    [STORE_BENCHES, MESSAGING_BENCHES, SITE_BENCHES, LIVE_BENCHES]
-        .concat()
-        .join(", ")
+    [
+        STORE_BENCHES,
+        MESSAGING_BENCHES,
+        SITE_BENCHES,
+        LIVE_BENCHES,
+        HOSTILE_BENCHES,
+    ]
+    .concat()
+    .join(", ")
 }
 
 /// Why a benchmark run stopped.
@@ -143,6 +157,10 @@ pub enum BenchError {
     /// (connecting, logging in, calling, observing).
     #[error("live: {0}")]
     Live(String),
+    /// A process the bench started (the server under attack, a helper
+    /// holding connections) failed or said something unexpected.
+    #[error("process: {0}")]
+    Process(String),
     /// A program the bench runs is not installed.
     #[error("{tool} not found: {hint}")]
     MissingTool {
@@ -158,8 +176,8 @@ pub enum BenchError {
     #[error("io: {0}")]
     Io(#[from] std::io::Error),
     /// `only` named no bench of the area; the names are in
-    /// [`STORE_BENCHES`], [`MESSAGING_BENCHES`], [`SITE_BENCHES`] and
-    /// [`LIVE_BENCHES`].
+    /// [`STORE_BENCHES`], [`MESSAGING_BENCHES`], [`SITE_BENCHES`],
+    /// [`LIVE_BENCHES`] and [`HOSTILE_BENCHES`].
     #[error("unknown bench '{0}' (known: {known})", known = known_benches())]
     UnknownBench(String),
     /// A bench read back something other than what it wrote: its figures

@@ -11,7 +11,8 @@ pub struct BenchRecord {
     /// The bench's name (one of [`STORE_BENCHES`](crate::STORE_BENCHES),
     /// [`MESSAGING_BENCHES`](crate::MESSAGING_BENCHES),
     /// [`SITE_BENCHES`](crate::SITE_BENCHES),
-    /// [`LIVE_BENCHES`](crate::LIVE_BENCHES)).
+    /// [`LIVE_BENCHES`](crate::LIVE_BENCHES),
+    /// [`HOSTILE_BENCHES`](crate::HOSTILE_BENCHES)).
     pub bench: String,
     /// Operations timed on each side (what "ops" counts is in `op`).
     pub ops: u64,
@@ -84,6 +85,31 @@ pub struct BenchRecord {
     /// reset before each phase) or `VmRSS sampling` (every 5 ms).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rss_method: Option<String>,
+    /// Our peak resident memory as `VmRSS` sampled every 5 ms, in MB
+    /// (MiB), where it was sampled beside the high-water mark of
+    /// `peak_rss_mb` (a server process the bench started).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sampled_peak_rss_mb: Option<f64>,
+    /// Operations of ours that failed (answered with an error, or not at
+    /// all) and are left out of the rate and the latencies.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub errors: Option<u64>,
+    /// A few operations timed beside the main one during our phase (the
+    /// hostile benches' real logins).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub login_ms: Option<Timings>,
+    /// The same operations during the reference's phase.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reference_login_ms: Option<Timings>,
+    /// What the attackers of a hostile bench sent and what they got.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attackers: Option<serde_json::Value>,
+    /// What the server under attack reported, or was seen holding.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server: Option<serde_json::Value>,
+    /// The server's settings in force during the bench.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub settings: Option<serde_json::Value>,
     /// Items written or read by the timed work on each side.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub items: Option<u64>,
@@ -142,6 +168,13 @@ impl BenchRecord {
             reference_peak_rss_mb: None,
             rss_baseline_mb: None,
             rss_method: None,
+            sampled_peak_rss_mb: None,
+            errors: None,
+            login_ms: None,
+            reference_login_ms: None,
+            attackers: None,
+            server: None,
+            settings: None,
             items: None,
             table_rows: None,
             lookups_per_read: None,
@@ -180,6 +213,33 @@ impl BenchRecord {
         r.reference_ops_per_s = round(reference_rate, 1);
         r.ratio = round(ours_rate / reference_rate.max(1e-9), 3);
         r
+    }
+}
+
+/// A handful of timed operations: how many, how many failed, and the
+/// median and worst of their latencies (failed ones included), in ms.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Timings {
+    /// Operations timed.
+    pub count: u64,
+    /// Of which failed (the hostile benches: a login not answered 200).
+    pub failed: u64,
+    /// Median latency, ms.
+    pub p50: Option<f64>,
+    /// Worst latency, ms.
+    pub max: Option<f64>,
+}
+
+impl Timings {
+    /// The timings of `samples` (sorted in place), `failed` of which
+    /// failed.
+    pub(crate) fn of(samples: &mut [Duration], failed: u64) -> Self {
+        Self {
+            count: samples.len() as u64,
+            failed,
+            p50: percentile_ms(samples, 0.5),
+            max: percentile_ms(samples, 1.0),
+        }
     }
 }
 
@@ -230,6 +290,11 @@ mod tests {
         assert_eq!(p99_ms(&mut []), None);
         let mut v: Vec<Duration> = (1..=100).map(Duration::from_millis).collect();
         assert_eq!(percentile_ms(&mut v, 0.5), Some(50.0));
+        let t = Timings::of(&mut v, 2);
+        assert_eq!(
+            (t.count, t.failed, t.p50, t.max),
+            (100, 2, Some(50.0), Some(100.0))
+        );
     }
 
     #[test]

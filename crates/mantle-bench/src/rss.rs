@@ -1,10 +1,12 @@
-//! Peak resident memory of one phase of a bench.
+//! Peak resident memory of one phase of a bench, in this process or in
+//! another one (a server the bench started).
 //!
-//! On Linux, writing `5` to `/proc/self/clear_refs` resets the kernel's
-//! high-water mark (`VmHWM` in `/proc/self/status`) to the current RSS, so
+//! On Linux, writing `5` to `/proc/PID/clear_refs` resets the kernel's
+//! high-water mark (`VmHWM` in `/proc/PID/status`) to the current RSS, so
 //! reading `VmHWM` after the phase gives that phase's exact peak. Where the
 //! reset is refused (or there is no `/proc`), a thread samples `VmRSS` every
-//! 5 ms instead, which can miss short spikes.
+//! 5 ms instead, which can miss short spikes. For another process the
+//! thread samples as well, so both figures are reported.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -13,16 +15,38 @@ use std::time::Duration;
 
 /// A phase being measured; [`finish`](PeakRss::finish) ends it.
 pub(crate) struct PeakRss {
+    /// `/proc/self` or `/proc/PID`.
+    proc_dir: String,
     baseline_kib: Option<u64>,
-    how: How,
+    high_water_mark: bool,
+    sampler: Option<Sampler>,
 }
 
-enum How {
-    HighWaterMark,
-    Sampling {
-        stop: Arc<AtomicBool>,
-        thread: JoinHandle<Option<u64>>,
-    },
+/// A thread sampling `VmRSS` every 5 ms.
+struct Sampler {
+    stop: Arc<AtomicBool>,
+    thread: JoinHandle<Option<u64>>,
+}
+
+impl Sampler {
+    fn start(proc_dir: String) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut peak = status_kib(&proc_dir, "VmRSS");
+            while !flag.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(5));
+                peak = peak.max(status_kib(&proc_dir, "VmRSS"));
+            }
+            peak.max(status_kib(&proc_dir, "VmRSS"))
+        });
+        Self { stop, thread }
+    }
+
+    fn finish(self) -> Option<u64> {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.join().ok().flatten()
+    }
 }
 
 /// A phase's peak memory.
@@ -33,47 +57,57 @@ pub(crate) struct Peak {
     pub baseline_mb: Option<f64>,
     /// "VmHWM" or "VmRSS sampling".
     pub method: &'static str,
+    /// Peak RSS as sampled every 5 ms, MiB, when a sampler ran beside
+    /// the high-water mark (another process's phases).
+    pub sampled_mb: Option<f64>,
 }
 
 impl PeakRss {
-    /// Starts measuring: gives freed heap back to the system first, so the
-    /// phase is not credited with an earlier phase's leftovers.
+    /// Starts measuring this process: gives freed heap back to the system
+    /// first, so the phase is not credited with an earlier phase's
+    /// leftovers.
     pub(crate) fn start() -> Self {
         trim_heap();
-        let baseline_kib = status_kib("VmRSS");
-        let how = if std::fs::write("/proc/self/clear_refs", "5").is_ok()
-            && status_kib("VmHWM").is_some()
-        {
-            How::HighWaterMark
-        } else {
-            let stop = Arc::new(AtomicBool::new(false));
-            let flag = stop.clone();
-            let thread = std::thread::spawn(move || {
-                let mut peak = status_kib("VmRSS");
-                while !flag.load(Ordering::Relaxed) {
-                    std::thread::sleep(Duration::from_millis(5));
-                    peak = peak.max(status_kib("VmRSS"));
-                }
-                peak.max(status_kib("VmRSS"))
-            });
-            How::Sampling { stop, thread }
-        };
-        Self { baseline_kib, how }
+        let mut phase = Self::begin("/proc/self".into());
+        if !phase.high_water_mark {
+            phase.sampler = Some(Sampler::start(phase.proc_dir.clone()));
+        }
+        phase
+    }
+
+    /// Starts measuring process `pid`: its high-water mark where it can be
+    /// reset, and `VmRSS` sampled every 5 ms in any case.
+    pub(crate) fn start_for(pid: u32) -> Self {
+        let mut phase = Self::begin(format!("/proc/{pid}"));
+        phase.sampler = Some(Sampler::start(phase.proc_dir.clone()));
+        phase
+    }
+
+    fn begin(proc_dir: String) -> Self {
+        let baseline_kib = status_kib(&proc_dir, "VmRSS");
+        let high_water_mark = std::fs::write(format!("{proc_dir}/clear_refs"), "5").is_ok()
+            && status_kib(&proc_dir, "VmHWM").is_some();
+        Self {
+            proc_dir,
+            baseline_kib,
+            high_water_mark,
+            sampler: None,
+        }
     }
 
     /// Ends the phase and returns its peak.
     pub(crate) fn finish(self) -> Peak {
-        let (kib, method) = match self.how {
-            How::HighWaterMark => (status_kib("VmHWM"), "VmHWM"),
-            How::Sampling { stop, thread } => {
-                stop.store(true, Ordering::Relaxed);
-                (thread.join().ok().flatten(), "VmRSS sampling")
-            }
+        let sampled = self.sampler.and_then(Sampler::finish);
+        let (kib, method) = if self.high_water_mark {
+            (status_kib(&self.proc_dir, "VmHWM"), "VmHWM")
+        } else {
+            (sampled, "VmRSS sampling")
         };
         Peak {
             mb: kib.map(to_mb),
             baseline_mb: self.baseline_kib.map(to_mb),
             method,
+            sampled_mb: sampled.filter(|_| self.high_water_mark).map(to_mb),
         }
     }
 }
@@ -82,9 +116,9 @@ fn to_mb(kib: u64) -> f64 {
     crate::report::round(kib as f64 / 1024.0, 1)
 }
 
-/// A `kB` field of `/proc/self/status` (`VmRSS`, `VmHWM`).
-fn status_kib(field: &str) -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+/// A `kB` field of `PROC_DIR/status` (`VmRSS`, `VmHWM`).
+fn status_kib(proc_dir: &str, field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("{proc_dir}/status")).ok()?;
     status.lines().find_map(|line| {
         let rest = line.strip_prefix(field)?.strip_prefix(':')?;
         rest.trim().trim_end_matches("kB").trim().parse().ok()
@@ -106,7 +140,7 @@ mod tests {
 
     #[test]
     fn a_phase_that_allocates_peaks_above_its_baseline() {
-        if status_kib("VmRSS").is_none() {
+        if status_kib("/proc/self", "VmRSS").is_none() {
             return; // no /proc here
         }
         let phase = PeakRss::start();

@@ -1,6 +1,6 @@
 //! Command-line syntax (clap). Kept apart from the work it drives.
 
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
@@ -147,6 +147,29 @@ pub enum Command {
         #[arg(long)]
         dir: Option<PathBuf>,
     },
+    /// Internal to `mantle bench hostile`: hold idle connections to TARGET
+    /// until standard input ends, reporting on standard output.
+    #[command(name = "bench-hold", hide = true)]
+    BenchHold(HoldArgs),
+}
+
+/// What `mantle bench-hold` holds (see `mantle_bench::HoldSpec`).
+#[derive(Debug, clap::Args)]
+pub struct HoldArgs {
+    /// Where to connect.
+    pub target: SocketAddr,
+    /// How many connections.
+    #[arg(long)]
+    pub count: u64,
+    /// The first source address.
+    #[arg(long)]
+    pub first_source: Ipv4Addr,
+    /// Source addresses used, from the first upwards.
+    #[arg(long)]
+    pub sources: u32,
+    /// The longest the connections are held.
+    #[arg(long)]
+    pub max_secs: u64,
 }
 
 /// `mantle init --tls`.
@@ -314,6 +337,11 @@ pub enum BenchArea {
     /// flight) against a plain TCP echo of the same bytes, and deltas to
     /// 1,000 observers against the same bytes written to plain sockets.
     Live,
+    /// A real `mantle serve` under a password-guessing flood from 1,000
+    /// addresses and under 20,000 idle connections per listener: a
+    /// legitimate client's latency and logins against the same client
+    /// unloaded, and the server's peak memory.
+    Hostile,
 }
 
 #[derive(Debug, Subcommand)]

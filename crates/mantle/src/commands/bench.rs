@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use crate::cli::BenchArea;
+use crate::cli::{BenchArea, HoldArgs};
 use crate::error::CliError;
 
 pub async fn run(
@@ -48,6 +48,10 @@ pub async fn run(
             let opts = mantle_bench::LiveBenchOptions { scale, dir, only };
             mantle_bench::run_live(&opts, &mut emit).await
         }
+        BenchArea::Hostile => {
+            let opts = mantle_bench::HostileBenchOptions { scale, dir, only };
+            mantle_bench::run_hostile(&opts, &mut emit).await
+        }
     };
     result.map_err(|e| CliError::Message(format!("bench {}: {e}", area_name(area))))?;
     Ok(0)
@@ -59,5 +63,23 @@ fn area_name(area: BenchArea) -> &'static str {
         BenchArea::Messaging => "messaging",
         BenchArea::Site => "site",
         BenchArea::Live => "live",
+        BenchArea::Hostile => "hostile",
     }
+}
+
+/// `mantle bench-hold`: a helper of `mantle bench hostile` holding idle
+/// connections (see [`mantle_bench::hold_idle`]).
+pub async fn hold(args: HoldArgs) -> Result<u8, CliError> {
+    let spec = mantle_bench::HoldSpec {
+        target: args.target,
+        count: args.count,
+        first_source: args.first_source,
+        sources: args.sources,
+        max_secs: args.max_secs,
+    };
+    let mut out = std::io::stdout();
+    mantle_bench::hold_idle(&spec, &mut out)
+        .await
+        .map_err(|e| CliError::Message(format!("bench-hold: {e}")))?;
+    Ok(0)
 }

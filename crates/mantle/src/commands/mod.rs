@@ -49,5 +49,6 @@ pub async fn run(cli: Cli) -> Result<u8, CliError> {
             only,
             dir,
         } => bench::run(area, scale, only, dir).await,
+        Command::BenchHold(args) => bench::hold(args).await,
     }
 }
