@@ -17,6 +17,7 @@ use sha2::{Digest, Sha256};
 
 use crate::address::Address;
 use crate::items::{Account, AuthToken, LoginMethod};
+use crate::passwords::Lane;
 use crate::site::Site;
 use crate::{Result, SiteError};
 
@@ -127,6 +128,16 @@ impl Site {
             .guard
             .check_login(&key, Instant::now())
             .map_err(refused)?;
+        // Refused before any read when its lane is surely full: under a
+        // flood, most attempts end here, and cheaply.
+        let passwords = &self.inner.passwords;
+        if passwords.full(Lane::Priority) && passwords.full(Lane::Other)
+            || passwords.full(Lane::Other) && self.inner.guard.suspect(&key, client, Instant::now())
+        {
+            return Err(refused(SiteError::Busy {
+                retry_after: crate::passwords::BUSY_RETRY_AFTER,
+            }));
+        }
         let found = match address {
             Some(a) => {
                 let address = a.to_string();

@@ -140,6 +140,18 @@ impl LoginGuard {
         Duration::from_secs(1u64 << doublings).min(self.max_backoff)
     }
 
+    /// Whether a login for `login` from `ip` is sure to go in the other
+    /// lane, known before the account is looked up (so that a full lane
+    /// refuses it without a site store read).
+    pub(crate) fn suspect(&self, login: &str, ip: Option<IpAddr>, now: Instant) -> bool {
+        let recent = |t: Instant| now.duration_since(t) < WINDOW;
+        self.logins
+            .lock()
+            .get(login)
+            .is_some_and(|f| recent(f.last))
+            || ip.is_some_and(|ip| self.addresses.lock().get(&ip).is_some_and(|t| recent(*t)))
+    }
+
     /// The lane of a password check for `login` from `ip`; a priority
     /// ticket holds its login and address until dropped.
     pub(crate) fn lane(

@@ -33,7 +33,7 @@ use crate::{Result, SiteError};
 const MAX_BLOCKS: usize = 64 * 1024;
 
 /// What a `Busy` refusal tells the client to wait before trying again.
-const BUSY_RETRY_AFTER: Duration = Duration::from_secs(1);
+pub(crate) const BUSY_RETRY_AFTER: Duration = Duration::from_secs(1);
 
 /// Which queue a check waits in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,6 +88,14 @@ impl PasswordWorkers {
             other,
             waiting,
         })
+    }
+
+    /// Whether `lane` has no room: a check sent there now is refused.
+    pub(crate) fn full(&self, lane: Lane) -> bool {
+        match lane {
+            Lane::Priority => self.priority.is_full(),
+            Lane::Other => self.other.is_full(),
+        }
     }
 
     /// Checks waiting for a worker (both lanes).

@@ -24,6 +24,10 @@ use tower::ServiceExt;
 use crate::admin::{AdminRuntime, AdminSecret};
 use crate::connections::{ConnectionLimits, Connections};
 
+/// Connections the kernel queues for accepting (it caps this at
+/// `net.core.somaxconn`).
+pub const LISTEN_BACKLOG: u32 = 4096;
+
 /// How long in-flight requests get to finish at shutdown.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
@@ -45,6 +49,7 @@ impl Service for HttpService {
     fn start(&self, site: Site) -> BoxFuture<'static, mantle_site::Result<RunningService>> {
         Box::pin(async move {
             let http = &site.config().http;
+            warn_if_descriptors_short(&site);
             let tls = crate::tls::acceptor(http, site.dir(), &crate::tls::HTTP_ALPN)?;
             let (listener, local) = bind(http.listen, "").await?;
             let redirect = match http.redirect_listen {
@@ -120,14 +125,48 @@ impl Service for HttpService {
 
 /// Binds `addr`; returns the listener and the address bound (`what`
 /// completes the error message "cannot listen {what}on {addr}").
+///
+/// The listen backlog is [`LISTEN_BACKLOG`], not the usual 128: while a
+/// flood of connections is being accepted (and the quietest evicted), a
+/// short backlog makes the kernel drop new connections, and a dropped
+/// client only tries again a second later.
 pub async fn bind(addr: SocketAddr, what: &str) -> mantle_site::Result<(TcpListener, SocketAddr)> {
-    let listener = TcpListener::bind(addr)
-        .await
-        .map_err(|e| SiteError::Config(format!("cannot listen {what}on {addr}: {e}")))?;
+    let listen = || {
+        let socket = if addr.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()?
+        } else {
+            tokio::net::TcpSocket::new_v6()?
+        };
+        socket.set_reuseaddr(true)?;
+        socket.bind(addr)?;
+        socket.listen(LISTEN_BACKLOG)
+    };
+    let listener =
+        listen().map_err(|e| SiteError::Config(format!("cannot listen {what}on {addr}: {e}")))?;
     let local = listener
         .local_addr()
         .map_err(|e| SiteError::Config(format!("listener address: {e}")))?;
     Ok((listener, local))
+}
+
+/// Says so at start when the process may open fewer files than the
+/// connection caps and the store cache add up to: past the limit, accepts
+/// fail ("Too many open files") instead of the caps holding.
+fn warn_if_descriptors_short(site: &Site) {
+    let c = site.config();
+    let wanted = c.http.max_connections as u64
+        + c.live.max_connections as u64
+        + 3 * c.stores.cache_capacity as u64
+        + 256;
+    match mantle_store::raise_open_file_limit() {
+        Ok(limit) if limit < wanted => tracing::warn!(
+            limit,
+            wanted,
+            "the open file limit is below http.max_connections + live.max_connections + the store cache; raise it (ulimit -n, LimitNOFILE) or lower the caps"
+        ),
+        Ok(_) => {}
+        Err(e) => tracing::warn!(%e, "cannot read the open file limit"),
+    }
 }
 
 /// The connection limits of `[http]`.
