@@ -310,7 +310,9 @@ async fn websocket_json_serves_the_same_commands_and_refuses_bad_messages() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn login_attempts_are_limited_per_address_on_every_transport() {
-    let t = TestSite::start().await;
+    // Four a minute: one comes back every 15 s, far longer than this test
+    // takes, so the count cannot be topped up half-way.
+    let t = TestSite::start_with(|c| c.auth.login_attempts_per_minute = 4).await;
     let per_minute = t.site.config().auth.login_attempts_per_minute;
     // Half the allowance is spent over HTTP: one allowance for all. (A
     // new login each time: failures for one login back off on their own.)
