@@ -63,7 +63,7 @@ pub use auth::{Authenticated, MaybeAuthenticated, TOKEN_COOKIE, cookie, presente
 pub use csrf::{CSRF_COOKIE, CSRF_HEADER};
 pub use error::ApiError;
 pub use headers::CONTENT_SECURITY_POLICY;
-pub use server::{HttpService, LISTEN_BACKLOG, bind, connection_limits, serve, serve_tls};
+pub use server::{HttpService, bind, connection_limits, serve, serve_tls};
 pub use state::AppState;
 pub use stats::{HTTP_NAMESPACE, Toggle};
 
