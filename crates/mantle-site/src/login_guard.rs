@@ -161,19 +161,11 @@ impl LoginGuard {
         ip: Option<IpAddr>,
         now: Instant,
     ) -> Ticket<'_> {
-        let recent = |t: Instant| now.duration_since(t) < WINDOW;
-        let login_failed = self
-            .logins
-            .lock()
-            .get(login)
-            .is_some_and(|f| recent(f.last));
-        let address_failed =
-            ip.is_some_and(|ip| self.addresses.lock().get(&ip).is_some_and(|t| recent(*t)));
         let other = Ticket {
             lane: Lane::Other,
             claim: None,
         };
-        if !known || login_failed || address_failed {
+        if !known || self.suspect(login, ip, now) {
             return other;
         }
         let mut claimed = self.claimed.lock();

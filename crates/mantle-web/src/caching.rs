@@ -79,7 +79,16 @@ pub(crate) async fn conditional(
 ) -> Response {
     let cacheable = matches!(*request.method(), Method::GET | Method::HEAD)
         && crate::auth::presented_token(request.headers()).is_none();
-    let asked = request.headers().clone();
+    // Only the two headers a revalidation needs, and only when the answer
+    // may be cached: no copy of every request's headers.
+    let mut asked = HeaderMap::new();
+    if cacheable {
+        for name in [header::IF_NONE_MATCH, header::IF_MODIFIED_SINCE] {
+            if let Some(v) = request.headers().get(&name) {
+                asked.insert(name, v.clone());
+            }
+        }
+    }
     let response = next.run(request).await;
     if !cacheable || response.status() != StatusCode::OK {
         return response;
