@@ -88,13 +88,15 @@ pub async fn serve(
                     }
                 };
                 tracing::debug!(%peer, "AMP connection");
+                // A suspect client's connection is served in turn (see
+                // `SuspectGate`).
+                let gate = site.suspects();
+                let peer = Some(peer.ip());
                 match &tls {
-                    None => connections.spawn(connection(site.clone(), stream, place)),
-                    Some(tls) => connections.spawn(tls_connection(
-                        site.clone(),
-                        stream,
-                        place,
-                        tls.clone(),
+                    None => connections.spawn(gate.serve(peer, connection(site.clone(), stream, place))),
+                    Some(tls) => connections.spawn(gate.serve(
+                        peer,
+                        tls_connection(site.clone(), stream, place, tls.clone()),
                     )),
                 };
             }

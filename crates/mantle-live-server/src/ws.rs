@@ -117,7 +117,9 @@ async fn upgrade(
         },
     };
     let site = state.site.clone();
-    ws.on_upgrade(move |socket| session(site, peer.ip(), user, socket))
+    // A suspect client's session is served in turn (see `SuspectGate`).
+    let gate = site.suspects().clone();
+    ws.on_upgrade(move |socket| gate.serve(Some(peer.ip()), session(site, peer.ip(), user, socket)))
 }
 
 /// The close code for an upgrade that presented a bad or expired token

@@ -226,21 +226,20 @@ impl Site {
     /// The account holding `login`.
     pub async fn account(&self, login: &str) -> Result<AccountInfo> {
         let address = self.address(login)?;
+        // A few indexed lookups: here rather than on another thread.
         self.site_store()
-            .read(move |r| describe(r, &find(r, &address)?))
-            .await
+            .read_now(move |r| describe(r, &find(r, &address)?))
     }
 
     /// The account with this id.
     pub async fn account_by_id(&self, id: Id<Account>) -> Result<AccountInfo> {
-        self.site_store()
-            .read(move |r| {
-                let acc = r
-                    .get(id)?
-                    .ok_or_else(|| SiteError::NoSuchAccount(format!("#{}", id.raw())))?;
-                describe(r, &acc)
-            })
-            .await
+        // A few indexed lookups: here rather than on another thread.
+        self.site_store().read_now(move |r| {
+            let acc = r
+                .get(id)?
+                .ok_or_else(|| SiteError::NoSuchAccount(format!("#{}", id.raw())))?;
+            describe(r, &acc)
+        })
     }
 
     /// Every account, oldest first.

@@ -19,6 +19,7 @@ use crate::address::Address;
 use crate::items::{Account, AuthToken, LoginMethod};
 use crate::passwords::Lane;
 use crate::site::Site;
+use crate::suspects::SuspectGate;
 use crate::{Result, SiteError};
 
 /// How stale `last_used` may get before a request refreshes it: keeps
@@ -113,6 +114,9 @@ impl Site {
         let stats = &self.inner.stats.auth;
         let refused = |e: SiteError| {
             stats.throttled.inc();
+            if let Some(ip) = client {
+                self.inner.guard.suspects.note(ip);
+            }
             e
         };
         if let Some(ip) = client {
@@ -141,18 +145,17 @@ impl Site {
         let found = match address {
             Some(a) => {
                 let address = a.to_string();
-                self.site_store()
-                    .read(move |r| {
-                        let Some(m) = r
-                            .query::<LoginMethod>()
-                            .filter(LoginMethod::ADDRESS.eq(address.as_str()))
-                            .first()?
-                        else {
-                            return Ok(None);
-                        };
-                        Ok::<_, SiteError>(r.get(m.account)?.map(|acc| (address, acc)))
-                    })
-                    .await?
+                // Two indexed lookups: here rather than on another thread.
+                self.site_store().read_now(move |r| {
+                    let Some(m) = r
+                        .query::<LoginMethod>()
+                        .filter(LoginMethod::ADDRESS.eq(address.as_str()))
+                        .first()?
+                    else {
+                        return Ok(None);
+                    };
+                    Ok::<_, SiteError>(r.get(m.account)?.map(|acc| (address, acc)))
+                })?
             }
             None => None,
         };
@@ -194,6 +197,12 @@ impl Site {
         self.inner.guard.count_attempt(client).inspect_err(|_| {
             self.inner.stats.auth.throttled.inc();
         })
+    }
+
+    /// The site's suspect addresses (a failed or refused login lately),
+    /// and the gate through which transports serve their connections.
+    pub fn suspects(&self) -> &SuspectGate {
+        &self.inner.guard.suspects
     }
 
     /// A new password hash, made by the password workers (refused with

@@ -191,6 +191,11 @@ pub struct AuthConfig {
     /// Password checks that may wait per lane; past it, attempts are
     /// refused at once (503 with `Retry-After`).
     pub password_queue: usize,
+    /// The share of one core that connections from suspect addresses
+    /// (`failures_before_backoff` failed or refused logins, the last
+    /// within a minute) use between them, served one at a time; past it,
+    /// they wait their turn (0.01 to 1).
+    pub suspect_cpu_share: f64,
 }
 
 impl AuthConfig {
@@ -215,6 +220,7 @@ impl Default for AuthConfig {
             max_backoff_secs: 300,
             password_workers: 0,
             password_queue: 16,
+            suspect_cpu_share: 0.1,
         }
     }
 }
@@ -450,6 +456,12 @@ impl SiteConfig {
                 "signup.max_per_hour must be at least 1 (use policy = \"admin\" to close signup)"
                     .into(),
             ));
+        }
+        if !(0.01..=1.0).contains(&self.auth.suspect_cpu_share) {
+            return Err(SiteError::Config(format!(
+                "auth.suspect_cpu_share must be between 0.01 and 1 (is {})",
+                self.auth.suspect_cpu_share
+            )));
         }
         if self.auth.password_queue == 0 {
             return Err(SiteError::Config(

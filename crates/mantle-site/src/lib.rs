@@ -53,6 +53,7 @@ mod service;
 mod site;
 mod slates;
 mod stats;
+mod suspects;
 
 pub use accounts::AccountInfo;
 pub use address::Address;
@@ -73,3 +74,4 @@ pub use service::{RunningService, Service};
 pub use site::{Extensions, Registration, SITE_STORE, Site, SiteBuilder, register};
 pub use slates::{Expect, SlateDoc, check_slate_name};
 pub use stats::{AUTH_NAMESPACE, MESSAGING_NAMESPACE};
+pub use suspects::{Gated, SUSPECT_FOR, SuspectGate};

@@ -17,6 +17,9 @@
 //!   of first guesses at one account, before any has failed, from filling
 //!   the priority lane.)
 //!
+//! Every failed or refused attempt also makes its address suspect (see
+//! `suspects`).
+//!
 //! Memory is bounded: each table forgets entries older than the
 //! quarter-hour window, and starts over past [`MAX_ENTRIES`] (it only
 //! slows guessing; forgetting costs an attacker's victims nothing).
@@ -32,6 +35,7 @@ use parking_lot::Mutex;
 
 use crate::config::AuthConfig;
 use crate::passwords::Lane;
+use crate::suspects::SuspectGate;
 use crate::{Result, SiteError};
 
 /// How long a failure is remembered.
@@ -65,10 +69,12 @@ pub(crate) struct LoginGuard {
     claimed: Mutex<(HashMap<String, u32>, HashMap<IpAddr, u32>)>,
     free_failures: u32,
     max_backoff: Duration,
+    /// Addresses with a failed or refused login lately.
+    pub(crate) suspects: SuspectGate,
 }
 
 impl LoginGuard {
-    pub(crate) fn new(config: &AuthConfig, signups_per_hour: u32) -> Self {
+    pub(crate) fn new(config: &AuthConfig, signups_per_hour: u32, suspects: SuspectGate) -> Self {
         let per = |n: u32, period: Duration| {
             let n = NonZeroU32::new(n.max(1)).expect("max(1)");
             Quota::with_period(period / n.get())
@@ -87,6 +93,7 @@ impl LoginGuard {
             claimed: Mutex::default(),
             free_failures: config.failures_before_backoff,
             max_backoff: Duration::from_secs(config.max_backoff_secs.max(1)),
+            suspects,
         }
     }
 
@@ -100,11 +107,12 @@ impl LoginGuard {
             // Forget addresses whose allowance is full again.
             self.per_address.retain_recent();
         }
-        self.per_address
-            .check_key(&ip)
-            .map_err(|not_until| SiteError::TooManyAttempts {
+        self.per_address.check_key(&ip).map_err(|not_until| {
+            self.suspects.note(ip);
+            SiteError::TooManyAttempts {
                 retry_after: not_until.wait_time_from(DefaultClock::default().now()),
-            })
+            }
+        })
     }
 
     /// Counts a signup against the site's hourly allowance.
@@ -199,6 +207,7 @@ impl LoginGuard {
             f.last = now;
         }
         if let Some(ip) = ip {
+            self.suspects.note(ip);
             let mut addresses = self.addresses.lock();
             bound(&mut addresses, now, |t| *t);
             addresses.insert(ip, now);
@@ -264,6 +273,7 @@ mod tests {
                 ..AuthConfig::default()
             },
             3,
+            SuspectGate::default(),
         )
     }
 
@@ -296,6 +306,25 @@ mod tests {
             other => panic!("{other:?}"),
         }
         g.count_attempt(b).unwrap();
+    }
+
+    #[test]
+    fn repeated_failures_and_refusals_make_an_address_suspect() {
+        let g = guard(2);
+        let (a, b) = (IpAddr::from([192, 0, 2, 1]), IpAddr::from([192, 0, 2, 2]));
+        let now = Instant::now();
+        let threshold = AuthConfig::default().failures_before_backoff;
+        // Failures...
+        for _ in 0..threshold {
+            assert!(!g.suspects.is_suspect(a));
+            g.failed("x@y", Some(a), now);
+        }
+        assert!(g.suspects.is_suspect(a));
+        // ...or attempts past the allowance.
+        for _ in 0..(2 + threshold) {
+            let _ = g.count_attempt(b);
+        }
+        assert!(g.suspects.is_suspect(b));
     }
 
     #[test]

@@ -15,7 +15,14 @@
 //!   always takes a priority check first, so a flood of failing guesses
 //!   delays a real login by one check at most;
 //! - past the queue the attempt is refused at once ([`SiteError::Busy`]),
-//!   which the front ends answer with 503 and `Retry-After`.
+//!   which the front ends answer with 503 and `Retry-After`;
+//! - the workers run at a lower CPU priority than the rest of the server
+//!   (nice [`WORKER_NICENESS`] on Linux): under a flood of guesses they
+//!   are busy all the time, and at the same priority they would hold the
+//!   cores whenever a request comes in, adding milliseconds to every
+//!   answer. Lowered, they take what serving requests leaves, which is
+//!   most of it, as the suspects' gate (see `suspects`) bounds what
+//!   serving a flood takes.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,6 +38,11 @@ use crate::{Result, SiteError};
 /// hash asking for more than 64 MiB is treated as not matching rather
 /// than allowed to take the memory.
 const MAX_BLOCKS: usize = 64 * 1024;
+
+/// How much lower than the server's the workers' CPU priority is (on
+/// the nice scale: at 10, a worker gets about a tenth of a core that a
+/// busy thread of the server's priority also wants, rather than half).
+pub(crate) const WORKER_NICENESS: i32 = 10;
 
 /// What a `Busy` refusal tells the client to wait before trying again.
 pub(crate) const BUSY_RETRY_AFTER: Duration = Duration::from_secs(1);
@@ -174,6 +186,7 @@ impl PasswordWorkers {
 
 /// A worker: priority jobs first, one reused memory block.
 fn work(priority: &Receiver<Job>, other: &Receiver<Job>, waiting: &std::sync::atomic::AtomicUsize) {
+    lower_priority();
     let mut memory: Vec<Block> = Vec::new();
     let mut dummy: Option<String> = None;
     loop {
@@ -301,6 +314,28 @@ pub(crate) fn check_password(password: &str) -> Result<()> {
     }
     Ok(())
 }
+
+/// Lowers the calling thread's CPU priority by [`WORKER_NICENESS`].
+#[cfg(target_os = "linux")]
+fn lower_priority() {
+    // SAFETY: plain system calls on the calling thread, no pointers. On
+    // Linux a thread id names one thread for PRIO_PROCESS, and nice values
+    // are per thread.
+    let done = unsafe {
+        let tid = libc::gettid() as libc::id_t;
+        let now = libc::getpriority(libc::PRIO_PROCESS, tid);
+        libc::setpriority(libc::PRIO_PROCESS, tid, now + WORKER_NICENESS)
+    };
+    if done != 0 {
+        tracing::warn!(
+            error = %std::io::Error::last_os_error(),
+            "cannot lower a password worker's priority"
+        );
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn lower_priority() {}
 
 #[cfg(test)]
 mod tests {

@@ -242,7 +242,16 @@ impl SiteBuilder {
             config.auth.workers(),
             config.auth.password_queue,
         )?;
-        let guard = crate::login_guard::LoginGuard::new(&config.auth, config.signup.max_per_hour);
+        let suspects = crate::suspects::SuspectGate::counted(
+            config.auth.failures_before_backoff,
+            config.auth.suspect_cpu_share,
+            Some((
+                stats.auth.suspect_turns.clone(),
+                stats.auth.suspect_pauses.clone(),
+            )),
+        );
+        let guard =
+            crate::login_guard::LoginGuard::new(&config.auth, config.signup.max_per_hour, suspects);
         let site = Site {
             inner: Arc::new(SiteInner {
                 dir,

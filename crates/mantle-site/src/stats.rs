@@ -21,6 +21,9 @@ use crate::{Result, SiteError};
 /// | `Login Failures` | counter | logins refused: unknown login, wrong password, disabled account |
 /// | `Login Refusals` | counter | attempts refused before any password work: over the address's allowance, during a login's back-off, password workers saturated |
 /// | `Password Checks Waiting` | gauge | password checks queued for a worker, when the report was made |
+/// | `Suspect Addresses` | gauge | client addresses with enough failed or refused logins lately to be served in turn, when the report was made |
+/// | `Suspect Turns` | counter | times a suspect client's connection was given its turn to make progress |
+/// | `Suspect Pauses` | counter | turns after which suspects had used their share of a core and the next waited |
 /// | `Active Tokens` | gauge | unexpired tokens, counted when a report is made with [`Site::stats_snapshot`] |
 pub const AUTH_NAMESPACE: &str = "Auth";
 
@@ -65,6 +68,9 @@ pub(crate) struct AuthStats {
     pub(crate) logins: Counter,
     pub(crate) failures: Counter,
     pub(crate) throttled: Counter,
+    pub(crate) suspect_turns: Counter,
+    pub(crate) suspect_pauses: Counter,
+    suspects: Gauge,
     active_tokens: Gauge,
     waiting_checks: Gauge,
 }
@@ -81,6 +87,18 @@ impl AuthStats {
             throttled: ns.counter(
                 "Login Refusals",
                 "Login and signup attempts refused before any password work: over an address's allowance, during a login's back-off, or with the password workers saturated.",
+            ),
+            suspects: ns.gauge(
+                "Suspect Addresses",
+                "Client addresses with enough failed or refused logins lately to be served in turn, when the report was made.",
+            ),
+            suspect_turns: ns.counter(
+                "Suspect Turns",
+                "Times a suspect client's connection was given its turn to make progress.",
+            ),
+            suspect_pauses: ns.counter(
+                "Suspect Pauses",
+                "Turns after which suspects had used their share of a core, so that the next one waited.",
             ),
             active_tokens: ns.gauge(
                 "Active Tokens",
@@ -184,6 +202,10 @@ impl Site {
                 .map_err(SiteError::from)?;
             auth.active_tokens
                 .set(i64::try_from(active).unwrap_or(i64::MAX));
+        }
+        if auth.suspects.is_enabled() {
+            let n = self.suspects().suspects();
+            auth.suspects.set(i64::try_from(n).unwrap_or(i64::MAX));
         }
         if auth.waiting_checks.is_enabled() {
             let waiting = self.inner.passwords.waiting();

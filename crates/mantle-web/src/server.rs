@@ -14,7 +14,7 @@ use futures::future::BoxFuture;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
-use mantle_site::{RunningService, Service, Site, SiteError};
+use mantle_site::{RunningService, Service, Site, SiteError, SuspectGate};
 use mantle_store::{Item, Timestamp};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -81,7 +81,10 @@ impl Service for HttpService {
                 listener,
                 router.clone(),
                 limits,
-                tls.clone(),
+                Options {
+                    tls: tls.clone(),
+                    suspects: Some(site.suspects().clone()),
+                },
                 stopped.clone(),
             );
             let redirect = redirect.map(|(listener, at)| {
@@ -179,7 +182,7 @@ pub async fn serve(
     limits: ConnectionLimits,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
-    serve_with(listener, router, limits, None, shutdown).await;
+    serve_with(listener, router, limits, Options::default(), shutdown).await;
 }
 
 /// [`serve`] over TLS: each connection's handshake runs under its
@@ -193,7 +196,11 @@ pub async fn serve_tls(
     tls: TlsAcceptor,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
-    serve_with(listener, router, limits, Some(tls), shutdown).await;
+    let options = Options {
+        tls: Some(tls),
+        suspects: None,
+    };
+    serve_with(listener, router, limits, options, shutdown).await;
 }
 
 /// The builders of a connection's protocol: either HTTP version as the
@@ -214,13 +221,24 @@ impl Builders {
     }
 }
 
+/// How [`serve_with`] serves, beyond the router and limits.
+#[derive(Default)]
+struct Options {
+    /// Serve TLS sessions.
+    tls: Option<TlsAcceptor>,
+    /// Run suspect clients' connections through this gate (see
+    /// [`SuspectGate`]).
+    suspects: Option<SuspectGate>,
+}
+
 async fn serve_with(
     listener: TcpListener,
     router: Router,
     limits: ConnectionLimits,
-    tls: Option<TlsAcceptor>,
+    Options { tls, suspects }: Options,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
+    let suspects = suspects.unwrap_or_default();
     let mut make = router.into_make_service_with_connect_info::<SocketAddr>();
     let graceful = GracefulShutdown::new();
     let connections = Connections::new(limits);
@@ -270,7 +288,7 @@ async fn serve_with(
             let conn = builders
                 .auto
                 .serve_connection_with_upgrades(TokioIo::new(stream), svc);
-            let conn = graceful.watch(conn.into_owned());
+            let conn = suspects.serve(Some(peer.ip()), graceful.watch(conn.into_owned()));
             tokio::spawn(async move {
                 if let Err(e) = conn.await {
                     tracing::debug!(%peer, error = %e, "connection ended with an error");
@@ -289,7 +307,8 @@ async fn serve_with(
         });
         let handshake = acceptor.accept(stream);
         let (builders, watcher) = (builders.clone(), graceful.watcher());
-        tokio::spawn(async move {
+        let gate = suspects.clone();
+        tokio::spawn(gate.serve(Some(peer.ip()), async move {
             let stream = match handshake.await {
                 Ok(s) => s,
                 Err(e) => {
@@ -304,7 +323,7 @@ async fn serve_with(
             if let Err(e) = watcher.watch(conn).await {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
             }
-        });
+        }));
     }
     drop(listener);
     if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())

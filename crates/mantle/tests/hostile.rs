@@ -351,6 +351,76 @@ async fn password_guessing_from_many_addresses_keeps_memory_bounded_and_logins_w
     assert_eq!(get_auth(&c, &server, "/api/me", &t).await.status(), 200);
 }
 
+/// A number from the server's "Auth" statistics.
+async fn auth_stat(c: &reqwest::Client, server: &Server, name: &str) -> i64 {
+    let r = c.get(server.url("/stats.json")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let stats: serde_json::Value = r.json().await.unwrap();
+    stats["namespaces"]["Auth"]["values"][name]["value"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("no Auth/{name} in {stats}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repeated_guessers_are_served_in_turn_and_everyone_else_freely() {
+    let site = TestSite::init("admin");
+    site.add_user("alice", PASSWORD);
+    site.edit_config(|c| c.auth.login_attempts_per_minute = 1000);
+    let server = site.serve(&[]);
+    let url = server.url("/api/login");
+    let c = client();
+    assert_eq!(auth_stat(&c, &server, "Suspect Turns").await, 0);
+
+    // Eight addresses, each guessing 20 times on one kept-alive
+    // connection: each becomes suspect after its fifth failure or refusal.
+    let guessers: Vec<_> = (0..8u32)
+        .map(|a| {
+            let url = url.clone();
+            tokio::spawn(async move {
+                let c = client_from(loopback(a));
+                let mut statuses = Vec::new();
+                for n in 0..20 {
+                    let r = c
+                        .post(&url)
+                        .json(&json!({"username": format!("nobody{a}-{n}"), "password": "guess"}))
+                        .send()
+                        .await
+                        .unwrap();
+                    statuses.push(r.status().as_u16());
+                }
+                statuses
+            })
+        })
+        .collect();
+    for g in guessers {
+        let statuses = g.await.unwrap();
+        // Served in turn, never shut out: every guess has its answer.
+        assert!(
+            statuses.iter().all(|s| [401, 503].contains(s)),
+            "{statuses:?}"
+        );
+    }
+    assert_eq!(auth_stat(&c, &server, "Suspect Addresses").await, 8);
+    let turns = auth_stat(&c, &server, "Suspect Turns").await;
+    assert!(turns > 0, "suspects' connections went through the gate");
+    // One wrong password (a typo) does not make an address suspect, and
+    // the clean client is never held at the gate: its requests add no
+    // turns.
+    let typo = c
+        .post(&url)
+        .json(&json!({"username": "alice", "password": "typo"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(typo.status(), StatusCode::UNAUTHORIZED);
+    let t = token(&c, &server, "alice", PASSWORD).await;
+    for _ in 0..20 {
+        assert_eq!(get_auth(&c, &server, "/api/me", &t).await.status(), 200);
+    }
+    assert_eq!(auth_stat(&c, &server, "Suspect Addresses").await, 8);
+    assert_eq!(auth_stat(&c, &server, "Suspect Turns").await, turns);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_long_valid_login_gets_a_working_store() {
     let site = TestSite::init("open");
