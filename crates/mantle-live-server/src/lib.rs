@@ -50,8 +50,10 @@
 
 pub mod amp;
 mod commands;
-mod models;
+mod hub;
 mod objects;
+mod observe;
+mod publish;
 mod session;
 mod stats;
 mod ws;
@@ -64,8 +66,8 @@ use mantle_site::SiteBuilder;
 use mantle_store::{ReadTx, Registry, Store};
 
 pub use commands::Failure;
-pub use models::{HISTORY, ModelChanged, ModelDelta, ModelHead, publish, sequence};
 pub use objects::ObjectCommands;
+pub use publish::{HISTORY, ModelChanged, ModelDelta, ModelHead, publish, sequence};
 pub use session::{Caller, MAX_HANDLES};
 pub use stats::LIVE_NAMESPACE;
 pub use ws::{CLOSE_LOGIN_TIMEOUT, CLOSE_UNAUTHORIZED, LIVE_JS, routes};
@@ -76,8 +78,8 @@ pub use ws::{CLOSE_LOGIN_TIMEOUT, CLOSE_UNAUTHORIZED, LIVE_JS, routes};
 #[derive(Default)]
 pub struct Live {
     commands: commands::CommandTable<Caller>,
-    models: std::collections::HashMap<String, models::ModelSpec>,
-    hub: std::sync::Arc<models::Hub>,
+    models: std::collections::HashMap<String, hub::ModelSpec>,
+    hub: std::sync::Arc<hub::Hub>,
     /// The "Live" statistics, made with the first connection or listener.
     stats: std::sync::OnceLock<std::sync::Arc<stats::LiveStats>>,
 }
@@ -105,7 +107,7 @@ impl Live {
         P: Fn(&ReadTx, &str) -> mantle_store::Result<serde_json::Value> + Send + Sync + 'static,
     {
         self.models
-            .insert(kind.to_string(), models::ModelSpec::new(store, snapshot));
+            .insert(kind.to_string(), hub::ModelSpec::new(store, snapshot));
         self
     }
 
@@ -127,7 +129,7 @@ impl Live {
 
 /// Registers the live layer's item types (model heads and histories).
 pub fn register(registry: &mut Registry) {
-    models::register(registry);
+    publish::register(registry);
 }
 
 /// Adds the live layer to a site: its item types, the [`Live`]
@@ -137,7 +139,7 @@ pub fn install(builder: SiteBuilder) -> SiteBuilder {
     builder
         .with(register)
         .extension::<Live>(|_| {})
-        .on_effects::<ModelChanged, _, _>(models::dispatch_changes)
+        .on_effects::<ModelChanged, _, _>(hub::dispatch_changes)
         .extension::<mantle_web::WebRoutes>(|r| {
             r.add(ws::routes);
         })

@@ -22,7 +22,7 @@ use tokio::sync::mpsc;
 
 use crate::Live;
 use crate::commands::{Failure, Fields, answer, decode};
-use crate::models::Observation;
+use crate::hub::Observation;
 use crate::objects::{ObjectCommands, Published, RemoteObject};
 use crate::stats::{ConnectionCount, LiveStats};
 
@@ -343,7 +343,7 @@ pub(crate) async fn dispatch<T: Send + 'static>(
 ) {
     conn.stats.calls.inc();
     if req.command == Observe::NAME && req.handle.is_none() {
-        return crate::models::observe(conn, out, req).await;
+        return crate::observe::observe(conn, out, req).await;
     }
     let result = call(&conn, &req.command, req.handle, req.args).await;
     reply(&conn, &out, req.tag, result).await;

@@ -4,7 +4,7 @@ use std::sync::{Arc, Weak};
 
 use mantle_stats::{Counter, Gauge, StatsRegistry};
 
-use crate::models::Hub;
+use crate::hub::Hub;
 
 /// The name of the live objects' statistics namespace, "Live", and what it
 /// holds (both transports together). It appears in a site's reports once

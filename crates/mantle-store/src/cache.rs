@@ -1,10 +1,9 @@
-//! Substores and the bounded cache of open stores.
+//! The bounded cache of open stores.
 //!
-//! A parent store (the site store) keeps a [`SubStore`] item per child store
-//! file (a user store, an app store). Children are opened lazily through a
-//! [`StoreCache`], which keeps at most `capacity` stores open and closes the
-//! least recently used, so a process can serve many more stores than it has
-//! file handles.
+//! Child stores (see [`SubStore`](crate::SubStore)) are opened lazily
+//! through a [`StoreCache`], which keeps at most `capacity` stores open and
+//! closes the least recently used, so a process can serve many more stores
+//! than it has file handles.
 
 use std::collections::HashMap;
 use std::num::NonZeroUsize;
@@ -17,58 +16,7 @@ use lru::LruCache;
 use parking_lot::Mutex;
 
 use crate::store::{Store, StoreConfig, StoreInner};
-use crate::{Error, Item, Result};
-
-/// An item naming a child store file, relative to its parent's directory.
-///
-/// ```no_run
-/// # use mantle_store::*;
-/// # async fn f(site: Store, cache: StoreCache) -> Result<()> {
-/// let id = site
-///     .transact(|tx| tx.insert(&SubStore::new("alice@example.com", "users/alice.store")))
-///     .await?;
-/// let alice = site.read(move |r| r.get(id)).await?.expect("just made");
-/// let store = alice.open(&site, &cache).await?;
-/// # Ok(()) }
-/// ```
-#[derive(Item, Debug, Clone, PartialEq, Eq)]
-#[item(name = "mantle_substore", version = 1)]
-pub struct SubStore {
-    /// A name to find it by (a user's login, `app:NAME`).
-    #[item(index)]
-    pub name: String,
-    /// The file, relative to the parent store's directory.
-    pub path: String,
-}
-
-impl SubStore {
-    /// A substore item for `path` (relative to the parent's directory).
-    pub fn new(name: impl Into<String>, path: impl Into<String>) -> Self {
-        Self {
-            name: name.into(),
-            path: path.into(),
-        }
-    }
-
-    /// The child's file, given its parent store.
-    pub fn file(&self, parent: &Store) -> PathBuf {
-        parent
-            .path()
-            .parent()
-            .unwrap_or(Path::new("."))
-            .join(&self.path)
-    }
-
-    /// Opens the child store through `cache` (creating its directory and
-    /// file if needed).
-    pub async fn open(&self, parent: &Store, cache: &StoreCache) -> Result<Store> {
-        let file = self.file(parent);
-        if let Some(dir) = file.parent() {
-            crate::files::create_private_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-        }
-        cache.get(file).await
-    }
-}
+use crate::{Error, Result};
 
 /// Drops an evicted handle off the async runtime: if it was the last one,
 /// closing the file checkpoints the WAL, which blocks.

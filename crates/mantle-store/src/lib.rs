@@ -110,13 +110,14 @@ mod scheduler;
 mod schema;
 mod stats;
 mod store;
+mod substore;
 mod tx;
 mod upgrade;
 mod value;
 mod writer;
 
 pub use backup::backup;
-pub use cache::{CacheStats, StoreCache, SubStore};
+pub use cache::{CacheStats, StoreCache};
 pub use error::{Error, Result};
 pub use files::{
     PRIVATE_DIR_MODE, PRIVATE_FILE_MODE, create_private_dir_all, private_file_options,
@@ -132,6 +133,7 @@ pub use scheduler::ScheduleId;
 pub use schema::{APPLICATION_ID, FORMAT_VERSION};
 pub use stats::STATS_NAMESPACE;
 pub use store::{Durability, Store, StoreConfig};
+pub use substore::SubStore;
 pub use tx::{ReadTx, Tx};
 pub use upgrade::UpgradeProgress;
 pub use value::{Attribute, Id, Json, Kind, Operand, Timestamp};

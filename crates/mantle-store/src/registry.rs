@@ -163,7 +163,7 @@ impl Registry {
             tasks: HashMap::new(),
             referrers: OnceLock::new(),
         };
-        r.register::<crate::cache::SubStore>();
+        r.register::<crate::substore::SubStore>();
         r
     }
 

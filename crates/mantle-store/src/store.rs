@@ -17,7 +17,7 @@ use crate::registry::Registry;
 use crate::schema::{self, FileState};
 use crate::tx::{ReadTx, Tx};
 use crate::upgrade::{self, UpgradeProgress};
-use crate::writer::{TxJob, Writer, WriterPool};
+use crate::writer::{TransactJob, Writer, WriterPool, panic_message};
 use crate::{Error, Result};
 
 /// How hard a commit tries to reach the disk before it is acknowledged.
@@ -552,56 +552,5 @@ impl StoreInner {
         no_lookaside(&conn);
         configure(&conn, &self.config)?;
         Ok(conn)
-    }
-}
-
-pub(crate) fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
-    if let Some(s) = panic.downcast_ref::<&str>() {
-        (*s).to_string()
-    } else if let Some(s) = panic.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "non-string panic payload".to_string()
-    }
-}
-
-/// A `transact` call waiting for the writer.
-struct TransactJob<F, R, E> {
-    body: Option<F>,
-    result: Option<Result<R, E>>,
-    reply: tokio::sync::oneshot::Sender<Result<R, E>>,
-}
-
-impl<F, R, E> TxJob for TransactJob<F, R, E>
-where
-    F: FnOnce(&mut Tx<'_>) -> Result<R, E> + Send,
-    R: Send,
-    E: From<Error> + Send,
-{
-    fn run(&mut self, tx: &mut Tx<'_>) -> bool {
-        let Some(body) = self.body.take() else {
-            return false;
-        };
-        let r = body(tx);
-        let ok = r.is_ok();
-        self.result = Some(r);
-        ok
-    }
-
-    fn fail(&mut self, error: Error) {
-        self.result = Some(Err(E::from(error)));
-    }
-
-    fn finish(self: Box<Self>, commit: Result<(), &Error>) {
-        let outcome = match (self.result, commit) {
-            (Some(Err(e)), _) => Err(e),
-            (Some(Ok(v)), Ok(())) => Ok(v),
-            (_, Err(e)) => Err(E::from(Error::CommitFailed(e.to_string()))),
-            (None, Ok(())) => Err(E::from(Error::CommitFailed(
-                "transaction did not run".into(),
-            ))),
-        };
-        // The caller may have stopped waiting; the outcome stands anyway.
-        let _ = self.reply.send(outcome);
     }
 }

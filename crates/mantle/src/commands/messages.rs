@@ -1,12 +1,8 @@
-//! `mantle messages …`, `mantle fanout …`, `mantle ledger …`: by the
-//! site's files or, while the site is served, through its server.
-
-use std::path::PathBuf;
-
-use indicatif::{ProgressBar, ProgressStyle};
+//! `mantle messages …`: parked interstore messages, by the site's files
+//! or, while the site is served, through its server.
 
 use super::reach;
-use crate::cli::{FanoutQuery, LedgerCommand, MessagesCommand};
+use crate::cli::MessagesCommand;
 use crate::error::CliError;
 
 pub async fn run(cmd: MessagesCommand) -> Result<u8, CliError> {
@@ -39,48 +35,6 @@ pub async fn run(cmd: MessagesCommand) -> Result<u8, CliError> {
         MessagesCommand::Drop { dir, id } => {
             reach::with_site(&dir, async |site| site.handle_parked(&id, false).await).await?;
             println!("{id}: dropped");
-        }
-    }
-    Ok(0)
-}
-
-pub async fn fanout(dir: PathBuf, query: FanoutQuery, parallel: usize) -> Result<u8, CliError> {
-    let FanoutQuery::Count { type_name } = query;
-    let bar = ProgressBar::new(0);
-    bar.set_style(
-        ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} stores ({eta} left)")
-            .expect("valid template")
-            .progress_chars("=> "),
-    );
-    bar.set_message(format!("counting {type_name}"));
-    let count = reach::with_site(&dir, async |site| {
-        site.count_items(&type_name, parallel, |done, total| {
-            bar.set_length(total as u64);
-            bar.set_position(done as u64);
-        })
-        .await
-    })
-    .await?;
-    bar.finish_and_clear();
-    println!(
-        "{type_name}: {} items in {} user stores ({} hold some)",
-        count.items, count.stores, count.holding
-    );
-    Ok(0)
-}
-
-pub async fn ledger(cmd: LedgerCommand) -> Result<u8, CliError> {
-    match cmd {
-        LedgerCommand::Grant { dir, login, amount } => {
-            let balance =
-                reach::with_site(&dir, async |site| site.ledger_grant(&login, amount).await)
-                    .await?;
-            println!("{login}: granted {amount}, balance {balance}");
-        }
-        LedgerCommand::Balance { dir, login } => {
-            let balance =
-                reach::with_site(&dir, async |site| site.ledger_balance(&login).await).await?;
-            println!("{login}: {balance}");
         }
     }
     Ok(0)

@@ -2,7 +2,9 @@
 
 mod amp;
 mod bench;
+mod fanout;
 mod http;
+mod ledger;
 mod messages;
 mod reach;
 mod site;
@@ -34,8 +36,8 @@ pub async fn run(cli: Cli) -> Result<u8, CliError> {
             dir,
             query,
             parallel,
-        } => messages::fanout(dir, query, parallel).await,
-        Command::Ledger(cmd) => messages::ledger(cmd).await,
+        } => fanout::run(dir, query, parallel).await,
+        Command::Ledger(cmd) => ledger::run(cmd).await,
         Command::Stats {
             target,
             json,
