@@ -343,9 +343,9 @@ pub async fn start_on(
     site: &Site,
     addr: std::net::SocketAddr,
 ) -> mantle_site::Result<RunningService> {
-    let live = site.extension::<crate::Live>().ok_or_else(|| {
-        SiteError::Config("the site was built without mantle_live_server::install".into())
-    })?;
+    let live = site
+        .extension::<crate::Live>()
+        .ok_or_else(|| SiteError::NotInstalled("mantle_live_server::install"))?;
     let tls = if site.config().live.tls {
         mantle_web::tls::acceptor(&site.config().http, site.dir(), &[])?
     } else {

@@ -9,16 +9,19 @@ use std::path::PathBuf;
 /// [`SiteError::Io`]), so front ends can answer 4xx without logging an error.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-#[allow(missing_docs)]
 pub enum SiteError {
-    /// A store operation failed.
+    /// A store operation failed (see [`mantle_store::Error`] for what each
+    /// failure means).
     #[error(transparent)]
     Store(#[from] mantle_store::Error),
 
-    /// A file-system operation failed.
+    /// A file-system operation failed: check the file's permissions and
+    /// the disk.
     #[error("{path}: {source}")]
     Io {
+        /// The file or directory.
         path: PathBuf,
+        /// What the operating system said.
         source: std::io::Error,
     },
 
@@ -30,9 +33,71 @@ pub enum SiteError {
     #[error("{0}: a site already exists here")]
     AlreadyASite(PathBuf),
 
-    /// The configuration file or an override is invalid.
+    /// The configuration file or an override is invalid: fix the key the
+    /// message names in `mantle.toml` (or its environment override).
     #[error("configuration: {0}")]
     Config(String),
+    /// A listener could not be opened (the address is taken, or not this
+    /// machine's): choose another address in the configuration.
+    #[error("cannot listen {what}on {addr}: {source}")]
+    Listen {
+        /// Which listener, as a phrase ending in a space ("for AMP "), or
+        /// empty for the main one.
+        what: String,
+        /// The address asked for.
+        addr: std::net::SocketAddr,
+        /// What the operating system said.
+        source: std::io::Error,
+    },
+    /// A service of the site (HTTPS, the admin runtime file, …) could not
+    /// start or run; `source` is its own typed error, which says what to
+    /// fix.
+    #[error("{service}: {source}")]
+    Service {
+        /// The service.
+        service: &'static str,
+        /// Its error.
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The site was built without a layer this call needs (say, the live
+    /// objects' `install`): a fault of the program that built the site.
+    #[error("the site was built without {0}")]
+    NotInstalled(&'static str),
+    /// The site has no app store of this name: the offering must declare
+    /// it with `SiteBuilder::app`.
+    #[error("the site has no app store {0:?} (declare it with SiteBuilder::app)")]
+    NoSuchAppStore(String),
+    /// A store handle that is not one of this site's stores (not under its
+    /// directory, or not listed in its site store).
+    #[error("{}: not a store of this site", .0.display())]
+    NotInSite(PathBuf),
+    /// Something stored is damaged (it does not decode): the message says
+    /// what; an operator may drop it (parked messages) or restore it.
+    #[error("{what} is damaged: {reason}")]
+    Damaged {
+        /// What was read.
+        what: String,
+        /// Why it cannot be used.
+        reason: String,
+    },
+    /// A question asked of every user store failed in one of them; the
+    /// others' answers are not summed. Ask again, or look at that store.
+    #[error("fan-out failed in the store of {account}: {reason}")]
+    FanoutFailed {
+        /// The account whose store failed (its primary login).
+        account: String,
+        /// Its error.
+        reason: String,
+    },
+    /// Blocking work run on another thread panicked or was cancelled (a
+    /// bug, or the runtime shutting down); the message says which.
+    #[error("{what} did not finish: {reason}")]
+    TaskFailed {
+        /// The work.
+        what: &'static str,
+        /// The panic or cancellation.
+        reason: String,
+    },
 
     /// Not of the form `localpart@domain`.
     #[error("'{0}' is not a valid login (expected localpart@domain)")]
@@ -80,10 +145,14 @@ pub enum SiteError {
     InvalidSlateName(String),
 
     /// The slate changed since the version the client had.
+    /// Read it again and reapply the change.
     #[error("slate '{name}' is at version {current}, not {expected}")]
     SlateConflict {
+        /// The slate.
         name: String,
+        /// The version the client had.
         expected: i64,
+        /// The version it is at.
         current: i64,
     },
 
@@ -98,17 +167,26 @@ pub enum SiteError {
     /// Too many login attempts from this address, or too many failures
     /// for this login: try again after `retry_after`.
     #[error("too many login attempts; try again in {} s", retry_after.as_secs_f64().ceil())]
-    TooManyAttempts { retry_after: std::time::Duration },
+    TooManyAttempts {
+        /// How long to wait.
+        retry_after: std::time::Duration,
+    },
 
     /// The site's signups per hour (`signup.max_per_hour`) are used up:
     /// try again after `retry_after`.
     #[error("signup is paused: too many new accounts this hour; try again in {} s", retry_after.as_secs_f64().ceil())]
-    SignupsPaused { retry_after: std::time::Duration },
+    SignupsPaused {
+        /// How long to wait.
+        retry_after: std::time::Duration,
+    },
 
     /// Every password worker is busy and their queue is full: the server
     /// refuses rather than take on more; try again after `retry_after`.
     #[error("the server is busy checking passwords; try again in {} s", retry_after.as_secs_f64().ceil())]
-    Busy { retry_after: std::time::Duration },
+    Busy {
+        /// How long to wait.
+        retry_after: std::time::Duration,
+    },
 
     /// The password worker threads have stopped (the site is closing).
     #[error("password checks are unavailable: the site is closing")]
@@ -162,6 +240,14 @@ impl SiteError {
             SiteError::Store(_)
                 | SiteError::Io { .. }
                 | SiteError::Config(_)
+                | SiteError::Listen { .. }
+                | SiteError::Service { .. }
+                | SiteError::NotInstalled(_)
+                | SiteError::NoSuchAppStore(_)
+                | SiteError::NotInSite(_)
+                | SiteError::Damaged { .. }
+                | SiteError::FanoutFailed { .. }
+                | SiteError::TaskFailed { .. }
                 | SiteError::Busy { .. }
                 | SiteError::PasswordWorkersGone
                 | SiteError::NoRandomness(_)

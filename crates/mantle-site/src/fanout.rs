@@ -120,10 +120,10 @@ pub fn sum_results(results: &[FanoutResult<u64>]) -> Result<u64> {
         match &r.result {
             Ok(n) => total += n,
             Err(e) => {
-                return Err(SiteError::Config(format!(
-                    "fan-out failed in the store of {}: {e}",
-                    r.account.primary
-                )));
+                return Err(SiteError::FanoutFailed {
+                    account: r.account.primary.clone(),
+                    reason: e.to_string(),
+                });
             }
         }
     }

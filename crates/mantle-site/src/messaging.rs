@@ -975,7 +975,10 @@ impl Site {
             .find(|e| e.id.raw() == n && e.parked && e.kind == Outgoing::KIND)
             .ok_or_else(|| crate::SiteError::NoSuchParkedMessage(id.to_string()))?;
         let m = serde_json::from_str::<Outgoing>(&entry.payload).map_err(|e| {
-            crate::SiteError::Config(format!("parked message '{id}' does not decode: {e}"))
+            crate::SiteError::Damaged {
+                what: format!("parked message '{id}'"),
+                reason: e.to_string(),
+            }
         })?;
         Ok((store, entry.id, m))
     }

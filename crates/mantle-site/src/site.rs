@@ -384,9 +384,7 @@ impl Site {
     pub async fn app_store(&self, name: &str) -> Result<Store> {
         match self.app_substore(name).await? {
             Some(sub) => Ok(sub.open(&self.inner.site_store, &self.inner.users).await?),
-            None => Err(SiteError::Config(format!(
-                "the site has no app store {name:?} (declare it with SiteBuilder::app)"
-            ))),
+            None => Err(SiteError::NoSuchAppStore(name.to_string())),
         }
     }
 
@@ -424,9 +422,7 @@ impl Site {
             .path()
             .strip_prefix(&self.inner.dir)
             .map(|p| p.to_string_lossy().into_owned())
-            .map_err(|_| {
-                SiteError::Config(format!("{} is not in the site", store.path().display()))
-            })?;
+            .map_err(|_| SiteError::NotInSite(store.path().to_path_buf()))?;
         let name = self
             .inner
             .site_store
@@ -437,9 +433,7 @@ impl Site {
             })
             .await?
             .map(|s| s.into_inner().name)
-            .ok_or_else(|| {
-                SiteError::Config(format!("{} has no address", store.path().display()))
-            })?;
+            .ok_or_else(|| SiteError::NotInSite(store.path().to_path_buf()))?;
         self.inner
             .addresses
             .lock()

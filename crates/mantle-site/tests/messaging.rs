@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use mantle_site::{
     Envelope, Message, MessageHandlers, NO_HANDLER, Receipt, Refusal, SendMessage, SignupPolicy,
-    Site, SiteConfig, StoreKind,
+    Site, SiteConfig, SiteError, StoreKind,
 };
 use mantle_store::{Item, Registry, Store, Tx};
 use serde::{Deserialize, Serialize};
@@ -441,6 +441,10 @@ async fn the_site_and_app_stores_take_only_messages_declared_for_them() {
     let bob = store_of(&site, "bob").await;
     let alice_store = site.user_store(alice.id).await.unwrap();
     let app = site.app_store("things").await.unwrap();
+    match site.app_store("undeclared").await {
+        Err(SiteError::NoSuchAppStore(name)) => assert_eq!(name, "undeclared"),
+        other => panic!("{other:?}"),
+    }
 
     // Pings are handled in user stores only: refused at the site and the
     // app, answered as refusals (alice undoes her side), parked.

@@ -129,12 +129,13 @@ pub async fn bind(addr: SocketAddr, what: &str) -> mantle_site::Result<(TcpListe
     // new client wait behind thousands of queued attackers (real logins
     // up to 7.7 s during `mantle bench hostile`'s idle flood, 3 of 31
     // failed): worse than the kernel dropping its first SYN.
-    let listener = TcpListener::bind(addr)
-        .await
-        .map_err(|e| SiteError::Config(format!("cannot listen {what}on {addr}: {e}")))?;
-    let local = listener
-        .local_addr()
-        .map_err(|e| SiteError::Config(format!("listener address: {e}")))?;
+    let failed = |source| SiteError::Listen {
+        what: what.to_string(),
+        addr,
+        source,
+    };
+    let listener = TcpListener::bind(addr).await.map_err(failed)?;
+    let local = listener.local_addr().map_err(failed)?;
     Ok((listener, local))
 }
 
@@ -347,5 +348,24 @@ where
     async fn call_ready(&mut self, target: T) -> Result<M::Response, std::convert::Infallible> {
         std::future::poll_fn(|cx| self.poll_ready(cx)).await?;
         self.call(target).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_taken_address_says_which_listener_and_where() {
+        let (_held, at) = bind(SocketAddr::from(([127, 0, 0, 1], 0)), "")
+            .await
+            .unwrap();
+        match bind(at, "for AMP ").await {
+            Err(SiteError::Listen { what, addr, source }) => {
+                assert_eq!((what.as_str(), addr), ("for AMP ", at));
+                assert_eq!(source.kind(), std::io::ErrorKind::AddrInUse);
+            }
+            other => panic!("{other:?}"),
+        }
     }
 }

@@ -96,7 +96,10 @@ pub enum TlsError {
 
 impl From<TlsError> for SiteError {
     fn from(e: TlsError) -> Self {
-        SiteError::Config(e.to_string())
+        SiteError::Service {
+            service: "TLS",
+            source: Box::new(e),
+        }
     }
 }
 

@@ -208,7 +208,10 @@ pub async fn overview(
         let site_file = site.dir().join(mantle_site::SITE_STORE);
         let installed = tokio::task::spawn_blocking(move || mantle_store::inspect(&site_file))
             .await
-            .map_err(|e| SiteError::Config(format!("reading the site store failed: {e}")))??
+            .map_err(|e| SiteError::TaskFailed {
+                what: "reading the site store",
+                reason: e.to_string(),
+            })??
             .powerups;
         Ok::<_, SiteError>((accounts, parked, total, stores, snapshot, installed))
     }

@@ -84,7 +84,10 @@ impl From<RuntimeFileError> for SiteError {
             RuntimeFileError::Directory { path, source }
             | RuntimeFileError::Write { path, source }
             | RuntimeFileError::Read { path, source } => SiteError::Io { path, source },
-            e @ RuntimeFileError::Malformed { .. } => SiteError::Config(e.to_string()),
+            e @ RuntimeFileError::Malformed { .. } => SiteError::Service {
+                service: "the admin runtime file",
+                source: Box::new(e),
+            },
         }
     }
 }

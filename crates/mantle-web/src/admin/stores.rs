@@ -201,7 +201,10 @@ pub(crate) async fn list(
             .collect()
     })
     .await
-    .map_err(|e| SiteError::Config(format!("reading the store files failed: {e}")))?;
+    .map_err(|e| SiteError::TaskFailed {
+        what: "reading the store files",
+        reason: e.to_string(),
+    })?;
     Ok((total, infos))
 }
 
