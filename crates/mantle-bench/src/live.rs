@@ -212,14 +212,13 @@ struct LiveSite {
 
 impl LiveSite {
     async fn new(dir: &Path) -> Result<Self, BenchError> {
-        let site =
-            mantle_live_server::install(Site::builder(dir).with(types).with(mantle_web::register))
-                .extension::<Live>(offering)
-                .init(SiteConfig {
-                    domain: DOMAIN.into(),
-                    ..SiteConfig::default()
-                })
-                .await?;
+        let site = mantle_live_server::install(mantle_web::install(Site::builder(dir).with(types)))
+            .extension::<Live>(offering)
+            .init(SiteConfig {
+                domain: DOMAIN.into(),
+                ..SiteConfig::default()
+            })
+            .await?;
         let account = site.create_account("bench", PASSWORD, false).await?;
         let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
         let amp = mantle_live_server::amp::start_on(&site, loopback).await?;

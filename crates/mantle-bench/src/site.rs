@@ -147,7 +147,7 @@ async fn slate_get(scale: f64, base: &Path) -> Result<BenchRecord, BenchError> {
 
     // The plain route is one of the site's routes, so it passes through
     // the same layers (statistics, limits) as the slate route.
-    let site = Site::builder(dir.join("site"))
+    let site = mantle_web::install(Site::builder(dir.join("site")))
         .extension::<WebRoutes>(|r| {
             r.add(plain_routes);
         })
@@ -180,7 +180,7 @@ async fn slate_get(scale: f64, base: &Path) -> Result<BenchRecord, BenchError> {
     let server = tokio::spawn(mantle_web::serve(
         listener,
         router,
-        mantle_web::connection_limits(&site.config().http),
+        mantle_web::connection_limits(site.section::<mantle_web::HttpConfig>()),
         async {
             let _ = stopped.await;
         },

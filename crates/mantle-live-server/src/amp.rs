@@ -46,7 +46,7 @@ use crate::session::{Out, RawArgs, Request, Requests};
 pub const PRE_LOGIN_MAX_BOX: usize = 16 * 1024;
 
 /// The connection limits of `[live]`.
-pub fn connection_limits(live: &mantle_site::LiveConfig) -> ConnectionLimits {
+pub fn connection_limits(live: &crate::LiveConfig) -> ConnectionLimits {
     ConnectionLimits {
         max: live.max_connections,
         per_address: live.max_connections_per_address,
@@ -65,7 +65,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send,
 ) -> std::io::Result<()> {
     let mut connections = JoinSet::new();
-    let limits = Connections::new(connection_limits(&site.config().live));
+    let limits = Connections::new(connection_limits(site.section::<crate::LiveConfig>()));
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -149,7 +149,7 @@ async fn session<R, W>(
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin + Send + 'static,
 {
-    let config = site.config().live.clone();
+    let config = site.section::<crate::LiveConfig>().clone();
     let mut proved = false;
     let (tx, rx) = mpsc::channel::<Out<Vec<u8>>>(1024);
     let (done_tx, done_rx) = oneshot::channel();
@@ -331,7 +331,7 @@ async fn write_loop(
 /// Starts the AMP listener on the site's `live.amp` address, if one is
 /// configured; stop it with [`RunningService::stop`].
 pub async fn start(site: &Site) -> mantle_site::Result<Option<RunningService>> {
-    match site.config().live.amp {
+    match site.section::<crate::LiveConfig>().amp {
         Some(addr) => start_on(site, addr).await.map(Some),
         None => Ok(None),
     }
@@ -346,8 +346,19 @@ pub async fn start_on(
     let live = site
         .extension::<crate::Live>()
         .ok_or_else(|| SiteError::NotInstalled("mantle_live_server::install"))?;
-    let tls = if site.config().live.tls {
-        mantle_web::tls::acceptor(&site.config().http, site.dir(), &[])?
+    let (settings, http) = (
+        site.section::<crate::LiveConfig>(),
+        site.section::<mantle_web::HttpConfig>(),
+    );
+    mantle_web::warn_if_descriptors_short(
+        site,
+        &[
+            ("http.max_connections", http.max_connections),
+            ("live.max_connections", settings.max_connections),
+        ],
+    );
+    let tls = if settings.tls {
+        mantle_web::tls::acceptor(http, site.dir(), &[])?
     } else {
         None
     };

@@ -50,6 +50,7 @@
 
 pub mod amp;
 mod commands;
+mod config;
 mod hub;
 mod objects;
 mod observe;
@@ -66,6 +67,7 @@ use mantle_site::SiteBuilder;
 use mantle_store::{ReadTx, Registry, Store};
 
 pub use commands::Failure;
+pub use config::LiveConfig;
 pub use objects::ObjectCommands;
 pub use publish::{HISTORY, ModelChanged, ModelDelta, ModelHead, publish, sequence};
 pub use session::{Caller, MAX_HANDLES};
@@ -132,12 +134,16 @@ pub fn register(registry: &mut Registry) {
     publish::register(registry);
 }
 
-/// Adds the live layer to a site: its item types, the [`Live`]
-/// extension, the dispatcher of committed model changes, and the
-/// WebSocket routes (`/live`, `/live.js`) on the web front.
+/// Adds the live layer to a site: its item types, its configuration
+/// section (`[live]`, see [`LiveConfig`]; and the web front's, whose
+/// certificate AMP over TLS uses), the [`Live`] extension, the dispatcher
+/// of committed model changes, and the WebSocket routes (`/live`,
+/// `/live.js`) on the web front.
 pub fn install(builder: SiteBuilder) -> SiteBuilder {
     builder
         .with(register)
+        .section::<mantle_web::HttpConfig>()
+        .section::<LiveConfig>()
         .extension::<Live>(|_| {})
         .on_effects::<ModelChanged, _, _>(hub::dispatch_changes)
         .extension::<mantle_web::WebRoutes>(|r| {

@@ -524,7 +524,7 @@ where
         user: Option<Avatar>,
         out: mpsc::Sender<Out<T>>,
     ) -> Self {
-        let max = site.config().live.max_in_flight.max(1);
+        let max = site.section::<crate::LiveConfig>().max_in_flight.max(1);
         let revocations = site.revocations();
         let conn = Conn::new(site, peer, user, Arc::new(out.clone()));
         Self {

@@ -140,10 +140,14 @@ async fn session(site: Site, peer: IpAddr, user: Option<Avatar>, socket: WebSock
     // The web front closes connections that send nothing for
     // `http.idle_timeout_secs`; pinging a third as often makes a present
     // browser (which answers with a pong) never look idle.
-    let ping_every =
-        std::time::Duration::from_secs(site.config().http.idle_timeout_secs.max(3) / 3);
+    let ping_every = std::time::Duration::from_secs(
+        site.section::<mantle_web::HttpConfig>()
+            .idle_timeout_secs
+            .max(3)
+            / 3,
+    );
     let writer = tokio::spawn(write_loop(sink, rx, done_rx, ping_every));
-    let login_timeout_secs = site.config().live.login_timeout_secs;
+    let login_timeout_secs = site.section::<crate::LiveConfig>().login_timeout_secs;
     let mut requests = Requests::new(site, Some(peer), user, tx.clone());
     drop(tx);
     let mut closing: Closing = None;

@@ -11,6 +11,7 @@ use common::*;
 use mantle_client::{CallError, Client, ModelEvent};
 use mantle_live::builtin::{Unauthorized, Whoami};
 use mantle_live::{Empty, codes};
+use mantle_live_server::LiveConfig;
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -144,7 +145,11 @@ async fn logging_out_over_http_logs_out_the_websocket() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_websocket_that_never_logs_in_is_closed_at_the_login_deadline() {
-    let t = TestSite::start_with(|c| c.live.login_timeout_secs = 1).await;
+    let t = TestSite::start_with(|c| {
+        c.edit_section::<LiveConfig>(|s| s.login_timeout_secs = 1)
+            .unwrap()
+    })
+    .await;
     let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/live", t.http))
         .await
         .unwrap();

@@ -2,28 +2,24 @@
 //! environment overrides.
 //!
 //! Every setting has a default, so an empty file is a valid configuration.
-//! Environment variables override the file:
+//! The site owns the top-level `domain` and the `[signup]`, `[auth]` and
+//! `[stores]` sections; every other section belongs to a layer above (the
+//! web front's `[http]`, the live objects' `[live]`, an offering's own),
+//! which parses and checks it itself (see [`ConfigSection`]).
+//! Environment variables override the file; the site's are:
 //!
 //! | variable | setting |
 //! |---|---|
 //! | `MANTLE_DOMAIN` | `domain` |
-//! | `MANTLE_HTTP_LISTEN` | `http.listen` |
-//! | `MANTLE_HTTP_BEHIND_TLS` | `http.behind_tls` (`true` / `false`) |
-//! | `MANTLE_HTTP_STATS_FROM_LOOPBACK` | `http.stats_from_loopback` (`true` / `false`) |
-//! | `MANTLE_HTTP_TLS_CERT` | `http.tls_cert` (a path, or empty for none) |
-//! | `MANTLE_HTTP_TLS_KEY` | `http.tls_key` (a path, or empty for none) |
-//! | `MANTLE_HTTP_REDIRECT_LISTEN` | `http.redirect_listen` (an address, or empty for none) |
-//! | `MANTLE_LIVE_AMP` | `live.amp` (an address, or empty for none) |
-//! | `MANTLE_LIVE_TLS` | `live.tls` (`true` / `false`) |
 //! | `MANTLE_SIGNUP_POLICY` | `signup.policy` (`open`, `invite`, `admin`) |
 //! | `MANTLE_TOKEN_TTL_HOURS` | `auth.token_ttl_hours` |
 //! | `MANTLE_LOGIN_ATTEMPTS_PER_MINUTE` | `auth.login_attempts_per_minute` |
 //! | `MANTLE_STORE_CACHE` | `stores.cache_capacity` |
 //! | `MANTLE_DURABILITY` | `stores.durability` (`full`, `process`) |
 
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::{Result, SiteError};
@@ -62,89 +58,6 @@ impl std::str::FromStr for SignupPolicy {
             other => Err(SiteError::Config(format!(
                 "signup policy '{other}' is not one of open, invite, admin"
             ))),
-        }
-    }
-}
-
-/// The HTTP front's settings.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct HttpConfig {
-    /// Where to listen.
-    pub listen: SocketAddr,
-    /// Set when a TLS proxy sits in front: cookies get `Secure` and
-    /// answers `Strict-Transport-Security` (as when serving TLS itself).
-    pub behind_tls: bool,
-    /// The certificate chain (PEM, the server's certificate first) to
-    /// serve HTTPS with; a relative path is relative to the site
-    /// directory. Needs `tls_key`; without both, plain HTTP.
-    pub tls_cert: Option<PathBuf>,
-    /// The certificate's private key (PEM: PKCS#8, PKCS#1 or SEC1).
-    pub tls_key: Option<PathBuf>,
-    /// A plain-HTTP listener answering every request with 308 to the
-    /// `https://` URL of the same host and path (needs `tls_cert`).
-    pub redirect_listen: Option<SocketAddr>,
-    /// Largest request body accepted, in bytes (larger: 413).
-    pub max_body_bytes: usize,
-    /// Time allowed to receive a request's headers, in seconds; also the
-    /// time a new connection has to send its first byte.
-    pub header_timeout_secs: u64,
-    /// Connections served at once; when full, a new one takes the place
-    /// of the one quiet longest (see `docs/operations.md`).
-    pub max_connections: usize,
-    /// Connections served at once from one client address.
-    pub max_connections_per_address: usize,
-    /// Seconds a connection may go without sending a byte before it is
-    /// closed (between keep-alive requests, on HTTP/2, on a WebSocket,
-    /// whose clients answer the server's pings).
-    pub idle_timeout_secs: u64,
-    /// Time allowed to receive a request's body, in seconds.
-    pub body_timeout_secs: u64,
-    /// Whether the statistics (`/stats`, `/stats.json`, `/metrics`) are
-    /// answered to any request from a loopback address (and not only to
-    /// admins). Requests relayed by a proxy (with `Forwarded`,
-    /// `X-Forwarded-For` or `X-Real-IP`) never count as loopback; set this
-    /// to `false` when a proxy on the same machine relays without them.
-    pub stats_from_loopback: bool,
-}
-
-impl Default for HttpConfig {
-    fn default() -> Self {
-        Self {
-            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
-            behind_tls: false,
-            tls_cert: None,
-            tls_key: None,
-            redirect_listen: None,
-            max_body_bytes: 1 << 20,
-            header_timeout_secs: 10,
-            body_timeout_secs: 30,
-            max_connections: 10_000,
-            max_connections_per_address: 256,
-            idle_timeout_secs: 60,
-            stats_from_loopback: true,
-        }
-    }
-}
-
-impl HttpConfig {
-    /// Whether the HTTP front serves TLS itself (`tls_cert` is set).
-    pub fn tls(&self) -> bool {
-        self.tls_cert.is_some()
-    }
-
-    /// Whether answers reach clients over TLS, served here or by a proxy
-    /// in front: cookies get `Secure`, answers `Strict-Transport-Security`.
-    pub fn over_tls(&self) -> bool {
-        self.tls() || self.behind_tls
-    }
-
-    /// The certificate and key files, relative paths taken from `dir`
-    /// (the site directory); `None` for plain HTTP.
-    pub fn tls_files(&self, dir: &Path) -> Option<(PathBuf, PathBuf)> {
-        match (&self.tls_cert, &self.tls_key) {
-            (Some(cert), Some(key)) => Some((dir.join(cert), dir.join(key))),
-            _ => None,
         }
     }
 }
@@ -251,80 +164,92 @@ impl Default for StoresConfig {
 ///     domain = "example.com"
 ///     [signup]
 ///     policy = "open"
+///     [http]
+///     listen = "127.0.0.1:9090"
 /// "#).unwrap();
 /// assert_eq!(config.signup.policy, mantle_site::SignupPolicy::Open);
-/// assert_eq!(config.http.listen.port(), 8080);
+/// // Sections of upper layers are kept as written, for them to parse.
+/// assert!(config.sections.contains_key("http"));
 /// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(default)]
 pub struct SiteConfig {
     /// The site's mail domain: `mantle user add DIR alice` means
     /// `alice@DOMAIN`.
     pub domain: String,
-    /// The HTTP front.
-    pub http: HttpConfig,
     /// Signup.
     pub signup: SignupConfig,
     /// Authentication.
     pub auth: AuthConfig,
     /// Stores.
     pub stores: StoresConfig,
-    /// Live objects (AMP and WebSocket).
-    pub live: LiveConfig,
+    /// The sections of upper layers (`[http]`, `[live]`, an offering's),
+    /// as written; each layer parses its own with
+    /// [`section`](SiteConfig::section).
+    #[serde(flatten)]
+    pub sections: toml::Table,
 }
 
-/// Live objects: the AMP listener and per-connection limits.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct LiveConfig {
-    /// Where the AMP listener listens; none when absent.
-    pub amp: Option<SocketAddr>,
-    /// Serve AMP over TLS, with the HTTP front's certificate
-    /// (`http.tls_cert`, `http.tls_key`).
-    pub tls: bool,
-    /// Calls one connection may have running at once; more wait (the
-    /// connection is read no further until one ends).
-    pub max_in_flight: usize,
-    /// Largest AMP box accepted, in bytes (a larger one closes the
-    /// connection: AMP has no way to answer a box it could not read).
-    /// Before a connection logs in, boxes are held to 16 KiB.
-    pub max_box_bytes: usize,
-    /// AMP connections served at once; when full, a new one takes the
-    /// place of the one quiet longest.
-    pub max_connections: usize,
-    /// AMP connections served at once from one client address.
-    pub max_connections_per_address: usize,
-    /// Seconds an AMP connection has to log in (`Login` or
-    /// `Authenticate`) before it is closed, however much it sends.
-    pub login_timeout_secs: u64,
-    /// Seconds a logged-in AMP connection may go without sending a byte.
-    pub idle_timeout_secs: u64,
-}
+/// A section of `mantle.toml` owned by a layer above the site: the web
+/// front's `[http]`, the live objects' `[live]`, an offering's own. The
+/// layer defines its settings, defaults, environment overrides and
+/// checks; a program declares the sections it reads with
+/// [`SiteBuilder::section`](crate::SiteBuilder::section), so that they are
+/// checked when the site opens (and a section nobody reads is an error,
+/// as a misspelt one would be).
+///
+/// ```
+/// use mantle_site::{ConfigSection, SiteConfig};
+/// #[derive(Clone, Default, serde::Serialize, serde::Deserialize)]
+/// #[serde(default, deny_unknown_fields)]
+/// struct Mail { relay: String }
+/// impl ConfigSection for Mail {
+///     const NAME: &'static str = "mail";
+/// }
+/// let config: SiteConfig = toml::from_str("[mail]\nrelay = \"smtp.example.com\"").unwrap();
+/// assert_eq!(config.section::<Mail>().unwrap().relay, "smtp.example.com");
+/// ```
+pub trait ConfigSection:
+    Serialize + DeserializeOwned + Default + Clone + Send + Sync + 'static
+{
+    /// The section's name: `[NAME]` in `mantle.toml`.
+    const NAME: &'static str;
 
-impl Default for LiveConfig {
-    fn default() -> Self {
-        Self {
-            amp: None,
-            tls: false,
-            max_in_flight: 256,
-            max_box_bytes: 1 << 20,
-            max_connections: 10_000,
-            max_connections_per_address: 256,
-            login_timeout_secs: 10,
-            idle_timeout_secs: 900,
-        }
+    /// Applies environment overrides, looked up with `var` (a function,
+    /// so that tests need not touch the process environment).
+    fn apply_env(&mut self, var: &dyn Fn(&str) -> Option<String>) -> Result<()> {
+        let _ = var;
+        Ok(())
     }
+
+    /// Checks values that parse but make no sense; `site` is the whole
+    /// configuration, for checks across sections. The error names the
+    /// key.
+    fn validate(&self, site: &SiteConfig) -> Result<()> {
+        let _ = site;
+        Ok(())
+    }
+}
+
+/// Parses `VALUE` of the environment variable `name`, or says which
+/// variable and value could not be used.
+pub fn parse_env<T: std::str::FromStr>(name: &str, value: &str) -> Result<T>
+where
+    T::Err: std::fmt::Display,
+{
+    value
+        .parse()
+        .map_err(|e| SiteError::Config(format!("{name}={value}: {e}")))
 }
 
 impl Default for SiteConfig {
     fn default() -> Self {
         Self {
             domain: "localhost".into(),
-            http: HttpConfig::default(),
             signup: SignupConfig::default(),
             auth: AuthConfig::default(),
             stores: StoresConfig::default(),
-            live: LiveConfig::default(),
+            sections: toml::Table::new(),
         }
     }
 }
@@ -366,57 +291,21 @@ impl SiteConfig {
     /// Applies overrides from an environment (a lookup function, so tests
     /// need not touch the process environment).
     pub fn apply_env(&mut self, var: impl Fn(&str) -> Option<String>) -> Result<()> {
-        fn parse<T: std::str::FromStr>(name: &str, v: &str) -> Result<T>
-        where
-            T::Err: std::fmt::Display,
-        {
-            v.parse()
-                .map_err(|e| SiteError::Config(format!("{name}={v}: {e}")))
-        }
         if let Some(v) = var("MANTLE_DOMAIN") {
             self.domain = v;
-        }
-        if let Some(v) = var("MANTLE_HTTP_LISTEN") {
-            self.http.listen = parse("MANTLE_HTTP_LISTEN", &v)?;
-        }
-        if let Some(v) = var("MANTLE_HTTP_BEHIND_TLS") {
-            self.http.behind_tls = parse("MANTLE_HTTP_BEHIND_TLS", &v)?;
-        }
-        if let Some(v) = var("MANTLE_HTTP_STATS_FROM_LOOPBACK") {
-            self.http.stats_from_loopback = parse("MANTLE_HTTP_STATS_FROM_LOOPBACK", &v)?;
-        }
-        if let Some(v) = var("MANTLE_HTTP_TLS_CERT") {
-            self.http.tls_cert = (!v.trim().is_empty()).then(|| PathBuf::from(v));
-        }
-        if let Some(v) = var("MANTLE_HTTP_TLS_KEY") {
-            self.http.tls_key = (!v.trim().is_empty()).then(|| PathBuf::from(v));
-        }
-        if let Some(v) = var("MANTLE_HTTP_REDIRECT_LISTEN") {
-            self.http.redirect_listen = match v.trim() {
-                "" => None,
-                addr => Some(parse("MANTLE_HTTP_REDIRECT_LISTEN", addr)?),
-            };
-        }
-        if let Some(v) = var("MANTLE_LIVE_TLS") {
-            self.live.tls = parse("MANTLE_LIVE_TLS", &v)?;
-        }
-        if let Some(v) = var("MANTLE_LIVE_AMP") {
-            self.live.amp = match v.trim() {
-                "" => None,
-                addr => Some(parse("MANTLE_LIVE_AMP", addr)?),
-            };
         }
         if let Some(v) = var("MANTLE_SIGNUP_POLICY") {
             self.signup.policy = v.parse()?;
         }
         if let Some(v) = var("MANTLE_TOKEN_TTL_HOURS") {
-            self.auth.token_ttl_hours = parse("MANTLE_TOKEN_TTL_HOURS", &v)?;
+            self.auth.token_ttl_hours = parse_env("MANTLE_TOKEN_TTL_HOURS", &v)?;
         }
         if let Some(v) = var("MANTLE_LOGIN_ATTEMPTS_PER_MINUTE") {
-            self.auth.login_attempts_per_minute = parse("MANTLE_LOGIN_ATTEMPTS_PER_MINUTE", &v)?;
+            self.auth.login_attempts_per_minute =
+                parse_env("MANTLE_LOGIN_ATTEMPTS_PER_MINUTE", &v)?;
         }
         if let Some(v) = var("MANTLE_STORE_CACHE") {
-            self.stores.cache_capacity = parse("MANTLE_STORE_CACHE", &v)?;
+            self.stores.cache_capacity = parse_env("MANTLE_STORE_CACHE", &v)?;
         }
         if let Some(v) = var("MANTLE_DURABILITY") {
             self.stores.durability = v;
@@ -442,15 +331,6 @@ impl SiteConfig {
                 "auth.login_attempts_per_minute must be at least 1".into(),
             ));
         }
-        if self.http.max_connections == 0
-            || self.http.max_connections_per_address == 0
-            || self.live.max_connections == 0
-            || self.live.max_connections_per_address == 0
-        {
-            return Err(SiteError::Config(
-                "http.max_connections, http.max_connections_per_address, live.max_connections and live.max_connections_per_address must be at least 1".into(),
-            ));
-        }
         if self.signup.max_per_hour == 0 {
             return Err(SiteError::Config(
                 "signup.max_per_hour must be at least 1 (use policy = \"admin\" to close signup)"
@@ -468,45 +348,7 @@ impl SiteConfig {
                 "auth.password_queue must be at least 1".into(),
             ));
         }
-        if self.live.max_in_flight == 0 || self.live.max_box_bytes < 1024 {
-            return Err(SiteError::Config(
-                "live.max_in_flight must be at least 1, live.max_box_bytes at least 1024".into(),
-            ));
-        }
-        self.validate_tls()?;
         self.durability()?;
-        Ok(())
-    }
-
-    /// The TLS settings name both files or neither, and what needs TLS
-    /// has it. (The files themselves are read when the site starts.)
-    fn validate_tls(&self) -> Result<()> {
-        let http = &self.http;
-        match (&http.tls_cert, &http.tls_key) {
-            (Some(_), None) => {
-                return Err(SiteError::Config(
-                    "http.tls_cert is set but http.tls_key is not: TLS needs both".into(),
-                ));
-            }
-            (None, Some(_)) => {
-                return Err(SiteError::Config(
-                    "http.tls_key is set but http.tls_cert is not: TLS needs both".into(),
-                ));
-            }
-            _ => {}
-        }
-        if let Some(addr) = http.redirect_listen
-            && !http.tls()
-        {
-            return Err(SiteError::Config(format!(
-                "http.redirect_listen = {addr} redirects to HTTPS, which needs http.tls_cert and http.tls_key"
-            )));
-        }
-        if self.live.tls && !http.tls() {
-            return Err(SiteError::Config(
-                "live.tls serves AMP with the HTTP certificate, which needs http.tls_cert and http.tls_key".into(),
-            ));
-        }
         Ok(())
     }
 
@@ -521,6 +363,61 @@ impl SiteConfig {
         }
     }
 
+    /// The section `T` of an upper layer: as written (its defaults when
+    /// absent), with its environment overrides, checked. An error names
+    /// the section and the key.
+    pub fn section<T: ConfigSection>(&self) -> Result<T> {
+        self.section_with_env(&|k| std::env::var(k).ok())
+    }
+
+    /// [`section`](Self::section) with environment overrides looked up
+    /// with `var`.
+    pub fn section_with_env<T: ConfigSection>(
+        &self,
+        var: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<T> {
+        let mut value = self.section_as_written::<T>()?;
+        value.apply_env(var)?;
+        value.validate(self)?;
+        Ok(value)
+    }
+
+    /// The section `T` as written, without overrides or checks.
+    fn section_as_written<T: ConfigSection>(&self) -> Result<T> {
+        match self.sections.get(T::NAME) {
+            None => Ok(T::default()),
+            Some(toml::Value::Table(table)) => {
+                // Through text, so that an error shows the key's line.
+                let text = toml::to_string(table)
+                    .map_err(|e| SiteError::Config(format!("[{}] cannot be read: {e}", T::NAME)))?;
+                toml::from_str(&text).map_err(|e| {
+                    SiteError::Config(format!("[{}] {}", T::NAME, e.to_string().trim_end()))
+                })
+            }
+            Some(_) => Err(SiteError::Config(format!(
+                "{0} must be a section ([{0}]), not a value",
+                T::NAME
+            ))),
+        }
+    }
+
+    /// Replaces the section `T` with `value`.
+    pub fn set_section<T: ConfigSection>(&mut self, value: &T) -> Result<()> {
+        let table = toml::Table::try_from(value)
+            .map_err(|e| SiteError::Config(format!("[{}] cannot be written: {e}", T::NAME)))?;
+        self.sections
+            .insert(T::NAME.to_string(), toml::Value::Table(table));
+        Ok(())
+    }
+
+    /// Changes the section `T` as written (say, in `mantle init` or a
+    /// test), keeping what `change` leaves alone.
+    pub fn edit_section<T: ConfigSection>(&mut self, change: impl FnOnce(&mut T)) -> Result<()> {
+        let mut value = self.section_as_written::<T>()?;
+        change(&mut value);
+        self.set_section(&value)
+    }
+
     /// The lifetime of a login token.
     pub fn token_ttl(&self) -> std::time::Duration {
         std::time::Duration::from_secs(self.auth.token_ttl_hours.saturating_mul(3600))
@@ -531,17 +428,38 @@ impl SiteConfig {
 mod tests {
     use super::*;
 
+    #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+    #[serde(default, deny_unknown_fields)]
+    struct Mail {
+        relay: String,
+        port: u16,
+    }
+
+    impl ConfigSection for Mail {
+        const NAME: &'static str = "mail";
+        fn apply_env(&mut self, var: &dyn Fn(&str) -> Option<String>) -> Result<()> {
+            if let Some(v) = var("MANTLE_MAIL_PORT") {
+                self.port = parse_env("MANTLE_MAIL_PORT", &v)?;
+            }
+            Ok(())
+        }
+        fn validate(&self, _: &SiteConfig) -> Result<()> {
+            if self.port == 1 {
+                return Err(SiteError::Config("mail.port must not be 1".into()));
+            }
+            Ok(())
+        }
+    }
+
     #[test]
     fn environment_overrides_the_file() {
         let mut c: SiteConfig = toml::from_str("domain = \"a.example\"").unwrap();
         c.apply_env(|k| match k {
-            "MANTLE_HTTP_LISTEN" => Some("127.0.0.1:9999".into()),
             "MANTLE_SIGNUP_POLICY" => Some("open".into()),
             _ => None,
         })
         .unwrap();
         assert_eq!(c.domain, "a.example");
-        assert_eq!(c.http.listen.port(), 9999);
         assert_eq!(c.signup.policy, SignupPolicy::Open);
     }
 
@@ -549,53 +467,49 @@ mod tests {
     fn bad_values_are_clear_errors() {
         let mut c = SiteConfig::default();
         let e = c
-            .apply_env(|k| (k == "MANTLE_HTTP_LISTEN").then(|| "nowhere".into()))
+            .apply_env(|k| (k == "MANTLE_STORE_CACHE").then(|| "many".into()))
             .unwrap_err();
-        assert!(e.to_string().contains("MANTLE_HTTP_LISTEN=nowhere"), "{e}");
-        assert!(toml::from_str::<SiteConfig>("bogus = 1").is_err());
+        assert!(e.to_string().contains("MANTLE_STORE_CACHE=many"), "{e}");
+        assert!(toml::from_str::<SiteConfig>("[auth]\nbogus = 1").is_err());
         c = SiteConfig::default();
         c.stores.durability = "sometimes".into();
         assert!(c.validate().is_err());
     }
 
     #[test]
-    fn tls_settings_come_in_pairs_and_from_the_environment() {
+    fn sections_are_parsed_overridden_and_checked_by_their_owner() {
+        let c: SiteConfig = toml::from_str("[mail]\nrelay = \"smtp.example\"\nport = 25").unwrap();
+        let mail = c.section_with_env::<Mail>(&|_| None).unwrap();
+        assert_eq!((mail.relay.as_str(), mail.port), ("smtp.example", 25));
+        let env = |k: &str| (k == "MANTLE_MAIL_PORT").then(|| "587".to_string());
+        assert_eq!(c.section_with_env::<Mail>(&env).unwrap().port, 587);
+        // Absent: its defaults.
+        let none = SiteConfig::default().section_with_env::<Mail>(&|_| None);
+        assert_eq!(none.unwrap(), Mail::default());
+
+        // A misspelt key, a wrong type, a failed check: each names it.
+        for (text, says) in [
+            ("[mail]\nrealy = \"x\"", "realy"),
+            ("[mail]\nport = \"twenty-five\"", "port"),
+            ("[mail]\nport = 1", "mail.port"),
+            ("mail = 3", "[mail]"),
+        ] {
+            let c: SiteConfig = toml::from_str(text).unwrap();
+            let e = c
+                .section_with_env::<Mail>(&|_| None)
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(says), "{text}: {e}");
+        }
+    }
+
+    #[test]
+    fn sections_are_edited_and_written_back() {
         let mut c = SiteConfig::default();
-        c.apply_env(|k| match k {
-            "MANTLE_HTTP_TLS_CERT" => Some("tls/cert.pem".into()),
-            "MANTLE_HTTP_REDIRECT_LISTEN" => Some("127.0.0.1:8081".into()),
-            "MANTLE_LIVE_TLS" => Some("true".into()),
-            _ => None,
-        })
-        .unwrap();
-        let e = c.validate().unwrap_err().to_string();
-        assert!(e.contains("http.tls_key is not"), "{e}");
-        c.apply_env(|k| (k == "MANTLE_HTTP_TLS_KEY").then(|| "/etc/key.pem".into()))
-            .unwrap();
-        c.validate().unwrap();
-        assert!(c.http.tls() && c.http.over_tls() && c.live.tls);
-        assert_eq!(
-            c.http.tls_files(Path::new("/srv/site")),
-            Some(("/srv/site/tls/cert.pem".into(), "/etc/key.pem".into()))
-        );
-        assert_eq!(c.http.redirect_listen, Some(([127, 0, 0, 1], 8081).into()));
-
-        // Empty values unset; what needs TLS then says so.
-        c.apply_env(|k| k.starts_with("MANTLE_HTTP_TLS_").then(String::new))
-            .unwrap();
-        assert!(!c.http.tls());
-        let e = c.validate().unwrap_err().to_string();
-        assert!(e.contains("http.redirect_listen = 127.0.0.1:8081"), "{e}");
-        c.http.redirect_listen = None;
-        let e = c.validate().unwrap_err().to_string();
-        assert!(e.contains("live.tls"), "{e}");
-        c.live.tls = false;
-        c.validate().unwrap();
-
-        let text = toml::to_string_pretty(&SiteConfig::default()).unwrap();
-        assert!(
-            !text.contains("tls_cert"),
-            "unset paths are left out:\n{text}"
-        );
+        c.edit_section::<Mail>(|m| m.port = 2525).unwrap();
+        let text = toml::to_string_pretty(&c).unwrap();
+        let back: SiteConfig = toml::from_str(&text).unwrap();
+        assert_eq!(back.section_with_env::<Mail>(&|_| None).unwrap().port, 2525);
+        assert_eq!(back, c);
     }
 }

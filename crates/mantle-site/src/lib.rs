@@ -59,8 +59,8 @@ pub use accounts::AccountInfo;
 pub use address::Address;
 pub use auth::{Avatar, IssuedToken, TokenInfo, new_secret};
 pub use config::{
-    AuthConfig, CONFIG_FILE, HttpConfig, LiveConfig, SignupConfig, SignupPolicy, SiteConfig,
-    StoresConfig,
+    AuthConfig, CONFIG_FILE, ConfigSection, SignupConfig, SignupPolicy, SiteConfig, StoresConfig,
+    parse_env,
 };
 pub use error::{Result, SiteError};
 pub use fanout::{FanoutResult, ItemCount, sum_results};

@@ -11,7 +11,7 @@ use parking_lot::Mutex;
 use futures::StreamExt;
 use mantle_store::SubStore;
 
-use crate::config::SiteConfig;
+use crate::config::{CONFIG_FILE, SiteConfig};
 use crate::items::{Account, AuthToken, Invite, LoginMethod, Slate, TokenSweeper};
 use crate::messaging::{self, MessageHandlers, MessageRegistration, SiteLink};
 use crate::service::{RunningService, Service};
@@ -44,6 +44,46 @@ pub struct SiteBuilder {
     creating: bool,
     stats: Option<mantle_stats::StatsRegistry>,
     effects: Vec<EffectsHook>,
+    sections: Vec<SectionCheck>,
+}
+
+/// A declared configuration section: its name, and how to parse and
+/// check it.
+type SectionCheck = (&'static str, fn(&SiteConfig) -> Result<ParsedSection>);
+
+/// A parsed section, keyed by its type.
+type ParsedSection = (std::any::TypeId, Box<dyn std::any::Any + Send + Sync>);
+
+fn parse_section<T: crate::ConfigSection>(config: &SiteConfig) -> Result<ParsedSection> {
+    Ok((
+        std::any::TypeId::of::<T>(),
+        Box::new(config.section::<T>()?),
+    ))
+}
+
+/// Parses and checks every declared section of `config`; a section no
+/// part of the program declared is an error (a misspelt one would be
+/// silently ignored otherwise).
+fn check_sections(
+    config: &SiteConfig,
+    declared: &[SectionCheck],
+) -> Result<HashMap<std::any::TypeId, Box<dyn std::any::Any + Send + Sync>>> {
+    if let Some(unknown) = config
+        .sections
+        .keys()
+        .find(|k| !declared.iter().any(|(name, _)| name == k))
+    {
+        let known: Vec<String> = declared.iter().map(|(n, _)| format!("[{n}]")).collect();
+        return Err(SiteError::Config(format!(
+            "{CONFIG_FILE} has a section [{unknown}] that no part of this program reads (it reads {})",
+            if known.is_empty() {
+                "none".to_string()
+            } else {
+                known.join(", ")
+            }
+        )));
+    }
+    declared.iter().map(|(_, parse)| parse(config)).collect()
 }
 
 /// Adds an upper layer's effect dispatcher to the stores' configuration.
@@ -138,6 +178,17 @@ impl SiteBuilder {
         self
     }
 
+    /// Declares that a layer of the program reads the configuration
+    /// section `T` (see [`ConfigSection`](crate::ConfigSection)): it is
+    /// parsed and checked when the site opens, and read with
+    /// [`Site::section`]. Declaring it twice is harmless.
+    pub fn section<T: crate::ConfigSection>(mut self) -> Self {
+        if !self.sections.iter().any(|(name, _)| *name == T::NAME) {
+            self.sections.push((T::NAME, parse_section::<T>));
+        }
+        self
+    }
+
     /// Uses this configuration instead of reading `mantle.toml` (and the
     /// environment).
     pub fn config(mut self, config: SiteConfig) -> Self {
@@ -159,6 +210,7 @@ impl SiteBuilder {
     /// store.
     pub async fn init(self, config: SiteConfig) -> Result<Site> {
         config.validate()?;
+        check_sections(&config, &self.sections)?;
         let store_file = self.dir.join(SITE_STORE);
         if store_file.exists() {
             return Err(SiteError::AlreadyASite(self.dir.clone()));
@@ -181,6 +233,7 @@ impl SiteBuilder {
             Some(c) => c.clone(),
             None => SiteConfig::load(&self.dir)?,
         };
+        let sections = check_sections(&config, &self.sections)?;
         mantle_store::raise_open_file_limit().ok();
         let mut handlers = MessageHandlers::default();
         for m in &self.messages {
@@ -268,6 +321,7 @@ impl SiteBuilder {
                 extensions: self.extensions,
                 sweep: Mutex::new(None),
                 stats,
+                sections,
             }),
         };
         link.set(&site);
@@ -308,6 +362,8 @@ pub(crate) struct SiteInner {
     /// The start-up sweep that wakes stores with work left from before.
     sweep: Mutex<Option<tokio::task::JoinHandle<()>>>,
     pub(crate) stats: SiteStats,
+    /// The declared configuration sections, parsed and checked.
+    sections: HashMap<std::any::TypeId, Box<dyn std::any::Any + Send + Sync>>,
 }
 
 impl std::fmt::Debug for Site {
@@ -331,6 +387,7 @@ impl Site {
             creating: false,
             stats: None,
             effects: Vec::new(),
+            sections: Vec::new(),
         }
     }
 
@@ -342,6 +399,26 @@ impl Site {
     /// The configuration in force.
     pub fn config(&self) -> &SiteConfig {
         &self.inner.config
+    }
+
+    /// The configuration section `T` in force, as parsed and checked when
+    /// the site opened (see [`ConfigSection`](crate::ConfigSection)).
+    ///
+    /// # Panics
+    /// If the program built the site without declaring `T` with
+    /// [`SiteBuilder::section`]: a fault of the program, not of its
+    /// configuration.
+    pub fn section<T: crate::ConfigSection>(&self) -> &T {
+        self.inner
+            .sections
+            .get(&std::any::TypeId::of::<T>())
+            .and_then(|s| s.downcast_ref())
+            .unwrap_or_else(|| {
+                panic!(
+                    "the site was built without declaring its [{}] section (SiteBuilder::section)",
+                    T::NAME
+                )
+            })
     }
 
     /// The site store.

@@ -305,3 +305,61 @@ async fn opening_a_directory_without_a_site_is_a_clear_error() {
         .unwrap_err();
     assert!(matches!(e, SiteError::AlreadyASite(_)), "{e}");
 }
+
+/// An offering's own section of `mantle.toml`.
+#[derive(Debug, Clone, PartialEq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct Greeting {
+    text: String,
+}
+
+impl mantle_site::ConfigSection for Greeting {
+    const NAME: &'static str = "greeting";
+    fn validate(&self, _: &SiteConfig) -> mantle_site::Result<()> {
+        if self.text.is_empty() {
+            return Err(SiteError::Config("greeting.text must not be empty".into()));
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sections_are_checked_when_the_site_opens_and_read_by_their_owner() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = |text: &str| {
+        let mut c: SiteConfig = toml::from_str(text).unwrap();
+        c.domain = "example.com".into();
+        c
+    };
+    // A section nobody declared (misspelt, say) is an error naming it.
+    let e = Site::builder(dir.path().join("a"))
+        .section::<Greeting>()
+        .init(config("[greetng]\ntext = \"hi\""))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, SiteError::Config(_)), "{e:?}");
+    assert!(e.to_string().contains("[greetng]"), "{e}");
+    assert!(e.to_string().contains("[greeting]"), "what is read: {e}");
+    // A declared one is checked by its owner.
+    let e = Site::builder(dir.path().join("b"))
+        .section::<Greeting>()
+        .init(config("[greeting]\ntext = \"\""))
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("greeting.text"), "{e}");
+    // And read back as parsed, after a restart too.
+    let site = Site::builder(dir.path().join("c"))
+        .section::<Greeting>()
+        .init(config("[greeting]\ntext = \"hello\""))
+        .await
+        .unwrap();
+    assert_eq!(site.section::<Greeting>().text, "hello");
+    site.close().await;
+    let site = Site::builder(dir.path().join("c"))
+        .section::<Greeting>()
+        .open()
+        .await
+        .unwrap();
+    assert_eq!(site.section::<Greeting>().text, "hello");
+    site.close().await;
+}

@@ -37,6 +37,7 @@ pub mod admin;
 mod api;
 mod auth;
 mod caching;
+mod config;
 pub mod connections;
 mod csrf;
 mod error;
@@ -60,10 +61,13 @@ use tower_http::timeout::RequestBodyTimeoutLayer;
 pub use admin::{ADMIN_RUNTIME_FILE, AdminCaller, AdminRuntime, admin_only};
 pub use api::JsonBody;
 pub use auth::{Authenticated, MaybeAuthenticated, TOKEN_COOKIE, cookie, presented_token};
+pub use config::HttpConfig;
 pub use csrf::{CSRF_COOKIE, CSRF_HEADER};
 pub use error::ApiError;
 pub use headers::CONTENT_SECURITY_POLICY;
-pub use server::{HttpService, bind, connection_limits, serve, serve_tls};
+pub use server::{
+    HttpService, bind, connection_limits, serve, serve_tls, warn_if_descriptors_short,
+};
 pub use state::AppState;
 pub use stats::{HTTP_NAMESPACE, Toggle};
 
@@ -72,6 +76,12 @@ pub fn register(registry: &mut mantle_store::Registry) {
     registry
         .register::<HttpService>()
         .provide::<HttpService, dyn Service>(|s| Box::new(s));
+}
+
+/// Adds the web front to a site builder: its item types and its
+/// configuration section (`[http]`, see [`HttpConfig`]).
+pub fn install(builder: mantle_site::SiteBuilder) -> mantle_site::SiteBuilder {
+    builder.with(register).section::<HttpConfig>()
 }
 
 /// Routes that offerings add to the HTTP front, attached to the site with
@@ -90,7 +100,7 @@ impl WebRoutes {
 /// The router for `site` (its own routes and its offerings'), with its
 /// limits applied.
 pub fn router(site: Site) -> Router {
-    let http = site.config().http.clone();
+    let http = site.section::<HttpConfig>().clone();
     let mut all = routes();
     if let Some(extra) = site.extension::<WebRoutes>() {
         for r in &extra.0 {

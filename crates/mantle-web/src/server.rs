@@ -44,8 +44,8 @@ pub struct HttpService {
 impl Service for HttpService {
     fn start(&self, site: Site) -> BoxFuture<'static, mantle_site::Result<RunningService>> {
         Box::pin(async move {
-            let http = &site.config().http;
-            warn_if_descriptors_short(&site);
+            let http = site.section::<crate::HttpConfig>();
+            warn_if_descriptors_short(&site, &[("http.max_connections", http.max_connections)]);
             let tls = crate::tls::acceptor(http, site.dir(), &crate::tls::HTTP_ALPN)?;
             let (listener, local) = bind(http.listen, "").await?;
             let redirect = match http.redirect_listen {
@@ -140,19 +140,20 @@ pub async fn bind(addr: SocketAddr, what: &str) -> mantle_site::Result<(TcpListe
 }
 
 /// Says so at start when the process may open fewer files than the
-/// connection caps and the store cache add up to: past the limit, accepts
-/// fail ("Too many open files") instead of the caps holding.
-fn warn_if_descriptors_short(site: &Site) {
-    let c = site.config();
-    let wanted = c.http.max_connections as u64
-        + c.live.max_connections as u64
-        + 3 * c.stores.cache_capacity as u64
+/// connection caps (each named by its setting) and the store cache add
+/// up to: past the limit, accepts fail ("Too many open files") instead of
+/// the caps holding.
+pub fn warn_if_descriptors_short(site: &Site, caps: &[(&str, usize)]) {
+    let wanted = caps.iter().map(|(_, n)| *n as u64).sum::<u64>()
+        + 3 * site.config().stores.cache_capacity as u64
         + 256;
+    let names: Vec<&str> = caps.iter().map(|(name, _)| *name).collect();
     match mantle_store::raise_open_file_limit() {
         Ok(limit) if limit < wanted => tracing::warn!(
             limit,
             wanted,
-            "the open file limit is below http.max_connections + live.max_connections + the store cache; raise it (ulimit -n, LimitNOFILE) or lower the caps"
+            "the open file limit is below {} + the store cache; raise it (ulimit -n, LimitNOFILE) or lower the caps",
+            names.join(" + ")
         ),
         Ok(_) => {}
         Err(e) => tracing::warn!(%e, "cannot read the open file limit"),
@@ -160,7 +161,7 @@ fn warn_if_descriptors_short(site: &Site) {
 }
 
 /// The connection limits of `[http]`.
-pub fn connection_limits(http: &mantle_site::HttpConfig) -> ConnectionLimits {
+pub fn connection_limits(http: &crate::HttpConfig) -> ConnectionLimits {
     ConnectionLimits {
         max: http.max_connections,
         per_address: http.max_connections_per_address,

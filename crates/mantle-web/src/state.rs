@@ -25,6 +25,6 @@ impl AppState {
     /// Whether cookies must be `Secure`: served over TLS, here or by a
     /// proxy in front.
     pub fn secure_cookies(&self) -> bool {
-        self.site.config().http.over_tls()
+        self.site.section::<crate::HttpConfig>().over_tls()
     }
 }

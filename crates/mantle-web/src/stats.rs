@@ -209,7 +209,10 @@ async fn check_access(
     let relayed = ["forwarded", "x-forwarded-for", "x-real-ip"]
         .iter()
         .any(|h| headers.contains_key(*h));
-    if state.site.config().http.stats_from_loopback
+    if state
+        .site
+        .section::<crate::HttpConfig>()
+        .stats_from_loopback
         && peer.ip().to_canonical().is_loopback()
         && !relayed
     {

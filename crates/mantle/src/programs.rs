@@ -27,9 +27,8 @@ pub fn registry() -> Registry {
 /// front, live objects (AMP and WebSocket), the notes example's types, and
 /// the ledger offering.
 pub fn site(dir: &std::path::Path) -> mantle_site::SiteBuilder {
-    let builder = mantle_site::Site::builder(dir)
-        .with(mantle_web::register)
-        .with(mantle_example_notes::register);
+    let builder = mantle_site::Site::builder(dir).with(mantle_example_notes::register);
+    let builder = mantle_web::install(builder);
     let builder = mantle_live_server::install(builder);
     // The lists use the live layer: installed after it.
     let builder = mantle_example_lists::install(builder);

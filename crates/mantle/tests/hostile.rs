@@ -11,6 +11,8 @@ use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
+use mantle_live_server::LiveConfig;
+use mantle_web::HttpConfig;
 use reqwest::StatusCode;
 use reqwest::header::{CACHE_CONTROL, COOKIE, RETRY_AFTER};
 use serde_json::json;
@@ -89,8 +91,10 @@ async fn idle_http_connections_past_the_cap_cannot_lock_a_client_out() {
     let site = TestSite::init("admin");
     site.add_user("alice", PASSWORD);
     site.edit_config(|c| {
-        c.http.max_connections = 64;
-        c.http.max_connections_per_address = 10_000;
+        c.edit_section::<HttpConfig>(|s| s.max_connections = 64)
+            .unwrap();
+        c.edit_section::<HttpConfig>(|s| s.max_connections_per_address = 10_000)
+            .unwrap();
     });
     let server = site.serve(&[]);
     let addr = addr_of(&server.base);
@@ -122,8 +126,10 @@ async fn idle_http_connections_past_the_cap_cannot_lock_a_client_out() {
 async fn silent_slow_and_idle_http_connections_are_closed() {
     let site = TestSite::init("admin");
     site.edit_config(|c| {
-        c.http.header_timeout_secs = 1;
-        c.http.idle_timeout_secs = 2;
+        c.edit_section::<HttpConfig>(|s| s.header_timeout_secs = 1)
+            .unwrap();
+        c.edit_section::<HttpConfig>(|s| s.idle_timeout_secs = 2)
+            .unwrap();
     });
     let server = site.serve(&[]);
     let addr = addr_of(&server.base);
@@ -178,9 +184,12 @@ async fn amp_connections_are_capped_held_to_a_login_deadline_and_small_boxes() {
     let site = TestSite::init("admin");
     site.add_user("alice", PASSWORD);
     site.edit_config(|c| {
-        c.live.max_connections = 64;
-        c.live.max_connections_per_address = 10_000;
-        c.live.login_timeout_secs = 2;
+        c.edit_section::<LiveConfig>(|s| s.max_connections = 64)
+            .unwrap();
+        c.edit_section::<LiveConfig>(|s| s.max_connections_per_address = 10_000)
+            .unwrap();
+        c.edit_section::<LiveConfig>(|s| s.login_timeout_secs = 2)
+            .unwrap();
     });
     let (_server, amp) = site.serve_with_amp();
     let amp: SocketAddr = amp.parse().unwrap();

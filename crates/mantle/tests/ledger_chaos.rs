@@ -500,9 +500,11 @@ async fn ledger_survives_sigkill_chaos() {
     errors.extend(error_lines(&stderr));
 
     // Offline, through the library: every store's balance and history.
+    // Declaring the sections the server's configuration has ([http],
+    // [live]), as the server does.
     let lib = mantle_example_ledger::install(
-        Site::builder(&site.dir)
-            .with(mantle_web::register)
+        mantle_web::install(Site::builder(&site.dir))
+            .section::<mantle_live_server::LiveConfig>()
             .with(mantle_example_notes::register),
     )
     .open()

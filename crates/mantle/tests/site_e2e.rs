@@ -5,6 +5,7 @@ mod support;
 
 use std::time::Duration;
 
+use mantle_web::HttpConfig;
 use reqwest::StatusCode;
 use reqwest::header::{CONTENT_TYPE, COOKIE, ETAG, IF_MATCH, IF_NONE_MATCH, LOCATION, RETRY_AFTER};
 use serde_json::{Value, json};
@@ -410,7 +411,10 @@ async fn a_disabled_user_is_refused_until_enabled() {
 async fn client_errors_are_answered_without_logging_server_errors() {
     let site = TestSite::init("admin");
     site.add_user("alice", PW);
-    site.edit_config(|c| c.http.max_body_bytes = 1024);
+    site.edit_config(|c| {
+        c.edit_section::<HttpConfig>(|s| s.max_body_bytes = 1024)
+            .unwrap()
+    });
     let server = site.serve(&[]);
     let c = client();
 
@@ -757,9 +761,10 @@ async fn two_sites_run_side_by_side_in_one_process() {
     let mut sites = Vec::new();
     for (name, user) in [("a", "alice"), ("b", "bob")] {
         let mut config = SiteConfig::default();
-        config.http.listen = "127.0.0.1:0".parse().unwrap();
-        let site = Site::builder(temp.path().join(name))
-            .with(mantle_web::register)
+        config
+            .edit_section::<HttpConfig>(|s| s.listen = "127.0.0.1:0".parse().unwrap())
+            .unwrap();
+        let site = mantle_web::install(Site::builder(temp.path().join(name)))
             .init(config)
             .await
             .unwrap();

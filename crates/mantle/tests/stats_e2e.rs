@@ -38,6 +38,7 @@ fn num(snap: &Snapshot, namespace: &str, name: &str) -> f64 {
 
 #[path = "../../mantle-stats/tests/support/promtool.rs"]
 mod promtool;
+use mantle_web::HttpConfig;
 use promtool::promtool_check;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -45,7 +46,10 @@ async fn reports_reflect_activity_and_a_paused_namespace_freezes() {
     let site = TestSite::init("admin");
     site.add_user("alice", PW);
     let port = free_loopback_port();
-    site.edit_config(|c| c.http.listen = ([127, 0, 0, 1], port).into());
+    site.edit_config(|c| {
+        c.edit_section::<HttpConfig>(|s| s.listen = ([127, 0, 0, 1], port).into())
+            .unwrap()
+    });
     // No --http: `mantle stats DIR` finds the server through mantle.toml.
     let server = Server::spawn(&["serve", site.path()], &[]);
     let c = client();
@@ -229,7 +233,10 @@ async fn without_loopback_trust_only_admins_see_the_statistics() {
         &["user", "add", site.path(), "root", "--admin"],
         &format!("{PW}\n"),
     ));
-    site.edit_config(|c| c.http.stats_from_loopback = false);
+    site.edit_config(|c| {
+        c.edit_section::<HttpConfig>(|s| s.stats_from_loopback = false)
+            .unwrap()
+    });
     let server = site.serve(&[]);
     let c = client();
     let bob = token(&c, &server, "bob", PW).await;

@@ -16,6 +16,8 @@ use std::net::TcpStream;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
+use mantle_live_server::LiveConfig;
+use mantle_web::HttpConfig;
 use support::python::{python_with_tls, run_checks};
 use support::*;
 
@@ -205,8 +207,12 @@ fn the_deadline_covers_the_handshake_and_the_redirect_listener_sends_clients_to_
     site.add_user("alice", PW);
     let redirect_port = free_port();
     site.edit_config(|c| {
-        c.http.header_timeout_secs = 2;
-        c.http.redirect_listen = Some(([127, 0, 0, 1], redirect_port).into());
+        c.edit_section::<HttpConfig>(|s| s.header_timeout_secs = 2)
+            .unwrap();
+        c.edit_section::<HttpConfig>(|s| {
+            s.redirect_listen = Some(([127, 0, 0, 1], redirect_port).into())
+        })
+        .unwrap();
     });
     let server = site.serve(&[]);
     let addr = host_port(&server.base).to_string();
@@ -295,8 +301,9 @@ fn amp_over_tls_serves_mantle_amp_call_and_a_twisted_client() {
     let (site, cert) = tls_site();
     site.add_user("alice", PW);
     site.edit_config(|c| {
-        c.live.tls = true;
-        c.live.login_timeout_secs = 2;
+        c.edit_section::<LiveConfig>(|s| s.tls = true).unwrap();
+        c.edit_section::<LiveConfig>(|s| s.login_timeout_secs = 2)
+            .unwrap();
     });
     let (server, addr) = site.serve_with_amp();
     assert!(

@@ -29,9 +29,7 @@ struct Ledger {
 /// bob nothing.
 async fn ledger_site() -> Ledger {
     let dir = tempfile::tempdir().unwrap();
-    let builder = Site::builder(dir.path())
-        .with(mantle_web::register)
-        .app("lists");
+    let builder = mantle_web::install(Site::builder(dir.path())).app("lists");
     let site = ledger::install(builder)
         .init(SiteConfig {
             domain: "example.com".into(),

@@ -10,6 +10,7 @@ use mantle_example_lists as lists;
 use mantle_example_lists::{EntryError, EntryView, Error, ListDelta};
 use mantle_live_server::ModelDelta;
 use mantle_site::{Site, SiteConfig};
+use mantle_web::HttpConfig;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
@@ -17,13 +18,15 @@ const PW: &str = "correct horse battery";
 const WAIT: Duration = Duration::from_secs(20);
 
 fn builder(dir: &std::path::Path) -> mantle_site::SiteBuilder {
-    let b = Site::builder(dir).with(mantle_web::register);
+    let b = mantle_web::install(Site::builder(dir));
     lists::install(mantle_live_server::install(b))
 }
 
 async fn new_site(dir: &std::path::Path) -> Site {
     let mut config = SiteConfig::default();
-    config.http.listen = "127.0.0.1:0".parse().unwrap();
+    config
+        .edit_section::<HttpConfig>(|s| s.listen = "127.0.0.1:0".parse().unwrap())
+        .unwrap();
     builder(dir).init(config).await.expect("init site")
 }
 

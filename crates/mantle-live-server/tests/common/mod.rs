@@ -8,9 +8,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
 use mantle_live::{Empty, Handle, NoError, SaveConflict, arguments};
+use mantle_live_server::LiveConfig;
 use mantle_live_server::{Failure, Live, ObjectCommands};
 use mantle_site::{RunningService, Site, SiteConfig};
 use mantle_store::{Id, Item, ReadTx, Registry};
+use mantle_web::HttpConfig;
 use serde::{Deserialize, Serialize};
 
 pub const PASSWORD: &str = "correct horse battery";
@@ -188,14 +190,16 @@ impl TestSite {
             domain: "example.com".into(),
             ..SiteConfig::default()
         };
-        config.http.listen = "127.0.0.1:0".parse().unwrap();
-        config.live.amp = Some("127.0.0.1:0".parse().unwrap());
+        config
+            .edit_section::<HttpConfig>(|s| s.listen = "127.0.0.1:0".parse().unwrap())
+            .unwrap();
+        config
+            .edit_section::<LiveConfig>(|s| s.amp = Some("127.0.0.1:0".parse().unwrap()))
+            .unwrap();
         edit(&mut config);
-        let site = mantle_live_server::install(
-            Site::builder(dir.path())
-                .with(register)
-                .with(mantle_web::register),
-        )
+        let site = mantle_live_server::install(mantle_web::install(
+            Site::builder(dir.path()).with(register),
+        ))
         .extension::<Live>(offering)
         .init(config)
         .await

@@ -3,8 +3,9 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use mantle_live_server::LiveConfig;
 use mantle_site::{RunningService, Site, SiteConfig};
-use mantle_web::HttpService;
+use mantle_web::{HttpConfig, HttpService};
 
 use crate::cli::InitTls;
 use crate::commands::tls;
@@ -22,7 +23,7 @@ pub async fn init(
         domain,
         ..SiteConfig::default()
     };
-    config.http.listen = http;
+    config.edit_section::<HttpConfig>(|h| h.listen = http)?;
     config.signup.policy = signup.parse()?;
     config.validate()?;
     let tls_plan = match &tls {
@@ -30,7 +31,10 @@ pub async fn init(
         None => None,
     };
     let site = create(&dir, config).await?;
-    let certificate = site.config().http.tls_files(&dir).map(|(cert, _)| cert);
+    let certificate = site
+        .section::<HttpConfig>()
+        .tls_files(&dir)
+        .map(|(cert, _)| cert);
     site.close().await;
     if let Some(plan) = tls_plan {
         tls::finish(plan, &dir)?;
@@ -63,10 +67,10 @@ pub async fn serve(
 ) -> Result<u8, CliError> {
     let mut config = SiteConfig::load(&dir)?;
     if let Some(addr) = http {
-        config.http.listen = addr;
+        config.edit_section::<HttpConfig>(|h| h.listen = addr)?;
     }
     if let Some(addr) = amp {
-        config.live.amp = Some(addr);
+        config.edit_section::<LiveConfig>(|l| l.amp = Some(addr))?;
     }
     let site = programs::site(&dir).config(config).open().await?;
     run_until_signal(&site).await
@@ -161,9 +165,10 @@ pub async fn demo(dir: Option<PathBuf>, http: SocketAddr) -> Result<u8, CliError
         programs::site(&dir).open().await?
     } else {
         let mut config = SiteConfig::default();
-        config.http.listen = http;
+        config.edit_section::<HttpConfig>(|h| h.listen = http)?;
         config.signup.policy = mantle_site::SignupPolicy::Open;
-        config.live.amp = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
+        config
+            .edit_section::<LiveConfig>(|l| l.amp = Some(SocketAddr::from(([127, 0, 0, 1], 0))))?;
         create(&dir, config).await?
     };
     let password = demo_password()?;
@@ -181,7 +186,7 @@ pub async fn demo(dir: Option<PathBuf>, http: SocketAddr) -> Result<u8, CliError
         .iter()
         .find(|(name, _)| name == "http")
         .and_then(|(_, address)| address.clone())
-        .unwrap_or_else(|| format!("http://{}", site.config().http.listen));
+        .unwrap_or_else(|| format!("http://{}", site.section::<HttpConfig>().listen));
     let amp = start_amp(&site).await?;
     println!("Mantle demo site in {}", dir.display());
     println!("  open:      {shown}/");

@@ -88,18 +88,18 @@ fn resolve(target: &str) -> Result<Target, CliError> {
             "{target} is neither a URL (http://HOST:PORT) nor a site directory"
         )));
     }
-    let config = SiteConfig::load(dir)?;
-    if config.http.tls() {
+    let http = SiteConfig::load(dir)?.section::<mantle_web::HttpConfig>()?;
+    if http.tls() {
         return Err(CliError::Message(format!(
             "the site in {target} serves HTTPS (http.tls_cert) and mantle stats speaks plain \
              HTTP only; from loopback: curl --cacert CERT https://HOST:PORT/stats.json"
         )));
     }
-    let addr = reachable(config.http.listen).ok_or_else(|| {
+    let addr = reachable(http.listen).ok_or_else(|| {
         CliError::Message(format!(
             "the site in {target} is configured to listen on {} (any free port): \
              give the URL `mantle serve` printed instead",
-            config.http.listen
+            http.listen
         ))
     })?;
     Ok(Target {

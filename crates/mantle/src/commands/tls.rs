@@ -5,6 +5,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use mantle_site::SiteConfig;
+use mantle_web::HttpConfig;
 
 use crate::cli::InitTls;
 use crate::error::CliError;
@@ -47,6 +48,9 @@ pub enum InitTlsError {
     /// The certificate or key given is not usable.
     #[error("--tls: {0}")]
     Unusable(#[from] mantle_web::tls::TlsError),
+    /// The configuration's `[http]` section cannot take the files.
+    #[error(transparent)]
+    Config(#[from] mantle_site::SiteError),
 }
 
 impl From<InitTlsError> for CliError {
@@ -75,8 +79,10 @@ pub fn prepare(tls: &InitTls, dir: &Path, config: &mut SiteConfig) -> Result<Pla
                 }
             }
             let (cert, key) = self_signed(&config.domain)?;
-            config.http.tls_cert = Some(SELF_SIGNED_CERT.into());
-            config.http.tls_key = Some(SELF_SIGNED_KEY.into());
+            config.edit_section::<HttpConfig>(|h| {
+                h.tls_cert = Some(SELF_SIGNED_CERT.into());
+                h.tls_key = Some(SELF_SIGNED_KEY.into());
+            })?;
             Ok(Plan::SelfSigned { cert, key })
         }
         InitTls::Files { cert, key } => {
@@ -89,8 +95,10 @@ pub fn prepare(tls: &InitTls, dir: &Path, config: &mut SiteConfig) -> Result<Pla
             };
             let (cert, key) = (absolute(cert)?, absolute(key)?);
             mantle_web::tls::server_config(&cert, &key, &[])?;
-            config.http.tls_cert = Some(cert);
-            config.http.tls_key = Some(key);
+            config.edit_section::<HttpConfig>(|h| {
+                h.tls_cert = Some(cert);
+                h.tls_key = Some(key);
+            })?;
             Ok(Plan::Files)
         }
     }
@@ -164,7 +172,8 @@ mod tests {
         };
         let plan = prepare(&InitTls::SelfSigned, dir.path(), &mut config).unwrap();
         finish(plan, dir.path()).unwrap();
-        let (cert, key) = config.http.tls_files(dir.path()).unwrap();
+        let http = |c: &SiteConfig| c.section_with_env::<HttpConfig>(&|_| None).unwrap();
+        let (cert, key) = http(&config).tls_files(dir.path()).unwrap();
         mantle_web::tls::server_config(&cert, &key, &[]).unwrap();
 
         use std::os::unix::fs::PermissionsExt;
@@ -188,7 +197,7 @@ mod tests {
             key: key.clone(),
         };
         prepare(&files, Path::new("/elsewhere"), &mut other).unwrap();
-        assert_eq!(other.http.tls_cert, Some(cert.clone()));
+        assert_eq!(http(&other).tls_cert, Some(cert.clone()));
         let swapped = InitTls::Files {
             cert: key.clone(),
             key: cert,
