@@ -19,7 +19,7 @@ pub const CSRF_COOKIE: &str = "mantle_csrf";
 /// The header a script repeats the token in.
 pub const CSRF_HEADER: &str = "x-csrf-token";
 /// A token's length (256 random bits, URL-safe base64).
-const TOKEN_LEN: usize = 43;
+pub(crate) const TOKEN_LEN: usize = 43;
 
 /// The request's CSRF token, and a `Set-Cookie` if it had none. Without
 /// randomness the token is empty and no cookie is set, so every form

@@ -30,6 +30,10 @@
 //!
 //! What it is not: it holds no user data and no sessions; everything goes
 //! through [`mantle_site::Site`].
+//!
+//! Testing: with the `harness` feature, `mantle_web::harness` sends
+//! requests through [`router`] in process, against a real site in a
+//! temporary directory (this crate's tests and offerings' use it).
 
 #![warn(missing_docs)]
 
@@ -41,6 +45,8 @@ mod config;
 pub mod connections;
 mod csrf;
 mod error;
+#[cfg(feature = "harness")]
+pub mod harness;
 mod headers;
 mod pages;
 mod redirect;

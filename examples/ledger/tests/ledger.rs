@@ -6,13 +6,12 @@
 
 use std::time::Duration;
 
-use axum::body::Body;
-use axum::http::{Request, StatusCode};
+use axum::http::StatusCode;
 use mantle_example_ledger::{self as ledger, Balance, Credit, Entry, LedgerError, MAX_AMOUNT};
 use mantle_site::{Account, Receipt, SendMessage, Site, SiteConfig};
 use mantle_store::{Id, Store, Timestamp};
+use mantle_web::harness::Harness;
 use serde_json::{Value, json};
-use tower::ServiceExt;
 
 const PW: &str = "correct horse battery";
 
@@ -56,20 +55,12 @@ async fn ledger_site() -> Ledger {
 impl Ledger {
     /// POSTs `body` to `path` with `token`: the status and the JSON answer.
     async fn post(&self, path: &str, token: &str, body: Value) -> (StatusCode, Value) {
-        let request = Request::post(path)
-            .header("authorization", format!("Bearer {token}"))
-            .header("content-type", "application/json")
-            .body(Body::from(body.to_string()))
-            .unwrap();
-        let response = mantle_web::router(self.site.clone())
-            .oneshot(request)
-            .await
-            .unwrap();
-        let status = response.status();
-        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
-            .await
-            .unwrap();
-        (status, serde_json::from_slice(&bytes).unwrap())
+        let answer = Harness::for_site(self.site.clone())
+            .post(path)
+            .bearer(token)
+            .json(&body)
+            .await;
+        (answer.status, answer.json())
     }
 
     async fn store(&self, account: Id<Account>) -> Store {
