@@ -18,11 +18,17 @@
 //!
 //! Struct options: `name` (required: the stored type name), `version`
 //! (default 1), `index(a, b, …)` (a compound index; repeatable). Field
-//! options: `index`, `on_delete = "cascade" | "nullify" | "forbid"`.
+//! options: `index`, `on_delete = "cascade" | "nullify" | "forbid"`. Each
+//! option but `index(…)` is given at most once. A raw identifier
+//! (`r#type`) is stored as its name without `r#` (`type`).
+//!
+//! What it refuses, and with which message, is tested in `tests/ui/`.
 
 use proc_macro::TokenStream;
 use proc_macro2::Span;
 use quote::{format_ident, quote};
+use syn::ext::IdentExt;
+use syn::parse::Parse;
 use syn::{Data, DeriveInput, Fields, Ident, LitInt, LitStr, parse_macro_input};
 
 /// Derives `mantle_store::Item`. See the crate documentation.
@@ -35,10 +41,30 @@ pub fn derive_item(input: TokenStream) -> TokenStream {
     }
 }
 
+/// Sets an option given at most once (`name`, `version`, `index`, …):
+/// a second one is an error rather than silently winning.
+fn once<T>(
+    meta: &syn::meta::ParseNestedMeta<'_>,
+    slot: &mut Option<T>,
+    value: T,
+) -> syn::Result<()> {
+    if slot.is_some() {
+        let option = meta
+            .path
+            .get_ident()
+            .map(Ident::to_string)
+            .unwrap_or_default();
+        return Err(meta.error(format!("`{option}` is given twice")));
+    }
+    *slot = Some(value);
+    Ok(())
+}
+
 struct FieldSpec {
     ident: Ident,
     ty: syn::Type,
-    indexed: bool,
+    /// `Some` when the field has `#[item(index)]`.
+    indexed: Option<()>,
     on_delete: Option<Ident>,
 }
 
@@ -50,23 +76,33 @@ fn expand(input: DeriveInput) -> syn::Result<proc_macro2::TokenStream> {
         ));
     }
     let mut type_name: Option<LitStr> = None;
-    let mut version: u32 = 1;
+    let mut version: Option<u32> = None;
     let mut indexes: Vec<Vec<Ident>> = Vec::new();
     for attr in input.attrs.iter().filter(|a| a.path().is_ident("item")) {
         attr.parse_nested_meta(|meta| {
             if meta.path.is_ident("name") {
-                type_name = Some(meta.value()?.parse()?);
+                once(&meta, &mut type_name, meta.value()?.parse()?)?;
             } else if meta.path.is_ident("version") {
                 let lit: LitInt = meta.value()?.parse()?;
-                version = lit.base10_parse()?;
+                if lit.base10_parse::<u32>()? == 0 {
+                    return Err(syn::Error::new_spanned(lit, "version starts at 1"));
+                }
+                once(&meta, &mut version, lit.base10_parse()?)?;
             } else if meta.path.is_ident("index") {
-                let mut cols = Vec::new();
-                meta.parse_nested_meta(|col| {
-                    cols.push(col.path.require_ident()?.clone());
-                    Ok(())
-                })?;
-                if cols.is_empty() {
+                let list;
+                syn::parenthesized!(list in meta.input);
+                if list.is_empty() {
                     return Err(meta.error("index(...) needs at least one attribute"));
+                }
+                let mut cols: Vec<Ident> = Vec::new();
+                for ident in list.parse_terminated(Ident::parse, syn::Token![,])? {
+                    if cols.contains(&ident) {
+                        return Err(syn::Error::new_spanned(
+                            ident,
+                            "this index already names that field",
+                        ));
+                    }
+                    cols.push(ident);
                 }
                 indexes.push(cols);
             } else {
@@ -81,9 +117,7 @@ fn expand(input: DeriveInput) -> syn::Result<proc_macro2::TokenStream> {
             "#[derive(Item)] needs #[item(name = \"...\")]",
         )
     })?;
-    if version == 0 {
-        return Err(syn::Error::new(Span::call_site(), "version starts at 1"));
-    }
+    let version = version.unwrap_or(1);
 
     let Data::Struct(data) = &input.data else {
         return Err(syn::Error::new_spanned(
@@ -104,13 +138,13 @@ fn expand(input: DeriveInput) -> syn::Result<proc_macro2::TokenStream> {
         let mut spec = FieldSpec {
             ident,
             ty: f.ty.clone(),
-            indexed: false,
+            indexed: None,
             on_delete: None,
         };
         for attr in f.attrs.iter().filter(|a| a.path().is_ident("item")) {
             attr.parse_nested_meta(|meta| {
                 if meta.path.is_ident("index") {
-                    spec.indexed = true;
+                    once(&meta, &mut spec.indexed, ())?;
                 } else if meta.path.is_ident("on_delete") {
                     let lit: LitStr = meta.value()?.parse()?;
                     let variant = match lit.value().as_str() {
@@ -124,7 +158,7 @@ fn expand(input: DeriveInput) -> syn::Result<proc_macro2::TokenStream> {
                             ));
                         }
                     };
-                    spec.on_delete = Some(Ident::new(variant, lit.span()));
+                    once(&meta, &mut spec.on_delete, Ident::new(variant, lit.span()))?;
                 } else {
                     return Err(meta.error("expected `index` or `on_delete = \"...\"`"));
                 }
@@ -144,10 +178,10 @@ fn expand(input: DeriveInput) -> syn::Result<proc_macro2::TokenStream> {
     let name = &input.ident;
     let vis = &input.vis;
     let defs = fields.iter().map(|f| {
-        let fname = f.ident.to_string();
+        let fname = f.ident.unraw().to_string();
         let ty = &f.ty;
         let mut def = quote!(::mantle_store::AttributeDef::new::<#ty>(#fname));
-        if f.indexed {
+        if f.indexed.is_some() {
             def = quote!(#def.indexed());
         }
         if let Some(p) = &f.on_delete {
@@ -156,7 +190,7 @@ fn expand(input: DeriveInput) -> syn::Result<proc_macro2::TokenStream> {
         def
     });
     let index_lists = indexes.iter().map(|cols| {
-        let names = cols.iter().map(|c| c.to_string());
+        let names = cols.iter().map(|c| c.unraw().to_string());
         quote!(vec![#(#names),*])
     });
     let binds = fields.iter().map(|f| {
@@ -165,14 +199,14 @@ fn expand(input: DeriveInput) -> syn::Result<proc_macro2::TokenStream> {
     });
     let decodes = fields.iter().map(|f| {
         let id = &f.ident;
-        let fname = id.to_string();
+        let fname = id.unraw().to_string();
         quote!(#id: row.next(#fname)?,)
     });
     let consts = fields.iter().map(|f| {
         let id = &f.ident;
         let ty = &f.ty;
-        let fname = id.to_string();
-        let cname = format_ident!("{}", fname.trim_start_matches("r#").to_uppercase());
+        let fname = id.unraw().to_string();
+        let cname = format_ident!("{}", fname.to_uppercase());
         let doc = format!("The `{fname}` attribute, for queries.");
         quote! {
             #[doc = #doc]
