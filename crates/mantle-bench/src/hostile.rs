@@ -1134,7 +1134,7 @@ async fn watch(
 }
 
 /// The body of `mantle bench-hold` (a helper of the hostile benches):
-/// opens `spec.count` connections that send nothing ([`CONNECTING`] at
+/// opens `spec.count` connections that send nothing (`CONNECTING` at
 /// once, for at most 60 s), writes one JSON line to `out` once they are
 /// open (`opened`, `failed`, `not_tried`, `secs`), holds them until its
 /// standard input ends (the bench closes it, or dies) or `spec.max_secs`

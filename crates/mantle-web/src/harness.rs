@@ -1,7 +1,8 @@
 //! An in-process harness for testing the HTTP front (and an offering's
-//! routes) without a server: requests go through the real [`router`]
-//! with [`tower::ServiceExt::oneshot`], against a real [`Site`] in a
-//! temporary directory. Available with the `harness` feature:
+//! routes) without a server: requests go through the real
+//! [`router`](crate::router) with [`tower::ServiceExt::oneshot`], against
+//! a real [`Site`] in a temporary directory. Available with the `harness`
+//! feature:
 //!
 //! ```toml
 //! [dev-dependencies]

@@ -14,7 +14,7 @@ use crate::LedgerError;
 
 /// `GET /api/ledger/balance`, `GET /api/ledger/history`,
 /// `POST /api/ledger/transfer`, `POST /api/ledger/grant` (administrators),
-/// and the admin API's ledger routes (see [`admin_routes`]).
+/// and the admin API's ledger routes (`admin_routes` below).
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/api/ledger/balance", get(balance))
