@@ -10,15 +10,36 @@ use crate::schema::{Empty, Handle};
 
 crate::arguments! {
     /// `Login` arguments.
-    pub struct LoginArgs { pub username: String, pub password: String }
+    pub struct LoginArgs {
+        /// The login: `alice@example.com`, or `alice` on the site's domain.
+        pub username: String,
+        /// The account's password.
+        pub password: String,
+    }
     /// `Login` answer: a login token, usable on HTTP too.
-    pub struct LoginAnswer { pub token: String }
+    pub struct LoginAnswer {
+        /// The new token: `Authenticate` takes it on another connection,
+        /// HTTP as `Authorization: Bearer`.
+        pub token: String,
+    }
     /// `Authenticate` arguments: a token from an HTTP login (or `Login`).
-    pub struct AuthenticateArgs { pub token: String }
+    pub struct AuthenticateArgs {
+        /// The token to act with from now on.
+        pub token: String,
+    }
     /// `Whoami` (and `Authenticate`) answer.
-    pub struct WhoamiAnswer { pub username: String }
+    pub struct WhoamiAnswer {
+        /// The login the connection acts as (`alice@example.com`).
+        pub username: String,
+    }
     /// `Observe` arguments: the model, and the last sequence seen, if any.
-    pub struct ObserveArgs { pub model: String, pub since: Option<i64> }
+    pub struct ObserveArgs {
+        /// The model's name (`list:groceries`).
+        pub model: String,
+        /// The last sequence number this client saw, to resume after it;
+        /// none for a snapshot.
+        pub since: Option<i64>,
+    }
     /// `Observe` answer.
     ///
     /// `resumed`: the deltas after `since` follow as `Delta` pushes, and no
@@ -27,29 +48,57 @@ crate::arguments! {
     /// (65,535 bytes), it comes as `parts` `SnapshotPart` pushes instead.
     /// Either way, `Delta` pushes with later sequences follow, in order.
     pub struct ObserveAnswer {
+        /// The model's latest sequence number: what the snapshot shows, or
+        /// what the resumed deltas lead up to.
         pub sequence: i64,
+        /// Whether the deltas after `since` follow instead of a snapshot.
         pub resumed: bool,
+        /// The model at `sequence`, unless resumed or sent in parts.
         pub snapshot: Option<serde_json::Value>,
+        /// How many `SnapshotPart` pushes carry the snapshot instead.
         pub parts: Option<i64>,
     }
     /// `Unobserve` arguments.
-    pub struct UnobserveArgs { pub model: String }
+    pub struct UnobserveArgs {
+        /// The model to stop observing.
+        pub model: String,
+    }
     /// `Release` arguments: a handle the client no longer needs.
-    pub struct ReleaseArgs { pub handle: Handle }
+    pub struct ReleaseArgs {
+        /// The handle to drop; calls on it then answer `NO_SUCH_HANDLE`.
+        pub handle: Handle,
+    }
     /// `Delta` (pushed): one committed change of an observed model.
-    pub struct DeltaArgs { pub model: String, pub sequence: i64, pub delta: serde_json::Value }
+    pub struct DeltaArgs {
+        /// The model changed.
+        pub model: String,
+        /// This change's sequence number, one past the previous one.
+        pub sequence: i64,
+        /// The change, as the model's controller published it.
+        pub delta: serde_json::Value,
+    }
     /// `Resync` (pushed): the server cannot continue the model's deltas;
     /// observe it again with the last sequence seen.
-    pub struct ResyncArgs { pub model: String, pub reason: String }
+    pub struct ResyncArgs {
+        /// The model to observe again.
+        pub model: String,
+        /// Why its deltas cannot continue (for people reading logs).
+        pub reason: String,
+    }
     /// `SnapshotPart` (pushed, AMP only): piece `part` (from 1) of `parts`
     /// of a snapshot too long for one AMP value. Joined in order, the
     /// `text`s are the snapshot's JSON text. They follow the `Observe`
     /// answer that announced them, before any `Delta`.
     pub struct SnapshotPartArgs {
+        /// The model whose snapshot this is.
         pub model: String,
+        /// The sequence number the snapshot is at.
         pub sequence: i64,
+        /// This piece's place, from 1.
         pub part: i64,
+        /// How many pieces the snapshot comes in.
         pub parts: i64,
+        /// This piece of the snapshot's JSON text (valid UTF-8 on its own).
         pub text: String,
     }
 }

@@ -36,8 +36,6 @@
 //! # }).unwrap();
 //! ```
 
-#![warn(missing_docs)]
-
 mod accounts;
 mod address;
 mod auth;

@@ -66,8 +66,6 @@
 //! assert_eq!(mantle_stats::Snapshot::from_json(&snapshot.to_json()).unwrap(), snapshot);
 //! ```
 
-#![warn(missing_docs)]
-
 mod collection;
 mod error;
 mod handles;

@@ -92,8 +92,6 @@
 //!
 //! The file format and its invariants are described in `docs/store.md`.
 
-#![warn(missing_docs)]
-
 extern crate self as mantle_store;
 
 mod backup;

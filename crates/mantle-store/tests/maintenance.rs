@@ -14,7 +14,9 @@ use mantle_store::{
 };
 use serde::{Deserialize, Serialize};
 
+/// The interface widgets provide as powerups, for `inspect` to count.
 pub trait Plugin: Send {
+    /// The widget's label.
     fn name(&self) -> String;
 }
 

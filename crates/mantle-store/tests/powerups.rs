@@ -5,7 +5,9 @@ mod common;
 
 use mantle_store::{Error, Id, Interface, Item, Registry, Store, Target};
 
+/// The interface the greeting items provide as powerups.
 pub trait Greeter: Send {
+    /// A greeting for `who`, naming the item that made it.
     fn greet(&self, who: &str) -> String;
 }
 

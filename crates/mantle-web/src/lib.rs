@@ -35,8 +35,6 @@
 //! requests through [`router`] in process, against a real site in a
 //! temporary directory (this crate's tests and offerings' use it).
 
-#![warn(missing_docs)]
-
 pub mod admin;
 mod api;
 mod auth;

@@ -217,55 +217,55 @@ fn mantle_amp_call_talks_to_a_twisted_server() {
 // (b) `mantle_client::Client` against a Twisted server.
 
 arguments! {
-    pub struct SumArgs { pub a: i64, pub b: i64 }
-    pub struct SumAnswer { pub total: i64 }
-    pub struct EchoArgs { pub text: String }
-    pub struct EchoAnswer { pub text: String }
-    pub struct DivideArgs { pub numerator: i64, pub denominator: i64 }
-    pub struct DivideAnswer { pub result: f64 }
+    struct SumArgs { a: i64, b: i64 }
+    struct SumAnswer { total: i64 }
+    struct EchoArgs { text: String }
+    struct EchoAnswer { text: String }
+    struct DivideArgs { numerator: i64, denominator: i64 }
+    struct DivideAnswer { result: f64 }
     /// One element of the Twisted server's `AmpList` arguments.
     #[derive(PartialEq)]
-    pub struct Row {
-        pub name: String,
-        pub qty: i64,
-        pub tags: Vec<String>,
-        pub note: Option<String>,
+    struct Row {
+        name: String,
+        qty: i64,
+        tags: Vec<String>,
+        note: Option<String>,
     }
-    pub struct DescribeArgs {
-        pub numbers: Vec<i64>,
-        pub negate: bool,
-        pub when: AmpDateTime,
-        pub price: AmpDecimal,
-        pub rows: Vec<Row>,
+    struct DescribeArgs {
+        numbers: Vec<i64>,
+        negate: bool,
+        when: AmpDateTime,
+        price: AmpDecimal,
+        rows: Vec<Row>,
     }
-    pub struct DescribeAnswer {
-        pub total: i64,
-        pub count: i64,
-        pub later: AmpDateTime,
-        pub doubled: AmpDecimal,
-        pub names: Vec<String>,
-        pub rows: Vec<Row>,
-        pub ok: bool,
+    struct DescribeAnswer {
+        total: i64,
+        count: i64,
+        later: AmpDateTime,
+        doubled: AmpDecimal,
+        names: Vec<String>,
+        rows: Vec<Row>,
+        ok: bool,
     }
 }
 
-mantle_live::command!(pub Sum, SumArgs, SumAnswer, NoError);
+mantle_live::command!(Sum, SumArgs, SumAnswer, NoError);
 
-mantle_live::command!(pub Echo, EchoArgs, EchoAnswer, NoError);
+mantle_live::command!(Echo, EchoArgs, EchoAnswer, NoError);
 
 /// The Twisted server's `errors = {ZeroDivisionError: b"ZERO_DIVISION"}`.
 #[derive(Debug, PartialEq, thiserror::Error, serde::Serialize, serde::Deserialize)]
 #[serde(tag = "code")]
-pub enum DivideError {
+enum DivideError {
     #[serde(rename = "ZERO_DIVISION")]
     #[error("division by zero")]
     ZeroDivision,
 }
 impl CommandError for DivideError {}
 
-mantle_live::command!(pub Divide, DivideArgs, DivideAnswer, DivideError);
+mantle_live::command!(Divide, DivideArgs, DivideAnswer, DivideError);
 
-mantle_live::command!(pub Describe, DescribeArgs, DescribeAnswer, NoError);
+mantle_live::command!(Describe, DescribeArgs, DescribeAnswer, NoError);
 
 /// What an `Echo<Type>` command answers.
 #[derive(Debug)]
@@ -290,15 +290,15 @@ trait EchoCommand: Command<Error = NoError> {
 macro_rules! echo_commands {
     ($($cmd:ident, $args:ident, $answer:ident: $t:ty;)*) => {$(
         arguments! {
-            pub struct $args { pub value: $t }
-            pub struct $answer {
-                pub value: $t,
-                pub received: Option<Bytes>,
-                pub reencoded: Option<Bytes>,
-                pub python: String,
+            struct $args { value: $t }
+            struct $answer {
+                value: $t,
+                received: Option<Bytes>,
+                reencoded: Option<Bytes>,
+                python: String,
             }
         }
-        mantle_live::command!(pub $cmd, $args, $answer, NoError);
+        mantle_live::command!($cmd, $args, $answer, NoError);
         impl EchoCommand for $cmd {
             type Value = $t;
             fn args(value: $t) -> $args {

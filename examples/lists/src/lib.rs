@@ -134,19 +134,50 @@ pub struct ListSnapshot {
 
 arguments! {
     /// `OpenList` arguments.
-    pub struct OpenListArgs { pub name: String }
+    pub struct OpenListArgs {
+        /// The list's name, shared by everyone who opens it.
+        pub name: String,
+    }
     /// `OpenList` answer: a handle to the list, and the model to observe.
-    pub struct OpenListAnswer { pub handle: Handle, pub model: String }
+    pub struct OpenListAnswer {
+        /// The list, to call `AddEntry`, `EditEntry` and `RemoveEntry` on.
+        pub handle: Handle,
+        /// The model to `Observe` for its entries (`list:NAME`).
+        pub model: String,
+    }
     /// `AddEntry` arguments.
-    pub struct AddEntryArgs { pub text: String }
+    pub struct AddEntryArgs {
+        /// What the new entry says.
+        pub text: String,
+    }
     /// `AddEntry` answer.
-    pub struct AddEntryAnswer { pub id: i64, pub revision: i64 }
+    pub struct AddEntryAnswer {
+        /// The new entry's id, for editing or removing it.
+        pub id: i64,
+        /// Its first revision, for the first edit to name.
+        pub revision: i64,
+    }
     /// `EditEntry` arguments: the revision the edit was made against.
-    pub struct EditEntryArgs { pub id: i64, pub text: String, pub revision: i64 }
+    pub struct EditEntryArgs {
+        /// The entry to change.
+        pub id: i64,
+        /// What it says from now on.
+        pub text: String,
+        /// The entry's revision the edit was made against.
+        pub revision: i64,
+    }
     /// `EditEntry` answer: the entry's new revision.
-    pub struct EditEntryAnswer { pub revision: i64 }
+    pub struct EditEntryAnswer {
+        /// The entry's revision after the edit.
+        pub revision: i64,
+    }
     /// `RemoveEntry` arguments: the revision the removal was decided on.
-    pub struct RemoveEntryArgs { pub id: i64, pub revision: i64 }
+    pub struct RemoveEntryArgs {
+        /// The entry to remove.
+        pub id: i64,
+        /// The entry's revision the removal was decided on.
+        pub revision: i64,
+    }
 }
 
 /// Why a list cannot be opened.
