@@ -22,6 +22,11 @@
 //! option but `index(…)` is given at most once. A raw identifier
 //! (`r#type`) is stored as its name without `r#` (`type`).
 //!
+//! The store's rules are checked at compile time too: a type name is 1 to
+//! 64 ASCII letters, digits and `_`, starting with a letter; no field name
+//! starts with `_`; `on_delete = "nullify"` is for an `Option<Id<_>>`
+//! field.
+//!
 //! What it refuses, and with which message, is tested in `tests/ui/`.
 
 use proc_macro::TokenStream;
@@ -58,6 +63,21 @@ fn once<T>(
     }
     *slot = Some(value);
     Ok(())
+}
+
+/// The store's rule for type names (see `mantle_store`'s schema).
+fn valid_type_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic())
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && name.len() <= 64
+}
+
+/// Whether `ty` is written as an `Option<…>` (by its last path segment,
+/// as a derive sees only the tokens; an alias is caught at registration).
+fn is_option(ty: &syn::Type) -> bool {
+    matches!(ty, syn::Type::Path(p) if p.qself.is_none()
+        && p.path.segments.last().is_some_and(|s| s.ident == "Option"))
 }
 
 struct FieldSpec {
@@ -117,6 +137,15 @@ fn expand(input: DeriveInput) -> syn::Result<proc_macro2::TokenStream> {
             "#[derive(Item)] needs #[item(name = \"...\")]",
         )
     })?;
+    // The store's rules, checked here so that a mistake fails the build
+    // rather than the registration (which checks them again, for items
+    // implemented by hand).
+    if !valid_type_name(&type_name.value()) {
+        return Err(syn::Error::new_spanned(
+            &type_name,
+            "an item type name is 1 to 64 ASCII letters, digits and '_', starting with a letter",
+        ));
+    }
     let version = version.unwrap_or(1);
 
     let Data::Struct(data) = &input.data else {
@@ -164,6 +193,18 @@ fn expand(input: DeriveInput) -> syn::Result<proc_macro2::TokenStream> {
                 }
                 Ok(())
             })?;
+        }
+        if spec.ident.unraw().to_string().starts_with('_') {
+            return Err(syn::Error::new_spanned(
+                &spec.ident,
+                "attribute names may not start with '_' (the store's own columns do)",
+            ));
+        }
+        if spec.on_delete.as_ref().is_some_and(|p| p == "Nullify") && !is_option(&spec.ty) {
+            return Err(syn::Error::new_spanned(
+                &spec.ty,
+                "on_delete = \"nullify\" needs an Option<Id<_>> field (nullify sets it to None)",
+            ));
         }
         fields.push(spec);
     }
