@@ -112,6 +112,8 @@ impl Site {
         label: &str,
     ) -> Result<IssuedToken> {
         let stats = &self.inner.stats.auth;
+        // Every per-address limit counts the address's block.
+        let client = client.map(crate::address_block);
         let refused = |e: SiteError| {
             stats.throttled.inc();
             if let Some(ip) = client {
@@ -194,6 +196,7 @@ impl Site {
     /// (a signup, say) against `client`'s allowance, the same allowance
     /// logins use.
     pub fn count_attempt(&self, client: IpAddr) -> Result<()> {
+        let client = crate::address_block(client);
         self.inner.guard.count_attempt(client).inspect_err(|_| {
             self.inner.stats.auth.throttled.inc();
         })

@@ -72,4 +72,4 @@ pub use service::{RunningService, Service};
 pub use site::{Extensions, Registration, SITE_STORE, Site, SiteBuilder, register};
 pub use slates::{Expect, SlateDoc, check_slate_name};
 pub use stats::{AUTH_NAMESPACE, MESSAGING_NAMESPACE};
-pub use suspects::{Gated, SUSPECT_FOR, SuspectGate};
+pub use suspects::{Gated, SUSPECT_FOR, SuspectGate, address_block};

@@ -54,6 +54,31 @@ const MAX_ADDRESSES: usize = 100_000;
 /// share is an average over bursts this long.
 const BURST: Duration = Duration::from_millis(5);
 
+/// The block a client address is counted in, for every per-address limit
+/// (login allowance, suspicion, connection caps): an IPv4 address is its
+/// own block; an IPv6 address counts as its /64, which is what one
+/// subscriber is usually given (so that an attacker cannot take a fresh
+/// address for each attempt). An IPv4 address written as IPv6
+/// (`::ffff:a.b.c.d`) is the IPv4 address.
+///
+/// ```
+/// use mantle_site::address_block;
+/// let a = address_block("2001:db8:1:2::7".parse().unwrap());
+/// let b = address_block("2001:db8:1:2:ffff::1".parse().unwrap());
+/// assert_eq!(a, b);
+/// assert_eq!(a.to_string(), "2001:db8:1:2::");
+/// assert_eq!(address_block("::ffff:192.0.2.7".parse().unwrap()).to_string(), "192.0.2.7");
+/// ```
+pub fn address_block(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => {
+            let prefix = u128::from(v6) & !((1u128 << 64) - 1);
+            IpAddr::V6(std::net::Ipv6Addr::from(prefix))
+        }
+        v4 => v4,
+    }
+}
+
 /// The site's suspect addresses and the gate their connections pass.
 /// Cloning shares them.
 ///
@@ -148,9 +173,10 @@ impl SuspectGate {
         now_ms.saturating_sub(last_ms) < SUSPECT_FOR.as_millis() as u64
     }
 
-    /// Counts a failed or refused login from `ip`.
+    /// Counts a failed or refused login from `ip` (against its
+    /// [`address_block`]).
     pub fn note(&self, ip: IpAddr) {
-        self.note_at(ip, self.now_ms());
+        self.note_at(address_block(ip), self.now_ms());
     }
 
     fn note_at(&self, ip: IpAddr, now: u64) {
@@ -188,9 +214,9 @@ impl SuspectGate {
             .count()
     }
 
-    /// Whether `ip` is suspect now.
+    /// Whether `ip` (its [`address_block`]) is suspect now.
     pub fn is_suspect(&self, ip: IpAddr) -> bool {
-        self.is_suspect_at(ip, self.now_ms())
+        self.is_suspect_at(address_block(ip), self.now_ms())
     }
 
     fn is_suspect_at(&self, ip: IpAddr, now: u64) -> bool {
@@ -209,7 +235,7 @@ impl SuspectGate {
     pub fn serve<F: Future>(&self, peer: Option<IpAddr>, work: F) -> Gated<F> {
         Gated {
             work,
-            peer,
+            peer: peer.map(address_block),
             gate: self.clone(),
             turn: PollSemaphore::new(self.inner.turn.clone()),
             waiting: false,
@@ -336,6 +362,21 @@ mod tests {
         assert!(!gate.is_suspect_at(ip(1), 3 * window));
         gate.note_at(ip(1), 3 * window + 1);
         assert!(gate.is_suspect_at(ip(1), 3 * window + 1));
+    }
+
+    #[test]
+    fn an_ipv6_client_is_suspect_by_its_64() {
+        let gate = SuspectGate::new(2, 1.0);
+        let v6 = |s: &str| s.parse::<IpAddr>().unwrap();
+        // Each guess from a fresh address in the same /64.
+        gate.note(v6("2001:db8::1"));
+        gate.note(v6("2001:db8::2"));
+        assert!(gate.is_suspect(v6("2001:db8::ffff:3")));
+        assert!(!gate.is_suspect(v6("2001:db8:0:1::1")));
+        // IPv4 written as IPv6 is the IPv4 address.
+        gate.note(v6("::ffff:192.0.2.9"));
+        gate.note(IpAddr::from([192, 0, 2, 9]));
+        assert!(gate.is_suspect(IpAddr::from([192, 0, 2, 9])));
     }
 
     #[test]

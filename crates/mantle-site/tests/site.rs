@@ -363,3 +363,29 @@ async fn sections_are_checked_when_the_site_opens_and_read_by_their_owner() {
     assert_eq!(site.section::<Greeting>().text, "hello");
     site.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ipv6_client_cannot_take_a_fresh_address_for_each_guess() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = SiteConfig {
+        domain: "example.com".into(),
+        ..SiteConfig::default()
+    };
+    config.auth.login_attempts_per_minute = 3;
+    let site = Site::builder(dir.path()).init(config).await.unwrap();
+    site.create_account("alice", PW, false).await.unwrap();
+    // Three guesses, each from another address of one /64: the allowance
+    // is the /64's.
+    for n in 1..=3 {
+        let ip = format!("2001:db8:7:7::{n}").parse().unwrap();
+        let r = site.login_from(Some(ip), "alice", "guess", "t").await;
+        assert!(matches!(r, Err(SiteError::BadCredentials)), "{r:?}");
+    }
+    let ip = "2001:db8:7:7:abcd::1".parse().unwrap();
+    let r = site.login_from(Some(ip), "alice", PW, "t").await;
+    assert!(matches!(r, Err(SiteError::TooManyAttempts { .. })), "{r:?}");
+    // Another /64 is another client.
+    let ip = "2001:db8:7:8::1".parse().unwrap();
+    site.login_from(Some(ip), "alice", PW, "t").await.unwrap();
+    site.close().await;
+}

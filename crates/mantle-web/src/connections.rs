@@ -53,8 +53,9 @@ pub struct ConnectionLimits {
 /// Why a connection was not admitted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum Refusal {
-    /// The address holds its share already.
-    #[error("client address {0} holds its maximum of connections")]
+    /// The address (its block: an IPv6 client's /64) holds its share
+    /// already.
+    #[error("client address block {0} holds its maximum of connections")]
     PerAddress(IpAddr),
     /// Full, and every connection was active within [`EVICTABLE_AFTER`].
     #[error("listener full: every connection is in use")]
@@ -154,6 +155,8 @@ impl Connections {
     /// Admits a connection from `peer`, closing the quietest one if the
     /// listener is full; wrap its stream with [`Admitted::guard`].
     pub fn admit(&self, peer: IpAddr) -> Result<Admitted, Refusal> {
+        // Counted per block: an IPv6 client's /64 (see `address_block`).
+        let peer = mantle_site::address_block(peer);
         let now = Instant::now();
         let mut t = self.table.lock();
         if t.per_address.get(&peer).copied().unwrap_or(0) >= self.limits.per_address {
@@ -406,6 +409,20 @@ mod tests {
         c.admit(ip(2)).unwrap();
         drop(a);
         c.admit(ip(1)).unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_ipv6_client_is_capped_by_its_64_whichever_address_it_takes() {
+        let c = Connections::new(limits(10, 2));
+        let v6 = |s: &str| s.parse::<IpAddr>().unwrap();
+        let _a = c.admit(v6("2001:db8:1:2::1")).unwrap();
+        let _b = c.admit(v6("2001:db8:1:2::2")).unwrap();
+        assert_eq!(
+            c.admit(v6("2001:db8:1:2:ffff::9")).err(),
+            Some(Refusal::PerAddress(v6("2001:db8:1:2::")))
+        );
+        // The next /64 is another client.
+        c.admit(v6("2001:db8:1:3::1")).unwrap();
     }
 
     #[tokio::test(start_paused = true)]
