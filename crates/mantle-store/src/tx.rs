@@ -628,16 +628,7 @@ impl<'a> Tx<'a> {
         at: Timestamp,
         every: Option<Duration>,
     ) -> Result<ScheduleId> {
-        if !self
-            .registry
-            .tasks
-            .contains_key(&(T::TYPE_NAME, task.to_string()))
-        {
-            return Err(Error::UnknownTask {
-                type_name: T::TYPE_NAME,
-                task: task.to_string(),
-            });
-        }
+        self.check_task::<T>(task)?;
         let every_us = every.map(|d| i64::try_from(d.as_micros().max(1)).unwrap_or(i64::MAX));
         self.conn()
             .prepare_cached(
@@ -646,6 +637,78 @@ impl<'a> Tx<'a> {
             .execute(rusqlite::params![T::TYPE_NAME, item.raw(), task, at.as_micros(), every_us])?;
         self.schedule_changed = true;
         Ok(ScheduleId(self.conn().last_insert_rowid()))
+    }
+
+    /// Makes sure the registered task `task` runs on `item` every `every`,
+    /// however often this is called (at each start, say): the first call
+    /// schedules it, due one period from now; later calls with the same
+    /// period change nothing; a call with another period (the
+    /// configuration changed) re-times it, due one new period from now.
+    /// Other schedules of the same task on the item (from
+    /// [`schedule`](Self::schedule), or left by an older program) are
+    /// removed, so one remains.
+    ///
+    /// ```no_run
+    /// # use mantle_store::*;
+    /// # fn f(tx: &mut Tx, sweeper: Id<impl Item>) -> Result<()> {
+    /// tx.ensure_schedule(sweeper, "sweep", std::time::Duration::from_secs(600))?;
+    /// # Ok(()) }
+    /// ```
+    pub fn ensure_schedule<T: Item>(
+        &mut self,
+        item: Id<T>,
+        task: &str,
+        every: Duration,
+    ) -> Result<ScheduleId> {
+        self.check_task::<T>(task)?;
+        let every_us = i64::try_from(every.as_micros().max(1)).unwrap_or(i64::MAX);
+        let rows: Vec<(i64, Option<i64>)> = self
+            .conn()
+            .prepare_cached(
+                "SELECT id, every_us FROM mantle_schedule
+                 WHERE item_type = ?1 AND item_id = ?2 AND task = ?3 ORDER BY id",
+            )?
+            .query_map(rusqlite::params![T::TYPE_NAME, item.raw(), task], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+        // Keep one repeating row (the first); the rest go.
+        let keep = rows.iter().find(|(_, e)| e.is_some()).copied();
+        for (id, _) in &rows {
+            if keep.map(|(k, _)| k) != Some(*id) {
+                self.unschedule(ScheduleId(*id))?;
+            }
+        }
+        match keep {
+            Some((id, Some(current))) if current == every_us => Ok(ScheduleId(id)),
+            Some((id, _)) => {
+                let at = Timestamp::now() + every;
+                self.conn()
+                    .prepare_cached(
+                        "UPDATE mantle_schedule SET every_us = ?2, run_at = ?3, attempts = 0,
+                         last_error = NULL WHERE id = ?1",
+                    )?
+                    .execute(rusqlite::params![id, every_us, at.as_micros()])?;
+                self.schedule_changed = true;
+                Ok(ScheduleId(id))
+            }
+            None => self.schedule(item, task, Timestamp::now() + every, Some(every)),
+        }
+    }
+
+    /// Refuses a task that is not registered for `T`.
+    fn check_task<T: Item>(&self, task: &str) -> Result<()> {
+        if self
+            .registry
+            .tasks
+            .contains_key(&(T::TYPE_NAME, task.to_string()))
+        {
+            return Ok(());
+        }
+        Err(Error::UnknownTask {
+            type_name: T::TYPE_NAME,
+            task: task.to_string(),
+        })
     }
 
     /// Cancels a scheduled run; returns whether it was still scheduled.

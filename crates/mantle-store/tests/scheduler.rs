@@ -265,3 +265,74 @@ async fn deleting_an_item_cancels_its_scheduled_runs() {
     assert_eq!(mantle_store::inspect(store.path()).unwrap().scheduled, 0);
     let _ = b;
 }
+
+/// The store's schedule rows for `id`: (id, every in ms).
+fn schedule_rows(store: &Store, id: Id<Job>) -> Vec<(i64, Option<i64>)> {
+    let conn = rusqlite::Connection::open(store.path()).unwrap();
+    let mut q = conn
+        .prepare("SELECT id, every_us / 1000 FROM mantle_schedule WHERE item_id = ?1 ORDER BY id")
+        .unwrap();
+    q.query_map([id.raw()], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ensure_schedule_is_idempotent_and_retimes_when_the_period_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path().join("s.store"), &common::config(registry()))
+        .await
+        .unwrap();
+    let hour = Duration::from_secs(3600);
+    let (id, first) = store
+        .transact(move |tx| {
+            let id = tx.insert(&job("swept"))?;
+            // A stray one-off and a second repeating row, as an older
+            // program might have left.
+            tx.schedule(id, "tick", Timestamp::now() + hour, None)?;
+            tx.schedule(id, "tick", Timestamp::now() + hour, Some(hour))?;
+            tx.schedule(id, "tick", Timestamp::now() + hour, Some(hour))?;
+            let s = tx.ensure_schedule(id, "tick", hour)?;
+            Ok::<_, Error>((id, s))
+        })
+        .await
+        .unwrap();
+    // One row remains: the first repeating one, unchanged.
+    assert_eq!(
+        schedule_rows(&store, id),
+        vec![(first.raw(), Some(3_600_000))]
+    );
+    // Again, at each start: nothing changes.
+    for _ in 0..3 {
+        let again = store
+            .transact(move |tx| tx.ensure_schedule(id, "tick", hour))
+            .await
+            .unwrap();
+        assert_eq!(again, first);
+    }
+    assert_eq!(
+        schedule_rows(&store, id),
+        vec![(first.raw(), Some(3_600_000))]
+    );
+    assert_eq!(runs(&store, id).await, 0, "not due for an hour");
+    // The period changes: re-timed, due one new period from now.
+    let short = Duration::from_millis(50);
+    let same = store
+        .transact(move |tx| tx.ensure_schedule(id, "tick", short))
+        .await
+        .unwrap();
+    assert_eq!(same, first);
+    assert_eq!(schedule_rows(&store, id), vec![(first.raw(), Some(50))]);
+    common::eventually("runs at the new period", || {
+        let store = store.clone();
+        async move { runs(&store, id).await >= 2 }
+    })
+    .await;
+    // An unregistered task is refused, as with `schedule`.
+    let e = store
+        .transact(move |tx| tx.ensure_schedule(id, "nope", hour))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, Error::UnknownTask { .. }), "{e:?}");
+}
