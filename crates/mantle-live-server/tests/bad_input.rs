@@ -583,3 +583,21 @@ async fn an_observer_that_stops_reading_is_told_to_resync() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_amp_listener_on_a_site_built_without_the_live_layer_is_refused_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let site = mantle_web::install(mantle_site::Site::builder(dir.path()))
+        .init(mantle_site::SiteConfig::default())
+        .await
+        .unwrap();
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+    match mantle_live_server::amp::start_on(&site, addr).await {
+        Err(mantle_site::SiteError::NotInstalled(what)) => {
+            assert_eq!(what, "mantle_live_server::install");
+        }
+        Err(e) => panic!("{e:?}"),
+        Ok(_) => panic!("started without the live layer"),
+    }
+    site.close().await;
+}

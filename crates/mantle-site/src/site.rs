@@ -681,3 +681,39 @@ pub(crate) fn user_store_path(account_hint: &str, n: u32) -> String {
         format!("users/{safe}.store")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_store_that_is_not_the_sites_has_no_message_address() {
+        let dir = tempfile::tempdir().unwrap();
+        let site = Site::builder(dir.path().join("site"))
+            .init(SiteConfig::default())
+            .await
+            .unwrap();
+        assert_eq!(site.address_of(site.site_store()).await.unwrap(), "site");
+        let mut registry = Registry::new();
+        crate::register(&mut registry);
+        let stray = Store::open(dir.path().join("stray.store"), &StoreConfig::new(registry))
+            .await
+            .unwrap();
+        match site.address_of(&stray).await {
+            Err(SiteError::NotInSite(path)) => assert_eq!(path, stray.path()),
+            other => panic!("{other:?}"),
+        }
+        // Inside the site's directory but not one of its stores.
+        let inside = Store::open(
+            dir.path().join("site/users/unlisted.store"),
+            &StoreConfig::new(Registry::new()),
+        )
+        .await
+        .unwrap();
+        assert!(matches!(
+            site.address_of(&inside).await,
+            Err(SiteError::NotInSite(_))
+        ));
+        site.close().await;
+    }
+}

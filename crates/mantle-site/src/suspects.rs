@@ -296,6 +296,7 @@ pin_project_lite::pin_project! {
     pub struct Gated<F> {
         #[pin]
         work: F,
+        // The client's address block.
         peer: Option<IpAddr>,
         gate: SuspectGate,
         turn: PollSemaphore,
@@ -311,7 +312,11 @@ impl<F: Future> Future for Gated<F> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = self.project();
-        let suspect = *this.waiting || this.peer.is_some_and(|ip| this.gate.is_suspect(ip));
+        // `peer` is a block already (see `serve`).
+        let suspect = *this.waiting
+            || this
+                .peer
+                .is_some_and(|ip| this.gate.is_suspect_at(ip, this.gate.now_ms()));
         if !suspect {
             return this.work.poll(cx);
         }

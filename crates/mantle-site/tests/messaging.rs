@@ -520,3 +520,53 @@ async fn the_site_and_app_stores_take_only_messages_declared_for_them() {
     assert_eq!(written(bob.clone()).await, (0, 0));
     site.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_parked_message_that_no_longer_decodes_is_reported_damaged() {
+    let dir = tempfile::tempdir().unwrap();
+    let site = site(dir.path(), handlers).await;
+    let alice = store_of(&site, "alice").await;
+    alice
+        .transact(|tx| tx.send("nobody@example.com", &Ping { n: 1 }))
+        .await
+        .unwrap();
+    let parked = parked_eventually(&alice, 1).await;
+    let id = site.parked_messages().await.unwrap()[0].id.clone();
+    // The row's payload damaged on disk (a bad restore, say).
+    let conn = rusqlite::Connection::open(alice.path()).unwrap();
+    conn.busy_timeout(Duration::from_secs(10)).unwrap();
+    conn.execute(
+        "UPDATE mantle_outbox SET payload = 'not json' WHERE id = ?1",
+        [parked[0].id.raw()],
+    )
+    .unwrap();
+    match site.retry_message(&id).await {
+        Err(SiteError::Damaged { what, .. }) => assert!(what.contains(&id), "{what}"),
+        other => panic!("{other:?}"),
+    }
+    site.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fanout_failure_names_the_store_it_happened_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let site = site(dir.path(), handlers).await;
+    let results = vec![
+        mantle_site::FanoutResult {
+            account: site.account("alice").await.unwrap(),
+            result: Ok(2u64),
+        },
+        mantle_site::FanoutResult {
+            account: site.account("bob").await.unwrap(),
+            result: Err(SiteError::NoSuchSlate("x".into())),
+        },
+    ];
+    match mantle_site::sum_results(&results) {
+        Err(SiteError::FanoutFailed { account, reason }) => {
+            assert_eq!(account, "bob@example.com");
+            assert!(reason.contains("no slate 'x'"), "{reason}");
+        }
+        other => panic!("{other:?}"),
+    }
+    site.close().await;
+}
