@@ -219,7 +219,7 @@ impl LiveSite {
                 ..SiteConfig::default()
             })
             .await?;
-        let account = site.create_account("bench", PASSWORD, false).await?;
+        let account = site.accounts().create("bench", PASSWORD, false).await?;
         let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
         let amp = mantle_live_server::amp::start_on(&site, loopback).await?;
         let addr = amp
@@ -695,7 +695,7 @@ async fn our_fanout(
     changes: u64,
     base: Instant,
 ) -> Result<Fanout, BenchError> {
-    let token = ls.site.issue_token(ls.account, "bench").await?.token;
+    let token = ls.site.auth().issue_token(ls.account, "bench").await?.token;
     let options = ls.client_options(Credentials::Token(token));
     let subs: Vec<(Client, Subscription)> = futures::stream::iter(0..observers)
         .map(|_| {
@@ -749,7 +749,7 @@ async fn our_fanout(
         });
     }
 
-    let store = ls.site.user_store(ls.account).await?;
+    let store = ls.site.stores().user_store(ls.account).await?;
     let mut ticker = tokio::time::interval(SPACING);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     for k in 0..changes as i64 {

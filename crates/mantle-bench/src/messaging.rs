@@ -258,15 +258,17 @@ impl BenchSite {
         let mut to = Vec::new();
         for i in 0..SENDERS {
             let account = site
-                .create_account(&format!("s{i}"), PASSWORD, false)
+                .accounts()
+                .create(&format!("s{i}"), PASSWORD, false)
                 .await?;
-            senders.push(site.user_store(account.id).await?);
+            senders.push(site.stores().user_store(account.id).await?);
         }
         for i in 0..RECIPIENTS {
             let account = site
-                .create_account(&format!("r{i}"), PASSWORD, false)
+                .accounts()
+                .create(&format!("r{i}"), PASSWORD, false)
                 .await?;
-            recipients.push(site.user_store(account.id).await?);
+            recipients.push(site.stores().user_store(account.id).await?);
             to.push(account.primary);
         }
         Ok(Self {
@@ -315,7 +317,7 @@ async fn wait_for<T: Item>(
             return Ok(Instant::now());
         }
         if Instant::now() > deadline {
-            let parked = site.parked_messages().await?;
+            let parked = site.messaging().parked().await?;
             return Err(BenchError::Check {
                 bench,
                 reason: format!(

@@ -158,16 +158,18 @@ async fn slate_get(scale: f64, base: &Path) -> Result<BenchRecord, BenchError> {
         })
         .await?;
     let account = site
-        .create_account("bench", "bench password, not secret", false)
+        .accounts()
+        .create("bench", "bench password, not secret", false)
         .await?;
-    let token = site.issue_token(account.id, "bench").await?.token;
+    let token = site.auth().issue_token(account.id, "bench").await?.token;
     let doc = serde_json::json!({
         "theme": "dark",
         "language": "en",
         "recent": ["inbox", "drafts", "archive"],
         "counters": { "visits": 42, "edits": 7 },
     });
-    site.put_slate(account.id, SLATE, doc, Expect::Unspecified, None)
+    site.slates()
+        .put(account.id, SLATE, doc, Expect::Unspecified, None)
         .await?;
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;

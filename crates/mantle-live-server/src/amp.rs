@@ -90,7 +90,7 @@ pub async fn serve(
                 tracing::debug!(%peer, "AMP connection");
                 // A suspect client's connection is served in turn (see
                 // `SuspectGate`).
-                let gate = site.suspects();
+                let gate = site.auth().suspects();
                 let peer = Some(peer.ip());
                 match &tls {
                     None => connections.spawn(gate.serve(peer, connection(site.clone(), stream, place))),

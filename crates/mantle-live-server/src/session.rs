@@ -257,7 +257,7 @@ impl Conn {
         let Some(avatar) = self.user.read().clone() else {
             return;
         };
-        match self.site.still_valid(&avatar).await {
+        match self.site.auth().still_valid(&avatar).await {
             Ok(true) => {}
             Ok(false) => {
                 {
@@ -311,7 +311,11 @@ impl Caller {
     }
     /// The logged-in user's own store.
     pub async fn store(&self) -> Result<Store, SiteError> {
-        self.conn.site.user_store(self.avatar.account).await
+        self.conn
+            .site
+            .stores()
+            .user_store(self.avatar.account)
+            .await
     }
     /// Gives this connection a handle to `obj`; calls on the handle run
     /// `commands` with it. The handle dies with the connection (or when
@@ -395,7 +399,7 @@ fn args_of<C: Command>(raw: RawArgs) -> Result<C::Args, RemoteError> {
 }
 
 async fn log_in(conn: &Conn, token: &str) -> Result<WhoamiAnswer, Failure<Unauthorized>> {
-    match conn.site.authenticate(token).await {
+    match conn.site.auth().authenticate(token).await {
         Ok(avatar) => {
             let username = avatar.address.clone();
             *conn.user.write() = Some(Arc::new(avatar));
@@ -436,6 +440,7 @@ async fn call(
             let a = args_of::<Login>(raw)?;
             let r = match conn
                 .site
+                .auth()
                 .login_from(conn.peer, &a.username, &a.password, "live")
                 .await
             {
@@ -525,7 +530,7 @@ where
         out: mpsc::Sender<Out<T>>,
     ) -> Self {
         let max = site.section::<crate::LiveConfig>().max_in_flight.max(1);
-        let revocations = site.revocations();
+        let revocations = site.auth().revocations();
         let conn = Conn::new(site, peer, user, Arc::new(out.clone()));
         Self {
             conn,

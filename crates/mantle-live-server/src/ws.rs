@@ -95,7 +95,7 @@ async fn upgrade(
     }
     let user = match token(&headers) {
         None => None,
-        Some(t) => match state.site.authenticate(t).await {
+        Some(t) => match state.site.auth().authenticate(t).await {
             Ok(a) => Some(a),
             Err(SiteError::BadToken) => {
                 // A browser cannot read the status of a refused upgrade,
@@ -118,7 +118,7 @@ async fn upgrade(
     };
     let site = state.site.clone();
     // A suspect client's session is served in turn (see `SuspectGate`).
-    let gate = site.suspects().clone();
+    let gate = site.auth().suspects().clone();
     ws.on_upgrade(move |socket| gate.serve(Some(peer.ip()), session(site, peer.ip(), user, socket)))
 }
 

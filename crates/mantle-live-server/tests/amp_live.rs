@@ -74,7 +74,12 @@ async fn commands_login_and_errors() {
     assert_eq!(e.code(), Some(codes::BAD_ARGUMENTS), "{e:?}");
 
     // A token from an HTTP login works too.
-    let issued = t.site.login("alice", PASSWORD, "test").await.unwrap();
+    let issued = t
+        .site
+        .auth()
+        .login("alice", PASSWORD, "test")
+        .await
+        .unwrap();
     let mut opts = t.client_options();
     opts.credentials = Some(mantle_client::Credentials::Token(issued.token));
     let by_token = Client::connect(opts).await.unwrap();

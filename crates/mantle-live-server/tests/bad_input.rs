@@ -285,7 +285,7 @@ async fn websocket_json_serves_the_same_commands_and_refuses_bad_messages() {
     assert_eq!(closed, Some(1003));
 
     // An HTTP login token logs the socket in at the upgrade; a bad one is 401.
-    let issued = t.site.login("bob", PASSWORD, "test").await.unwrap();
+    let issued = t.site.auth().login("bob", PASSWORD, "test").await.unwrap();
     let (mut ws, _) = tokio_tungstenite::connect_async(with_bearer(&url, &issued.token))
         .await
         .unwrap();

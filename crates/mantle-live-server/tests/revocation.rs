@@ -25,17 +25,22 @@ enum Ending {
 }
 
 async fn revoke(t: &TestSite, how: Ending, token: &str) {
-    let alice = t.site.account("alice").await.unwrap();
+    let alice = t.site.accounts().get("alice").await.unwrap();
     match how {
-        Ending::Logout => assert!(t.site.logout(token).await.unwrap()),
+        Ending::Logout => assert!(t.site.auth().logout(token).await.unwrap()),
         Ending::TokenRevoked => {
-            let tokens = t.site.tokens(alice.id).await.unwrap();
+            let tokens = t.site.auth().tokens(alice.id).await.unwrap();
             for tk in tokens {
-                t.site.revoke_token(alice.id, tk.id).await.unwrap();
+                t.site.auth().revoke_token(alice.id, tk.id).await.unwrap();
             }
         }
-        Ending::ChangePassword => t.site.set_password("alice", PASSWORD).await.unwrap(),
-        Ending::Disable => t.site.set_disabled("alice", true).await.unwrap(),
+        Ending::ChangePassword => t
+            .site
+            .accounts()
+            .set_password("alice", PASSWORD)
+            .await
+            .unwrap(),
+        Ending::Disable => t.site.accounts().set_disabled("alice", true).await.unwrap(),
     }
 }
 
@@ -65,7 +70,12 @@ async fn ending_a_login_logs_out_its_amp_connections_and_ends_observations() {
         Ending::ChangePassword,
         Ending::Disable,
     ] {
-        let issued = t.site.login("alice", PASSWORD, "test").await.unwrap();
+        let issued = t
+            .site
+            .auth()
+            .login("alice", PASSWORD, "test")
+            .await
+            .unwrap();
         let mut opts = t.client_options();
         opts.credentials = Some(mantle_client::Credentials::Token(issued.token.clone()));
         let c = Client::connect(opts).await.unwrap();
@@ -105,7 +115,11 @@ async fn ending_a_login_logs_out_its_amp_connections_and_ends_observations() {
             "bob@example.com"
         );
         if matches!(how, Ending::Disable) {
-            t.site.set_disabled("alice", false).await.unwrap();
+            t.site
+                .accounts()
+                .set_disabled("alice", false)
+                .await
+                .unwrap();
         }
     }
 }
@@ -113,7 +127,12 @@ async fn ending_a_login_logs_out_its_amp_connections_and_ends_observations() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logging_out_over_http_logs_out_the_websocket() {
     let t = TestSite::start().await;
-    let issued = t.site.login("alice", PASSWORD, "test").await.unwrap();
+    let issued = t
+        .site
+        .auth()
+        .login("alice", PASSWORD, "test")
+        .await
+        .unwrap();
     let url = format!("ws://{}/live", t.http);
     let (mut ws, _) = tokio_tungstenite::connect_async(with_bearer(&url, &issued.token))
         .await
@@ -169,7 +188,12 @@ async fn a_websocket_that_never_logs_in_is_closed_at_the_login_deadline() {
     .unwrap();
     assert_eq!(closed, Some(mantle_live_server::CLOSE_LOGIN_TIMEOUT));
     // A socket that logged in is not held to it.
-    let issued = t.site.login("alice", PASSWORD, "test").await.unwrap();
+    let issued = t
+        .site
+        .auth()
+        .login("alice", PASSWORD, "test")
+        .await
+        .unwrap();
     let url = format!("ws://{}/live", t.http);
     let (mut ws, _) = tokio_tungstenite::connect_async(with_bearer(&url, &issued.token))
         .await

@@ -205,7 +205,7 @@ pub enum SiteError {
     #[error("no store at address '{0}'")]
     NoSuchStore(String),
 
-    /// Not a parked message id as `Site::parked_messages` lists them.
+    /// Not a parked message id as `Messaging::parked` lists them.
     #[error("'{0}' is not a parked message id (STORE/NUMBER, as listed)")]
     BadMessageId(String),
 

@@ -27,9 +27,9 @@
 //! let dir = tempfile::tempdir().unwrap();
 //! let config = SiteConfig { domain: "example.com".into(), ..SiteConfig::default() };
 //! let site = Site::builder(dir.path()).init(config).await?;
-//! site.create_account("alice", "correct horse battery", false).await?;
-//! let token = site.login("alice@example.com", "correct horse battery", "doc").await?;
-//! let me = site.authenticate(&token.token).await?;
+//! site.accounts().create("alice", "correct horse battery", false).await?;
+//! let token = site.auth().login("alice@example.com", "correct horse battery", "doc").await?;
+//! let me = site.auth().authenticate(&token.token).await?;
 //! assert_eq!(me.address, "alice@example.com");
 //! site.close().await;
 //! # Ok::<_, mantle_site::SiteError>(())
@@ -41,35 +41,34 @@ mod address;
 mod auth;
 mod config;
 mod error;
-mod fanout;
 mod items;
-mod login_guard;
 mod messaging;
-mod passwords;
 mod process_stats;
-mod service;
 mod site;
 mod slates;
-mod stats;
-mod suspects;
+mod stores;
 
-pub use accounts::AccountInfo;
+pub use accounts::{AccountInfo, Accounts, FanoutResult, ItemCount, sum_results};
 pub use address::Address;
-pub use auth::{Avatar, IssuedToken, TokenInfo, new_secret};
+pub use auth::{
+    AUTH_NAMESPACE, Auth, Avatar, Gated, IssuedToken, SUSPECT_FOR, SuspectGate, TokenInfo,
+    address_block, new_secret,
+};
 pub use config::{
     AuthConfig, CONFIG_FILE, ConfigSection, SignupConfig, SignupPolicy, SiteConfig, StoresConfig,
     parse_env,
 };
 pub use error::{Result, SiteError};
-pub use fanout::{FanoutResult, ItemCount, sum_results};
 pub use items::{Account, AuthToken, Invite, LoginMethod, Slate, TokenSweeper};
 pub use messaging::{
-    Envelope, Message, MessageHandlers, MessageId, MessageRegistration, NO_HANDLER, ParkedMessage,
-    Receipt, Recipient, Refusal, SendMessage, StoreKind, UNDECODABLE,
+    Envelope, MESSAGING_NAMESPACE, Message, MessageHandlers, MessageId, MessageRegistration,
+    Messaging, NO_HANDLER, ParkedMessage, Receipt, Recipient, Refusal, SendMessage, StoreKind,
+    UNDECODABLE,
 };
 pub use process_stats::PROCESS_NAMESPACE;
-pub use service::{RunningService, Service};
-pub use site::{Extensions, Registration, SITE_STORE, Site, SiteBuilder, register};
-pub use slates::{Expect, SlateDoc, check_slate_name};
-pub use stats::{AUTH_NAMESPACE, MESSAGING_NAMESPACE};
-pub use suspects::{Gated, SUSPECT_FOR, SuspectGate, address_block};
+pub use site::{
+    Extensions, Registration, RunningService, SITE_STORE, Service, Services, Site, SiteBuilder,
+    register,
+};
+pub use slates::{Expect, SlateDoc, Slates, check_slate_name};
+pub use stores::Stores;

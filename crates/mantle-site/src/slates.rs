@@ -11,8 +11,10 @@ use std::time::Duration;
 use mantle_store::{Id, Stored, Timestamp};
 use serde::Serialize;
 
+use mantle_store::Registry;
+
 use crate::items::{Account, Slate};
-use crate::site::Site;
+use crate::stores::Stores;
 use crate::{Result, SiteError};
 
 /// A slate as read or written.
@@ -70,11 +72,43 @@ fn doc(slate: &Stored<Slate>) -> SlateDoc {
     }
 }
 
-impl Site {
+/// Every account's slates (see [`Site::slates`](crate::Site::slates)).
+///
+/// ```no_run
+/// # async fn f(site: mantle_site::Site, me: mantle_store::Id<mantle_site::Account>) -> mantle_site::Result<()> {
+/// use mantle_site::Expect;
+/// let (doc, created) = site
+///     .slates()
+///     .put(me, "user-info", serde_json::json!({"theme": "dark"}), Expect::Absent, None)
+///     .await?;
+/// assert!(created && doc.version == 1);
+/// # Ok(()) }
+/// ```
+pub struct Slates {
+    stores: Stores,
+}
+
+/// Registers the slate item and its expiry task.
+pub(crate) fn register(registry: &mut Registry) {
+    registry
+        .register::<Slate>()
+        .task::<Slate>("expire", |tx, slate| {
+            if slate.expires.is_some_and(|t| t <= Timestamp::now()) {
+                tx.delete(slate.id())?;
+            }
+            Ok(())
+        });
+}
+
+impl Slates {
+    pub(crate) fn new(stores: Stores) -> Self {
+        Self { stores }
+    }
+
     /// Reads a slate of an account (`None` if absent or expired).
-    pub async fn get_slate(&self, account: Id<Account>, name: &str) -> Result<Option<SlateDoc>> {
+    pub async fn get(&self, account: Id<Account>, name: &str) -> Result<Option<SlateDoc>> {
         check_slate_name(name)?;
-        let store = self.user_store(account).await?;
+        let store = self.stores.user_store(account).await?;
         let now = Timestamp::now();
         // One indexed lookup: run it here (see `Store::read_now`).
         store.read_now(|r| {
@@ -87,8 +121,8 @@ impl Site {
     }
 
     /// Names of an account's live slates.
-    pub async fn slate_names(&self, account: Id<Account>) -> Result<Vec<String>> {
-        let store = self.user_store(account).await?;
+    pub async fn names(&self, account: Id<Account>) -> Result<Vec<String>> {
+        let store = self.stores.user_store(account).await?;
         let now = Timestamp::now();
         store
             .read(move |r| {
@@ -105,7 +139,7 @@ impl Site {
 
     /// Creates or replaces a slate, atomically, under `expect`. Returns the
     /// slate as written and whether it was created.
-    pub async fn put_slate(
+    pub async fn put(
         &self,
         account: Id<Account>,
         name: &str,
@@ -114,7 +148,7 @@ impl Site {
         ttl: Option<Duration>,
     ) -> Result<(SlateDoc, bool)> {
         check_slate_name(name)?;
-        let store = self.user_store(account).await?;
+        let store = self.stores.user_store(account).await?;
         let name = name.to_string();
         let text = body.to_string();
         store
@@ -182,14 +216,14 @@ impl Site {
     }
 
     /// Deletes a slate; with `Some(version)`, only at that version.
-    pub async fn delete_slate(
+    pub async fn delete(
         &self,
         account: Id<Account>,
         name: &str,
         version: Option<i64>,
     ) -> Result<()> {
         check_slate_name(name)?;
-        let store = self.user_store(account).await?;
+        let store = self.stores.user_store(account).await?;
         let name = name.to_string();
         store
             .transact(move |tx| {

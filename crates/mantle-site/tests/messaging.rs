@@ -235,14 +235,14 @@ async fn site(dir: &std::path::Path, h: mantle_site::MessageRegistration) -> Sit
         .init(config)
         .await
         .unwrap();
-    site.create_account("alice", PW, false).await.unwrap();
-    site.create_account("bob", PW, false).await.unwrap();
+    site.accounts().create("alice", PW, false).await.unwrap();
+    site.accounts().create("bob", PW, false).await.unwrap();
     site
 }
 
 async fn store_of(site: &Site, login: &str) -> Store {
-    let id = site.account(login).await.unwrap().id;
-    site.user_store(id).await.unwrap()
+    let id = site.accounts().get(login).await.unwrap().id;
+    site.stores().user_store(id).await.unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -307,8 +307,8 @@ async fn refusals_and_undeliverable_messages_come_back_as_errors() {
     let dir = tempfile::tempdir().unwrap();
     let site = site(dir.path(), handlers_without_stray).await;
     let alice = store_of(&site, "alice").await;
-    site.create_account("carol", PW, false).await.unwrap();
-    site.set_disabled("carol", true).await.unwrap();
+    site.accounts().create("carol", PW, false).await.unwrap();
+    site.accounts().set_disabled("carol", true).await.unwrap();
     alice
         .transact(|tx| {
             tx.send("nobody@example.com", &Ping { n: 5 })?;
@@ -393,10 +393,11 @@ async fn fanout_collates_one_answer_per_user_store() {
     let site = site(dir.path(), handlers).await;
     for i in 0..40 {
         let acc = site
-            .create_account(&format!("user{i}"), PW, false)
+            .accounts()
+            .create(&format!("user{i}"), PW, false)
             .await
             .unwrap();
-        let store = site.user_store(acc.id).await.unwrap();
+        let store = site.stores().user_store(acc.id).await.unwrap();
         store
             .transact(move |tx| bump(tx, "items", i))
             .await
@@ -404,6 +405,7 @@ async fn fanout_collates_one_answer_per_user_store() {
     }
     let done = std::sync::atomic::AtomicUsize::new(0);
     let results = site
+        .accounts()
         .fanout(
             8,
             |n, total| {
@@ -436,12 +438,12 @@ async fn the_site_and_app_stores_take_only_messages_declared_for_them() {
         })
         .await
         .unwrap();
-    let alice = site.create_account("alice", PW, false).await.unwrap();
-    site.create_account("bob", PW, false).await.unwrap();
+    let alice = site.accounts().create("alice", PW, false).await.unwrap();
+    site.accounts().create("bob", PW, false).await.unwrap();
     let bob = store_of(&site, "bob").await;
-    let alice_store = site.user_store(alice.id).await.unwrap();
-    let app = site.app_store("things").await.unwrap();
-    match site.app_store("undeclared").await {
+    let alice_store = site.stores().user_store(alice.id).await.unwrap();
+    let app = site.stores().app_store("things").await.unwrap();
+    match site.stores().app_store("undeclared").await {
         Err(SiteError::NoSuchAppStore(name)) => assert_eq!(name, "undeclared"),
         other => panic!("{other:?}"),
     }
@@ -515,7 +517,7 @@ async fn the_site_and_app_stores_take_only_messages_declared_for_them() {
             .await
             .unwrap()
     };
-    assert_eq!(written(site.site_store().clone()).await, (0, 0));
+    assert_eq!(written(site.stores().site_store().clone()).await, (0, 0));
     assert_eq!(written(app.clone()).await, (1, 1));
     assert_eq!(written(bob.clone()).await, (0, 0));
     site.close().await;
@@ -531,7 +533,7 @@ async fn a_parked_message_that_no_longer_decodes_is_reported_damaged() {
         .await
         .unwrap();
     let parked = parked_eventually(&alice, 1).await;
-    let id = site.parked_messages().await.unwrap()[0].id.clone();
+    let id = site.messaging().parked().await.unwrap()[0].id.clone();
     // The row's payload damaged on disk (a bad restore, say).
     let conn = rusqlite::Connection::open(alice.path()).unwrap();
     conn.busy_timeout(Duration::from_secs(10)).unwrap();
@@ -540,7 +542,7 @@ async fn a_parked_message_that_no_longer_decodes_is_reported_damaged() {
         [parked[0].id.raw()],
     )
     .unwrap();
-    match site.retry_message(&id).await {
+    match site.messaging().retry(&id).await {
         Err(SiteError::Damaged { what, .. }) => assert!(what.contains(&id), "{what}"),
         other => panic!("{other:?}"),
     }
@@ -553,11 +555,11 @@ async fn a_fanout_failure_names_the_store_it_happened_in() {
     let site = site(dir.path(), handlers).await;
     let results = vec![
         mantle_site::FanoutResult {
-            account: site.account("alice").await.unwrap(),
+            account: site.accounts().get("alice").await.unwrap(),
             result: Ok(2u64),
         },
         mantle_site::FanoutResult {
-            account: site.account("bob").await.unwrap(),
+            account: site.accounts().get("bob").await.unwrap(),
             result: Err(SiteError::NoSuchSlate("x".into())),
         },
     ];

@@ -21,43 +21,51 @@ async fn signup_policies_are_enforced() {
     let dir = tempfile::tempdir().unwrap();
     let admin_only = site_with(SignupPolicy::Admin, &dir.path().join("a")).await;
     assert!(matches!(
-        admin_only.signup("x", PW, None).await,
+        admin_only.accounts().signup("x", PW, None).await,
         Err(SiteError::SignupClosed(_))
     ));
-    admin_only.create_account("x", PW, false).await.unwrap();
+    admin_only.accounts().create("x", PW, false).await.unwrap();
 
     let invite = site_with(SignupPolicy::Invite, &dir.path().join("i")).await;
     assert!(matches!(
-        invite.signup("y", PW, None).await,
+        invite.accounts().signup("y", PW, None).await,
         Err(SiteError::BadInvite)
     ));
     assert!(matches!(
-        invite.signup("y", PW, Some("made-up")).await,
+        invite.accounts().signup("y", PW, Some("made-up")).await,
         Err(SiteError::BadInvite)
     ));
-    let code = invite.create_invite().await.unwrap();
-    invite.signup("y", PW, Some(&code)).await.unwrap();
+    let code = invite.accounts().create_invite().await.unwrap();
+    invite
+        .accounts()
+        .signup("y", PW, Some(&code))
+        .await
+        .unwrap();
     assert!(
         matches!(
-            invite.signup("z", PW, Some(&code)).await,
+            invite.accounts().signup("z", PW, Some(&code)).await,
             Err(SiteError::BadInvite)
         ),
         "an invite is used once"
     );
 
     let open = site_with(SignupPolicy::Open, &dir.path().join("o")).await;
-    let info = open.signup("Zed@Example.com", PW, None).await.unwrap();
+    let info = open
+        .accounts()
+        .signup("Zed@Example.com", PW, None)
+        .await
+        .unwrap();
     assert_eq!(info.primary, "zed@example.com");
     assert!(matches!(
-        open.signup("zed", PW, None).await,
+        open.accounts().signup("zed", PW, None).await,
         Err(SiteError::AddressTaken(_))
     ));
     assert!(matches!(
-        open.signup("not valid!", PW, None).await,
+        open.accounts().signup("not valid!", PW, None).await,
         Err(SiteError::InvalidAddress(_))
     ));
     assert!(matches!(
-        open.signup("short", "1234", None).await,
+        open.accounts().signup("short", "1234", None).await,
         Err(SiteError::WeakPassword(_))
     ));
     for s in [admin_only, invite, open] {
@@ -69,17 +77,20 @@ async fn signup_policies_are_enforced() {
 async fn accounts_get_a_user_store_and_several_logins() {
     let dir = tempfile::tempdir().unwrap();
     let site = site_with(SignupPolicy::Admin, dir.path()).await;
-    let info = site.create_account("alice", PW, false).await.unwrap();
+    let info = site.accounts().create("alice", PW, false).await.unwrap();
     assert!(
         dir.path().join(&info.store).is_file(),
         "user store made at signup"
     );
-    site.add_login("alice", "al@other.org").await.unwrap();
-    let token = site.login("al@other.org", PW, "t").await.unwrap();
-    let me = site.authenticate(&token.token).await.unwrap();
+    site.accounts()
+        .add_login("alice", "al@other.org")
+        .await
+        .unwrap();
+    let token = site.auth().login("al@other.org", PW, "t").await.unwrap();
+    let me = site.auth().authenticate(&token.token).await.unwrap();
     assert_eq!(me.address, "alice@example.com", "the primary login");
     assert_eq!(
-        site.account("alice").await.unwrap().logins,
+        site.accounts().get("alice").await.unwrap().logins,
         ["alice@example.com", "al@other.org"]
     );
     site.close().await;
@@ -89,13 +100,14 @@ async fn accounts_get_a_user_store_and_several_logins() {
 async fn wrong_password_and_unknown_login_are_the_same_error() {
     let dir = tempfile::tempdir().unwrap();
     let site = site_with(SignupPolicy::Admin, dir.path()).await;
-    site.create_account("alice", PW, false).await.unwrap();
+    site.accounts().create("alice", PW, false).await.unwrap();
     let wrong = site
+        .auth()
         .login("alice", "wrong password", "t")
         .await
         .unwrap_err();
-    let unknown = site.login("nobody", PW, "t").await.unwrap_err();
-    let invalid = site.login("in valid", PW, "t").await.unwrap_err();
+    let unknown = site.auth().login("nobody", PW, "t").await.unwrap_err();
+    let invalid = site.auth().login("in valid", PW, "t").await.unwrap_err();
     assert_eq!(wrong.to_string(), unknown.to_string());
     assert_eq!(wrong.to_string(), invalid.to_string());
     assert!(matches!(wrong, SiteError::BadCredentials));
@@ -106,25 +118,25 @@ async fn wrong_password_and_unknown_login_are_the_same_error() {
 async fn disabling_an_account_stops_its_tokens_at_once() {
     let dir = tempfile::tempdir().unwrap();
     let site = site_with(SignupPolicy::Admin, dir.path()).await;
-    site.create_account("bob", PW, false).await.unwrap();
-    let t = site.login("bob", PW, "t").await.unwrap();
-    site.authenticate(&t.token).await.unwrap();
-    site.set_disabled("bob", true).await.unwrap();
+    site.accounts().create("bob", PW, false).await.unwrap();
+    let t = site.auth().login("bob", PW, "t").await.unwrap();
+    site.auth().authenticate(&t.token).await.unwrap();
+    site.accounts().set_disabled("bob", true).await.unwrap();
     assert!(matches!(
-        site.authenticate(&t.token).await,
+        site.auth().authenticate(&t.token).await,
         Err(SiteError::BadToken)
     ));
     assert!(matches!(
-        site.login("bob", PW, "t").await,
+        site.auth().login("bob", PW, "t").await,
         Err(SiteError::Disabled(_))
     ));
-    site.set_disabled("bob", false).await.unwrap();
+    site.accounts().set_disabled("bob", false).await.unwrap();
     assert!(
-        site.authenticate(&t.token).await.is_err(),
+        site.auth().authenticate(&t.token).await.is_err(),
         "enabling does not revive revoked tokens"
     );
-    let fresh = site.login("bob", PW, "t").await.unwrap();
-    site.authenticate(&fresh.token).await.unwrap();
+    let fresh = site.auth().login("bob", PW, "t").await.unwrap();
+    site.auth().authenticate(&fresh.token).await.unwrap();
     site.close().await;
 }
 
@@ -132,18 +144,26 @@ async fn disabling_an_account_stops_its_tokens_at_once() {
 async fn tokens_are_listed_revoked_and_expire() {
     let dir = tempfile::tempdir().unwrap();
     let site = site_with(SignupPolicy::Admin, dir.path()).await;
-    let acc = site.create_account("carol", PW, false).await.unwrap();
-    let a = site.login("carol", PW, "phone").await.unwrap();
-    let b = site.login("carol", PW, "laptop").await.unwrap();
-    let listed = site.tokens(acc.id).await.unwrap();
+    let acc = site.accounts().create("carol", PW, false).await.unwrap();
+    let a = site.auth().login("carol", PW, "phone").await.unwrap();
+    let b = site.auth().login("carol", PW, "laptop").await.unwrap();
+    let listed = site.auth().tokens(acc.id).await.unwrap();
     assert_eq!(listed.len(), 2);
     assert_eq!(listed[0].label, "laptop", "newest first");
-    assert!(site.revoke_token(acc.id, listed[0].id).await.unwrap());
-    assert!(site.authenticate(&b.token).await.is_err());
-    assert!(site.logout(&a.token).await.unwrap());
-    assert!(site.authenticate(&a.token).await.is_err());
-    assert!(!site.logout(&a.token).await.unwrap(), "already revoked");
-    assert!(site.authenticate("not-a-token").await.is_err());
+    assert!(
+        site.auth()
+            .revoke_token(acc.id, listed[0].id)
+            .await
+            .unwrap()
+    );
+    assert!(site.auth().authenticate(&b.token).await.is_err());
+    assert!(site.auth().logout(&a.token).await.unwrap());
+    assert!(site.auth().authenticate(&a.token).await.is_err());
+    assert!(
+        !site.auth().logout(&a.token).await.unwrap(),
+        "already revoked"
+    );
+    assert!(site.auth().authenticate("not-a-token").await.is_err());
     site.close().await;
 
     // A zero time to live: tokens are born expired.
@@ -154,9 +174,9 @@ async fn tokens_are_listed_revoked_and_expire() {
         .open()
         .await
         .unwrap();
-    let t = site.login("carol", PW, "t").await.unwrap();
+    let t = site.auth().login("carol", PW, "t").await.unwrap();
     assert!(matches!(
-        site.authenticate(&t.token).await,
+        site.auth().authenticate(&t.token).await,
         Err(SiteError::BadToken)
     ));
     site.close().await;
@@ -166,9 +186,10 @@ async fn tokens_are_listed_revoked_and_expire() {
 async fn slates_have_versions_and_time_to_live() {
     let dir = tempfile::tempdir().unwrap();
     let site = site_with(SignupPolicy::Admin, dir.path()).await;
-    let acc = site.create_account("dana", PW, false).await.unwrap().id;
+    let acc = site.accounts().create("dana", PW, false).await.unwrap().id;
     let (doc, created) = site
-        .put_slate(
+        .slates()
+        .put(
             acc,
             "user-info",
             json!({"theme": "dark"}),
@@ -180,22 +201,26 @@ async fn slates_have_versions_and_time_to_live() {
     assert!(created);
     assert_eq!(doc.version, 1);
     assert!(matches!(
-        site.put_slate(acc, "user-info", json!(1), Expect::Unspecified, None)
+        site.slates()
+            .put(acc, "user-info", json!(1), Expect::Unspecified, None)
             .await,
         Err(SiteError::SlateVersionRequired(_))
     ));
     assert!(matches!(
-        site.put_slate(acc, "user-info", json!(1), Expect::Version(7), None)
+        site.slates()
+            .put(acc, "user-info", json!(1), Expect::Version(7), None)
             .await,
         Err(SiteError::SlateConflict { current: 1, .. })
     ));
     assert!(matches!(
-        site.put_slate(acc, "user-info", json!(1), Expect::Absent, None)
+        site.slates()
+            .put(acc, "user-info", json!(1), Expect::Absent, None)
             .await,
         Err(SiteError::SlateConflict { .. })
     ));
     let (doc, _) = site
-        .put_slate(
+        .slates()
+        .put(
             acc,
             "user-info",
             json!({"theme": "light"}),
@@ -206,7 +231,8 @@ async fn slates_have_versions_and_time_to_live() {
         .unwrap();
     assert_eq!(doc.version, 2);
     assert_eq!(
-        site.get_slate(acc, "user-info")
+        site.slates()
+            .get(acc, "user-info")
             .await
             .unwrap()
             .unwrap()
@@ -214,37 +240,41 @@ async fn slates_have_versions_and_time_to_live() {
         json!({"theme": "light"})
     );
 
-    site.put_slate(
-        acc,
-        "checkout",
-        json!({"step": 1}),
-        Expect::Absent,
-        Some(Duration::from_millis(300)),
-    )
-    .await
-    .unwrap();
-    assert!(site.get_slate(acc, "checkout").await.unwrap().is_some());
+    site.slates()
+        .put(
+            acc,
+            "checkout",
+            json!({"step": 1}),
+            Expect::Absent,
+            Some(Duration::from_millis(300)),
+        )
+        .await
+        .unwrap();
+    assert!(site.slates().get(acc, "checkout").await.unwrap().is_some());
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert!(
-        site.get_slate(acc, "checkout").await.unwrap().is_none(),
+        site.slates().get(acc, "checkout").await.unwrap().is_none(),
         "expired"
     );
-    assert_eq!(site.slate_names(acc).await.unwrap(), ["user-info"]);
+    assert_eq!(site.slates().names(acc).await.unwrap(), ["user-info"]);
     // The scheduler removed the expired slate, and nothing else.
-    let store = site.user_store(acc).await.unwrap();
+    let store = site.stores().user_store(acc).await.unwrap();
     let left = store
         .read(|r| r.query::<mantle_site::Slate>().count())
         .await
         .unwrap();
     assert_eq!(left, 1);
 
-    site.delete_slate(acc, "user-info", Some(2)).await.unwrap();
+    site.slates()
+        .delete(acc, "user-info", Some(2))
+        .await
+        .unwrap();
     assert!(matches!(
-        site.delete_slate(acc, "user-info", None).await,
+        site.slates().delete(acc, "user-info", None).await,
         Err(SiteError::NoSuchSlate(_))
     ));
     assert!(matches!(
-        site.get_slate(acc, "bad/name").await,
+        site.slates().get(acc, "bad/name").await,
         Err(SiteError::InvalidSlateName(_))
     ));
     site.close().await;
@@ -254,25 +284,26 @@ async fn slates_have_versions_and_time_to_live() {
 async fn deleting_an_account_keeps_its_store_unless_confirmed() {
     let dir = tempfile::tempdir().unwrap();
     let site = site_with(SignupPolicy::Admin, dir.path()).await;
-    site.create_account("erin", PW, false).await.unwrap();
-    site.create_account("fay", PW, false).await.unwrap();
-    let t = site.login("erin", PW, "t").await.unwrap();
-    let kept = site.delete_account("erin", false).await.unwrap();
+    site.accounts().create("erin", PW, false).await.unwrap();
+    site.accounts().create("fay", PW, false).await.unwrap();
+    let t = site.auth().login("erin", PW, "t").await.unwrap();
+    let kept = site.accounts().delete("erin", false).await.unwrap();
     assert!(kept.is_file());
-    assert!(site.authenticate(&t.token).await.is_err());
+    assert!(site.auth().authenticate(&t.token).await.is_err());
     assert!(matches!(
-        site.account("erin").await,
+        site.accounts().get("erin").await,
         Err(SiteError::NoSuchAccount(_))
     ));
     // A new erin gets a new, empty store; the old one is never reused.
-    let again = site.create_account("erin", PW, false).await.unwrap();
+    let again = site.accounts().create("erin", PW, false).await.unwrap();
     assert_ne!(dir.path().join(&again.store), kept);
 
-    let fay = site.account("fay").await.unwrap();
-    site.put_slate(fay.id, "s", json!(1), Expect::Unspecified, None)
+    let fay = site.accounts().get("fay").await.unwrap();
+    site.slates()
+        .put(fay.id, "s", json!(1), Expect::Unspecified, None)
         .await
         .unwrap();
-    let purged = site.delete_account("fay", true).await.unwrap();
+    let purged = site.accounts().delete("fay", true).await.unwrap();
     assert!(!purged.exists());
     site.close().await;
 }
@@ -282,12 +313,12 @@ async fn two_sites_in_one_process_do_not_see_each_other() {
     let dir = tempfile::tempdir().unwrap();
     let one = site_with(SignupPolicy::Admin, &dir.path().join("one")).await;
     let two = site_with(SignupPolicy::Admin, &dir.path().join("two")).await;
-    one.create_account("alice", PW, false).await.unwrap();
-    two.create_account("bob", PW, false).await.unwrap();
-    assert!(one.login("bob", PW, "t").await.is_err());
-    assert!(two.login("alice", PW, "t").await.is_err());
-    let t = one.login("alice", PW, "t").await.unwrap();
-    assert!(two.authenticate(&t.token).await.is_err());
+    one.accounts().create("alice", PW, false).await.unwrap();
+    two.accounts().create("bob", PW, false).await.unwrap();
+    assert!(one.auth().login("bob", PW, "t").await.is_err());
+    assert!(two.auth().login("alice", PW, "t").await.is_err());
+    let t = one.auth().login("alice", PW, "t").await.unwrap();
+    assert!(two.auth().authenticate(&t.token).await.is_err());
     one.close().await;
     two.close().await;
 }
@@ -373,19 +404,25 @@ async fn an_ipv6_client_cannot_take_a_fresh_address_for_each_guess() {
     };
     config.auth.login_attempts_per_minute = 3;
     let site = Site::builder(dir.path()).init(config).await.unwrap();
-    site.create_account("alice", PW, false).await.unwrap();
+    site.accounts().create("alice", PW, false).await.unwrap();
     // Three guesses, each from another address of one /64: the allowance
     // is the /64's.
     for n in 1..=3 {
         let ip = format!("2001:db8:7:7::{n}").parse().unwrap();
-        let r = site.login_from(Some(ip), "alice", "guess", "t").await;
+        let r = site
+            .auth()
+            .login_from(Some(ip), "alice", "guess", "t")
+            .await;
         assert!(matches!(r, Err(SiteError::BadCredentials)), "{r:?}");
     }
     let ip = "2001:db8:7:7:abcd::1".parse().unwrap();
-    let r = site.login_from(Some(ip), "alice", PW, "t").await;
+    let r = site.auth().login_from(Some(ip), "alice", PW, "t").await;
     assert!(matches!(r, Err(SiteError::TooManyAttempts { .. })), "{r:?}");
     // Another /64 is another client.
     let ip = "2001:db8:7:8::1".parse().unwrap();
-    site.login_from(Some(ip), "alice", PW, "t").await.unwrap();
+    site.auth()
+        .login_from(Some(ip), "alice", PW, "t")
+        .await
+        .unwrap();
     site.close().await;
 }

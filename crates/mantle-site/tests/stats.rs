@@ -69,13 +69,18 @@ async fn logins_messages_and_the_process_are_counted() {
         .init(config)
         .await
         .unwrap();
-    site.create_account("alice", PW, false).await.unwrap();
-    site.create_account("bob", PW, false).await.unwrap();
+    site.accounts().create("alice", PW, false).await.unwrap();
+    site.accounts().create("bob", PW, false).await.unwrap();
 
-    site.login("alice", PW, "test").await.unwrap();
-    site.login("bob", PW, "test").await.unwrap();
-    assert!(site.login("alice", "wrong password", "test").await.is_err());
-    assert!(site.login("nobody", PW, "test").await.is_err());
+    site.auth().login("alice", PW, "test").await.unwrap();
+    site.auth().login("bob", PW, "test").await.unwrap();
+    assert!(
+        site.auth()
+            .login("alice", "wrong password", "test")
+            .await
+            .is_err()
+    );
+    assert!(site.auth().login("nobody", PW, "test").await.is_err());
 
     let snap = site.stats_snapshot().await.unwrap();
     assert_eq!(num(&snap, AUTH_NAMESPACE, "Logins"), 2.0);
@@ -90,7 +95,8 @@ async fn logins_messages_and_the_process_are_counted() {
     assert!(registry.get(AUTH_NAMESPACE).is_some());
 
     let alice = site
-        .user_store(site.account("alice").await.unwrap().id)
+        .stores()
+        .user_store(site.accounts().get("alice").await.unwrap().id)
         .await
         .unwrap();
     alice
@@ -112,8 +118,13 @@ async fn logins_messages_and_the_process_are_counted() {
 
     // Paused, the Auth counters stand still; reports go on.
     assert!(site.stats().set_enabled(AUTH_NAMESPACE, false));
-    site.login("alice", PW, "test").await.unwrap();
-    assert!(site.login("alice", "wrong password", "test").await.is_err());
+    site.auth().login("alice", PW, "test").await.unwrap();
+    assert!(
+        site.auth()
+            .login("alice", "wrong password", "test")
+            .await
+            .is_err()
+    );
     let snap = site.stats_snapshot().await.unwrap();
     assert_eq!(num(&snap, AUTH_NAMESPACE, "Logins"), 2.0);
     assert_eq!(num(&snap, AUTH_NAMESPACE, "Login Failures"), 2.0);

@@ -52,6 +52,7 @@ pub async fn login(
 ) -> Result<Response, ApiError> {
     let issued = state
         .site
+        .auth()
         .login_from(Some(peer.ip()), &c.username, &c.password, "api login")
         .await?;
     let max_age = state.site.config().token_ttl().as_secs() as i64;
@@ -77,7 +78,7 @@ pub async fn logout(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let token = crate::auth::acting_token(&method, &headers)?;
-    if !state.site.logout(token).await? {
+    if !state.site.auth().logout(token).await? {
         return Err(ApiError::unauthorized());
     }
     let mut r = StatusCode::NO_CONTENT.into_response();
@@ -93,7 +94,7 @@ pub async fn me(
     State(state): State<AppState>,
     Authenticated(me): Authenticated,
 ) -> Result<Response, ApiError> {
-    let info = state.site.account_by_id(me.account).await?;
+    let info = state.site.accounts().by_id(me.account).await?;
     Ok(Json(json!({
         "primary": info.primary,
         "logins": info.logins.iter().filter(|l| **l != info.primary).collect::<Vec<_>>(),
@@ -107,7 +108,7 @@ pub async fn tokens(
     State(state): State<AppState>,
     Authenticated(me): Authenticated,
 ) -> Result<Response, ApiError> {
-    let list = state.site.tokens(me.account).await?;
+    let list = state.site.auth().tokens(me.account).await?;
     let list: Vec<_> = list
         .into_iter()
         .map(|t| {
@@ -130,7 +131,7 @@ pub async fn revoke_token(
     Authenticated(me): Authenticated,
     Path(id): Path<i64>,
 ) -> Result<StatusCode, ApiError> {
-    if state.site.revoke_token(me.account, id).await? {
+    if state.site.auth().revoke_token(me.account, id).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::not_found("no such token"))
@@ -153,9 +154,10 @@ pub async fn signup(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     JsonBody(s): JsonBody<Signup>,
 ) -> Result<Response, ApiError> {
-    state.site.count_attempt(peer.ip())?;
+    state.site.auth().count_attempt(peer.ip())?;
     let info = state
         .site
+        .accounts()
         .signup(&s.username, &s.password, s.invite.as_deref())
         .await?;
     Ok((
@@ -204,7 +206,7 @@ pub async fn list_slates(
     State(state): State<AppState>,
     Authenticated(me): Authenticated,
 ) -> Result<Response, ApiError> {
-    let names = state.site.slate_names(me.account).await?;
+    let names = state.site.slates().names(me.account).await?;
     Ok(Json(json!({ "slates": names })).into_response())
 }
 
@@ -214,7 +216,7 @@ pub async fn get_slate(
     Authenticated(me): Authenticated,
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
-    match state.site.get_slate(me.account, &name).await? {
+    match state.site.slates().get(me.account, &name).await? {
         Some(doc) => Ok(slate_response(StatusCode::OK, &doc)),
         None => Err(ApiError::not_found(format!("no slate '{name}'"))),
     }
@@ -249,7 +251,8 @@ pub async fn put_slate(
     let ttl = params.ttl.map(Duration::from_secs);
     let (doc, created) = state
         .site
-        .put_slate(me.account, &name, doc, expect, ttl)
+        .slates()
+        .put(me.account, &name, doc, expect, ttl)
         .await?;
     Ok(slate_response(
         if created {
@@ -269,7 +272,11 @@ pub async fn delete_slate(
     headers: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
     let version = if_match(&headers)?;
-    state.site.delete_slate(me.account, &name, version).await?;
+    state
+        .site
+        .slates()
+        .delete(me.account, &name, version)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -281,7 +288,7 @@ pub async fn get_user_slate(
     Authenticated(me): Authenticated,
     Path((login, name)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    let owner = state.site.account(&login).await.ok();
+    let owner = state.site.accounts().get(&login).await.ok();
     if owner.is_none_or(|o| o.id != me.account) {
         return Err(ApiError::not_found(format!("no slate '{name}'")));
     }
@@ -297,7 +304,7 @@ pub async fn put_user_slate(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let owner = state.site.account(&login).await.ok();
+    let owner = state.site.accounts().get(&login).await.ok();
     if owner.is_none_or(|o| o.id != me.account) {
         return Err(ApiError::not_found(format!("no slate '{name}'")));
     }
@@ -316,6 +323,7 @@ pub async fn put_user_slate(
 pub async fn health(State(state): State<AppState>) -> Result<Response, ApiError> {
     state
         .site
+        .stores()
         .site_store()
         .read(|r| r.query::<mantle_site::Account>().exists())
         .await?;

@@ -92,7 +92,7 @@ impl FromRequestParts<AppState> for Authenticated {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let token = acting_token(&parts.method, &parts.headers)?;
-        let avatar = state.site.authenticate(token).await?;
+        let avatar = state.site.auth().authenticate(token).await?;
         Ok(Authenticated(avatar))
     }
 }
@@ -107,7 +107,7 @@ impl FromRequestParts<AppState> for MaybeAuthenticated {
         let Some(token) = presented_token(&parts.headers) else {
             return Ok(MaybeAuthenticated(None));
         };
-        match state.site.authenticate(token).await {
+        match state.site.auth().authenticate(token).await {
             Ok(a) => Ok(MaybeAuthenticated(Some(a))),
             Err(mantle_site::SiteError::BadToken) => Ok(MaybeAuthenticated(None)),
             Err(e) => Err(e.into()),

@@ -20,7 +20,7 @@
 //!
 //! # tokio::runtime::Runtime::new().unwrap().block_on(async {
 //! let h = Harness::new().await;
-//! h.site().create_account("alice", PASSWORD, false).await.unwrap();
+//! h.site().accounts().create("alice", PASSWORD, false).await.unwrap();
 //!
 //! let login = h
 //!     .post("/api/login")
@@ -167,10 +167,12 @@ impl Harness {
 
     async fn account(&self, login: &str, admin: bool) -> String {
         self.site
-            .create_account(login, PASSWORD, admin)
+            .accounts()
+            .create(login, PASSWORD, admin)
             .await
             .unwrap_or_else(|e| panic!("create account {login}: {e}"));
         self.site
+            .auth()
             .login(login, PASSWORD, "harness")
             .await
             .unwrap_or_else(|e| panic!("log in {login}: {e}"))

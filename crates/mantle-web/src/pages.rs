@@ -100,7 +100,7 @@ pub struct LoginForm {
 
 /// The checks every credentials form gets: well-formed and carrying this
 /// site's CSRF token. (The attempt allowance is the site's: see
-/// `Site::login_from` and `Site::count_attempt`.)
+/// `Auth::login_from` and `Auth::count_attempt`.)
 fn credentials_form(
     headers: &HeaderMap,
     form: Result<Form<LoginForm>, FormRejection>,
@@ -129,6 +129,7 @@ pub async fn login(
     };
     match state
         .site
+        .auth()
         .login_from(Some(peer.ip()), &form.username, &form.password, "web login")
         .await
     {
@@ -188,7 +189,7 @@ pub async fn logout(
         return forbidden_form();
     }
     if let Some(token) = presented_token(&headers)
-        && let Err(e) = state.site.logout(token).await
+        && let Err(e) = state.site.auth().logout(token).await
     {
         return crate::error::ApiError::from(e).into_response();
     }
@@ -222,17 +223,18 @@ pub async fn signup(
         Ok(f) => f,
         Err(answer) => return *answer,
     };
-    let created = match state.site.count_attempt(peer.ip()) {
+    let created = match state.site.auth().count_attempt(peer.ip()) {
         Ok(()) => {
             state
                 .site
+                .accounts()
                 .signup(&form.username, &form.password, form.invite.as_deref())
                 .await
         }
         Err(e) => Err(e),
     };
     let result = match created {
-        Ok(info) => state.site.issue_token(info.id, "web signup").await,
+        Ok(info) => state.site.auth().issue_token(info.id, "web signup").await,
         Err(e) => Err(e),
     };
     match result {
@@ -251,9 +253,9 @@ pub async fn home(
         return Redirect::to("/login").into_response();
     };
     let loaded = async {
-        let info = state.site.account_by_id(me.account).await?;
-        let slates = state.site.slate_names(me.account).await?;
-        let tokens = state.site.tokens(me.account).await?;
+        let info = state.site.accounts().by_id(me.account).await?;
+        let slates = state.site.slates().names(me.account).await?;
+        let tokens = state.site.auth().tokens(me.account).await?;
         Ok::<_, SiteError>((info, slates, tokens))
     }
     .await;

@@ -83,7 +83,7 @@ impl Service for HttpService {
                 limits,
                 Options {
                     tls: tls.clone(),
-                    suspects: Some(site.suspects().clone()),
+                    suspects: Some(site.auth().suspects().clone()),
                 },
                 stopped.clone(),
             );

@@ -219,7 +219,7 @@ async fn check_access(
         return Ok(());
     }
     if let Some(token) = presented_token(headers)
-        && let Ok(me) = state.site.authenticate(token).await
+        && let Ok(me) = state.site.auth().authenticate(token).await
         && me.admin
     {
         return Ok(());

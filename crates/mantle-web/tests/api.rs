@@ -27,7 +27,8 @@ fn token_of(answer: &Answer) -> String {
 async fn login_me_logout_and_the_token_is_refused_after() {
     let h = Harness::new().await;
     h.site()
-        .create_account("alice", PASSWORD, false)
+        .accounts()
+        .create("alice", PASSWORD, false)
         .await
         .unwrap();
 
@@ -291,7 +292,7 @@ async fn signup_invite_needs_an_unused_code() {
     signup(&h, "carol", Some("made-up"))
         .await
         .assert_error(StatusCode::FORBIDDEN, "invalid or used invite code");
-    let code = h.site().create_invite().await.unwrap();
+    let code = h.site().accounts().create_invite().await.unwrap();
     let made = signup(&h, "carol", Some(&code)).await;
     made.assert_status(StatusCode::CREATED);
     assert_eq!(made.json()["primary"], "carol@example.com");
@@ -306,7 +307,7 @@ async fn signup_admin_is_closed() {
     signup(&h, "carol", None)
         .await
         .assert_error(StatusCode::FORBIDDEN, "signup is closed on this site");
-    assert!(h.site().account("carol").await.is_err());
+    assert!(h.site().accounts().get("carol").await.is_err());
 }
 
 #[tokio::test]

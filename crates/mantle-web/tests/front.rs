@@ -69,7 +69,8 @@ async fn behind_tls_answers_carry_hsts_and_cookies_are_secure() {
     );
 
     h.site()
-        .create_account("alice", mantle_web::harness::PASSWORD, false)
+        .accounts()
+        .create("alice", mantle_web::harness::PASSWORD, false)
         .await
         .unwrap();
     let login = h

@@ -45,7 +45,8 @@ async fn a_visitor_gets_the_index_and_a_csrf_token_its_forms_repeat() {
 async fn logging_in_with_the_form_leads_home_and_logging_out_ends_it() {
     let h = Harness::new().await;
     h.site()
-        .create_account("alice", PASSWORD, false)
+        .accounts()
+        .create("alice", PASSWORD, false)
         .await
         .unwrap();
 
@@ -59,7 +60,11 @@ async fn logging_in_with_the_form_leads_home_and_logging_out_ends_it() {
         .set_cookie("mantle_token")
         .expect("the login cookie")
         .to_string();
-    h.site().authenticate(&token).await.expect("a live token");
+    h.site()
+        .auth()
+        .authenticate(&token)
+        .await
+        .expect("a live token");
 
     let home = h.get("/home").login_cookie(&token).await;
     assert_eq!(home.status, StatusCode::OK);
@@ -76,7 +81,7 @@ async fn logging_in_with_the_form_leads_home_and_logging_out_ends_it() {
         .await;
     redirects(&out, "/login");
     assert_eq!(out.set_cookie("mantle_token"), Some(""));
-    assert!(h.site().authenticate(&token).await.is_err());
+    assert!(h.site().auth().authenticate(&token).await.is_err());
     redirects(&h.get("/home").login_cookie(&token).await, "/login");
 }
 
@@ -129,7 +134,7 @@ async fn forms_without_this_sites_csrf_token_are_refused() {
     // Logging out by a forged form leaves the login alive.
     let answer = h.post("/logout").login_cookie(&token).form(&[]).await;
     assert_eq!(answer.status, StatusCode::FORBIDDEN);
-    assert!(h.site().authenticate(&token).await.is_ok());
+    assert!(h.site().auth().authenticate(&token).await.is_ok());
 
     // A form missing a field is malformed, whatever its token.
     let answer = h.post("/login").form(&[("username", "alice")]).csrf().await;
@@ -152,7 +157,7 @@ async fn signing_up_with_the_form_follows_the_policy() {
     let made = sign_up(&h, None).await;
     redirects(&made, "/home");
     let token = made.set_cookie("mantle_token").unwrap();
-    let me = h.site().authenticate(token).await.unwrap();
+    let me = h.site().auth().authenticate(token).await.unwrap();
     assert_eq!(me.address, "carol@example.com");
 
     // Invite: the form asks for the code, and refuses without one.
@@ -161,7 +166,7 @@ async fn signing_up_with_the_form_follows_the_policy() {
     let refused = sign_up(&h, None).await;
     refused.assert_status(StatusCode::FORBIDDEN);
     assert!(refused.text().contains("invalid or used invite code"));
-    let code = h.site().create_invite().await.unwrap();
+    let code = h.site().accounts().create_invite().await.unwrap();
     redirects(&sign_up(&h, Some(&code)).await, "/home");
 
     // Admin: closed.
@@ -169,7 +174,7 @@ async fn signing_up_with_the_form_follows_the_policy() {
     let refused = sign_up(&h, None).await;
     refused.assert_status(StatusCode::FORBIDDEN);
     assert!(refused.text().contains("signup is closed on this site"));
-    assert!(h.site().account("carol").await.is_err());
+    assert!(h.site().accounts().get("carol").await.is_err());
 }
 
 #[tokio::test]

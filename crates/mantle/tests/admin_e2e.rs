@@ -29,12 +29,12 @@ async fn prepared_site() -> TestSite {
     let site = TestSite::init("invite");
     site.add_admin("root", PW);
     let lib = library_site(&site.dir).open().await.expect("open the site");
-    lib.create_account("alice", PW, false).await.unwrap();
-    lib.create_account("bob", PW, false).await.unwrap();
+    lib.accounts().create("alice", PW, false).await.unwrap();
+    lib.accounts().create("bob", PW, false).await.unwrap();
     let alice = credit_a_ghost(&lib, "alice").await;
     eventually("refunded and parked", async || {
         let balance = mantle_example_ledger::balance(&lib, alice).await.unwrap();
-        let parked = lib.parked_messages().await.unwrap();
+        let parked = lib.messaging().parked().await.unwrap();
         (balance == 100 && parked.len() == 1, (balance, parked))
     })
     .await;

@@ -512,8 +512,8 @@ async fn ledger_survives_sigkill_chaos() {
     .expect("open the site");
     let mut books = Vec::new();
     let mut by_store: HashMap<String, String> = HashMap::new();
-    for a in lib.accounts().await.expect("accounts") {
-        let store = lib.user_store(a.id).await.expect("user store");
+    for a in lib.accounts().list().await.expect("accounts") {
+        let store = lib.stores().user_store(a.id).await.expect("user store");
         let (balance, entries) = store
             .read(|r| {
                 let balance = r.query::<Balance>().first()?.map_or(0, |b| b.units);
@@ -544,7 +544,7 @@ async fn ledger_survives_sigkill_chaos() {
             waiting,
         });
     }
-    let parked = lib.parked_messages().await.expect("parked messages");
+    let parked = lib.messaging().parked().await.expect("parked messages");
     lib.close().await;
 
     assert_eq!(books.len(), USERS + FROZEN + 1);

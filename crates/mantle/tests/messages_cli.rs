@@ -21,7 +21,7 @@ async fn fanout_over_1000_user_stores_collates_the_right_answer() {
     let made: Vec<_> = futures::stream::iter(1..=ACCOUNTS)
         .map(|i| {
             let lib = lib.clone();
-            async move { lib.create_account(&format!("u{i}"), PW, false).await }
+            async move { lib.accounts().create(&format!("u{i}"), PW, false).await }
         })
         .buffer_unordered(8)
         .collect()
@@ -45,6 +45,7 @@ async fn fanout_over_1000_user_stores_collates_the_right_answer() {
         .collect::<Vec<_>>()
         .await;
     let total = lib
+        .accounts()
         .fanout(
             8,
             |_, _| {},
@@ -92,8 +93,8 @@ async fn fanout_over_1000_user_stores_collates_the_right_answer() {
 async fn parked_messages_can_be_listed_retried_and_dropped() {
     let site = TestSite::init("admin");
     let lib = library_site(&site.dir).open().await.expect("open the site");
-    lib.create_account("alice", PW, false).await.unwrap();
-    let bob = lib.create_account("bob", PW, false).await.unwrap().id;
+    lib.accounts().create("alice", PW, false).await.unwrap();
+    let bob = lib.accounts().create("bob", PW, false).await.unwrap().id;
     let alice = credit_a_ghost(&lib, "alice").await;
     mantle_example_ledger::transfer(&lib, alice, "bob@localhost", 20)
         .await
@@ -103,7 +104,7 @@ async fn parked_messages_can_be_listed_retried_and_dropped() {
     eventually("settled", async || {
         let a = mantle_example_ledger::balance(&lib, alice).await.unwrap();
         let b = mantle_example_ledger::balance(&lib, bob).await.unwrap();
-        let parked = lib.parked_messages().await.unwrap();
+        let parked = lib.messaging().parked().await.unwrap();
         (a == 80 && b == 20 && parked.len() == 1, (a, b, parked))
     })
     .await;
@@ -181,12 +182,13 @@ async fn parked_messages_can_be_listed_retried_and_dropped() {
 async fn ledger_grant_refuses_what_would_overflow_in_one_line() {
     let site = TestSite::init("admin");
     let lib = library_site(&site.dir).open().await.expect("open the site");
-    let alice = lib.create_account("alice", PW, false).await.unwrap().id;
+    let alice = lib.accounts().create("alice", PW, false).await.unwrap().id;
     mantle_example_ledger::grant(&lib, "alice", 1)
         .await
         .unwrap();
     // A balance near the top, as if granted over years.
-    lib.user_store(alice)
+    lib.stores()
+        .user_store(alice)
         .await
         .unwrap()
         .transact(|tx| {

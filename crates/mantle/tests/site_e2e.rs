@@ -768,26 +768,27 @@ async fn two_sites_run_side_by_side_in_one_process() {
             .init(config)
             .await
             .unwrap();
-        site.create_account(user, PW, false).await.unwrap();
-        site.install_service(HttpService {
-            label: "web".into(),
-        })
-        .await
-        .unwrap();
+        site.accounts().create(user, PW, false).await.unwrap();
+        site.services()
+            .install(HttpService {
+                label: "web".into(),
+            })
+            .await
+            .unwrap();
         sites.push(site);
     }
     let (a, b) = (&sites[0], &sites[1]);
 
-    assert!(a.login("alice", PW, "test").await.is_ok());
+    assert!(a.auth().login("alice", PW, "test").await.is_ok());
     assert!(matches!(
-        a.login("bob", PW, "test").await,
+        a.auth().login("bob", PW, "test").await,
         Err(SiteError::BadCredentials)
     ));
     assert!(matches!(
-        b.login("alice", PW, "test").await,
+        b.auth().login("alice", PW, "test").await,
         Err(SiteError::BadCredentials)
     ));
-    assert!(b.login("bob", PW, "test").await.is_ok());
+    assert!(b.auth().login("bob", PW, "test").await.is_ok());
 
     let mut bases = Vec::new();
     for site in &sites {

@@ -31,8 +31,8 @@
 //! let site = ledger::install(Site::builder(dir.path()))
 //!     .init(SiteConfig { domain: "example.com".into(), ..SiteConfig::default() })
 //!     .await?;
-//! let alice = site.create_account("alice", "correct horse battery", false).await?.id;
-//! site.create_account("bob", "correct horse battery", false).await?;
+//! let alice = site.accounts().create("alice", "correct horse battery", false).await?.id;
+//! site.accounts().create("bob", "correct horse battery", false).await?;
 //! ledger::grant(&site, "alice", 100).await?;
 //! ledger::transfer(&site, alice, "bob@example.com", 30).await?;
 //! assert_eq!(ledger::balance(&site, alice).await?, 70);
@@ -260,8 +260,8 @@ fn new_id() -> String {
 /// new balance; a balance that cannot take them is left as it is.
 pub async fn grant(site: &Site, login: &str, amount: i64) -> Result<i64, LedgerError> {
     check_amount(amount)?;
-    let account = site.account(login).await?;
-    let store = site.user_store(account.id).await?;
+    let account = site.accounts().get(login).await?;
+    let store = site.stores().user_store(account.id).await?;
     store
         .transact(move |tx| {
             let balance = adjust(tx, amount)?;
@@ -281,7 +281,7 @@ pub async fn grant(site: &Site, login: &str, amount: i64) -> Result<i64, LedgerE
 /// login or `account:ID` of no account: its credit is refused and
 /// refunded).
 async fn check_recipient(site: &Site, from: Id<Account>, to: &str) -> Result<(), LedgerError> {
-    match site.recipient(to).await {
+    match site.messaging().recipient(to).await {
         Ok(Recipient::Account { id, .. }) if id == from => {
             Err(LedgerError::ToSelf { to: to.to_string() })
         }
@@ -305,7 +305,7 @@ pub async fn transfer(
 ) -> Result<(String, i64), LedgerError> {
     check_amount(amount)?;
     check_recipient(site, from, to).await?;
-    let store = site.user_store(from).await?;
+    let store = site.stores().user_store(from).await?;
     let to = to.to_string();
     store
         .transact(move |tx| {
@@ -337,7 +337,7 @@ pub async fn transfer(
 
 /// The balance of an account.
 pub async fn balance(site: &Site, account: Id<Account>) -> Result<i64, SiteError> {
-    let store = site.user_store(account).await?;
+    let store = site.stores().user_store(account).await?;
     store
         .read(|r| Ok(r.query::<Balance>().first()?.map_or(0, |b| b.units)))
         .await
@@ -349,7 +349,7 @@ pub async fn history(
     account: Id<Account>,
     limit: u64,
 ) -> Result<Vec<Entry>, SiteError> {
-    let store = site.user_store(account).await?;
+    let store = site.stores().user_store(account).await?;
     store
         .read(move |r| {
             Ok(r.query::<Entry>()

@@ -68,7 +68,8 @@ async fn admin_balance(
 ) -> Result<Response, ApiError> {
     let account = state
         .site
-        .account(&login)
+        .accounts()
+        .get(&login)
         .await
         .map_err(ApiError::for_admin)?;
     let balance = crate::balance(&state.site, account.id)

@@ -36,12 +36,12 @@ async fn ledger_site() -> Ledger {
         })
         .await
         .unwrap();
-    let alice = site.create_account("alice", PW, false).await.unwrap().id;
-    let bob = site.create_account("bob", PW, false).await.unwrap().id;
-    site.create_account("admin", PW, true).await.unwrap();
+    let alice = site.accounts().create("alice", PW, false).await.unwrap().id;
+    let bob = site.accounts().create("bob", PW, false).await.unwrap().id;
+    site.accounts().create("admin", PW, true).await.unwrap();
     ledger::grant(&site, "alice", 100).await.unwrap();
-    let alice_token = site.login("alice", PW, "test").await.unwrap().token;
-    let admin_token = site.login("admin", PW, "test").await.unwrap().token;
+    let alice_token = site.auth().login("alice", PW, "test").await.unwrap().token;
+    let admin_token = site.auth().login("admin", PW, "test").await.unwrap().token;
     Ledger {
         _dir: dir,
         site,
@@ -64,7 +64,7 @@ impl Ledger {
     }
 
     async fn store(&self, account: Id<Account>) -> Store {
-        self.site.user_store(account).await.unwrap()
+        self.site.stores().user_store(account).await.unwrap()
     }
 
     /// Sets an account's balance directly (as if granted over years).
@@ -148,8 +148,11 @@ impl Ledger {
     /// Asserts that the site store and the app store hold no ledger rows
     /// and no message receipts, and have nothing to send.
     async fn shared_stores_untouched(&self) {
-        let app = self.site.app_store("lists").await.unwrap();
-        for (name, store) in [("site", self.site.site_store().clone()), ("app:lists", app)] {
+        let app = self.site.stores().app_store("lists").await.unwrap();
+        for (name, store) in [
+            ("site", self.site.stores().site_store().clone()),
+            ("app:lists", app),
+        ] {
             let counts = store
                 .read(|r| {
                     Ok::<_, mantle_store::Error>((
@@ -252,7 +255,11 @@ async fn transfers_to_the_site_or_an_app_store_are_refused_before_anything_is_re
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transfers_to_oneself_are_refused_however_written() {
     let l = ledger_site().await;
-    l.site.add_login("alice", "alice.smith").await.unwrap();
+    l.site
+        .accounts()
+        .add_login("alice", "alice.smith")
+        .await
+        .unwrap();
     let own_id = format!("account:{}", l.alice.raw());
     for to in [
         "alice",
@@ -362,7 +369,7 @@ async fn credits_sent_to_the_site_or_an_app_store_are_refused_and_refunded() {
         ["grant", "debit", "debit", "refund", "refund"]
     );
     // Parked at alice's with the reason.
-    let parked = l.site.parked_messages().await.unwrap();
+    let parked = l.site.messaging().parked().await.unwrap();
     assert_eq!(parked.len(), 2, "{parked:?}");
     assert!(
         parked.iter().all(|p| p.reason.contains("NO_HANDLER")),

@@ -334,7 +334,7 @@ pub fn register(registry: &mut Registry) {
 /// The app store holding every list (the site must have been built with
 /// [`install`]).
 pub async fn store(site: &Site) -> Result<Store, SiteError> {
-    site.app_store(APP).await
+    site.stores().app_store(APP).await
 }
 
 /// The entries of list `name`, in order.

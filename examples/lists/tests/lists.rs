@@ -240,21 +240,22 @@ impl Client {
 async fn two_users_share_a_list_over_the_live_layer() {
     let dir = tempfile::tempdir().unwrap();
     let site = new_site(dir.path()).await;
-    site.install_service(mantle_web::HttpService {
-        label: "web".into(),
-    })
-    .await
-    .unwrap();
+    site.services()
+        .install(mantle_web::HttpService {
+            label: "web".into(),
+        })
+        .await
+        .unwrap();
     let started = site.start().await.unwrap();
     let base = started
         .iter()
         .find_map(|(_, a)| a.clone())
         .expect("the HTTP service listens");
     let addr = base.strip_prefix("http://").unwrap().to_string();
-    site.create_account("alice", PW, false).await.unwrap();
-    site.create_account("bob", PW, false).await.unwrap();
-    let alice_token = site.login("alice", PW, "test").await.unwrap().token;
-    let bob_token = site.login("bob", PW, "test").await.unwrap().token;
+    site.accounts().create("alice", PW, false).await.unwrap();
+    site.accounts().create("bob", PW, false).await.unwrap();
+    let alice_token = site.auth().login("alice", PW, "test").await.unwrap().token;
+    let bob_token = site.auth().login("bob", PW, "test").await.unwrap().token;
 
     // Logged out, nothing but logging in works.
     let mut anon = Client::connect(&addr, None).await;

@@ -204,13 +204,20 @@ impl TestSite {
         .init(config)
         .await
         .unwrap();
-        site.install_service(mantle_web::HttpService {
-            label: "http".into(),
-        })
-        .await
-        .unwrap();
-        site.create_account("alice", PASSWORD, false).await.unwrap();
-        site.create_account("bob", PASSWORD, false).await.unwrap();
+        site.services()
+            .install(mantle_web::HttpService {
+                label: "http".into(),
+            })
+            .await
+            .unwrap();
+        site.accounts()
+            .create("alice", PASSWORD, false)
+            .await
+            .unwrap();
+        site.accounts()
+            .create("bob", PASSWORD, false)
+            .await
+            .unwrap();
         let started = site.start().await.unwrap();
         let http = started
             .iter()
@@ -258,8 +265,8 @@ impl TestSite {
     }
 
     pub async fn alice_store(&self) -> mantle_store::Store {
-        let acc = self.site.account("alice").await.unwrap();
-        self.site.user_store(acc.id).await.unwrap()
+        let acc = self.site.accounts().get("alice").await.unwrap();
+        self.site.stores().user_store(acc.id).await.unwrap()
     }
 
     pub fn client_options(&self) -> mantle_client::ClientOptions {

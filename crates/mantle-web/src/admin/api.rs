@@ -18,7 +18,7 @@ type Answer = Result<Response, ApiError>;
 
 /// `GET /api/admin/accounts`: `{"accounts": [account, …]}`, oldest first.
 pub async fn accounts(_: AdminCaller, State(state): State<AppState>) -> Answer {
-    let accounts = state.site.accounts().await.map_err(failed)?;
+    let accounts = state.site.accounts().list().await.map_err(failed)?;
     Ok(Json(json!({ "accounts": accounts })).into_response())
 }
 
@@ -41,7 +41,8 @@ pub async fn create_account(
 ) -> Answer {
     let info = state
         .site
-        .create_account(&new.login, &new.password, new.admin)
+        .accounts()
+        .create(&new.login, &new.password, new.admin)
         .await
         .map_err(failed)?;
     tracing::info!(%by, login = %info.primary, admin = info.admin, "admin: account created");
@@ -54,7 +55,7 @@ pub async fn account(
     State(state): State<AppState>,
     Path(login): Path<String>,
 ) -> Answer {
-    let info = state.site.account(&login).await.map_err(failed)?;
+    let info = state.site.accounts().get(&login).await.map_err(failed)?;
     Ok(Json(info).into_response())
 }
 
@@ -77,7 +78,8 @@ pub async fn delete_account(
 ) -> Answer {
     let file = state
         .site
-        .delete_account(&login, p.purge_store)
+        .accounts()
+        .delete(&login, p.purge_store)
         .await
         .map_err(failed)?;
     tracing::info!(%by, login, purge_store = p.purge_store, "admin: account deleted");
@@ -87,11 +89,12 @@ pub async fn delete_account(
 async fn set_disabled(state: AppState, by: AdminCaller, login: &str, disabled: bool) -> Answer {
     state
         .site
+        .accounts()
         .set_disabled(login, disabled)
         .await
         .map_err(failed)?;
     tracing::info!(%by, login, disabled, "admin: account switched");
-    let info = state.site.account(login).await.map_err(failed)?;
+    let info = state.site.accounts().get(login).await.map_err(failed)?;
     Ok(Json(info).into_response())
 }
 
@@ -131,6 +134,7 @@ pub async fn set_password(
 ) -> Result<StatusCode, ApiError> {
     state
         .site
+        .accounts()
         .set_password(&login, &body.password)
         .await
         .map_err(failed)?;
@@ -145,8 +149,8 @@ pub async fn tokens(
     State(state): State<AppState>,
     Path(login): Path<String>,
 ) -> Answer {
-    let account = state.site.account(&login).await.map_err(failed)?;
-    let tokens = state.site.tokens(account.id).await.map_err(failed)?;
+    let account = state.site.accounts().get(&login).await.map_err(failed)?;
+    let tokens = state.site.auth().tokens(account.id).await.map_err(failed)?;
     Ok(Json(json!({ "tokens": tokens })).into_response())
 }
 
@@ -157,9 +161,10 @@ pub async fn revoke_token(
     State(state): State<AppState>,
     Path((login, id)): Path<(String, i64)>,
 ) -> Result<StatusCode, ApiError> {
-    let account = state.site.account(&login).await.map_err(failed)?;
+    let account = state.site.accounts().get(&login).await.map_err(failed)?;
     if !state
         .site
+        .auth()
         .revoke_token(account.id, id)
         .await
         .map_err(failed)?
@@ -176,7 +181,12 @@ pub async fn revoke_token(
 /// `POST /api/admin/invites`: 201 `{"code"}`, an invite code for signup
 /// under the invite policy (shown once; only its hash is kept).
 pub async fn invite(by: AdminCaller, State(state): State<AppState>) -> Answer {
-    let code = state.site.create_invite().await.map_err(failed)?;
+    let code = state
+        .site
+        .accounts()
+        .create_invite()
+        .await
+        .map_err(failed)?;
     tracing::info!(%by, "admin: invite made");
     Ok((StatusCode::CREATED, Json(json!({ "code": code }))).into_response())
 }
@@ -226,6 +236,7 @@ pub async fn count_items(
     let parallel = p.parallel.unwrap_or(8).clamp(1, 64);
     let count = state
         .site
+        .accounts()
         .count_items(&type_name, parallel, |_, _| {})
         .await
         .map_err(failed)?;
@@ -234,7 +245,7 @@ pub async fn count_items(
 
 /// `GET /api/admin/messages`: `{"messages": [...]}`, every parked message.
 pub async fn messages(_: AdminCaller, State(state): State<AppState>) -> Answer {
-    let parked = state.site.parked_messages().await.map_err(failed)?;
+    let parked = state.site.messaging().parked().await.map_err(failed)?;
     Ok(Json(json!({ "messages": parked })).into_response())
 }
 
@@ -252,7 +263,7 @@ pub async fn retry_message(
     State(state): State<AppState>,
     JsonBody(m): JsonBody<MessageRef>,
 ) -> Answer {
-    state.site.retry_message(&m.id).await.map_err(failed)?;
+    state.site.messaging().retry(&m.id).await.map_err(failed)?;
     tracing::info!(%by, id = m.id, "admin: parked message retried");
     Ok(Json(json!({ "id": m.id })).into_response())
 }
@@ -263,7 +274,12 @@ pub async fn drop_message(
     State(state): State<AppState>,
     JsonBody(m): JsonBody<MessageRef>,
 ) -> Answer {
-    state.site.drop_message(&m.id).await.map_err(failed)?;
+    state
+        .site
+        .messaging()
+        .discard(&m.id)
+        .await
+        .map_err(failed)?;
     tracing::info!(%by, id = m.id, "admin: parked message dropped");
     Ok(Json(json!({ "id": m.id })).into_response())
 }

@@ -201,8 +201,8 @@ pub async fn overview(
 ) -> Response {
     let site = &state.site;
     let loaded = async {
-        let accounts = site.accounts().await?;
-        let parked = site.parked_messages().await?;
+        let accounts = site.accounts().list().await?;
+        let parked = site.messaging().parked().await?;
         let (total, stores) = stores::list(site, params.stores, STORES_PER_PAGE).await?;
         let snapshot = site.stats_snapshot().await?;
         let site_file = site.dir().join(mantle_site::SITE_STORE);
@@ -278,14 +278,14 @@ pub async fn account(
     headers: HeaderMap,
 ) -> Response {
     let site = &state.site;
-    let info = match site.account_by_id(mantle_store::Id::from_raw(id)).await {
+    let info = match site.accounts().by_id(mantle_store::Id::from_raw(id)).await {
         Ok(i) => i,
         Err(e @ SiteError::NoSuchAccount(_)) => {
             return redirect(&state, "/admin#accounts", Flash::error(e));
         }
         Err(e) => return error_page(e),
     };
-    let tokens = match site.tokens(info.id).await {
+    let tokens = match site.auth().tokens(info.id).await {
         Ok(t) => t,
         Err(e) => return error_page(e),
     };
@@ -360,7 +360,8 @@ pub async fn create_account(
     let admin = form.admin.is_some();
     match state
         .site
-        .create_account(&form.login, &form.password, admin)
+        .accounts()
+        .create(&form.login, &form.password, admin)
         .await
     {
         Ok(info) => {
@@ -417,7 +418,7 @@ pub async fn account_action(
     } else {
         format!("/admin#account-{id}")
     };
-    let info = match site.account_by_id(mantle_store::Id::from_raw(id)).await {
+    let info = match site.accounts().by_id(mantle_store::Id::from_raw(id)).await {
         Ok(i) => i,
         Err(e) => return redirect(&state, "/admin#accounts", Flash::error(e)),
     };
@@ -425,15 +426,22 @@ pub async fn account_action(
     let done = match action.as_str() {
         "disable" | "enable" => {
             let disabled = action == "disable";
-            site.set_disabled(&login, disabled).await.map(|()| {
-                tracing::info!(%by, login, disabled, "admin: account switched");
-                format!("{login} {action}d")
-            })
+            site.accounts()
+                .set_disabled(&login, disabled)
+                .await
+                .map(|()| {
+                    tracing::info!(%by, login, disabled, "admin: account switched");
+                    format!("{login} {action}d")
+                })
         }
-        "password" => site.set_password(&login, &form.password).await.map(|()| {
-            tracing::info!(%by, login, "admin: password set");
-            format!("password changed for {login}; its tokens were revoked")
-        }),
+        "password" => site
+            .accounts()
+            .set_password(&login, &form.password)
+            .await
+            .map(|()| {
+                tracing::info!(%by, login, "admin: password set");
+                format!("password changed for {login}; its tokens were revoked")
+            }),
         _ if form.confirm.trim() != login => {
             return redirect(
                 &state,
@@ -444,7 +452,7 @@ pub async fn account_action(
                 },
             );
         }
-        _ => match site.delete_account(&login, false).await {
+        _ => match site.accounts().delete(&login, false).await {
             Ok(file) => {
                 tracing::info!(%by, login, "admin: account deleted");
                 let text = format!(
@@ -479,7 +487,7 @@ pub async fn revoke_token(
     }
     let back = format!("/admin/accounts/{id}");
     let account = mantle_store::Id::from_raw(id);
-    match state.site.revoke_token(account, token).await {
+    match state.site.auth().revoke_token(account, token).await {
         Ok(true) => {
             tracing::info!(%by, account = id, token, "admin: token revoked");
             redirect(&state, &back, Flash::ok("token revoked"))
@@ -507,7 +515,7 @@ pub async fn invite(
     if let Err(answer) = posted(&headers, form) {
         return *answer;
     }
-    match state.site.create_invite().await {
+    match state.site.accounts().create_invite().await {
         Ok(code) => {
             tracing::info!(%by, "admin: invite made");
             render(
@@ -549,13 +557,15 @@ pub async fn message_action(
     let done = if action == "retry" {
         state
             .site
-            .retry_message(&form.id)
+            .messaging()
+            .retry(&form.id)
             .await
             .map(|()| format!("{}: back in line for delivery", form.id))
     } else {
         state
             .site
-            .drop_message(&form.id)
+            .messaging()
+            .discard(&form.id)
             .await
             .map(|()| format!("{}: dropped", form.id))
     };

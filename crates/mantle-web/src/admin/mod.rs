@@ -103,7 +103,7 @@ impl AdminCaller {
         {
             return Some(AdminCaller::Operator);
         }
-        match state.site.authenticate(token).await {
+        match state.site.auth().authenticate(token).await {
             Ok(me) if me.admin => Some(AdminCaller::Account(me)),
             _ => None,
         }

@@ -171,11 +171,13 @@ pub(crate) async fn list(
     limit: usize,
 ) -> Result<(usize, Vec<StoreInfo>), SiteError> {
     let subs = site
+        .stores()
         .site_store()
         .read(|r| r.query::<SubStore>().all())
         .await?;
     let owners: HashMap<String, String> = site
         .accounts()
+        .list()
         .await?
         .into_iter()
         .map(|a| (a.store, a.primary))
@@ -193,7 +195,7 @@ pub(crate) async fn list(
     let total = all.len();
     let page: Vec<_> = all.into_iter().skip(offset).take(limit).collect();
     let dir = site.dir().to_path_buf();
-    let config = site.site_store().config().clone();
+    let config = site.stores().site_store().config().clone();
     // Reading the files is blocking work.
     let infos = tokio::task::spawn_blocking(move || {
         page.into_iter()

@@ -201,7 +201,7 @@ impl Reach {
         admin: bool,
     ) -> Result<AccountInfo, CliError> {
         match self {
-            Reach::Files(site) => Ok(site.create_account(login, password, admin).await?),
+            Reach::Files(site) => Ok(site.accounts().create(login, password, admin).await?),
             Reach::Server(r) => {
                 let body = json!({ "login": login, "password": password, "admin": admin });
                 r.call(Method::POST, &["accounts"], &[], Some(body)).await
@@ -212,7 +212,7 @@ impl Reach {
     /// Every account, oldest first.
     pub async fn accounts(&self) -> Result<Vec<AccountInfo>, CliError> {
         match self {
-            Reach::Files(site) => Ok(site.accounts().await?),
+            Reach::Files(site) => Ok(site.accounts().list().await?),
             Reach::Server(r) => {
                 let a: Accounts = r.call(Method::GET, &["accounts"], &[], None).await?;
                 Ok(a.accounts)
@@ -223,7 +223,7 @@ impl Reach {
     /// Disables or enables an account.
     pub async fn set_disabled(&self, login: &str, disabled: bool) -> Result<(), CliError> {
         match self {
-            Reach::Files(site) => Ok(site.set_disabled(login, disabled).await?),
+            Reach::Files(site) => Ok(site.accounts().set_disabled(login, disabled).await?),
             Reach::Server(r) => {
                 let action = if disabled { "disable" } else { "enable" };
                 let _: Nothing = r
@@ -237,7 +237,7 @@ impl Reach {
     /// Sets an account's password (its tokens are revoked).
     pub async fn set_password(&self, login: &str, password: &str) -> Result<(), CliError> {
         match self {
-            Reach::Files(site) => Ok(site.set_password(login, password).await?),
+            Reach::Files(site) => Ok(site.accounts().set_password(login, password).await?),
             Reach::Server(r) => {
                 let body = json!({ "password": password });
                 let _: Nothing = r
@@ -261,7 +261,7 @@ impl Reach {
         purge_store: bool,
     ) -> Result<PathBuf, CliError> {
         match self {
-            Reach::Files(site) => Ok(site.delete_account(login, purge_store).await?),
+            Reach::Files(site) => Ok(site.accounts().delete(login, purge_store).await?),
             Reach::Server(r) => {
                 let purge = if purge_store { "true" } else { "false" };
                 let d: Deleted = r
@@ -280,7 +280,7 @@ impl Reach {
     /// A new invite code.
     pub async fn create_invite(&self) -> Result<String, CliError> {
         match self {
-            Reach::Files(site) => Ok(site.create_invite().await?),
+            Reach::Files(site) => Ok(site.accounts().create_invite().await?),
             Reach::Server(r) => {
                 let i: Invite = r.call(Method::POST, &["invites"], &[], None).await?;
                 Ok(i.code)
@@ -291,7 +291,7 @@ impl Reach {
     /// Every parked message.
     pub async fn parked_messages(&self) -> Result<Vec<ParkedMessage>, CliError> {
         match self {
-            Reach::Files(site) => Ok(site.parked_messages().await?),
+            Reach::Files(site) => Ok(site.messaging().parked().await?),
             Reach::Server(r) => {
                 let m: Messages = r.call(Method::GET, &["messages"], &[], None).await?;
                 Ok(m.messages)
@@ -302,8 +302,8 @@ impl Reach {
     /// Retries (`retry`) or drops (`!retry`) a parked message.
     pub async fn handle_parked(&self, id: &str, retry: bool) -> Result<(), CliError> {
         match self {
-            Reach::Files(site) if retry => Ok(site.retry_message(id).await?),
-            Reach::Files(site) => Ok(site.drop_message(id).await?),
+            Reach::Files(site) if retry => Ok(site.messaging().retry(id).await?),
+            Reach::Files(site) => Ok(site.messaging().discard(id).await?),
             Reach::Server(r) => {
                 let action = if retry { "retry" } else { "drop" };
                 let _: Nothing = r
@@ -328,7 +328,10 @@ impl Reach {
         progress: impl Fn(usize, usize),
     ) -> Result<ItemCount, CliError> {
         match self {
-            Reach::Files(site) => Ok(site.count_items(type_name, parallel, progress).await?),
+            Reach::Files(site) => Ok(site
+                .accounts()
+                .count_items(type_name, parallel, progress)
+                .await?),
             Reach::Server(r) => {
                 let parallel = parallel.to_string();
                 r.call(
@@ -360,7 +363,7 @@ impl Reach {
     pub async fn ledger_balance(&self, login: &str) -> Result<i64, CliError> {
         match self {
             Reach::Files(site) => {
-                let account = site.account(login).await?;
+                let account = site.accounts().get(login).await?;
                 Ok(mantle_example_ledger::balance(site, account.id).await?)
             }
             Reach::Server(r) => {

@@ -53,10 +53,11 @@ pub async fn init(
 
 async fn create(dir: &std::path::Path, config: SiteConfig) -> Result<Site, CliError> {
     let site = programs::site(dir).init(config).await?;
-    site.install_service(HttpService {
-        label: "web".into(),
-    })
-    .await?;
+    site.services()
+        .install(HttpService {
+            label: "web".into(),
+        })
+        .await?;
     Ok(site)
 }
 
@@ -172,10 +173,10 @@ pub async fn demo(dir: Option<PathBuf>, http: SocketAddr) -> Result<u8, CliError
         create(&dir, config).await?
     };
     let password = demo_password()?;
-    match site.account("demo").await {
-        Ok(_) => site.set_password("demo", &password).await?,
+    match site.accounts().get("demo").await {
+        Ok(_) => site.accounts().set_password("demo", &password).await?,
         Err(mantle_site::SiteError::NoSuchAccount(_)) => {
-            site.create_account("demo", &password, true).await?;
+            site.accounts().create("demo", &password, true).await?;
         }
         Err(e) => return Err(e.into()),
     }

@@ -503,7 +503,7 @@ pub async fn credit_a_ghost(
     lib: &mantle_site::Site,
     login: &str,
 ) -> mantle_store::Id<mantle_site::Account> {
-    let from = lib.account(login).await.expect("the sender").id;
+    let from = lib.accounts().get(login).await.expect("the sender").id;
     mantle_example_ledger::grant(lib, login, 100)
         .await
         .expect("grant");

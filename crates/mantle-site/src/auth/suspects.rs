@@ -138,7 +138,7 @@ impl SuspectGate {
     }
 
     /// [`new`](Self::new), counting turns served and turns paused.
-    pub(crate) fn counted(
+    pub(super) fn counted(
         threshold: u32,
         cpu_share: f64,
         counters: Option<(Counter, Counter)>,

@@ -6,8 +6,7 @@ use std::future::Future;
 use futures::StreamExt;
 use mantle_store::Store;
 
-use crate::accounts::AccountInfo;
-use crate::site::Site;
+use super::{AccountInfo, Accounts};
 use crate::{Result, SiteError};
 
 /// One store's part of a fan-out.
@@ -19,7 +18,7 @@ pub struct FanoutResult<R> {
     pub result: Result<R>,
 }
 
-impl Site {
+impl Accounts {
     /// Runs `work` in every account's user store, at most `parallelism` at
     /// once, calling `progress(done, total)` as stores finish. Results come
     /// back in account order; a failure in one store does not stop the
@@ -28,6 +27,7 @@ impl Site {
     /// ```no_run
     /// # async fn f(site: mantle_site::Site) -> mantle_site::Result<()> {
     /// let counts = site
+    ///     .accounts()
     ///     .fanout(8, |_, _| {}, |_account, store| async move {
     ///         Ok(store.read(|r| r.count_items("mantle_slate")).await?)
     ///     })
@@ -45,13 +45,13 @@ impl Site {
         F: Fn(AccountInfo, Store) -> Fut,
         Fut: Future<Output = Result<R>>,
     {
-        let accounts = self.accounts().await?;
+        let accounts = self.list().await?;
         let total = accounts.len();
         let work = &work;
         let mut results: Vec<(usize, FanoutResult<R>)> =
             futures::stream::iter(accounts.into_iter().enumerate())
                 .map(|(i, account)| async move {
-                    let result = match self.user_store(account.id).await {
+                    let result = match self.stores.user_store(account.id).await {
                         Ok(store) => work(account.clone(), store).await,
                         Err(e) => Err(e),
                     };
@@ -71,7 +71,7 @@ impl Site {
 }
 
 /// How many items of a type the user stores hold (see
-/// [`Site::count_items`]).
+/// [`Accounts::count_items`]).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ItemCount {
     /// The item type's stored name.
@@ -84,9 +84,9 @@ pub struct ItemCount {
     pub holding: usize,
 }
 
-impl Site {
+impl Accounts {
     /// Counts the items of type `type_name` (its stored name: a type no
-    /// store holds counts as none) in every user store, as [`Site::fanout`]
+    /// store holds counts as none) in every user store, as [`Accounts::fanout`]
     /// does its work; the first store that fails fails the count.
     pub async fn count_items(
         &self,

@@ -4,11 +4,15 @@ use mantle_store::{Id, ReadTx, Stored, SubStore, Timestamp};
 use serde::{Deserialize, Serialize};
 
 use crate::address::Address;
-use crate::auth::{digest, new_secret};
+use crate::auth::{Auth, digest, new_secret};
 use crate::config::SignupPolicy;
 use crate::items::{Account, AuthToken, Invite, LoginMethod};
-use crate::site::{Site, user_store_path};
+use crate::stores::{Stores, user_store_path};
 use crate::{Result, SiteError};
+
+mod fanout;
+
+pub use fanout::{FanoutResult, ItemCount, sum_results};
 
 /// An account as listed to operators and its owner (and, as JSON, by the
 /// admin API: it reads back as what was written).
@@ -72,20 +76,40 @@ fn find(r: &ReadTx<'_>, address: &str) -> Result<Stored<Account>> {
         .ok_or_else(|| SiteError::NoSuchAccount(address.to_string()))
 }
 
-impl Site {
+/// The site's accounts: signup, logins, disabling, deletion (see
+/// [`Site::accounts`](crate::Site::accounts)).
+///
+/// ```no_run
+/// # async fn f(site: mantle_site::Site) -> mantle_site::Result<()> {
+/// let alice = site.accounts().create("alice", "correct horse battery", false).await?;
+/// assert_eq!(site.accounts().get("alice").await?.id, alice.id);
+/// # Ok(()) }
+/// ```
+pub struct Accounts {
+    stores: Stores,
+    auth: Auth,
+    domain: String,
+    policy: SignupPolicy,
+}
+
+impl Accounts {
+    pub(crate) fn new(stores: Stores, auth: Auth, domain: String, policy: SignupPolicy) -> Self {
+        Self {
+            stores,
+            auth,
+            domain,
+            policy,
+        }
+    }
+
     fn address(&self, text: &str) -> Result<String> {
-        Ok(Address::parse(text, &self.config().domain)?.to_string())
+        Ok(Address::parse(text, &self.domain)?.to_string())
     }
 
     /// Creates an account with its login and user store, whatever the
     /// signup policy (the administrator's path).
-    pub async fn create_account(
-        &self,
-        login: &str,
-        password: &str,
-        admin: bool,
-    ) -> Result<AccountInfo> {
-        self.create(login, password, admin, None).await
+    pub async fn create(&self, login: &str, password: &str, admin: bool) -> Result<AccountInfo> {
+        self.make(login, password, admin, None).await
     }
 
     /// Signs up under the site's policy: `open` accepts anyone, `invite`
@@ -98,16 +122,15 @@ impl Site {
         password: &str,
         invite: Option<&str>,
     ) -> Result<AccountInfo> {
-        match self.config().signup.policy {
+        match self.policy {
             SignupPolicy::Open => {
-                self.inner.guard.count_signup()?;
-                self.create(login, password, false, None).await
+                self.auth.count_signup()?;
+                self.make(login, password, false, None).await
             }
             SignupPolicy::Invite => {
                 let code = invite.ok_or(SiteError::BadInvite)?;
-                self.inner.guard.count_signup()?;
-                self.create(login, password, false, Some(digest(code)))
-                    .await
+                self.auth.count_signup()?;
+                self.make(login, password, false, Some(digest(code))).await
             }
             SignupPolicy::Admin => Err(SiteError::SignupClosed(
                 "accounts are made by an administrator",
@@ -115,7 +138,7 @@ impl Site {
         }
     }
 
-    async fn create(
+    async fn make(
         &self,
         login: &str,
         password: &str,
@@ -123,9 +146,10 @@ impl Site {
         invite: Option<Vec<u8>>,
     ) -> Result<AccountInfo> {
         let address = self.address(login)?;
-        let password_hash = self.hash_password(password).await?;
-        let site_dir = self.dir().to_path_buf();
+        let password_hash = self.auth.hash_password(password).await?;
+        let site_dir = self.stores.dir().to_path_buf();
         let info = self
+            .stores
             .site_store()
             .transact(move |tx| {
                 if tx
@@ -183,9 +207,10 @@ impl Site {
             .await?;
         // The user store is made now, so an account always has one; if it
         // cannot be, the account is taken back (nothing half-made stays).
-        if let Err(e) = self.user_store(info.id).await {
+        if let Err(e) = self.stores.user_store(info.id).await {
             let id = info.id;
             let undone = self
+                .stores
                 .site_store()
                 .transact(move |tx| {
                     let acc = tx.get(id)?;
@@ -196,7 +221,7 @@ impl Site {
                     Ok::<_, SiteError>(())
                 })
                 .await;
-            self.inner.store_files.lock().remove(&id);
+            self.stores.forget_account(id);
             if let Err(undo) = undone {
                 tracing::error!(login = %info.primary, error = %undo, "could not take back an account whose store failed");
             }
@@ -211,7 +236,8 @@ impl Site {
     pub async fn create_invite(&self) -> Result<String> {
         let code = new_secret()?;
         let hash = digest(&code);
-        self.site_store()
+        self.stores
+            .site_store()
             .transact(move |tx| {
                 tx.insert(&Invite {
                     hash,
@@ -224,17 +250,18 @@ impl Site {
     }
 
     /// The account holding `login`.
-    pub async fn account(&self, login: &str) -> Result<AccountInfo> {
+    pub async fn get(&self, login: &str) -> Result<AccountInfo> {
         let address = self.address(login)?;
         // A few indexed lookups: here rather than on another thread.
-        self.site_store()
+        self.stores
+            .site_store()
             .read_now(move |r| describe(r, &find(r, &address)?))
     }
 
     /// The account with this id.
-    pub async fn account_by_id(&self, id: Id<Account>) -> Result<AccountInfo> {
+    pub async fn by_id(&self, id: Id<Account>) -> Result<AccountInfo> {
         // A few indexed lookups: here rather than on another thread.
-        self.site_store().read_now(move |r| {
+        self.stores.site_store().read_now(move |r| {
             let acc = r
                 .get(id)?
                 .ok_or_else(|| SiteError::NoSuchAccount(format!("#{}", id.raw())))?;
@@ -243,8 +270,9 @@ impl Site {
     }
 
     /// Every account, oldest first.
-    pub async fn accounts(&self) -> Result<Vec<AccountInfo>> {
-        self.site_store()
+    pub async fn list(&self) -> Result<Vec<AccountInfo>> {
+        self.stores
+            .site_store()
             .read(|r| {
                 r.query::<Account>()
                     .all()?
@@ -260,6 +288,7 @@ impl Site {
     pub async fn set_disabled(&self, login: &str, disabled: bool) -> Result<()> {
         let address = self.address(login)?;
         let account = self
+            .stores
             .site_store()
             .transact(move |tx| {
                 let mut acc = find(tx, &address)?;
@@ -274,15 +303,16 @@ impl Site {
                 Ok::<_, SiteError>(acc.id())
             })
             .await?;
-        self.inner.tokens.forget_account(account);
+        self.auth.forget_account(account);
         Ok(())
     }
 
     /// Sets a new password and revokes the account's tokens.
     pub async fn set_password(&self, login: &str, password: &str) -> Result<()> {
         let address = self.address(login)?;
-        let hash = self.hash_password(password).await?;
+        let hash = self.auth.hash_password(password).await?;
         let account = self
+            .stores
             .site_store()
             .transact(move |tx| {
                 let mut acc = find(tx, &address)?;
@@ -292,7 +322,7 @@ impl Site {
                 Ok::<_, SiteError>(acc.id())
             })
             .await?;
-        self.inner.tokens.forget_account(account);
+        self.auth.forget_account(account);
         Ok(())
     }
 
@@ -300,7 +330,8 @@ impl Site {
     pub async fn add_login(&self, login: &str, new_login: &str) -> Result<()> {
         let address = self.address(login)?;
         let new_address = self.address(new_login)?;
-        self.site_store()
+        self.stores
+            .site_store()
             .transact(move |tx| {
                 let acc = find(tx, &address)?;
                 if tx
@@ -323,13 +354,10 @@ impl Site {
     /// Deletes an account: its login methods and tokens go with it. Its
     /// user store file is kept unless `delete_store` is set (the caller's
     /// explicit confirmation); returns the store file's path either way.
-    pub async fn delete_account(
-        &self,
-        login: &str,
-        delete_store: bool,
-    ) -> Result<std::path::PathBuf> {
+    pub async fn delete(&self, login: &str, delete_store: bool) -> Result<std::path::PathBuf> {
         let address = self.address(login)?;
         let (account, sub) = self
+            .stores
             .site_store()
             .transact(move |tx| {
                 let acc = find(tx, &address)?;
@@ -341,14 +369,14 @@ impl Site {
                 Ok::<_, SiteError>((acc.id(), sub.map(Stored::into_inner)))
             })
             .await?;
-        self.inner.store_files.lock().remove(&account);
-        self.inner.tokens.forget_account(account);
+        self.stores.forget_account(account);
+        self.auth.forget_account(account);
         let Some(sub) = sub else {
             return Ok(std::path::PathBuf::new());
         };
-        let file = sub.file(self.site_store());
+        let file = sub.file(self.stores.site_store());
         if delete_store {
-            if let Some(store) = self.stores().remove(&file) {
+            if let Some(store) = self.stores.cache().remove(&file) {
                 store.close().await;
             }
             for suffix in ["", "-wal", "-shm", ".lock"] {
@@ -364,4 +392,12 @@ impl Site {
         tracing::info!(login, delete_store, "account deleted");
         Ok(file)
     }
+}
+
+/// Registers the account items.
+pub(crate) fn register(registry: &mut mantle_store::Registry) {
+    registry
+        .register::<Account>()
+        .register::<LoginMethod>()
+        .register::<Invite>();
 }

@@ -33,9 +33,9 @@ use governor::clock::{Clock, DefaultClock};
 use governor::{Quota, RateLimiter};
 use parking_lot::Mutex;
 
+use super::passwords::Lane;
+use super::suspects::SuspectGate;
 use crate::config::AuthConfig;
-use crate::passwords::Lane;
-use crate::suspects::SuspectGate;
 use crate::{Result, SiteError};
 
 /// How long a failure is remembered.
@@ -59,7 +59,7 @@ struct Failures {
 }
 
 /// The site's limits on guessing.
-pub(crate) struct LoginGuard {
+pub(super) struct LoginGuard {
     per_address: Keyed,
     signups: Direct,
     attempts: std::sync::atomic::AtomicU64,
@@ -70,11 +70,11 @@ pub(crate) struct LoginGuard {
     free_failures: u32,
     max_backoff: Duration,
     /// Addresses with a failed or refused login lately.
-    pub(crate) suspects: SuspectGate,
+    pub(super) suspects: SuspectGate,
 }
 
 impl LoginGuard {
-    pub(crate) fn new(config: &AuthConfig, signups_per_hour: u32, suspects: SuspectGate) -> Self {
+    pub(super) fn new(config: &AuthConfig, signups_per_hour: u32, suspects: SuspectGate) -> Self {
         let per = |n: u32, period: Duration| {
             let n = NonZeroU32::new(n.max(1)).expect("max(1)");
             Quota::with_period(period / n.get())
@@ -99,7 +99,7 @@ impl LoginGuard {
 
     /// Counts an attempt (login or signup) from `ip`; refused past the
     /// address's allowance.
-    pub(crate) fn count_attempt(&self, ip: IpAddr) -> Result<()> {
+    pub(super) fn count_attempt(&self, ip: IpAddr) -> Result<()> {
         let n = self
             .attempts
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -116,7 +116,7 @@ impl LoginGuard {
     }
 
     /// Counts a signup against the site's hourly allowance.
-    pub(crate) fn count_signup(&self) -> Result<()> {
+    pub(super) fn count_signup(&self) -> Result<()> {
         self.signups
             .check()
             .map_err(|not_until| SiteError::SignupsPaused {
@@ -125,7 +125,7 @@ impl LoginGuard {
     }
 
     /// Refuses a login for `login` while its back-off lasts.
-    pub(crate) fn check_login(&self, login: &str, now: Instant) -> Result<()> {
+    pub(super) fn check_login(&self, login: &str, now: Instant) -> Result<()> {
         let Some(f) = self.logins.lock().get(login).copied() else {
             return Ok(());
         };
@@ -151,7 +151,7 @@ impl LoginGuard {
     /// Whether a login for `login` from `ip` is sure to go in the other
     /// lane, known before the account is looked up (so that a full lane
     /// refuses it without a site store read).
-    pub(crate) fn suspect(&self, login: &str, ip: Option<IpAddr>, now: Instant) -> bool {
+    pub(super) fn suspect(&self, login: &str, ip: Option<IpAddr>, now: Instant) -> bool {
         let recent = |t: Instant| now.duration_since(t) < WINDOW;
         self.logins
             .lock()
@@ -162,7 +162,7 @@ impl LoginGuard {
 
     /// The lane of a password check for `login` from `ip`; a priority
     /// ticket holds its login and address until dropped.
-    pub(crate) fn lane(
+    pub(super) fn lane(
         &self,
         known: bool,
         login: &str,
@@ -192,7 +192,7 @@ impl LoginGuard {
     }
 
     /// Records a failed login.
-    pub(crate) fn failed(&self, login: &str, ip: Option<IpAddr>, now: Instant) {
+    pub(super) fn failed(&self, login: &str, ip: Option<IpAddr>, now: Instant) {
         {
             let mut logins = self.logins.lock();
             bound(&mut logins, now, |f| f.last);
@@ -215,15 +215,15 @@ impl LoginGuard {
     }
 
     /// Records a successful login: its name's failures are forgotten.
-    pub(crate) fn succeeded(&self, login: &str) {
+    pub(super) fn succeeded(&self, login: &str) {
         self.logins.lock().remove(login);
     }
 }
 
 /// A password check's lane; a priority one keeps its login and address
 /// from a second priority check until dropped.
-pub(crate) struct Ticket<'g> {
-    pub(crate) lane: Lane,
+pub(super) struct Ticket<'g> {
+    pub(super) lane: Lane,
     claim: Option<(&'g LoginGuard, String, Option<IpAddr>)>,
 }
 

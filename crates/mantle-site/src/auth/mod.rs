@@ -14,13 +14,27 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use mantle_store::{Id, Timestamp};
 use sha2::{Digest, Sha256};
+use std::sync::Arc;
+
+use mantle_store::{Registry, Store};
 
 use crate::address::Address;
-use crate::items::{Account, AuthToken, LoginMethod};
-use crate::passwords::Lane;
-use crate::site::Site;
-use crate::suspects::SuspectGate;
+use crate::config::SiteConfig;
+use crate::items::{Account, AuthToken, LoginMethod, TokenSweeper};
 use crate::{Result, SiteError};
+
+mod login_guard;
+mod passwords;
+mod stats;
+mod suspects;
+mod tokens;
+
+use login_guard::LoginGuard;
+use passwords::{Lane, PasswordWorkers};
+pub use stats::AUTH_NAMESPACE;
+pub(crate) use stats::AuthStats;
+pub use suspects::{Gated, SUSPECT_FOR, SuspectGate, address_block};
+use tokens::TokenCache;
 
 /// How stale `last_used` may get before a request refreshes it: keeps
 /// authentication a pure read on the hot path.
@@ -87,9 +101,148 @@ pub struct TokenInfo {
     pub label: String,
 }
 
-impl Site {
+/// Logins, tokens and the limits on guessing passwords, for every
+/// transport (see [`Site::auth`](crate::Site::auth)).
+///
+/// ```no_run
+/// # async fn f(site: mantle_site::Site) -> mantle_site::Result<()> {
+/// let issued = site.auth().login("alice@example.com", "correct horse battery", "cli").await?;
+/// let me = site.auth().authenticate(&issued.token).await?;
+/// assert_eq!(me.account, issued.account);
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Auth(Arc<Inner>);
+
+struct Inner {
+    /// Where tokens and accounts are (the site store).
+    site_store: Store,
+    /// The site's domain, for logins given as a bare localpart.
+    domain: String,
+    token_ttl: Duration,
+    /// Tokens recently authenticated.
+    tokens: TokenCache,
+    /// Limits on guessing passwords, for every transport.
+    guard: LoginGuard,
+    /// The threads that hash and check passwords.
+    passwords: PasswordWorkers,
+    stats: AuthStats,
+}
+
+impl Auth {
+    /// Starts the password workers and the limits for a site whose store
+    /// is `site_store`, and makes sure its tokens are swept (every
+    /// `auth.sweep_interval_secs`).
+    pub(crate) async fn start(
+        site_store: Store,
+        config: &SiteConfig,
+        stats: AuthStats,
+    ) -> Result<Self> {
+        ensure_sweeper(
+            &site_store,
+            Duration::from_secs(config.auth.sweep_interval_secs.max(1)),
+        )
+        .await?;
+        let passwords = PasswordWorkers::start(config.auth.workers(), config.auth.password_queue)?;
+        let suspects = SuspectGate::counted(
+            config.auth.failures_before_backoff,
+            config.auth.suspect_cpu_share,
+            Some((stats.suspect_turns.clone(), stats.suspect_pauses.clone())),
+        );
+        let guard = LoginGuard::new(&config.auth, config.signup.max_per_hour, suspects);
+        Ok(Self(Arc::new(Inner {
+            site_store,
+            domain: config.domain.clone(),
+            token_ttl: config.token_ttl(),
+            tokens: TokenCache::default(),
+            guard,
+            passwords,
+            stats,
+        })))
+    }
+
+    /// Counts a signup against the site-wide allowance.
+    pub(crate) fn count_signup(&self) -> Result<()> {
+        self.0.guard.count_signup()
+    }
+
+    /// Forgets every cached token of `account` and tells live logins to
+    /// check theirs (after its tokens were deleted, it was disabled, …).
+    pub(crate) fn forget_account(&self, account: Id<Account>) {
+        self.0.tokens.forget_account(account);
+    }
+
+    /// Refreshes the gauges counted when a report is made: active tokens
+    /// (one indexed count in the site store), suspects, waiting checks.
+    pub(crate) async fn refresh_stats(&self) -> Result<()> {
+        let stats = &self.0.stats;
+        let active = if stats.counts_tokens() {
+            let now = Timestamp::now();
+            Some(
+                self.0
+                    .site_store
+                    .read(move |r| {
+                        r.query::<AuthToken>()
+                            .filter(AuthToken::EXPIRES.gt(now))
+                            .count()
+                    })
+                    .await?,
+            )
+        } else {
+            None
+        };
+        stats.refresh(
+            active,
+            self.0.guard.suspects.suspects(),
+            self.0.passwords.waiting(),
+        );
+        Ok(())
+    }
+}
+
+/// Replaces the site store's token sweeper with one sweeping every
+/// `interval`. The schedule is persistent, but its interval comes from the
+/// configuration, which may have changed since: replacing the sweeper
+/// (deleting it drops its schedule) puts the configured interval in force.
+/// A reopened site sweeps at once, so restarts never postpone sweeping.
+async fn ensure_sweeper(site_store: &Store, interval: Duration) -> Result<()> {
+    site_store
+        .transact(move |tx| {
+            let now = Timestamp::now();
+            let mut swept = 0;
+            let mut first = now + interval;
+            for old in tx.query::<TokenSweeper>().all()? {
+                swept += old.swept;
+                first = now;
+                tx.delete(old.id())?;
+            }
+            let sweeper = tx.insert(&TokenSweeper { swept })?;
+            tx.schedule(sweeper, "sweep", first, Some(interval))?;
+            Ok::<_, SiteError>(())
+        })
+        .await
+}
+
+/// Registers the authentication items and the token sweeper's task.
+pub(crate) fn register(registry: &mut Registry) {
+    registry
+        .register::<AuthToken>()
+        .register::<TokenSweeper>()
+        .task::<TokenSweeper>("sweep", |tx, mut sweeper| {
+            let now = Timestamp::now();
+            let n = tx.delete_where(AuthToken::EXPIRES.le(now))?;
+            if n > 0 {
+                sweeper.swept += n as i64;
+                tx.update(&mut sweeper)?;
+                tracing::info!(swept = n, "expired tokens swept");
+            }
+            Ok(())
+        });
+}
+
+impl Auth {
     /// Checks a login and password and issues a token (for callers with
-    /// no client address, such as the CLI; see [`Site::login_from`]).
+    /// no client address, such as the CLI; see [`Auth::login_from`]).
     pub async fn login(&self, username: &str, password: &str, label: &str) -> Result<IssuedToken> {
         self.login_from(None, username, password, label).await
     }
@@ -111,44 +264,44 @@ impl Site {
         password: &str,
         label: &str,
     ) -> Result<IssuedToken> {
-        let stats = &self.inner.stats.auth;
+        let stats = &self.0.stats;
         // Every per-address limit counts the address's block.
-        let client = client.map(crate::address_block);
+        let client = client.map(address_block);
         let refused = |e: SiteError| {
             stats.throttled.inc();
             if let Some(ip) = client {
-                self.inner.guard.suspects.note(ip);
+                self.0.guard.suspects.note(ip);
             }
             e
         };
         if let Some(ip) = client {
-            self.inner.guard.count_attempt(ip).map_err(refused)?;
+            self.0.guard.count_attempt(ip).map_err(refused)?;
         }
-        let address = Address::parse(username, &self.config().domain).ok();
+        let address = Address::parse(username, &self.0.domain).ok();
         // Failures are counted per login name as given (normalised when it
         // parses), whether or not an account holds it.
         let key = address
             .as_ref()
             .map_or_else(|| username.to_ascii_lowercase(), ToString::to_string);
-        self.inner
+        self.0
             .guard
             .check_login(&key, Instant::now())
             .map_err(refused)?;
         // Refused before any read when its lane is surely full: under a
         // flood, most attempts end here, and cheaply.
-        let passwords = &self.inner.passwords;
+        let passwords = &self.0.passwords;
         if passwords.full(Lane::Priority) && passwords.full(Lane::Other)
-            || passwords.full(Lane::Other) && self.inner.guard.suspect(&key, client, Instant::now())
+            || passwords.full(Lane::Other) && self.0.guard.suspect(&key, client, Instant::now())
         {
             return Err(refused(SiteError::Busy {
-                retry_after: crate::passwords::BUSY_RETRY_AFTER,
+                retry_after: passwords::BUSY_RETRY_AFTER,
             }));
         }
         let found = match address {
             Some(a) => {
                 let address = a.to_string();
                 // Two indexed lookups: here rather than on another thread.
-                self.site_store().read_now(move |r| {
+                self.0.site_store.read_now(move |r| {
                     let Some(m) = r
                         .query::<LoginMethod>()
                         .filter(LoginMethod::ADDRESS.eq(address.as_str()))
@@ -162,15 +315,11 @@ impl Site {
             None => None,
         };
         let ticket = self
-            .inner
+            .0
             .guard
             .lane(found.is_some(), &key, client, Instant::now());
         let hash = found.as_ref().map(|(_, a)| a.password_hash.clone());
-        let checked = self
-            .inner
-            .passwords
-            .verify(ticket.lane, hash, password)
-            .await;
+        let checked = self.0.passwords.verify(ticket.lane, hash, password).await;
         drop(ticket);
         let ok = match checked {
             Ok(ok) => ok,
@@ -179,14 +328,14 @@ impl Site {
         };
         let Some((address, account)) = found.filter(|_| ok) else {
             stats.failures.inc();
-            self.inner.guard.failed(&key, client, Instant::now());
+            self.0.guard.failed(&key, client, Instant::now());
             return Err(SiteError::BadCredentials);
         };
         if account.disabled {
             stats.failures.inc();
             return Err(SiteError::Disabled(address));
         }
-        self.inner.guard.succeeded(&key);
+        self.0.guard.succeeded(&key);
         let issued = self.issue_token(account.id(), label).await?;
         stats.logins.inc();
         Ok(issued)
@@ -196,22 +345,22 @@ impl Site {
     /// (a signup, say) against `client`'s allowance, the same allowance
     /// logins use.
     pub fn count_attempt(&self, client: IpAddr) -> Result<()> {
-        let client = crate::address_block(client);
-        self.inner.guard.count_attempt(client).inspect_err(|_| {
-            self.inner.stats.auth.throttled.inc();
+        let client = address_block(client);
+        self.0.guard.count_attempt(client).inspect_err(|_| {
+            self.0.stats.throttled.inc();
         })
     }
 
     /// The site's suspect addresses (a failed or refused login lately),
     /// and the gate through which transports serve their connections.
     pub fn suspects(&self) -> &SuspectGate {
-        &self.inner.guard.suspects
+        &self.0.guard.suspects
     }
 
     /// A new password hash, made by the password workers (refused with
     /// [`SiteError::Busy`] when they are saturated).
     pub(crate) async fn hash_password(&self, password: &str) -> Result<String> {
-        self.inner.passwords.hash(password).await
+        self.0.passwords.hash(password).await
     }
 
     /// Issues a token for an account without a password (for trusted
@@ -220,9 +369,10 @@ impl Site {
         let token = new_secret()?;
         let hash = digest(&token);
         let now = Timestamp::now();
-        let expires = now + self.config().token_ttl();
+        let expires = now + self.0.token_ttl;
         let label = label.to_string();
-        self.site_store()
+        self.0
+            .site_store
             .transact(move |tx| {
                 tx.insert(&AuthToken {
                     account,
@@ -249,14 +399,14 @@ impl Site {
         }
         let hash = digest(token);
         let now = Timestamp::now();
-        let cached = self.inner.tokens.get(&hash, now);
+        let cached = self.0.tokens.get(&hash, now);
         let (avatar, last_used) = match cached {
             Ok(hit) => hit,
             Err(generation) => {
                 let key = hash.clone();
                 // A few indexed lookups: run them here rather than on
                 // another thread (see `Store::read_now`).
-                let (avatar, expires, last_used) = self.site_store().read_now(move |r| {
+                let (avatar, expires, last_used) = self.0.site_store.read_now(move |r| {
                     let t = r
                         .query::<AuthToken>()
                         .filter(AuthToken::HASH.eq(key))
@@ -286,16 +436,16 @@ impl Site {
                     };
                     Ok::<_, SiteError>((avatar, t.expires, t.last_used))
                 })?;
-                self.inner
+                self.0
                     .tokens
                     .put(generation, hash.clone(), avatar.clone(), expires, last_used);
                 (avatar, last_used)
             }
         };
         if now.saturating_since(last_used) >= LAST_USED_GRANULARITY {
-            self.inner.tokens.touch(&hash, now);
+            self.0.tokens.touch(&hash, now);
             // Off the request's path; losing it costs only precision.
-            let store = self.site_store().clone();
+            let store = self.0.site_store.clone();
             let id = avatar.token;
             tokio::spawn(async move {
                 let _ = store
@@ -315,9 +465,9 @@ impl Site {
     /// A receiver that is marked changed after anything that can end a
     /// login: logout, token revocation, disabling an account, changing its
     /// password, deleting it. Holders of long-lived logins (live
-    /// connections) then ask [`Site::still_valid`] and log out if not.
+    /// connections) then ask [`Auth::still_valid`] and log out if not.
     pub fn revocations(&self) -> tokio::sync::watch::Receiver<u64> {
-        self.inner.tokens.revoked.subscribe()
+        self.0.tokens.revocations()
     }
 
     /// Whether `avatar`'s token still logs in: not revoked, not expired,
@@ -325,7 +475,8 @@ impl Site {
     pub async fn still_valid(&self, avatar: &Avatar) -> Result<bool> {
         let (token, account) = (avatar.token, avatar.account);
         let now = Timestamp::now();
-        self.site_store()
+        self.0
+            .site_store
             .read(move |r| {
                 let Some(t) = r.get(token)? else {
                     return Ok(false);
@@ -346,10 +497,11 @@ impl Site {
         let hash = digest(token);
         let key = hash.clone();
         let n = self
-            .site_store()
+            .0
+            .site_store
             .transact(move |tx| tx.delete_where(AuthToken::HASH.eq(key)))
             .await?;
-        self.inner.tokens.forget_hash(&hash);
+        self.0.tokens.forget_hash(&hash);
         Ok(n > 0)
     }
 
@@ -357,7 +509,8 @@ impl Site {
     pub async fn tokens(&self, account: Id<Account>) -> Result<Vec<TokenInfo>> {
         let now = Timestamp::now();
         Ok(self
-            .site_store()
+            .0
+            .site_store
             .read(move |r| {
                 r.query::<AuthToken>()
                     .filter(
@@ -385,13 +538,14 @@ impl Site {
     pub async fn revoke_token(&self, account: Id<Account>, token_id: i64) -> Result<bool> {
         let id = Id::<AuthToken>::from_raw(token_id);
         let revoked = self
-            .site_store()
+            .0
+            .site_store
             .transact(move |tx| {
                 tx.delete_where(mantle_store::Filter::ids([id]).and(AuthToken::ACCOUNT.eq(account)))
             })
             .await?
             > 0;
-        self.inner.tokens.forget_token(id);
+        self.0.tokens.forget_token(id);
         Ok(revoked)
     }
 }
@@ -408,110 +562,5 @@ mod tests {
         assert_ne!(a, b);
         assert!(!plausible_token("short"));
         assert!(!plausible_token(&"!".repeat(43)));
-    }
-}
-
-/// Tokens recently authenticated, so a request need not read the site
-/// store to know who it is. Entries are dropped whenever the store changes
-/// what they say: logout, revoke, disable, password change, account
-/// deletion (all go through [`Site`], the only writer of the site store
-/// while it is open); expiry is checked on every use.
-pub(crate) struct TokenCache {
-    entries: parking_lot::Mutex<Entries>,
-    /// Bumped after every forgetting, so live connections re-check their
-    /// login (see [`Site::revocations`]).
-    revoked: tokio::sync::watch::Sender<u64>,
-}
-
-impl Default for TokenCache {
-    fn default() -> Self {
-        Self {
-            entries: parking_lot::Mutex::default(),
-            revoked: tokio::sync::watch::Sender::new(0),
-        }
-    }
-}
-
-/// Invariant: `generation` changes (under the same lock) whenever entries
-/// are forgotten, and a lookup's result is only cached if no forgetting
-/// happened since it began — so a read that saw the old state (just before
-/// a revoke committed) can never put a revoked token back.
-#[derive(Default)]
-struct Entries {
-    map: std::collections::HashMap<Vec<u8>, CachedToken>,
-    generation: u64,
-}
-
-struct CachedToken {
-    avatar: Avatar,
-    expires: Timestamp,
-    last_used: Timestamp,
-}
-
-/// Most tokens remembered; past it the cache starts over (it only saves
-/// reads).
-const TOKEN_CACHE_MAX: usize = 100_000;
-
-impl TokenCache {
-    /// The cached avatar and last use, or the generation to pass to `put`.
-    fn get(&self, hash: &[u8], now: Timestamp) -> Result<(Avatar, Timestamp), u64> {
-        let entries = self.entries.lock();
-        match entries.map.get(hash) {
-            Some(e) if e.expires > now => Ok((e.avatar.clone(), e.last_used)),
-            _ => Err(entries.generation),
-        }
-    }
-
-    fn put(
-        &self,
-        seen: u64,
-        hash: Vec<u8>,
-        avatar: Avatar,
-        expires: Timestamp,
-        last_used: Timestamp,
-    ) {
-        let mut entries = self.entries.lock();
-        if entries.generation != seen {
-            return;
-        }
-        if entries.map.len() >= TOKEN_CACHE_MAX {
-            entries.map.clear();
-        }
-        entries.map.insert(
-            hash,
-            CachedToken {
-                avatar,
-                expires,
-                last_used,
-            },
-        );
-    }
-
-    fn touch(&self, hash: &[u8], now: Timestamp) {
-        if let Some(e) = self.entries.lock().map.get_mut(hash) {
-            e.last_used = now;
-        }
-    }
-
-    fn forget(&self, keep: impl Fn(&[u8], &CachedToken) -> bool) {
-        {
-            let mut entries = self.entries.lock();
-            entries.generation += 1;
-            entries.map.retain(|h, e| keep(h, e));
-        }
-        self.revoked.send_modify(|n| *n += 1);
-    }
-
-    fn forget_hash(&self, hash: &[u8]) {
-        self.forget(|h, _| h != hash);
-    }
-
-    fn forget_token(&self, id: Id<AuthToken>) {
-        self.forget(|_, e| e.avatar.token != id);
-    }
-
-    /// Drops every token of an account.
-    pub(crate) fn forget_account(&self, account: Id<Account>) {
-        self.forget(|_, e| e.avatar.account != account);
     }
 }

@@ -42,14 +42,14 @@ const MAX_BLOCKS: usize = 64 * 1024;
 /// How much lower than the server's the workers' CPU priority is (on
 /// the nice scale: at 10, a worker gets about a tenth of a core that a
 /// busy thread of the server's priority also wants, rather than half).
-pub(crate) const WORKER_NICENESS: i32 = 10;
+pub(super) const WORKER_NICENESS: i32 = 10;
 
 /// What a `Busy` refusal tells the client to wait before trying again.
-pub(crate) const BUSY_RETRY_AFTER: Duration = Duration::from_secs(1);
+pub(super) const BUSY_RETRY_AFTER: Duration = Duration::from_secs(1);
 
 /// Which queue a check waits in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Lane {
+pub(super) enum Lane {
     /// A login that looks legitimate.
     Priority,
     /// Everything else: unknown logins, accounts or addresses with recent
@@ -75,7 +75,7 @@ enum Job {
 /// The password workers of a site. Cloning shares them; the threads end
 /// when the last clone is dropped.
 #[derive(Clone)]
-pub(crate) struct PasswordWorkers {
+pub(super) struct PasswordWorkers {
     priority: Sender<Job>,
     other: Sender<Job>,
     waiting: Arc<std::sync::atomic::AtomicUsize>,
@@ -84,7 +84,7 @@ pub(crate) struct PasswordWorkers {
 impl PasswordWorkers {
     /// Starts `workers` threads with room for `queue` waiting checks per
     /// lane.
-    pub(crate) fn start(workers: usize, queue: usize) -> Result<Self> {
+    pub(super) fn start(workers: usize, queue: usize) -> Result<Self> {
         let (priority, priority_rx) = crossbeam_channel::bounded(queue);
         let (other, other_rx) = crossbeam_channel::bounded(queue);
         let waiting = Arc::new(std::sync::atomic::AtomicUsize::new(0));
@@ -103,7 +103,7 @@ impl PasswordWorkers {
     }
 
     /// Whether `lane` has no room: a check sent there now is refused.
-    pub(crate) fn full(&self, lane: Lane) -> bool {
+    pub(super) fn full(&self, lane: Lane) -> bool {
         match lane {
             Lane::Priority => self.priority.is_full(),
             Lane::Other => self.other.is_full(),
@@ -111,7 +111,7 @@ impl PasswordWorkers {
     }
 
     /// Checks waiting for a worker (both lanes).
-    pub(crate) fn waiting(&self) -> usize {
+    pub(super) fn waiting(&self) -> usize {
         self.waiting.load(std::sync::atomic::Ordering::Relaxed)
     }
 
@@ -137,7 +137,7 @@ impl PasswordWorkers {
     /// Whether `password` matches the PHC string `hash` (`None`: it
     /// matches nothing, after the same work). A malformed hash never
     /// matches.
-    pub(crate) async fn verify(
+    pub(super) async fn verify(
         &self,
         lane: Lane,
         hash: Option<String>,
@@ -170,7 +170,7 @@ impl PasswordWorkers {
 
     /// A new argon2id hash of `password` (checked against the rules
     /// first), in the *other* lane.
-    pub(crate) async fn hash(&self, password: &str) -> Result<String> {
+    pub(super) async fn hash(&self, password: &str) -> Result<String> {
         check_password(password)?;
         let (reply, answer) = oneshot::channel();
         self.submit(
@@ -248,7 +248,7 @@ fn blocks(memory: &mut Vec<Block>, n: usize) -> &mut [Block] {
 }
 
 /// Checks `password` against `hash` with `memory` as argon2's work area.
-pub(crate) fn verify_with(memory: &mut Vec<Block>, hash: &str, password: &str) -> bool {
+pub(super) fn verify_with(memory: &mut Vec<Block>, hash: &str, password: &str) -> bool {
     let Ok(parsed) = PasswordHash::new(hash) else {
         return false;
     };
@@ -275,7 +275,7 @@ pub(crate) fn verify_with(memory: &mut Vec<Block>, hash: &str, password: &str) -
 }
 
 /// A new argon2id hash (default parameters, random salt) of `password`.
-pub(crate) fn hash_with(memory: &mut Vec<Block>, password: &str) -> Result<String> {
+pub(super) fn hash_with(memory: &mut Vec<Block>, password: &str) -> Result<String> {
     let mut bytes = [0u8; 16];
     getrandom::fill(&mut bytes).map_err(|e| SiteError::NoRandomness(e.to_string()))?;
     let salt = SaltString::encode_b64(&bytes).map_err(|e| SiteError::Hashing(e.to_string()))?;
@@ -305,7 +305,7 @@ pub(crate) fn hash_with(memory: &mut Vec<Block>, password: &str) -> Result<Strin
 }
 
 /// The rules a new password must meet.
-pub(crate) fn check_password(password: &str) -> Result<()> {
+pub(super) fn check_password(password: &str) -> Result<()> {
     if password.chars().count() < 8 {
         return Err(SiteError::WeakPassword("at least 8 characters"));
     }

@@ -1,0 +1,308 @@
+//! Assembling a site: its item types, message handlers, app stores,
+//! configuration sections and upper layers' effect handlers, then the
+//! components that serve it.
+
+use std::any::{Any, TypeId};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use mantle_store::{Registry, Store, StoreCache, StoreConfig};
+
+use super::{SITE_STORE, Services, Site, SiteInner, SiteLink};
+use crate::accounts::Accounts;
+use crate::auth::{Auth, AuthStats};
+use crate::config::{CONFIG_FILE, SiteConfig};
+use crate::messaging::{
+    MessageHandlers, MessageRegistration, Messaging, MessagingLink, MessagingStats,
+};
+use crate::slates::Slates;
+use crate::stores::Stores;
+use crate::{Result, SiteError};
+
+/// A function adding an offering's (or a front end's) types to the registry.
+pub type Registration = fn(&mut Registry);
+
+/// Opens or creates a [`Site`].
+///
+/// ```no_run
+/// # async fn f() -> mantle_site::Result<()> {
+/// let site = mantle_site::Site::builder("/srv/mantle")
+///     .with(|registry| { /* register an offering's item types */ let _ = registry; })
+///     .open()
+///     .await?;
+/// # Ok(()) }
+/// ```
+pub struct SiteBuilder {
+    dir: PathBuf,
+    registrations: Vec<Registration>,
+    messages: Vec<MessageRegistration>,
+    apps: Vec<String>,
+    extensions: Extensions,
+    config: Option<SiteConfig>,
+    creating: bool,
+    stats: Option<mantle_stats::StatsRegistry>,
+    effects: Vec<EffectsHook>,
+    sections: Vec<SectionCheck>,
+}
+
+/// A declared configuration section: its name, and how to parse and
+/// check it.
+type SectionCheck = (&'static str, fn(&SiteConfig) -> Result<ParsedSection>);
+
+/// A parsed section, keyed by its type.
+type ParsedSection = (TypeId, Box<dyn Any + Send + Sync>);
+
+fn parse_section<T: crate::ConfigSection>(config: &SiteConfig) -> Result<ParsedSection> {
+    Ok((TypeId::of::<T>(), Box::new(config.section::<T>()?)))
+}
+
+/// Parses and checks every declared section of `config`; a section no
+/// part of the program declared is an error (a misspelt one would be
+/// silently ignored otherwise).
+fn check_sections(
+    config: &SiteConfig,
+    declared: &[SectionCheck],
+) -> Result<HashMap<TypeId, Box<dyn Any + Send + Sync>>> {
+    if let Some(unknown) = config
+        .sections
+        .keys()
+        .find(|k| !declared.iter().any(|(name, _)| name == k))
+    {
+        let known: Vec<String> = declared.iter().map(|(n, _)| format!("[{n}]")).collect();
+        return Err(SiteError::Config(format!(
+            "{CONFIG_FILE} has a section [{unknown}] that no part of this program reads (it reads {})",
+            if known.is_empty() {
+                "none".to_string()
+            } else {
+                known.join(", ")
+            }
+        )));
+    }
+    declared.iter().map(|(_, parse)| parse(config)).collect()
+}
+
+/// Adds an upper layer's effect dispatcher to the stores' configuration.
+type EffectsHook = Box<dyn FnOnce(StoreConfig, SiteLink) -> StoreConfig + Send>;
+
+/// Values that upper layers attach to a site (the web front's extra
+/// routes, say), keyed by type, so the site need not know their types.
+#[derive(Default)]
+pub struct Extensions(HashMap<TypeId, Box<dyn Any + Send + Sync>>);
+
+impl Extensions {
+    /// The value of type `T`, if one was attached.
+    pub fn get<T: Send + Sync + 'static>(&self) -> Option<&T> {
+        self.0
+            .get(&TypeId::of::<T>())
+            .and_then(|b| b.downcast_ref())
+    }
+    /// The value of type `T`, attached now (default) if missing.
+    pub fn get_or_default<T: Default + Send + Sync + 'static>(&mut self) -> &mut T {
+        self.0
+            .entry(TypeId::of::<T>())
+            .or_insert_with(|| Box::new(T::default()))
+            .downcast_mut()
+            .expect("keyed by its own type")
+    }
+}
+
+impl SiteBuilder {
+    pub(super) fn new(dir: &std::path::Path) -> Self {
+        Self {
+            dir: dir.to_path_buf(),
+            registrations: Vec::new(),
+            messages: Vec::new(),
+            apps: Vec::new(),
+            extensions: Extensions::default(),
+            config: None,
+            creating: false,
+            stats: None,
+            effects: Vec::new(),
+            sections: Vec::new(),
+        }
+    }
+
+    /// Adds types to the registry shared by the site's stores.
+    pub fn with(mut self, registration: Registration) -> Self {
+        self.registrations.push(registration);
+        self
+    }
+
+    /// Adds message handlers (see [`MessageHandlers`]).
+    pub fn messages(mut self, registration: MessageRegistration) -> Self {
+        self.messages.push(registration);
+        self
+    }
+
+    /// Declares an offering's app store, addressed as `app:NAME` (made on
+    /// first open).
+    pub fn app(mut self, name: &str) -> Self {
+        self.apps.push(name.to_string());
+        self
+    }
+
+    /// Attaches a value for upper layers; see [`Site::extension`].
+    pub fn extension<T: Default + Send + Sync + 'static>(mut self, f: impl FnOnce(&mut T)) -> Self {
+        f(self.extensions.get_or_default::<T>());
+        self
+    }
+
+    /// Records the site's statistics in `registry` (to share one registry
+    /// with other parts of a program) instead of a new one. See
+    /// [`Site::stats`].
+    pub fn stats(mut self, registry: mantle_stats::StatsRegistry) -> Self {
+        self.stats = Some(registry);
+        self
+    }
+
+    /// Dispatches the effects of type `E` that any of the site's stores
+    /// records, after commit, in batches (see
+    /// [`StoreConfig::on_effects`]); the handler gets the running site.
+    /// Upper layers use it for their own effects (the live layer's model
+    /// deltas, say). While the site is closing, effects are retried later.
+    pub fn on_effects<E, F, Fut>(mut self, handler: F) -> Self
+    where
+        E: mantle_store::Effect,
+        F: Fn(Site, Vec<(mantle_store::Delivery, E)>) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = Vec<std::result::Result<(), mantle_store::DispatchError>>>
+            + Send
+            + 'static,
+    {
+        let handler = Arc::new(handler);
+        self.effects
+            .push(Box::new(move |config: StoreConfig, link: SiteLink| {
+                config.on_effects::<E, _, _>(move |batch| {
+                    let site = link.site();
+                    let handler = handler.clone();
+                    async move {
+                        match site {
+                            Some(site) => handler(site, batch).await,
+                            None => batch
+                                .iter()
+                                .map(|_| Err(mantle_store::DispatchError::retry("site is closing")))
+                                .collect(),
+                        }
+                    }
+                })
+            }));
+        self
+    }
+
+    /// Declares that a layer of the program reads the configuration
+    /// section `T` (see [`ConfigSection`](crate::ConfigSection)): it is
+    /// parsed and checked when the site opens, and read with
+    /// [`Site::section`]. Declaring it twice is harmless.
+    pub fn section<T: crate::ConfigSection>(mut self) -> Self {
+        if !self.sections.iter().any(|(name, _)| *name == T::NAME) {
+            self.sections.push((T::NAME, parse_section::<T>));
+        }
+        self
+    }
+
+    /// Uses this configuration instead of reading `mantle.toml` (and the
+    /// environment).
+    pub fn config(mut self, config: SiteConfig) -> Self {
+        self.config = Some(config);
+        self
+    }
+
+    fn registry(&self) -> Registry {
+        let mut registry = Registry::new();
+        super::register(&mut registry);
+        for r in &self.registrations {
+            r(&mut registry);
+        }
+        registry
+    }
+
+    /// Creates a new site in the directory (which may exist but must not
+    /// hold a site): writes `mantle.toml` with `config` and makes the site
+    /// store.
+    pub async fn init(self, config: SiteConfig) -> Result<Site> {
+        config.validate()?;
+        check_sections(&config, &self.sections)?;
+        let store_file = self.dir.join(SITE_STORE);
+        if store_file.exists() {
+            return Err(SiteError::AlreadyASite(self.dir.clone()));
+        }
+        mantle_store::create_private_dir_all(&self.dir.join("users"))
+            .map_err(|e| SiteError::io(&self.dir, e))?;
+        config.save(&self.dir)?;
+        let mut builder = self.config(config);
+        builder.creating = true;
+        builder.open().await
+    }
+
+    /// Opens the site in the directory.
+    pub async fn open(mut self) -> Result<Site> {
+        let store_file = self.dir.join(SITE_STORE);
+        if !self.creating && !store_file.exists() {
+            return Err(SiteError::NotASite(self.dir.clone()));
+        }
+        let config = match &self.config {
+            Some(c) => c.clone(),
+            None => SiteConfig::load(&self.dir)?,
+        };
+        let sections = check_sections(&config, &self.sections)?;
+        mantle_store::raise_open_file_limit().ok();
+        let mut handlers = MessageHandlers::default();
+        for m in &self.messages {
+            m(&mut handlers);
+        }
+        // Reports list namespaces in the order they were made: the store
+        // layer's first (its handles are made later, with the store config).
+        let stats = self.stats.clone().unwrap_or_default();
+        let _ = stats.namespace(mantle_store::STATS_NAMESPACE);
+        let messaging_stats = MessagingStats::new(&stats);
+        let auth_stats = AuthStats::new(&stats);
+        crate::process_stats::install(&stats);
+
+        let (site_link, messaging_link) = (SiteLink::default(), MessagingLink::default());
+        let mut store_config = crate::messaging::install(
+            StoreConfig::new(self.registry())
+                .durability(config.durability()?)
+                .stats(stats.clone()),
+            messaging_link.clone(),
+            Arc::new(handlers),
+        );
+        for hook in std::mem::take(&mut self.effects) {
+            store_config = hook(store_config, site_link.clone());
+        }
+        let site_store = Store::open(&store_file, &store_config).await?;
+        let cache = StoreCache::new(store_config, config.stores.cache_capacity);
+        let dir = std::path::absolute(&self.dir).map_err(|e| SiteError::io(&self.dir, e))?;
+        let stores = Stores::new(dir.clone(), site_store.clone(), cache);
+        stores.declare_apps(self.apps.clone()).await?;
+        let auth = Auth::start(site_store, &config, auth_stats).await?;
+        let accounts = Accounts::new(
+            stores.clone(),
+            auth.clone(),
+            config.domain.clone(),
+            config.signup.policy,
+        );
+        let messaging = Messaging::new(
+            stores.clone(),
+            config.domain.clone(),
+            messaging_stats,
+            &messaging_link,
+        );
+        let site = Site {
+            inner: Arc::new(SiteInner {
+                dir,
+                sections,
+                extensions: self.extensions,
+                stats,
+                slates: Slates::new(stores.clone()),
+                services: Services::new(stores.clone()),
+                stores,
+                auth,
+                accounts,
+                messaging,
+                config,
+            }),
+        };
+        site_link.set(&site);
+        Ok(site)
+    }
+}
