@@ -12,6 +12,7 @@
 //! |---|---|
 //! | `MANTLE_DOMAIN` | `domain` |
 //! | `MANTLE_SIGNUP_POLICY` | `signup.policy` (`open`, `invite`, `admin`) |
+//! | `MANTLE_SIGNUP_PRODUCT` | `signup.product` (empty: none) |
 //! | `MANTLE_TOKEN_TTL_HOURS` | `auth.token_ttl_hours` |
 //! | `MANTLE_LOGIN_ATTEMPTS_PER_MINUTE` | `auth.login_attempts_per_minute` |
 //! | `MANTLE_STORE_CACHE` | `stores.cache_capacity` |
@@ -72,6 +73,10 @@ pub struct SignupConfig {
     /// every address together: each makes a user store file, so strangers
     /// may not make them without end. Past it, 429 with `Retry-After`.
     pub max_per_hour: u32,
+    /// The product every new account is granted (none when absent): its
+    /// offerings are given to the user as the account is made.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub product: Option<String>,
 }
 
 impl Default for SignupConfig {
@@ -79,6 +84,7 @@ impl Default for SignupConfig {
         Self {
             policy: SignupPolicy::default(),
             max_per_hour: 600,
+            product: None,
         }
     }
 }
@@ -190,6 +196,26 @@ pub struct SiteConfig {
     pub sections: toml::Table,
 }
 
+/// The table holding offerings' sections: `[offerings.NAME]`.
+pub const OFFERINGS_SECTION: &str = "offerings";
+
+/// Parses the table at `path` (absent: the default).
+fn parse_table<T: ConfigSection>(value: Option<&toml::Value>, path: &str) -> Result<T> {
+    match value {
+        None => Ok(T::default()),
+        Some(toml::Value::Table(table)) => {
+            // Through text, so that an error shows the key's line.
+            let text = toml::to_string(table)
+                .map_err(|e| SiteError::Config(format!("[{path}] cannot be read: {e}")))?;
+            toml::from_str(&text)
+                .map_err(|e| SiteError::Config(format!("[{path}] {}", e.to_string().trim_end())))
+        }
+        Some(_) => Err(SiteError::Config(format!(
+            "{path} must be a section ([{path}]), not a value"
+        ))),
+    }
+}
+
 /// A section of `mantle.toml` owned by a layer above the site: the web
 /// front's `[http]`, the live objects' `[live]`, an offering's own. The
 /// layer defines its settings, defaults, environment overrides and
@@ -297,6 +323,9 @@ impl SiteConfig {
         if let Some(v) = var("MANTLE_SIGNUP_POLICY") {
             self.signup.policy = v.parse()?;
         }
+        if let Some(v) = var("MANTLE_SIGNUP_PRODUCT") {
+            self.signup.product = Some(v).filter(|p| !p.is_empty());
+        }
         if let Some(v) = var("MANTLE_TOKEN_TTL_HOURS") {
             self.auth.token_ttl_hours = parse_env("MANTLE_TOKEN_TTL_HOURS", &v)?;
         }
@@ -384,21 +413,29 @@ impl SiteConfig {
 
     /// The section `T` as written, without overrides or checks.
     fn section_as_written<T: ConfigSection>(&self) -> Result<T> {
-        match self.sections.get(T::NAME) {
-            None => Ok(T::default()),
-            Some(toml::Value::Table(table)) => {
-                // Through text, so that an error shows the key's line.
-                let text = toml::to_string(table)
-                    .map_err(|e| SiteError::Config(format!("[{}] cannot be read: {e}", T::NAME)))?;
-                toml::from_str(&text).map_err(|e| {
-                    SiteError::Config(format!("[{}] {}", T::NAME, e.to_string().trim_end()))
-                })
+        parse_table(self.sections.get(T::NAME), T::NAME)
+    }
+
+    /// An offering's section `T`, `[offerings.NAME]` (`T::NAME` is the
+    /// offering's name), with environment overrides looked up with `var`,
+    /// and checked.
+    pub fn offering_section_with_env<T: ConfigSection>(
+        &self,
+        var: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<T> {
+        let offerings = match self.sections.get(OFFERINGS_SECTION) {
+            None => None,
+            Some(toml::Value::Table(t)) => t.get(T::NAME),
+            Some(_) => {
+                return Err(SiteError::Config(format!(
+                    "{OFFERINGS_SECTION} must hold sections ([{OFFERINGS_SECTION}.NAME]), not a value"
+                )));
             }
-            Some(_) => Err(SiteError::Config(format!(
-                "{0} must be a section ([{0}]), not a value",
-                T::NAME
-            ))),
-        }
+        };
+        let mut value: T = parse_table(offerings, &format!("{OFFERINGS_SECTION}.{}", T::NAME))?;
+        value.apply_env(var)?;
+        value.validate(self)?;
+        Ok(value)
     }
 
     /// Replaces the section `T` with `value`.

@@ -223,6 +223,64 @@ pub enum SiteError {
     /// The account's user store must not be deleted without confirmation.
     #[error("deleting the user store of '{0}' needs explicit confirmation")]
     ConfirmationRequired(String),
+
+    /// The program has no offering of this name (`mantle offering list`
+    /// shows what it has).
+    #[error("this program has no offering named {0:?}")]
+    NoSuchOffering(String),
+    /// Not a name an offering or product can have: lower-case letters,
+    /// digits, `-` and `_`, at most 64.
+    #[error(
+        "{0:?} cannot name an offering (use lower-case letters, digits, '-' and '_', at most 64)"
+    )]
+    BadOfferingName(String),
+    /// The program includes the same offering twice.
+    #[error("the offering {0:?} is included twice")]
+    DuplicateOffering(String),
+    /// The program includes `offering` but not `needs`, which it requires:
+    /// a fault of the program's assembly, found when the site opens.
+    #[error("the offering {offering:?} requires {needs:?}, which this program does not include")]
+    OfferingMissing {
+        /// The offering included.
+        offering: String,
+        /// What it requires.
+        needs: String,
+    },
+    /// `offering` needs `needs` installed: install it first (or, when
+    /// uninstalling `needs`, uninstall `offering` first).
+    #[error("the offering {offering:?} needs {needs:?} installed")]
+    OfferingNeeds {
+        /// The offering that needs the other.
+        offering: String,
+        /// What it needs.
+        needs: String,
+    },
+    /// A layer is part of every site of the program: it is not installed,
+    /// uninstalled or put in a product.
+    #[error("{0:?} is a layer of this program, not an installable offering")]
+    OfferingIsLayer(String),
+    /// The offering is not installed in this site (`mantle offering install`).
+    #[error("the offering {0:?} is not installed in this site")]
+    OfferingNotInstalled(String),
+    /// No product of this name (`mantle product list`).
+    #[error("no product named {0:?}")]
+    NoSuchProduct(String),
+    /// Not a name a product can have.
+    #[error(
+        "{0:?} cannot name a product (use lower-case letters, digits, '-' and '_', at most 64)"
+    )]
+    BadProductName(String),
+    /// A product of this name exists.
+    #[error("a product named {0:?} exists")]
+    ProductExists(String),
+    /// Accounts hold the product: revoke it from them before deleting it.
+    #[error("{holders} account(s) hold the product {product:?}: revoke it first")]
+    ProductHeld {
+        /// The product.
+        product: String,
+        /// How many accounts hold it.
+        holders: u64,
+    },
 }
 
 impl SiteError {
@@ -244,6 +302,8 @@ impl SiteError {
                 | SiteError::Service { .. }
                 | SiteError::NotInstalled(_)
                 | SiteError::NoSuchAppStore(_)
+                | SiteError::DuplicateOffering(_)
+                | SiteError::OfferingMissing { .. }
                 | SiteError::NotInSite(_)
                 | SiteError::Damaged { .. }
                 | SiteError::FanoutFailed { .. }

@@ -43,6 +43,7 @@ mod config;
 mod error;
 mod items;
 mod messaging;
+pub mod offerings;
 mod process_stats;
 mod site;
 mod slates;
@@ -55,8 +56,8 @@ pub use auth::{
     address_block, new_secret,
 };
 pub use config::{
-    AuthConfig, CONFIG_FILE, ConfigSection, SignupConfig, SignupPolicy, SiteConfig, StoresConfig,
-    parse_env,
+    AuthConfig, CONFIG_FILE, ConfigSection, OFFERINGS_SECTION, SignupConfig, SignupPolicy,
+    SiteConfig, StoresConfig, parse_env,
 };
 pub use error::{Result, SiteError};
 pub use items::{Account, AuthToken, Invite, LoginMethod, Slate, TokenSweeper};
@@ -64,6 +65,10 @@ pub use messaging::{
     Envelope, MESSAGING_NAMESPACE, Message, MessageHandlers, MessageId, MessageRegistration,
     Messaging, NO_HANDLER, ParkedMessage, Receipt, Recipient, Refusal, SendMessage, StoreKind,
     UNDECODABLE,
+};
+pub use offerings::{
+    Giving, Installing, Offering, OfferingInfo, OfferingState, Offerings, ProductInfo, Products,
+    Scope,
 };
 pub use process_stats::PROCESS_NAMESPACE;
 pub use site::{

@@ -114,14 +114,7 @@ impl Stores {
             .site
             .transact(move |tx| {
                 for app in apps {
-                    let name = format!("app:{app}");
-                    if !tx
-                        .query::<SubStore>()
-                        .filter(SubStore::NAME.eq(name.as_str()))
-                        .exists()?
-                    {
-                        tx.insert(&SubStore::new(name, format!("apps/{app}.store")))?;
-                    }
+                    ensure_app_substore(tx, &app)?;
                 }
                 Ok::<_, SiteError>(())
             })
@@ -230,6 +223,20 @@ impl Stores {
         self.0.cache.close_all().await;
         self.0.site.close().await;
     }
+}
+
+/// Makes the substore of app `name` (`app:NAME`, `apps/NAME.store`)
+/// unless it exists.
+pub(crate) fn ensure_app_substore(tx: &mut mantle_store::Tx<'_>, name: &str) -> Result<()> {
+    let key = format!("app:{name}");
+    if !tx
+        .query::<SubStore>()
+        .filter(SubStore::NAME.eq(key.as_str()))
+        .exists()?
+    {
+        tx.insert(&SubStore::new(key, format!("apps/{name}.store")))?;
+    }
+    Ok(())
 }
 
 /// The longest part of a user store's file name taken from its login: a

@@ -288,6 +288,13 @@ impl Registry {
         self
     }
 
+    /// The names of the registered types (current versions), sorted.
+    pub fn type_names(&self) -> Vec<&'static str> {
+        let mut names: Vec<&'static str> = self.types.keys().copied().collect();
+        names.sort_unstable();
+        names
+    }
+
     /// Whether a type of that name is registered (current version).
     pub fn knows(&self, type_name: &str) -> bool {
         self.types.contains_key(type_name)

@@ -74,9 +74,18 @@ pub(crate) fn status_of(e: &SiteError) -> StatusCode {
         SiteError::NoSuchSlate(_)
         | SiteError::NoSuchAccount(_)
         | SiteError::NoSuchStore(_)
-        | SiteError::NoSuchParkedMessage(_) => StatusCode::NOT_FOUND,
-        SiteError::BadMessageId(_) => StatusCode::BAD_REQUEST,
-        SiteError::MessageAnswered(_) => StatusCode::CONFLICT,
+        | SiteError::NoSuchParkedMessage(_)
+        | SiteError::NoSuchOffering(_)
+        | SiteError::OfferingNotInstalled(_)
+        | SiteError::NoSuchProduct(_) => StatusCode::NOT_FOUND,
+        SiteError::BadMessageId(_)
+        | SiteError::BadOfferingName(_)
+        | SiteError::BadProductName(_)
+        | SiteError::OfferingIsLayer(_) => StatusCode::BAD_REQUEST,
+        SiteError::MessageAnswered(_)
+        | SiteError::OfferingNeeds { .. }
+        | SiteError::ProductExists(_)
+        | SiteError::ProductHeld { .. } => StatusCode::CONFLICT,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }

@@ -5,8 +5,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::address::Address;
 use crate::auth::{Auth, digest, new_secret};
-use crate::config::SignupPolicy;
+use crate::config::{SignupPolicy, SiteConfig};
 use crate::items::{Account, AuthToken, Invite, LoginMethod};
+use crate::offerings::{Installed, grant_in};
 use crate::stores::{Stores, user_store_path};
 use crate::{Result, SiteError};
 
@@ -90,15 +91,25 @@ pub struct Accounts {
     auth: Auth,
     domain: String,
     policy: SignupPolicy,
+    /// The product new accounts are granted, if any.
+    product: Option<String>,
+    installed: Installed,
 }
 
 impl Accounts {
-    pub(crate) fn new(stores: Stores, auth: Auth, domain: String, policy: SignupPolicy) -> Self {
+    pub(crate) fn new(
+        stores: Stores,
+        auth: Auth,
+        config: &SiteConfig,
+        installed: Installed,
+    ) -> Self {
         Self {
             stores,
             auth,
-            domain,
-            policy,
+            domain: config.domain.clone(),
+            policy: config.signup.policy,
+            product: config.signup.product.clone(),
+            installed,
         }
     }
 
@@ -148,6 +159,7 @@ impl Accounts {
         let address = self.address(login)?;
         let password_hash = self.auth.hash_password(password).await?;
         let site_dir = self.stores.dir().to_path_buf();
+        let (product, installed) = (self.product.clone(), self.installed.clone());
         let info = self
             .stores
             .site_store()
@@ -200,6 +212,10 @@ impl Accounts {
                 if let Some(mut invite) = invite {
                     invite.used_by = Some(account);
                     tx.update(&mut invite)?;
+                }
+                // New users get the signup product, with the account.
+                if let Some(product) = &product {
+                    grant_in(tx, &installed, account, product)?;
                 }
                 let account = tx.get(account)?.expect("inserted above");
                 describe(tx, &account)

@@ -329,6 +329,41 @@ impl MessageHandlers {
         self
     }
 
+    /// Adds `other`'s handlers, each answering only while `present()`
+    /// (refused with [`NO_HANDLER`] otherwise: `offering` is not
+    /// installed). Answer handlers always run: a sender must be able to
+    /// undo what it did.
+    pub(crate) fn merge_gated(
+        &mut self,
+        other: MessageHandlers,
+        offering: &str,
+        present: impl Fn() -> bool + Send + Sync + 'static,
+    ) {
+        let present: Arc<dyn Fn() -> bool + Send + Sync> = Arc::new(present);
+        for (store, receivers) in other.receive {
+            for (kind, f) in receivers {
+                let (present, offering) = (present.clone(), offering.to_string());
+                let gated: ReceiveFn = Arc::new(move |tx, env, body| {
+                    if present() {
+                        f(tx, env, body)
+                    } else {
+                        Err(Refusal::new(
+                            NO_HANDLER,
+                            format!(
+                                "{kind}: the offering {offering:?} is not installed in this site"
+                            ),
+                        ))
+                    }
+                });
+                self.receive
+                    .entry(store.clone())
+                    .or_default()
+                    .insert(kind, gated);
+            }
+        }
+        self.answer.extend(other.answer);
+    }
+
     /// The handler of messages of type `kind` in stores of kind `store`.
     fn receiver(&self, store: &StoreKind, kind: &str) -> Option<&ReceiveFn> {
         self.receive.get(store)?.get(kind)

@@ -12,16 +12,21 @@ use mantle_store::{Registry, Store, StoreCache, StoreConfig};
 use super::{SITE_STORE, Services, Site, SiteInner, SiteLink};
 use crate::accounts::Accounts;
 use crate::auth::{Auth, AuthStats};
-use crate::config::{CONFIG_FILE, SiteConfig};
-use crate::messaging::{
-    MessageHandlers, MessageRegistration, Messaging, MessagingLink, MessagingStats,
-};
+use crate::config::{CONFIG_FILE, OFFERINGS_SECTION, SiteConfig};
+use crate::messaging::{MessageHandlers, Messaging, MessagingLink, MessagingStats};
+use crate::offerings::{Declared, Installed, Offerings, Products};
 use crate::slates::Slates;
 use crate::stores::Stores;
 use crate::{Result, SiteError};
 
 /// A function adding an offering's (or a front end's) types to the registry.
 pub type Registration = fn(&mut Registry);
+
+/// Adds item types to the registry (a closure: it may capture values).
+type Register = Box<dyn Fn(&mut Registry) + Send + Sync>;
+
+/// Adds message handlers.
+type RegisterMessages = Box<dyn Fn(&mut MessageHandlers) + Send + Sync>;
 
 /// Opens or creates a [`Site`].
 ///
@@ -35,8 +40,11 @@ pub type Registration = fn(&mut Registry);
 /// ```
 pub struct SiteBuilder {
     dir: PathBuf,
-    registrations: Vec<Registration>,
-    messages: Vec<MessageRegistration>,
+    registrations: Vec<Register>,
+    messages: Vec<RegisterMessages>,
+    /// Offerings' message handlers, present only while it is installed.
+    offering_messages: Vec<(String, RegisterMessages)>,
+    offerings: Vec<Declared>,
     apps: Vec<String>,
     extensions: Extensions,
     config: Option<SiteConfig>,
@@ -46,15 +54,20 @@ pub struct SiteBuilder {
     sections: Vec<SectionCheck>,
 }
 
-/// A declared configuration section: its name, and how to parse and
-/// check it.
-type SectionCheck = (&'static str, fn(&SiteConfig) -> Result<ParsedSection>);
+/// A declared configuration section: its name (`NAME` for `[NAME]`,
+/// `offerings.NAME` for an offering's), and how to parse and check it.
+type SectionCheck = (String, fn(&SiteConfig) -> Result<ParsedSection>);
 
 /// A parsed section, keyed by its type.
 type ParsedSection = (TypeId, Box<dyn Any + Send + Sync>);
 
 fn parse_section<T: crate::ConfigSection>(config: &SiteConfig) -> Result<ParsedSection> {
     Ok((TypeId::of::<T>(), Box::new(config.section::<T>()?)))
+}
+
+fn parse_offering_section<T: crate::ConfigSection>(config: &SiteConfig) -> Result<ParsedSection> {
+    let value: T = config.offering_section_with_env(&|k| std::env::var(k).ok())?;
+    Ok((TypeId::of::<T>(), Box::new(value)))
 }
 
 /// Parses and checks every declared section of `config`; a section no
@@ -64,10 +77,18 @@ fn check_sections(
     config: &SiteConfig,
     declared: &[SectionCheck],
 ) -> Result<HashMap<TypeId, Box<dyn Any + Send + Sync>>> {
-    if let Some(unknown) = config
-        .sections
-        .keys()
-        .find(|k| !declared.iter().any(|(name, _)| name == k))
+    let mut written: Vec<String> = Vec::new();
+    for (key, value) in &config.sections {
+        match (key.as_str(), value) {
+            (OFFERINGS_SECTION, toml::Value::Table(t)) => {
+                written.extend(t.keys().map(|k| format!("{OFFERINGS_SECTION}.{k}")));
+            }
+            _ => written.push(key.clone()),
+        }
+    }
+    if let Some(unknown) = written
+        .iter()
+        .find(|k| !declared.iter().any(|(name, _)| name == *k))
     {
         let known: Vec<String> = declared.iter().map(|(n, _)| format!("[{n}]")).collect();
         return Err(SiteError::Config(format!(
@@ -80,6 +101,28 @@ fn check_sections(
         )));
     }
     declared.iter().map(|(_, parse)| parse(config)).collect()
+}
+
+/// Checks the program's offerings: valid names, each once, and every
+/// requirement included.
+fn check_offerings(offerings: &[Declared]) -> Result<()> {
+    for (i, o) in offerings.iter().enumerate() {
+        crate::offerings::check_name(&o.name)?;
+        if offerings[..i].iter().any(|p| p.name == o.name) {
+            return Err(SiteError::DuplicateOffering(o.name.clone()));
+        }
+        if let Some(missing) = o
+            .requires
+            .iter()
+            .find(|r| !offerings.iter().any(|p| &p.name == *r))
+        {
+            return Err(SiteError::OfferingMissing {
+                offering: o.name.clone(),
+                needs: missing.clone(),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Adds an upper layer's effect dispatcher to the stores' configuration.
@@ -113,6 +156,8 @@ impl SiteBuilder {
             dir: dir.to_path_buf(),
             registrations: Vec::new(),
             messages: Vec::new(),
+            offering_messages: Vec::new(),
+            offerings: Vec::new(),
             apps: Vec::new(),
             extensions: Extensions::default(),
             config: None,
@@ -124,14 +169,55 @@ impl SiteBuilder {
     }
 
     /// Adds types to the registry shared by the site's stores.
-    pub fn with(mut self, registration: Registration) -> Self {
-        self.registrations.push(registration);
+    pub fn with(mut self, registration: impl Fn(&mut Registry) + Send + Sync + 'static) -> Self {
+        self.registrations.push(Box::new(registration));
         self
     }
 
-    /// Adds message handlers (see [`MessageHandlers`]).
-    pub fn messages(mut self, registration: MessageRegistration) -> Self {
-        self.messages.push(registration);
+    /// Adds message handlers (see [`MessageHandlers`]), present whatever
+    /// is installed. An offering's are added with
+    /// [`Offering::messages`](crate::Offering::messages).
+    pub fn messages(
+        mut self,
+        registration: impl Fn(&mut MessageHandlers) + Send + Sync + 'static,
+    ) -> Self {
+        self.messages.push(Box::new(registration));
+        self
+    }
+
+    /// Includes an offering (see [`Offering`](crate::Offering)): its item
+    /// types, handlers, sections and upper layers' parts join the program;
+    /// whether it is present in a site is the site's record of
+    /// installation. The order offerings are included in does not matter;
+    /// a requirement the program does not include is refused when the
+    /// site opens ([`SiteError::OfferingMissing`]).
+    pub fn offering(mut self, offering: crate::Offering) -> Self {
+        let (declared, attach) = offering.into_parts();
+        self.offerings.push(declared);
+        for a in attach {
+            self = a(self);
+        }
+        self
+    }
+
+    /// Adds the message handlers of `offering`: while it is not installed,
+    /// messages to them are refused with [`NO_HANDLER`](crate::NO_HANDLER).
+    pub(crate) fn offering_messages(
+        mut self,
+        offering: &str,
+        registration: impl Fn(&mut MessageHandlers) + Send + Sync + 'static,
+    ) -> Self {
+        self.offering_messages
+            .push((offering.to_string(), Box::new(registration)));
+        self
+    }
+
+    /// Declares an offering's section, `[offerings.NAME]` (`T::NAME`).
+    pub(crate) fn offering_section<T: crate::ConfigSection>(mut self) -> Self {
+        let name = format!("{OFFERINGS_SECTION}.{}", T::NAME);
+        if !self.sections.iter().any(|(n, _)| *n == name) {
+            self.sections.push((name, parse_offering_section::<T>));
+        }
         self
     }
 
@@ -194,8 +280,9 @@ impl SiteBuilder {
     /// parsed and checked when the site opens, and read with
     /// [`Site::section`]. Declaring it twice is harmless.
     pub fn section<T: crate::ConfigSection>(mut self) -> Self {
-        if !self.sections.iter().any(|(name, _)| *name == T::NAME) {
-            self.sections.push((T::NAME, parse_section::<T>));
+        if !self.sections.iter().any(|(name, _)| name == T::NAME) {
+            self.sections
+                .push((T::NAME.to_string(), parse_section::<T>));
         }
         self
     }
@@ -245,11 +332,22 @@ impl SiteBuilder {
             None => SiteConfig::load(&self.dir)?,
         };
         let sections = check_sections(&config, &self.sections)?;
+        check_offerings(&self.offerings)?;
         mantle_store::raise_open_file_limit().ok();
+        let declared = Arc::new(std::mem::take(&mut self.offerings));
+        let installed = Installed::default();
         let mut handlers = MessageHandlers::default();
         for m in &self.messages {
             m(&mut handlers);
         }
+        for (offering, m) in &self.offering_messages {
+            let mut own = MessageHandlers::default();
+            m(&mut own);
+            let present = installed.clone();
+            let name = offering.clone();
+            handlers.merge_gated(own, offering, move || present.contains(&name));
+        }
+        crate::offerings::register_gives(&mut handlers, declared.clone());
         // Reports list namespaces in the order they were made: the store
         // layer's first (its handles are made later, with the store config).
         let stats = self.stats.clone().unwrap_or_default();
@@ -275,12 +373,10 @@ impl SiteBuilder {
         let stores = Stores::new(dir.clone(), site_store.clone(), cache);
         stores.declare_apps(self.apps.clone()).await?;
         let auth = Auth::start(site_store, &config, auth_stats).await?;
-        let accounts = Accounts::new(
-            stores.clone(),
-            auth.clone(),
-            config.domain.clone(),
-            config.signup.policy,
-        );
+        let offerings =
+            Offerings::open(stores.clone(), declared.clone(), installed.clone()).await?;
+        let products = Products::new(stores.clone(), declared, installed.clone());
+        let accounts = Accounts::new(stores.clone(), auth.clone(), &config, installed);
         let messaging = Messaging::new(
             stores.clone(),
             config.domain.clone(),
@@ -299,6 +395,8 @@ impl SiteBuilder {
                 auth,
                 accounts,
                 messaging,
+                offerings,
+                products,
                 config,
             }),
         };

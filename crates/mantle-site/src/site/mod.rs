@@ -20,6 +20,7 @@ use crate::accounts::Accounts;
 use crate::auth::Auth;
 use crate::config::SiteConfig;
 use crate::messaging::Messaging;
+use crate::offerings::{Offerings, Products};
 use crate::slates::Slates;
 use crate::stores::Stores;
 
@@ -39,7 +40,8 @@ pub const SITE_STORE: &str = "site.store";
 ///
 /// Its work is done by its components: [`stores`](Self::stores),
 /// [`accounts`](Self::accounts), [`auth`](Self::auth),
-/// [`slates`](Self::slates), [`messaging`](Self::messaging) and
+/// [`slates`](Self::slates), [`messaging`](Self::messaging),
+/// [`offerings`](Self::offerings), [`products`](Self::products) and
 /// [`services`](Self::services).
 #[derive(Clone)]
 pub struct Site {
@@ -60,6 +62,8 @@ struct SiteInner {
     accounts: Accounts,
     slates: Slates,
     messaging: Messaging,
+    offerings: Offerings,
+    products: Products,
     services: Services,
 }
 
@@ -138,6 +142,16 @@ impl Site {
         &self.inner.messaging
     }
 
+    /// The program's offerings and which the site has installed.
+    pub fn offerings(&self) -> &Offerings {
+        &self.inner.offerings
+    }
+
+    /// Products: named sets of offerings granted to users.
+    pub fn products(&self) -> &Products {
+        &self.inner.products
+    }
+
     /// The services installed in the site store, and those running.
     pub fn services(&self) -> &Services {
         &self.inner.services
@@ -204,4 +218,5 @@ pub fn register(registry: &mut Registry) {
     crate::auth::register(registry);
     crate::slates::register(registry);
     crate::messaging::register(registry);
+    crate::offerings::register(registry);
 }
