@@ -63,7 +63,7 @@ use std::future::Future;
 
 use mantle_live::Command;
 use mantle_live::builtin::ObserveError;
-use mantle_site::SiteBuilder;
+use mantle_site::{Offering, Scope, SiteBuilder};
 use mantle_store::{ReadTx, Registry, Store};
 
 pub use commands::Failure;
@@ -81,6 +81,11 @@ pub use ws::{CLOSE_LOGIN_TIMEOUT, CLOSE_UNAUTHORIZED, LIVE_JS, routes};
 pub struct Live {
     commands: commands::CommandTable<Caller>,
     models: std::collections::HashMap<String, hub::ModelSpec>,
+    /// Command name or model kind → the offering that declared it (absent
+    /// while that offering is not installed).
+    owners: std::collections::HashMap<String, String>,
+    /// The offering whose declarations are being added.
+    declaring: Option<String>,
     hub: std::sync::Arc<hub::Hub>,
     /// The "Live" statistics, made with the first connection or listener.
     stats: std::sync::OnceLock<std::sync::Arc<stats::LiveStats>>,
@@ -95,7 +100,32 @@ impl Live {
         Fut: Future<Output = Result<C::Answer, Failure<C::Error>>> + Send + 'static,
     {
         self.commands.add::<C, _, _>(handler);
+        self.own(C::NAME);
         self
+    }
+
+    /// Adds `offering`'s commands and models with `declare`: they are
+    /// absent (`UNHANDLED`, `NO_SUCH_MODEL`) while it is not installed.
+    pub fn offering(&mut self, offering: &str, declare: impl FnOnce(&mut Live)) -> &mut Self {
+        let outer = self.declaring.replace(offering.to_string());
+        declare(self);
+        self.declaring = outer;
+        self
+    }
+
+    fn own(&mut self, name: &str) {
+        match &self.declaring {
+            Some(o) => self.owners.insert(name.to_string(), o.clone()),
+            None => self.owners.remove(name),
+        };
+    }
+
+    /// Whether the command or model kind `name` is present in `site`: not
+    /// an offering's, or its offering is installed.
+    pub(crate) fn present(&self, site: &mantle_site::Site, name: &str) -> bool {
+        self.owners
+            .get(name)
+            .is_none_or(|o| site.offerings().is_installed(o))
     }
 
     /// Declares the models named `KIND` or `KIND:KEY`: `store` finds the
@@ -110,6 +140,7 @@ impl Live {
     {
         self.models
             .insert(kind.to_string(), hub::ModelSpec::new(store, snapshot));
+        self.own(kind);
         self
     }
 
@@ -134,21 +165,54 @@ pub fn register(registry: &mut Registry) {
     publish::register(registry);
 }
 
-/// Adds the live layer to a site: its item types, its configuration
-/// section (`[live]`, see [`LiveConfig`]; and the web front's, whose
-/// certificate AMP over TLS uses), the [`Live`] extension, the dispatcher
-/// of committed model changes, and the WebSocket routes (`/live`,
-/// `/live.js`) on the web front.
-pub fn install(builder: SiteBuilder) -> SiteBuilder {
-    builder
-        .with(register)
-        .section::<mantle_web::HttpConfig>()
-        .section::<LiveConfig>()
-        .extension::<Live>(|_| {})
-        .on_effects::<ModelChanged, _, _>(hub::dispatch_changes)
-        .extension::<mantle_web::WebRoutes>(|r| {
-            r.add(ws::routes);
+/// The live layer as a layer of a program: its item types (model heads
+/// and histories), its configuration section (`[live]`, see
+/// [`LiveConfig`]; and the web front's, whose certificate AMP over TLS
+/// uses), the [`Live`] extension, the dispatcher of committed model
+/// changes, and the WebSocket routes (`/live`, `/live.js`) on the web
+/// front. It requires the web layer ([`mantle_web::offering`]).
+pub fn offering() -> Offering {
+    Offering::new(LAYER, 1)
+        .layer()
+        .description("Live objects: commands and observed models over AMP and WebSocket")
+        .requires(mantle_web::LAYER)
+        .items(Scope::Site, register)
+        .then(|b| {
+            b.section::<mantle_web::HttpConfig>()
+                .section::<LiveConfig>()
+                .extension::<Live>(|_| {})
+                .on_effects::<ModelChanged, _, _>(hub::dispatch_changes)
+                .extension::<mantle_web::WebRoutes>(|r| {
+                    r.add(ws::routes);
+                })
         })
+}
+
+/// The live layer's name, for offerings that require it.
+pub const LAYER: &str = "live";
+
+/// Adds the live layer ([`offering`]) to a site builder.
+pub fn install(builder: SiteBuilder) -> SiteBuilder {
+    builder.offering(offering())
+}
+
+/// What the live layer adds to an [`Offering`].
+pub trait LiveOffering {
+    /// Declares the offering's live commands and models (and makes it
+    /// require the live layer): absent (`UNHANDLED`, `NO_SUCH_MODEL`)
+    /// while the offering is not installed.
+    fn live(self, declare: impl FnOnce(&mut Live) + Send + 'static) -> Self;
+}
+
+impl LiveOffering for Offering {
+    fn live(self, declare: impl FnOnce(&mut Live) + Send + 'static) -> Self {
+        let name = self.name().to_string();
+        self.requires(LAYER).then(move |b| {
+            b.extension::<Live>(|live| {
+                live.offering(&name, declare);
+            })
+        })
+    }
 }
 
 /// The [`SaveConflict`](mantle_live::SaveConflict) a store's revision

@@ -120,7 +120,12 @@ async fn start(conn: &Arc<Conn>, raw: crate::session::RawArgs) -> Result<Started
             model: args.model.clone(),
         })
     };
-    let spec = live.models.get(kind).cloned().ok_or_else(no_such)?;
+    let spec = live
+        .models
+        .get(kind)
+        .filter(|_| live.present(&conn.site, kind))
+        .cloned()
+        .ok_or_else(no_such)?;
     let store = (spec.store)(caller, key.to_string())
         .await
         .map_err(|f| f.into_remote(Observe::NAME))?;

@@ -492,10 +492,11 @@ async fn call(
         }
         _ => {}
     }
-    let entry = conn
-        .live()
+    let live = conn.live();
+    let entry = live
         .commands
         .get(name)
+        .filter(|_| live.present(&conn.site, name))
         .cloned()
         .ok_or_else(|| RemoteError::new(codes::UNHANDLED, format!("no command {name:?}")))?;
     let caller = conn.caller().ok_or_else(unauthorized)?;

@@ -218,6 +218,25 @@ impl Stores {
             .await
     }
 
+    /// Gives the site store's fresh effects (messages it sent and never
+    /// tried yet: what a command just did, say) up to `patience` to be
+    /// delivered, so that a short-lived process's work reaches its
+    /// recipients before it exits. Whatever is left is delivered when
+    /// the site next opens: nothing is lost either way.
+    pub(crate) async fn settle(&self, patience: std::time::Duration) {
+        let deadline = std::time::Instant::now() + patience;
+        loop {
+            let fresh = match self.0.site.outbox().await {
+                Ok(entries) => entries.iter().any(|e| !e.parked && e.attempts == 0),
+                Err(_) => false,
+            };
+            if !fresh || std::time::Instant::now() >= deadline {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    }
+
     /// Closes every store, the site store last.
     pub(crate) async fn close(&self) {
         self.0.cache.close_all().await;

@@ -46,6 +46,7 @@ mod error;
 #[cfg(feature = "harness")]
 pub mod harness;
 mod headers;
+mod offerings;
 mod pages;
 mod redirect;
 mod server;
@@ -69,6 +70,9 @@ pub use config::HttpConfig;
 pub use csrf::{CSRF_COOKIE, CSRF_HEADER};
 pub use error::ApiError;
 pub use headers::CONTENT_SECURITY_POLICY;
+pub use offerings::{
+    LAYER, Member, NavLink, OfferingName, WebNav, WebOffering, WebRoutes, offering,
+};
 pub use server::{
     HttpService, bind, connection_limits, serve, serve_tls, warn_if_descriptors_short,
 };
@@ -82,23 +86,10 @@ pub fn register(registry: &mut mantle_store::Registry) {
         .provide::<HttpService, dyn Service>(|s| Box::new(s));
 }
 
-/// Adds the web front to a site builder: its item types and its
-/// configuration section (`[http]`, see [`HttpConfig`]).
+/// Adds the web front to a site builder: its [`offering`] (its item
+/// types and its configuration section, `[http]`, see [`HttpConfig`]).
 pub fn install(builder: mantle_site::SiteBuilder) -> mantle_site::SiteBuilder {
-    builder.with(register).section::<HttpConfig>()
-}
-
-/// Routes that offerings add to the HTTP front, attached to the site with
-/// `SiteBuilder::extension::<WebRoutes>(|r| r.add(my_offering::routes))`.
-#[derive(Default)]
-pub struct WebRoutes(Vec<fn() -> Router<AppState>>);
-
-impl WebRoutes {
-    /// Adds an offering's routes.
-    pub fn add(&mut self, routes: fn() -> Router<AppState>) -> &mut Self {
-        self.0.push(routes);
-        self
-    }
+    builder.offering(offering())
 }
 
 /// The router for `site` (its own routes and its offerings'), with its
@@ -107,9 +98,7 @@ pub fn router(site: Site) -> Router {
     let http = site.section::<HttpConfig>().clone();
     let mut all = routes();
     if let Some(extra) = site.extension::<WebRoutes>() {
-        for r in &extra.0 {
-            all = all.merge(r());
-        }
+        all = all.merge(extra.merged(&site));
     }
     let http_stats = std::sync::Arc::new(stats::HttpStats::new(site.stats()));
     let policy = headers::HeaderPolicy {

@@ -256,11 +256,24 @@ pub async fn home(
         let info = state.site.accounts().by_id(me.account).await?;
         let slates = state.site.slates().names(me.account).await?;
         let tokens = state.site.auth().tokens(me.account).await?;
-        Ok::<_, SiteError>((info, slates, tokens))
+        let given = state.site.products().given(me.account).await?;
+        Ok::<_, SiteError>((info, slates, tokens, given))
     }
     .await;
     match loaded {
-        Ok((info, slates, tokens)) => {
+        Ok((info, slates, tokens, given)) => {
+            // The applications the user was given that have a page.
+            let apps: Vec<crate::NavLink> = state
+                .site
+                .extension::<crate::WebNav>()
+                .map(|nav| {
+                    nav.0
+                        .iter()
+                        .filter(|l| given.contains(&l.offering))
+                        .cloned()
+                        .collect()
+                })
+                .unwrap_or_default();
             let tokens: Vec<_> = tokens
                 .into_iter()
                 .map(|t| {
@@ -277,7 +290,7 @@ pub async fn home(
                 &headers,
                 StatusCode::OK,
                 "home.html",
-                context! { user => info, slates => slates, tokens => tokens },
+                context! { user => info, apps => apps, slates => slates, tokens => tokens },
             )
         }
         Err(e) => crate::error::ApiError::from(e).into_response(),

@@ -39,6 +39,11 @@ pub enum Command {
         /// private key), left where they are.
         #[arg(long, value_name = "self-signed|CERT,KEY")]
         tls: Option<InitTls>,
+        /// Install these offerings (comma-separated, or `all` for every
+        /// one this program has) and put them in a product, `default`,
+        /// that every new account is granted (`[signup] product`).
+        #[arg(long, value_name = "NAMES|all", value_delimiter = ',')]
+        offerings: Vec<String>,
     },
     /// Serve the site in DIR until SIGINT or SIGTERM, then stop gracefully.
     ///
@@ -89,6 +94,15 @@ pub enum Command {
         #[arg(long, default_value_t = 8, global = true)]
         parallel: usize,
     },
+    /// The site's offerings (applications): which are installed, installing
+    /// and uninstalling them (through the server's admin API while the site
+    /// is served, as `mantle user`).
+    #[command(subcommand)]
+    Offering(OfferingCommand),
+    /// Products: named sets of offerings that users are given together
+    /// (through the server's admin API while the site is served).
+    #[command(subcommand)]
+    Product(ProductCommand),
     /// The ledger offering's administration (through the server's admin
     /// API while the site is served, as `mantle user`).
     #[command(subcommand)]
@@ -299,6 +313,83 @@ pub enum FanoutQuery {
     Count {
         /// The item type's name (see `mantle store inspect`).
         type_name: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OfferingCommand {
+    /// List the program's offerings and where each stands in the site
+    /// (layer, installed, available, or installed by a program that had it).
+    List {
+        /// The site directory.
+        dir: PathBuf,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Install an offering: its routes, commands and message handlers
+    /// become present, and users whose products include it are given it.
+    Install {
+        /// The site directory.
+        dir: PathBuf,
+        /// The offering.
+        name: String,
+    },
+    /// Uninstall an offering: it is absent from the site; its data is
+    /// kept, and a later install finds it.
+    Uninstall {
+        /// The site directory.
+        dir: PathBuf,
+        /// The offering.
+        name: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProductCommand {
+    /// Make a product of some offerings.
+    Create {
+        /// The site directory.
+        dir: PathBuf,
+        /// The product's name.
+        name: String,
+        /// Its offerings.
+        #[arg(required = true)]
+        offerings: Vec<String>,
+    },
+    /// List the products, their offerings and how many hold each.
+    List {
+        /// The site directory.
+        dir: PathBuf,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete a product nobody holds.
+    Delete {
+        /// The site directory.
+        dir: PathBuf,
+        /// The product.
+        name: String,
+    },
+    /// Grant a product to an account: the user is given its offerings.
+    Grant {
+        /// The site directory.
+        dir: PathBuf,
+        /// The product.
+        name: String,
+        /// The account's login.
+        login: String,
+    },
+    /// Revoke a product from an account: offerings no other product of
+    /// theirs gives are taken back; their data stays.
+    Revoke {
+        /// The site directory.
+        dir: PathBuf,
+        /// The product.
+        name: String,
+        /// The account's login.
+        login: String,
     },
 }
 

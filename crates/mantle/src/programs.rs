@@ -1,36 +1,39 @@
-//! The item types this program knows: the store's built-ins and the
-//! offerings compiled into this binary.
+//! The offerings this program includes: the layers (web front, live
+//! objects) and the examples, which a site has only once installed.
 
+use mantle_site::{Offering, SiteBuilder};
 use mantle_store::Registry;
 
-/// What this binary registers beyond the store's and the site's own types.
-pub const REGISTRATIONS: &[mantle_site::Registration] = &[
-    mantle_web::register,
-    mantle_live_server::register,
-    mantle_example_notes::register,
-    mantle_example_ledger::register,
-    mantle_example_lists::register,
-];
+/// The layers and offerings of this binary, in no particular order: a
+/// site builder takes them as they come and checks their requirements.
+pub fn offerings() -> Vec<Offering> {
+    vec![
+        mantle_web::offering(),
+        mantle_live_server::offering(),
+        mantle_example_notes::offering(),
+        mantle_example_ledger::offering(),
+        mantle_example_lists::offering(),
+    ]
+}
+
+/// The names of the offerings a site can install (not the layers).
+pub fn installable() -> Vec<String> {
+    offerings()
+        .into_iter()
+        .filter(|o| !o.is_layer())
+        .map(|o| o.name().to_string())
+        .collect()
+}
+
+/// A site builder for DIR with every offering of this binary.
+pub fn site(dir: &std::path::Path) -> SiteBuilder {
+    offerings()
+        .into_iter()
+        .fold(mantle_site::Site::builder(dir), SiteBuilder::offering)
+}
 
 /// The registry used by `mantle store` commands: everything a site of this
 /// binary can hold.
 pub fn registry() -> Registry {
-    let mut registry = Registry::new();
-    mantle_site::register(&mut registry);
-    for r in REGISTRATIONS {
-        r(&mut registry);
-    }
-    registry
-}
-
-/// A site builder for DIR with everything this binary offers: the web
-/// front, live objects (AMP and WebSocket), the notes example's types, and
-/// the ledger offering.
-pub fn site(dir: &std::path::Path) -> mantle_site::SiteBuilder {
-    let builder = mantle_site::Site::builder(dir).with(mantle_example_notes::register);
-    let builder = mantle_web::install(builder);
-    let builder = mantle_live_server::install(builder);
-    // The lists use the live layer: installed after it.
-    let builder = mantle_example_lists::install(builder);
-    mantle_example_ledger::install(builder)
+    site(std::path::Path::new(".")).registry()
 }

@@ -28,9 +28,12 @@
 //! use mantle_site::{Site, SiteConfig};
 //! # tokio::runtime::Runtime::new().unwrap().block_on(async {
 //! let dir = tempfile::tempdir().unwrap();
-//! let site = ledger::install(Site::builder(dir.path()))
+//! let site = Site::builder(dir.path())
+//!     .offering(mantle_web::offering())
+//!     .offering(ledger::offering())
 //!     .init(SiteConfig { domain: "example.com".into(), ..SiteConfig::default() })
 //!     .await?;
+//! site.offerings().install(ledger::NAME).await?;
 //! let alice = site.accounts().create("alice", "correct horse battery", false).await?.id;
 //! site.accounts().create("bob", "correct horse battery", false).await?;
 //! ledger::grant(&site, "alice", 100).await?;
@@ -48,10 +51,11 @@
 mod web;
 
 use mantle_site::{
-    Account, Envelope, Message, MessageHandlers, Recipient, Refusal, SendMessage, Site,
-    SiteBuilder, SiteError,
+    Account, Envelope, Message, MessageHandlers, Offering, Recipient, Refusal, Scope, SendMessage,
+    Site, SiteBuilder, SiteError,
 };
 use mantle_store::{Id, Item, Registry, Timestamp, Tx};
+use mantle_web::WebOffering;
 use serde::{Deserialize, Serialize};
 
 pub use web::routes;
@@ -70,7 +74,8 @@ pub struct Balance {
 pub struct Entry {
     /// The transfer it belongs to (or the grant's id).
     pub transfer: String,
-    /// `grant`, `debit`, `credit` or `refund`.
+    /// `opened` (when the user was given the ledger), `grant`, `debit`,
+    /// `credit` or `refund`.
     pub kind: String,
     /// Units (always positive; `kind` gives the direction).
     pub amount: i64,
@@ -222,14 +227,37 @@ pub fn messages(handlers: &mut MessageHandlers) {
         });
 }
 
-/// Adds the ledger (types, messages, HTTP routes) to a site.
-pub fn install(builder: SiteBuilder) -> SiteBuilder {
-    builder
-        .with(register)
+/// The ledger's name: its offering, its configuration section.
+pub const NAME: &str = "ledger";
+
+/// The ledger as an offering: its item types (in user stores), its
+/// message handlers and its HTTP routes.
+pub fn offering() -> Offering {
+    Offering::new(NAME, 1)
+        .description("Credits, moved between users by interstore messages")
+        .requires(mantle_web::LAYER)
+        .items(Scope::User, register)
         .messages(messages)
-        .extension::<mantle_web::WebRoutes>(|r| {
-            r.add(routes);
+        .on_given(|tx, _| {
+            // A user given the ledger starts with an empty balance and a
+            // first line of history (once, however often it is given).
+            tx.find_or_create(mantle_store::Filter::all(), || Balance { units: 0 })?;
+            tx.insert(&Entry {
+                transfer: String::new(),
+                kind: "opened".into(),
+                amount: 0,
+                counterparty: "site".into(),
+                at: Timestamp::now(),
+            })?;
+            Ok(())
         })
+        .routes(routes)
+        .nav("Ledger: balance", "/api/ledger/balance")
+}
+
+/// Includes the ledger ([`offering`]) in a site builder.
+pub fn install(builder: SiteBuilder) -> SiteBuilder {
+    builder.offering(offering())
 }
 
 /// Adds `amount` units (negative: takes them) to the balance in this

@@ -6,14 +6,15 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use mantle_web::{AdminCaller, ApiError, AppState, Authenticated, JsonBody, admin_only};
+use mantle_web::{AdminCaller, ApiError, AppState, Authenticated, JsonBody, Member, admin_only};
 use serde::Deserialize;
 use serde_json::json;
 
 use crate::LedgerError;
 
 /// `GET /api/ledger/balance`, `GET /api/ledger/history`,
-/// `POST /api/ledger/transfer`, `POST /api/ledger/grant` (administrators),
+/// `POST /api/ledger/transfer` (users given the ledger; 404 to others),
+/// `POST /api/ledger/grant` (administrators),
 /// and the admin API's ledger routes (`admin_routes` below).
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -80,7 +81,7 @@ async fn admin_balance(
 
 async fn balance(
     State(state): State<AppState>,
-    Authenticated(me): Authenticated,
+    Member { avatar: me, .. }: Member,
 ) -> Result<Response, ApiError> {
     let units = crate::balance(&state.site, me.account).await?;
     Ok(Json(json!({ "balance": units })).into_response())
@@ -93,7 +94,7 @@ struct HistoryParams {
 
 async fn history(
     State(state): State<AppState>,
-    Authenticated(me): Authenticated,
+    Member { avatar: me, .. }: Member,
     Query(p): Query<HistoryParams>,
 ) -> Result<Response, ApiError> {
     let entries =
@@ -119,7 +120,7 @@ struct TransferBody {
 
 async fn transfer(
     State(state): State<AppState>,
-    Authenticated(me): Authenticated,
+    Member { avatar: me, .. }: Member,
     JsonBody(body): JsonBody<TransferBody>,
 ) -> Result<Response, ApiError> {
     let (id, balance) = crate::transfer(&state.site, me.account, &body.to, body.amount).await?;

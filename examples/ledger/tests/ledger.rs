@@ -29,11 +29,15 @@ struct Ledger {
 async fn ledger_site() -> Ledger {
     let dir = tempfile::tempdir().unwrap();
     let builder = mantle_web::install(Site::builder(dir.path())).app("lists");
-    let site = ledger::install(builder)
-        .init(SiteConfig {
-            domain: "example.com".into(),
-            ..SiteConfig::default()
-        })
+    let mut config = SiteConfig {
+        domain: "example.com".into(),
+        ..SiteConfig::default()
+    };
+    config.signup.product = Some("all".into());
+    let site = ledger::install(builder).init(config).await.unwrap();
+    site.offerings().install(ledger::NAME).await.unwrap();
+    site.products()
+        .create("all", &[ledger::NAME])
         .await
         .unwrap();
     let alice = site.accounts().create("alice", PW, false).await.unwrap().id;

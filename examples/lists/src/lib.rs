@@ -53,9 +53,10 @@ use std::sync::Arc;
 
 use mantle_live::builtin::ObserveError;
 use mantle_live::{CommandError, Empty, Handle, arguments, command};
-use mantle_live_server::{Caller, Failure, Live, ObjectCommands};
-use mantle_site::{Site, SiteBuilder, SiteError};
+use mantle_live_server::{Caller, Failure, Live, LiveOffering, ObjectCommands};
+use mantle_site::{Offering, Scope, Site, SiteBuilder, SiteError};
 use mantle_store::{Id, Item, ReadTx, Registry, Store, Stored, Tx};
+use mantle_web::WebOffering;
 use serde::{Deserialize, Serialize};
 
 pub use web::routes;
@@ -530,15 +531,20 @@ fn live(live: &mut Live) {
     );
 }
 
-/// Adds the lists to a site: the item type, the app store, the live
-/// commands and models, and the page at `/lists/NAME`. The live layer must
-/// be installed first (`mantle_live_server::install`).
+/// The lists as an offering: the item type (in its app store, `app:lists`),
+/// the live commands and models, and the page at `/lists/NAME`. It needs
+/// the live layer (`mantle_live_server::offering`).
+pub fn offering() -> Offering {
+    Offering::new(APP, 1)
+        .description("Shared lists, edited live by everyone who has them")
+        .items(Scope::App, register)
+        .app_store()
+        .live(live)
+        .routes(routes)
+        .nav("Lists: groceries", "/lists/groceries")
+}
+
+/// Includes the lists ([`offering`]) in a site builder.
 pub fn install(builder: SiteBuilder) -> SiteBuilder {
-    builder
-        .with(register)
-        .app(APP)
-        .extension::<Live>(live)
-        .extension::<mantle_web::WebRoutes>(|r| {
-            r.add(routes);
-        })
+    builder.offering(offering())
 }

@@ -1,7 +1,7 @@
 //! The lists' page: `GET /lists/{name}`.
 
 use axum::Router;
-use axum::extract::Path;
+use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::get;
@@ -21,8 +21,9 @@ fn render(name: &str, user: &str) -> Result<String, minijinja::Error> {
 /// policy runs no inline scripts.
 const SCRIPT: &str = include_str!("page.js");
 
-/// `GET /lists/{name}`: the list's page for a logged-in browser (others
-/// are redirected to `/login`); `GET /lists/page.js`: its script.
+/// `GET /lists/{name}`: the list's page for a logged-in browser whose
+/// user was given the lists (others are redirected to `/login`, or told
+/// 404); `GET /lists/page.js`: its script.
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/lists/page.js", get(script))
@@ -39,10 +40,20 @@ async fn script() -> impl IntoResponse {
     )
 }
 
-async fn page(MaybeAuthenticated(me): MaybeAuthenticated, Path(name): Path<String>) -> Response {
+async fn page(
+    State(state): State<AppState>,
+    MaybeAuthenticated(me): MaybeAuthenticated,
+    Path(name): Path<String>,
+) -> Response {
     let Some(me) = me else {
         return Redirect::to("/login").into_response();
     };
+    // Only for users given the lists; to others, as if it did not exist.
+    match state.site.products().holds(me.account, crate::APP).await {
+        Ok(true) => {}
+        Ok(false) => return StatusCode::NOT_FOUND.into_response(),
+        Err(e) => return mantle_web::ApiError::from(e).into_response(),
+    }
     if let Err(why) = crate::check_name(&name) {
         return (StatusCode::BAD_REQUEST, why).into_response();
     }

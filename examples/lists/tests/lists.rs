@@ -27,7 +27,14 @@ async fn new_site(dir: &std::path::Path) -> Site {
     config
         .edit_section::<HttpConfig>(|s| s.listen = "127.0.0.1:0".parse().unwrap())
         .unwrap();
-    builder(dir).init(config).await.expect("init site")
+    config.signup.product = Some("all".into());
+    let site = builder(dir).init(config).await.expect("init site");
+    site.offerings().install(lists::APP).await.expect("install");
+    site.products()
+        .create("all", &[lists::APP])
+        .await
+        .expect("product");
+    site
 }
 
 fn conflict(r: Result<EntryView, Error>) -> (i64, i64) {

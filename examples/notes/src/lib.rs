@@ -124,6 +124,13 @@ pub mod legacy {
     }
 }
 
+/// The notes as an offering: item types with upgrades, nothing else.
+pub fn offering() -> mantle_site::Offering {
+    mantle_site::Offering::new("notes", 3)
+        .description("Notes in notebooks: an item type upgraded twice")
+        .items(mantle_site::Scope::User, register)
+}
+
 /// Registers the offering's types and upgraders.
 pub fn register(registry: &mut Registry) {
     registry

@@ -7,7 +7,7 @@ use crate::address::Address;
 use crate::auth::{Auth, digest, new_secret};
 use crate::config::{SignupPolicy, SiteConfig};
 use crate::items::{Account, AuthToken, Invite, LoginMethod};
-use crate::offerings::{Installed, grant_in};
+use crate::offerings::grant_in;
 use crate::stores::{Stores, user_store_path};
 use crate::{Result, SiteError};
 
@@ -93,23 +93,16 @@ pub struct Accounts {
     policy: SignupPolicy,
     /// The product new accounts are granted, if any.
     product: Option<String>,
-    installed: Installed,
 }
 
 impl Accounts {
-    pub(crate) fn new(
-        stores: Stores,
-        auth: Auth,
-        config: &SiteConfig,
-        installed: Installed,
-    ) -> Self {
+    pub(crate) fn new(stores: Stores, auth: Auth, config: &SiteConfig) -> Self {
         Self {
             stores,
             auth,
             domain: config.domain.clone(),
             policy: config.signup.policy,
             product: config.signup.product.clone(),
-            installed,
         }
     }
 
@@ -159,7 +152,7 @@ impl Accounts {
         let address = self.address(login)?;
         let password_hash = self.auth.hash_password(password).await?;
         let site_dir = self.stores.dir().to_path_buf();
-        let (product, installed) = (self.product.clone(), self.installed.clone());
+        let product = self.product.clone();
         let info = self
             .stores
             .site_store()
@@ -215,7 +208,7 @@ impl Accounts {
                 }
                 // New users get the signup product, with the account.
                 if let Some(product) = &product {
-                    grant_in(tx, &installed, account, product)?;
+                    grant_in(tx, account, product)?;
                 }
                 let account = tx.get(account)?.expect("inserted above");
                 describe(tx, &account)

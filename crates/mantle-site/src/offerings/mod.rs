@@ -161,6 +161,11 @@ impl Offering {
         self.decl.version
     }
 
+    /// Whether it is a layer (see [`layer`](Self::layer)).
+    pub fn is_layer(&self) -> bool {
+        self.decl.layer
+    }
+
     /// One line saying what it is, for listings and users' home pages.
     pub fn description(mut self, text: &str) -> Self {
         self.decl.description = text.to_string();

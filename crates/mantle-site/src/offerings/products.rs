@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::Declared;
 use super::component::Installed;
 use super::give::{send_gives, send_takes};
-use super::items::{Product, ProductGrant};
+use super::items::{InstalledOffering, Product, ProductGrant};
 use crate::items::Account;
 use crate::stores::Stores;
 use crate::{Result, SiteError};
@@ -162,7 +162,6 @@ impl Products {
     /// are installed). Returns whether the account did not hold it yet.
     pub async fn grant(&self, product: &str, account: Id<Account>) -> Result<bool> {
         let product = product.to_string();
-        let installed = self.0.installed.clone();
         let granted = self
             .0
             .stores
@@ -171,7 +170,7 @@ impl Products {
                 if tx.get(account)?.is_none() {
                     return Err(SiteError::NoSuchAccount(format!("#{}", account.raw())));
                 }
-                grant_in(tx, &installed, account, &product)
+                grant_in(tx, account, &product)
             })
             .await?;
         self.0.given.lock().remove(&account);
@@ -252,12 +251,7 @@ impl Products {
 /// Grants `product` to `account` within `tx` (a site store transaction):
 /// records the grant and sends the gives of its installed offerings.
 /// Returns whether the account did not hold it yet.
-pub(crate) fn grant_in(
-    tx: &mut Tx<'_>,
-    installed: &Installed,
-    account: Id<Account>,
-    product: &str,
-) -> Result<bool> {
+pub(crate) fn grant_in(tx: &mut Tx<'_>, account: Id<Account>, product: &str) -> Result<bool> {
     if !tx
         .query::<Product>()
         .filter(Product::NAME.eq(product))
@@ -281,10 +275,18 @@ pub(crate) fn grant_in(
         product: product.to_string(),
         granted: Timestamp::now(),
     })?;
-    let now: Vec<String> = product_offerings(tx, product)?
-        .into_iter()
-        .filter(|o| installed.contains(o))
-        .collect();
+    // Installed per the site store as this transaction sees it: an
+    // install committing meanwhile either sees this grant or is seen here.
+    let mut now = Vec::new();
+    for o in product_offerings(tx, product)? {
+        if tx
+            .query::<InstalledOffering>()
+            .filter(InstalledOffering::NAME.eq(o.as_str()))
+            .exists()?
+        {
+            now.push(o);
+        }
+    }
     send_gives(tx, account, &now)?;
     Ok(true)
 }

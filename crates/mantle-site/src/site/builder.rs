@@ -294,7 +294,10 @@ impl SiteBuilder {
         self
     }
 
-    fn registry(&self) -> Registry {
+    /// The registry the site's stores use: the site's own item types and
+    /// every one the program's offerings and layers register (what store
+    /// tools need to read any store of the site).
+    pub fn registry(&self) -> Registry {
         let mut registry = Registry::new();
         super::register(&mut registry);
         for r in &self.registrations {
@@ -309,6 +312,7 @@ impl SiteBuilder {
     pub async fn init(self, config: SiteConfig) -> Result<Site> {
         config.validate()?;
         check_sections(&config, &self.sections)?;
+        check_offerings(&self.offerings)?;
         let store_file = self.dir.join(SITE_STORE);
         if store_file.exists() {
             return Err(SiteError::AlreadyASite(self.dir.clone()));
@@ -376,7 +380,15 @@ impl SiteBuilder {
         let offerings =
             Offerings::open(stores.clone(), declared.clone(), installed.clone()).await?;
         let products = Products::new(stores.clone(), declared, installed.clone());
-        let accounts = Accounts::new(stores.clone(), auth.clone(), &config, installed);
+        let accounts = Accounts::new(stores.clone(), auth.clone(), &config);
+        if let Some(product) = &config.signup.product
+            && products.get(product).await.is_err()
+        {
+            tracing::warn!(
+                product,
+                "[signup] product names no product: new accounts cannot be made until it exists (mantle product create)"
+            );
+        }
         let messaging = Messaging::new(
             stores.clone(),
             config.domain.clone(),

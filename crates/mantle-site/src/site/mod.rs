@@ -30,6 +30,9 @@ mod services;
 pub use builder::{Extensions, Registration, SiteBuilder};
 pub use services::{RunningService, Service, Services};
 
+/// How long [`Site::close`] waits for the site store's fresh messages.
+const CLOSE_PATIENCE: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// The site store's file name in a site directory.
 pub const SITE_STORE: &str = "site.store";
 
@@ -188,9 +191,13 @@ impl Site {
         self.inner.services.stop().await;
     }
 
-    /// Stops services and closes every store.
+    /// Stops services and closes every store. Messages the site store
+    /// sent just before (an account given its offerings, say) get a
+    /// moment to be delivered first; any left are delivered at the next
+    /// open.
     pub async fn close(&self) {
         self.stop().await;
+        self.inner.stores.settle(CLOSE_PATIENCE).await;
         self.inner.stores.close().await;
     }
 }

@@ -19,6 +19,7 @@
 
 mod api;
 mod dashboard;
+mod offerings;
 mod runtime;
 mod stores;
 
@@ -176,6 +177,25 @@ pub(crate) fn routes() -> Router<AppState> {
             .route("/api/admin/messages", get(api::messages))
             .route("/api/admin/messages/retry", post(api::retry_message))
             .route("/api/admin/messages/drop", post(api::drop_message))
+            .route("/api/admin/offerings", get(offerings::list))
+            .route(
+                "/api/admin/offerings/{name}/install",
+                post(offerings::install),
+            )
+            .route(
+                "/api/admin/offerings/{name}/uninstall",
+                post(offerings::uninstall),
+            )
+            .route(
+                "/api/admin/products",
+                get(offerings::products).post(offerings::create_product),
+            )
+            .route(
+                "/api/admin/products/{name}",
+                axum::routing::delete(offerings::delete_product),
+            )
+            .route("/api/admin/products/{name}/grant", post(offerings::grant))
+            .route("/api/admin/products/{name}/revoke", post(offerings::revoke))
             .route("/admin", get(dashboard::overview))
             .route("/admin/accounts", post(dashboard::create_account))
             .route("/admin/accounts/{id}", get(dashboard::account))

@@ -6,6 +6,7 @@ mod fanout;
 mod http;
 mod ledger;
 mod messages;
+mod offering;
 mod reach;
 mod site;
 mod stats;
@@ -27,7 +28,8 @@ pub async fn run(cli: Cli) -> Result<u8, CliError> {
             http,
             signup,
             tls,
-        } => site::init(dir, domain, http, signup, tls).await,
+            offerings,
+        } => site::init(dir, domain, http, signup, tls, offerings).await,
         Command::Serve { dir, http, amp } => site::serve(dir, http, amp).await,
         Command::Demo { dir, http } => site::demo(dir, http).await,
         Command::User(cmd) => user::run(cmd).await,
@@ -37,6 +39,8 @@ pub async fn run(cli: Cli) -> Result<u8, CliError> {
             query,
             parallel,
         } => fanout::run(dir, query, parallel).await,
+        Command::Offering(cmd) => offering::run(cmd).await,
+        Command::Product(cmd) => offering::run_product(cmd).await,
         Command::Ledger(cmd) => ledger::run(cmd).await,
         Command::Stats {
             target,

@@ -130,7 +130,7 @@ impl Remote {
 
     /// The server's answer to `METHOD /api/admin/SEGMENTS…` (each segment
     /// percent-encoded), decoded; its error in its own words.
-    async fn call<T: DeserializeOwned>(
+    pub(super) async fn call<T: DeserializeOwned>(
         &self,
         method: Method,
         segments: &[&str],

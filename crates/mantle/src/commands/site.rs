@@ -18,6 +18,7 @@ pub async fn init(
     http: SocketAddr,
     signup: String,
     tls: Option<InitTls>,
+    offerings: Vec<String>,
 ) -> Result<u8, CliError> {
     let mut config = SiteConfig {
         domain,
@@ -25,12 +26,24 @@ pub async fn init(
     };
     config.edit_section::<HttpConfig>(|h| h.listen = http)?;
     config.signup.policy = signup.parse()?;
+    let offerings = if offerings.iter().any(|o| o == "all") {
+        programs::installable()
+    } else {
+        offerings
+    };
+    if !offerings.is_empty() {
+        config.signup.product = Some(DEFAULT_PRODUCT.to_string());
+    }
     config.validate()?;
     let tls_plan = match &tls {
         Some(t) => Some(tls::prepare(t, &dir, &mut config)?),
         None => None,
     };
     let site = create(&dir, config).await?;
+    if let Err(e) = install_product(&site, DEFAULT_PRODUCT, &offerings).await {
+        site.close().await;
+        return Err(e);
+    }
     let certificate = site
         .section::<HttpConfig>()
         .tls_files(&dir)
@@ -46,9 +59,37 @@ pub async fn init(
             cert.display()
         );
     }
+    if !offerings.is_empty() {
+        println!(
+            "  installed {}; new accounts get them (product {DEFAULT_PRODUCT})",
+            offerings.join(", ")
+        );
+    }
     println!("  add a user:  mantle user add {} alice", dir.display());
     println!("  serve it:    mantle serve {}", dir.display());
     Ok(0)
+}
+
+/// The product `mantle init --offerings` makes of the offerings it installs.
+const DEFAULT_PRODUCT: &str = "default";
+
+/// The product `mantle demo` makes of every example offering.
+const DEMO_PRODUCT: &str = "demo";
+
+/// Installs `offerings` (if not yet) and makes them the product `name`
+/// (unless it exists, or there are none).
+async fn install_product(site: &Site, name: &str, offerings: &[String]) -> Result<(), CliError> {
+    if offerings.is_empty() {
+        return Ok(());
+    }
+    for o in offerings {
+        site.offerings().install(o).await?;
+    }
+    let names: Vec<&str> = offerings.iter().map(String::as_str).collect();
+    match site.products().create(name, &names).await {
+        Ok(_) | Err(mantle_site::SiteError::ProductExists(_)) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
 }
 
 async fn create(dir: &std::path::Path, config: SiteConfig) -> Result<Site, CliError> {
@@ -168,18 +209,28 @@ pub async fn demo(dir: Option<PathBuf>, http: SocketAddr) -> Result<u8, CliError
         let mut config = SiteConfig::default();
         config.edit_section::<HttpConfig>(|h| h.listen = http)?;
         config.signup.policy = mantle_site::SignupPolicy::Open;
+        config.signup.product = Some(DEMO_PRODUCT.to_string());
         config
             .edit_section::<LiveConfig>(|l| l.amp = Some(SocketAddr::from(([127, 0, 0, 1], 0))))?;
         create(&dir, config).await?
     };
+    // The examples, installed and given to everyone who signs up.
+    if let Err(e) = install_product(&site, DEMO_PRODUCT, &programs::installable()).await {
+        site.close().await;
+        return Err(e);
+    }
     let password = demo_password()?;
-    match site.accounts().get("demo").await {
-        Ok(_) => site.accounts().set_password("demo", &password).await?,
+    let demo = match site.accounts().get("demo").await {
+        Ok(a) => {
+            site.accounts().set_password("demo", &password).await?;
+            a
+        }
         Err(mantle_site::SiteError::NoSuchAccount(_)) => {
-            site.accounts().create("demo", &password, true).await?;
+            site.accounts().create("demo", &password, true).await?
         }
         Err(e) => return Err(e.into()),
-    }
+    };
+    site.products().grant(DEMO_PRODUCT, demo.id).await?;
     // Start first: the address to show is the one bound (with port 0 in
     // the configuration, the configured one is not it).
     let started = start(&site).await?;
@@ -191,6 +242,7 @@ pub async fn demo(dir: Option<PathBuf>, http: SocketAddr) -> Result<u8, CliError
     let amp = start_amp(&site).await?;
     println!("Mantle demo site in {}", dir.display());
     println!("  open:      {shown}/");
+    println!("  home:      {shown}/home (the applications the demo user has)");
     println!("  live list: {shown}/lists/demo (open it in two windows)");
     if let Some(a) = amp.as_ref().and_then(|a| a.address.as_ref()) {
         println!(

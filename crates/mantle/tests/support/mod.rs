@@ -82,13 +82,20 @@ pub struct TestSite {
 }
 
 impl TestSite {
-    /// `mantle init DIR --http 127.0.0.1:0 --signup POLICY`.
+    /// `mantle init DIR --http 127.0.0.1:0 --signup POLICY --offerings all`:
+    /// every example installed, and given to every account made after.
     pub fn init(signup: &str) -> Self {
         Self::init_with(signup, &[])
     }
 
-    /// `mantle init DIR --http 127.0.0.1:0 --signup POLICY EXTRA...`.
+    /// `mantle init DIR --http 127.0.0.1:0 --signup POLICY --offerings all EXTRA...`.
     pub fn init_with(signup: &str, extra: &[&str]) -> Self {
+        Self::init_bare(signup, &[&["--offerings", "all"], extra].concat())
+    }
+
+    /// `mantle init DIR --http 127.0.0.1:0 --signup POLICY EXTRA...`: no
+    /// offering installed.
+    pub fn init_bare(signup: &str, extra: &[&str]) -> Self {
         let temp = tempfile::tempdir().expect("temporary directory");
         let dir = temp.path().join("site");
         let mut args = vec!["init", s(&dir), "--http", "127.0.0.1:0", "--signup", signup];

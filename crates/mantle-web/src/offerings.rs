@@ -1,0 +1,181 @@
+//! What the web front adds to offerings: their routes (present only while
+//! the offering is installed), links on users' home pages, and the
+//! [`Member`] extractor for pages that only users given the offering see.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{FromRequestParts, Request, State};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use mantle_site::{Avatar, Offering, Scope, Site};
+use mantle_store::Store;
+
+use crate::auth::Authenticated;
+use crate::{ApiError, AppState, HttpConfig};
+
+/// Makes an offering's routes.
+type MakeRoutes = Arc<dyn Fn() -> Router<AppState> + Send + Sync>;
+
+/// Routes that offerings (and layers) add to the HTTP front. Attached to
+/// the site by [`WebOffering::routes`] (or, for routes that belong to no
+/// offering, `SiteBuilder::extension::<WebRoutes>(|r| { r.add(routes); })`).
+#[derive(Default)]
+pub struct WebRoutes(Vec<(Option<String>, MakeRoutes)>);
+
+impl WebRoutes {
+    /// Adds routes that belong to no offering: always present.
+    pub fn add(&mut self, routes: fn() -> Router<AppState>) -> &mut Self {
+        self.0.push((None, Arc::new(routes)));
+        self
+    }
+
+    /// Adds `offering`'s routes: present only while it is installed.
+    pub fn add_for(
+        &mut self,
+        offering: &str,
+        routes: impl Fn() -> Router<AppState> + Send + Sync + 'static,
+    ) -> &mut Self {
+        self.0.push((Some(offering.to_string()), Arc::new(routes)));
+        self
+    }
+
+    /// Every route, each offering's behind its presence check.
+    pub(crate) fn merged(&self, site: &Site) -> Router<AppState> {
+        let mut all = Router::new();
+        for (offering, make) in &self.0 {
+            let routes = make();
+            all = all.merge(match offering {
+                None => routes,
+                Some(name) => routes.route_layer(axum::middleware::from_fn_with_state(
+                    (site.clone(), OfferingName(name.clone())),
+                    only_if_installed,
+                )),
+            });
+        }
+        all
+    }
+}
+
+/// The offering whose route a request reached (in its extensions).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OfferingName(pub String);
+
+/// Answers 404 unless the route's offering is installed; tells the
+/// handler (and [`Member`]) whose route it is.
+async fn only_if_installed(
+    State((site, offering)): State<(Site, OfferingName)>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    if !site.offerings().is_installed(&offering.0) {
+        return ApiError::new(StatusCode::NOT_FOUND, "not found").into_response();
+    }
+    request.extensions_mut().insert(offering);
+    next.run(request).await
+}
+
+/// A link on the home page of users given an offering.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct NavLink {
+    /// The offering.
+    pub offering: String,
+    /// What the link says.
+    pub label: String,
+    /// Where it goes (a path on this site).
+    pub path: String,
+}
+
+/// The links offerings put on users' home pages (see [`WebOffering::nav`]).
+#[derive(Debug, Default)]
+pub struct WebNav(pub Vec<NavLink>);
+
+/// The logged-in user of a route of an offering they were given, with
+/// their store: 401 without a login, 404 to a user not given the
+/// offering (as if the page did not exist).
+///
+/// ```no_run
+/// use axum::Json;
+/// use mantle_web::Member;
+///
+/// async fn count(member: Member) -> Result<Json<u64>, mantle_web::ApiError> {
+///     let n = member.store.read(|r| r.count_items("bookmarks_bookmark")).await?;
+///     Ok(Json(n))
+/// }
+/// ```
+pub struct Member {
+    /// Who is logged in.
+    pub avatar: Avatar,
+    /// Their user store.
+    pub store: Store,
+}
+
+impl FromRequestParts<AppState> for Member {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let Some(OfferingName(offering)) = parts.extensions.get::<OfferingName>().cloned() else {
+            return Err(ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Member is only for routes added with WebOffering::routes",
+            ));
+        };
+        let Authenticated(avatar) = Authenticated::from_request_parts(parts, state).await?;
+        if !state
+            .site
+            .products()
+            .holds(avatar.account, &offering)
+            .await?
+        {
+            return Err(ApiError::new(StatusCode::NOT_FOUND, "not found"));
+        }
+        let store = state.site.stores().user_store(avatar.account).await?;
+        Ok(Member { avatar, store })
+    }
+}
+
+/// What the web front adds to an [`Offering`].
+pub trait WebOffering {
+    /// Adds HTTP routes, present only while the offering is installed
+    /// (404 otherwise). Handlers that take a [`Member`] answer only users
+    /// given the offering.
+    fn routes(self, routes: impl Fn() -> Router<AppState> + Send + Sync + 'static) -> Self;
+
+    /// Puts a link to `path` on the home page of users given the offering.
+    fn nav(self, label: &str, path: &str) -> Self;
+}
+
+impl WebOffering for Offering {
+    fn routes(self, routes: impl Fn() -> Router<AppState> + Send + Sync + 'static) -> Self {
+        let name = self.name().to_string();
+        self.then(move |b| {
+            b.extension::<WebRoutes>(|r| {
+                r.add_for(&name, routes);
+            })
+        })
+    }
+
+    fn nav(self, label: &str, path: &str) -> Self {
+        let link = NavLink {
+            offering: self.name().to_string(),
+            label: label.to_string(),
+            path: path.to_string(),
+        };
+        self.then(move |b| b.extension::<WebNav>(|n| n.0.push(link)))
+    }
+}
+
+/// The web front as a layer of a program: the HTTP service's item type
+/// and the `[http]` section.
+pub fn offering() -> Offering {
+    Offering::new(LAYER, 1)
+        .layer()
+        .description("The HTTP front: the JSON API, pages, administration, statistics")
+        .items(Scope::Site, crate::register)
+        .then(|b| b.section::<HttpConfig>())
+}
+
+/// The web layer's name, for offerings that require it.
+pub const LAYER: &str = "web";

@@ -1,0 +1,244 @@
+//! Offerings, installation and products against the real binary: install
+//! and uninstall on a running site (routes appear and disappear, data
+//! kept), products granted and revoked (pages 404 to a user without
+//! them, hooks run once per user, also for users made before the
+//! install), and configuration errors said clearly.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use serde_json::Value;
+use support::*;
+
+const PW: &str = "correct horse battery staple";
+
+/// Runs `mantle ARGS` and returns its stdout, asserting success.
+fn run(args: &[&str]) -> String {
+    ok(mantle(args))
+}
+
+/// The `opened` lines of a user's ledger history, waiting (bounded) until
+/// there are `want` of them: the offering is given by a message, which
+/// arrives just after the grant.
+async fn opened_lines(c: &reqwest::Client, server: &Server, token: &str, want: usize) -> usize {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let r = get_auth(c, server, "/api/ledger/history", token).await;
+        assert_eq!(r.status(), StatusCode::OK);
+        let body: Value = r.json().await.expect("history JSON");
+        let n = body["entries"]
+            .as_array()
+            .expect("entries")
+            .iter()
+            .filter(|e| e["kind"] == "opened")
+            .count();
+        if n >= want || Instant::now() > deadline {
+            return n;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offerings_are_installed_and_uninstalled_on_a_running_site_and_keep_their_data() {
+    let site = TestSite::init_bare("admin", &[]);
+    site.add_user("alice", PW);
+    let listed = run(&["offering", "list", site.path()]);
+    assert!(
+        listed
+            .lines()
+            .any(|l| l.starts_with("ledger") && l.contains("not installed")),
+        "{listed}"
+    );
+    assert!(
+        listed
+            .lines()
+            .any(|l| l.starts_with("web") && l.contains("layer")),
+        "{listed}"
+    );
+
+    let server = site.serve(&[]);
+    let c = client();
+    let alice = token(&c, &server, "alice", PW).await;
+    // Not installed: as if the routes did not exist.
+    let r = get_auth(&c, &server, "/api/ledger/balance", &alice).await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+
+    // Installed through the running server's admin API; alice is given it
+    // by a product made before or after: the order does not matter.
+    run(&["product", "create", site.path(), "basic", "ledger"]);
+    run(&["product", "grant", site.path(), "basic", "alice"]);
+    let out = run(&["offering", "install", site.path(), "ledger"]);
+    assert!(out.contains("installed ledger"), "{out}");
+    assert_eq!(opened_lines(&c, &server, &alice, 1).await, 1);
+    run(&["ledger", "grant", site.path(), "alice", "50"]);
+    let r = get_auth(&c, &server, "/api/ledger/balance", &alice).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.json::<Value>().await.unwrap()["balance"], 50);
+
+    // Uninstalled: the routes are gone, the data is not.
+    run(&["offering", "uninstall", site.path(), "ledger"]);
+    let r = get_auth(&c, &server, "/api/ledger/balance", &alice).await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    let listed = run(&["offering", "list", site.path(), "--json"]);
+    let listed: Value = serde_json::from_str(&listed).unwrap();
+    let ledger = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["name"] == "ledger")
+        .unwrap();
+    assert_eq!(ledger["state"], "available");
+
+    run(&["offering", "install", site.path(), "ledger"]);
+    let r = get_auth(&c, &server, "/api/ledger/balance", &alice).await;
+    assert_eq!(r.json::<Value>().await.unwrap()["balance"], 50);
+    // Given again on the re-install, but its hook ran once.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(opened_lines(&c, &server, &alice, 1).await, 1);
+    server.stop_cleanly();
+
+    // The record of installation is in the site: a restart keeps it.
+    let server = site.serve(&[]);
+    let r = get_auth(&c, &server, "/api/ledger/balance", &alice).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    server.stop_cleanly();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn products_decide_who_sees_an_offerings_pages_and_hooks_run_once_per_user() {
+    let site = TestSite::init_bare("open", &[]);
+    // Users made before anything is installed.
+    site.add_user("alice", PW);
+    site.add_user("bob", PW);
+    run(&["offering", "install", site.path(), "ledger"]);
+    run(&["offering", "install", site.path(), "lists"]);
+    run(&["product", "create", site.path(), "money", "ledger"]);
+    run(&["product", "create", site.path(), "all", "ledger", "lists"]);
+    run(&["product", "grant", site.path(), "money", "alice"]);
+    run(&["product", "grant", site.path(), "all", "alice"]);
+    // A second grant of the same product changes nothing.
+    let again = run(&["product", "grant", site.path(), "money", "alice"]);
+    assert!(again.contains("already holds"), "{again}");
+    let listed = run(&["product", "list", site.path(), "--json"]);
+    let listed: Value = serde_json::from_str(&listed).unwrap();
+    assert_eq!(listed.as_array().unwrap().len(), 2);
+
+    let server = site.serve(&[]);
+    let c = client();
+    let alice = token(&c, &server, "alice", PW).await;
+    let bob = token(&c, &server, "bob", PW).await;
+    // Two products give alice the ledger: its hook ran once.
+    assert_eq!(opened_lines(&c, &server, &alice, 1).await, 1);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(opened_lines(&c, &server, &alice, 2).await, 1);
+
+    // Bob was given nothing: the pages answer 404 to him.
+    let r = get_auth(&c, &server, "/api/ledger/balance", &bob).await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    let r = get_auth(&c, &server, "/lists/groceries", &bob).await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    let r = get_auth(&c, &server, "/lists/groceries", &alice).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    // Alice's home page lists her applications with links.
+    let home = get_auth(&c, &server, "/home", &alice)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(home.contains(r#"href="/lists/groceries""#), "{home}");
+    assert!(home.contains(r#"href="/api/ledger/balance""#), "{home}");
+    let home = get_auth(&c, &server, "/home", &bob)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(!home.contains("/lists/groceries"), "{home}");
+
+    // Revoking "all" keeps the ledger (still given by "money"), takes the
+    // lists; the ledger's data stays after revoking "money" too.
+    run(&["product", "revoke", site.path(), "all", "alice"]);
+    let r = get_auth(&c, &server, "/lists/groceries", &alice).await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    let r = get_auth(&c, &server, "/api/ledger/balance", &alice).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    run(&["product", "revoke", site.path(), "money", "alice"]);
+    let r = get_auth(&c, &server, "/api/ledger/balance", &alice).await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    let failed = mantle(&["product", "delete", site.path(), "nosuch"]);
+    assert_eq!(failed.status.code(), Some(1));
+    assert!(
+        stderr(&failed).contains("no product named"),
+        "{}",
+        stderr(&failed)
+    );
+    run(&["product", "delete", site.path(), "all"]);
+    server.stop_cleanly();
+    // Her ledger lines are still in her store.
+    assert!(site.item_count("users/alice_localhost.store", "ledger_entry") >= 1);
+
+    // New signups get the signup product, and with it the hook's work.
+    site.edit_config(|c| c.signup.product = Some("money".into()));
+    let server = site.serve(&[]);
+    let r = c
+        .post(server.url("/api/signup"))
+        .json(&serde_json::json!({ "username": "carol", "password": PW }))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    let carol = token(&c, &server, "carol", PW).await;
+    assert_eq!(opened_lines(&c, &server, &carol, 1).await, 1);
+    server.stop_cleanly();
+}
+
+#[test]
+fn offering_commands_refuse_what_cannot_be_done_with_one_clear_line() {
+    let site = TestSite::init_bare("admin", &[]);
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["offering", "install", site.path(), "nosuch"],
+            "no offering named \"nosuch\"",
+        ),
+        (&["offering", "install", site.path(), "web"], "is a layer"),
+        (
+            &["offering", "uninstall", site.path(), "ledger"],
+            "is not installed",
+        ),
+        (
+            &["product", "create", site.path(), "p", "nosuch"],
+            "no offering named",
+        ),
+        (
+            &["product", "grant", site.path(), "nosuch", "alice"],
+            "no account with login",
+        ),
+    ];
+    for (args, says) in cases {
+        let out = mantle(args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let err = stderr(&out);
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn an_offering_section_no_offering_reads_is_refused_at_start() {
+    let site = TestSite::init_bare("admin", &[]);
+    let toml = site_dir(&site).join(mantle_site::CONFIG_FILE);
+    let mut text = std::fs::read_to_string(&toml).unwrap();
+    text.push_str("\n[offerings.nosuch]\nsetting = 1\n");
+    std::fs::write(&toml, text).unwrap();
+    let out = mantle(&["serve", site.path(), "--http", "127.0.0.1:0"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("[offerings.nosuch]"), "{err}");
+    assert_eq!(err.lines().count(), 1, "one line: {err}");
+}
+
+fn site_dir(site: &TestSite) -> std::path::PathBuf {
+    std::path::PathBuf::from(site.path())
+}
