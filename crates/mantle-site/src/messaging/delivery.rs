@@ -297,8 +297,12 @@ fn apply_one(
         if !r.permanent {
             return Ok(Applied::Later(r.to_string()));
         }
-        if r.code == UNDECODABLE {
-            // Like a missing handler: not recorded, parked at the sender.
+        // A body that does not decode, or the handler of an offering that
+        // is not installed (`merge_gated` refuses with NO_HANDLER): like a
+        // missing handler, not recorded, so that a retry once it is
+        // installed applies the message; the sender answers itself and
+        // parks it.
+        if r.code == UNDECODABLE || r.code == NO_HANDLER {
             return Ok(Applied::Refused(r.clone()));
         }
     }
