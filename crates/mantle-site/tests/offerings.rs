@@ -282,7 +282,12 @@ async fn an_offering_is_installed_by_a_record_in_the_site_store() {
     ));
 
     let info = site.offerings().install("x").await.unwrap();
-    assert_eq!(info.state, OfferingState::Installed { version: 1 });
+    assert_eq!(
+        info.state,
+        OfferingState::Installed {
+            installed_version: 1
+        }
+    );
     assert_eq!(info.description, "the offering under test");
     assert!(site.offerings().is_installed("x"));
     // Installing again changes nothing: the hook ran once.
@@ -299,7 +304,9 @@ async fn an_offering_is_installed_by_a_record_in_the_site_store() {
     );
     assert_eq!(
         state(&site, "x").await,
-        OfferingState::Installed { version: 1 }
+        OfferingState::Installed {
+            installed_version: 1
+        }
     );
     site.close().await;
 }
@@ -328,7 +335,9 @@ async fn requirements_order_installing_and_uninstalling() {
     assert!(site.offerings().is_installed("x"));
     assert_eq!(
         state(&site, "x").await,
-        OfferingState::Installed { version: 1 }
+        OfferingState::Installed {
+            installed_version: 1
+        }
     );
 
     // The dependent first, then its requirement.
@@ -407,7 +416,12 @@ async fn an_offering_the_program_no_longer_has_is_kept_as_data_only() {
     let listed = site.offerings().list().await.unwrap();
     assert_eq!(listed.len(), 1, "{listed:?}");
     assert_eq!(listed[0].name, "x");
-    assert_eq!(listed[0].state, OfferingState::NotInProgram { version: 1 });
+    assert_eq!(
+        listed[0].state,
+        OfferingState::NotInProgram {
+            installed_version: 1
+        }
+    );
     assert!(matches!(
         site.offerings().install("x").await,
         Err(SiteError::NoSuchOffering(_))
@@ -420,7 +434,9 @@ async fn an_offering_the_program_no_longer_has_is_kept_as_data_only() {
     assert!(site.offerings().is_installed("x"));
     assert_eq!(
         state(&site, "x").await,
-        OfferingState::Installed { version: 1 }
+        OfferingState::Installed {
+            installed_version: 1
+        }
     );
     site.close().await;
 }
@@ -701,7 +717,12 @@ async fn a_newer_program_upgrades_an_installed_offering_once() {
         assert_eq!(marks(&site_store, "x:upgraded").await, 1);
         assert_eq!(marks(&site_store, "x:upgraded from Some(1) to 2").await, 1);
         let info = site.offerings().get("x").await.unwrap();
-        assert_eq!(info.state, OfferingState::Installed { version: 2 });
+        assert_eq!(
+            info.state,
+            OfferingState::Installed {
+                installed_version: 2
+            }
+        );
         assert_eq!(info.version, 2);
         assert!(site.offerings().is_installed("x"));
         site.close().await;

@@ -165,6 +165,32 @@ impl Harness {
         self.account(login, true).await
     }
 
+    /// Gives `login` the offering `offering`, as an operator would:
+    /// installs it (unless it is), makes a product of the same name holding
+    /// it (unless one exists) and grants that product to the account. The
+    /// offering's pages answer the user from then on; what its `on_given`
+    /// hook does reaches the user's store by a message, just after.
+    pub async fn give(&self, login: &str, offering: &str) {
+        let site = &self.site;
+        site.offerings()
+            .install(offering)
+            .await
+            .unwrap_or_else(|e| panic!("install {offering}: {e}"));
+        match site.products().create(offering, &[offering]).await {
+            Ok(_) | Err(mantle_site::SiteError::ProductExists(_)) => {}
+            Err(e) => panic!("product {offering}: {e}"),
+        }
+        let account = site
+            .accounts()
+            .get(login)
+            .await
+            .unwrap_or_else(|e| panic!("account {login}: {e}"));
+        site.products()
+            .grant(offering, account.id)
+            .await
+            .unwrap_or_else(|e| panic!("grant {offering} to {login}: {e}"));
+    }
+
     async fn account(&self, login: &str, admin: bool) -> String {
         self.site
             .accounts()

@@ -1,6 +1,6 @@
 //! Command-line syntax (clap). Kept apart from the work it drives.
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
@@ -94,6 +94,9 @@ pub enum Command {
         #[arg(long, default_value_t = 8, global = true)]
         parallel: usize,
     },
+    /// Start something new (an offering's crate).
+    #[command(subcommand)]
+    New(NewCommand),
     /// The site's offerings (applications): which are installed, installing
     /// and uninstalling them (through the server's admin API while the site
     /// is served, as `mantle user`).
@@ -105,6 +108,7 @@ pub enum Command {
     Product(ProductCommand),
     /// The ledger offering's administration (through the server's admin
     /// API while the site is served, as `mantle user`).
+    #[cfg(feature = "examples")]
     #[command(subcommand)]
     Ledger(LedgerCommand),
     /// Work with store files (one SQLite file per store).
@@ -145,8 +149,9 @@ pub enum Command {
     Amp(AmpCommand),
     /// Run an area's benchmarks; prints one JSON object per line.
     ///
-    /// Build with --release for meaningful figures:
-    /// `cargo run --release -p mantle -- bench store`.
+    /// Build with --release and the `bench` feature for meaningful figures:
+    /// `cargo run --release -p mantle --features bench -- bench store`.
+    #[cfg(feature = "bench")]
     Bench {
         /// The area to benchmark.
         #[arg(value_enum)]
@@ -163,11 +168,13 @@ pub enum Command {
     },
     /// Internal to `mantle bench hostile`: hold idle connections to TARGET
     /// until standard input ends, reporting on standard output.
+    #[cfg(feature = "bench")]
     #[command(name = "bench-hold", hide = true)]
     BenchHold(HoldArgs),
 }
 
 /// What `mantle bench-hold` holds (see `mantle_bench::HoldSpec`).
+#[cfg(feature = "bench")]
 #[derive(Debug, clap::Args)]
 pub struct HoldArgs {
     /// Where to connect.
@@ -177,7 +184,7 @@ pub struct HoldArgs {
     pub count: u64,
     /// The first source address.
     #[arg(long)]
-    pub first_source: Ipv4Addr,
+    pub first_source: std::net::Ipv4Addr,
     /// Source addresses used, from the first upwards.
     #[arg(long)]
     pub sources: u32,
@@ -317,6 +324,26 @@ pub enum FanoutQuery {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum NewCommand {
+    /// Make a new offering's crate in DIR/NAME: an item type, a page, a
+    /// live command, its configuration, a test, and a `main.rs` that is
+    /// the `mantle` command with the offering included. It builds and its
+    /// test passes as made: `cd DIR/NAME && cargo test`.
+    Offering {
+        /// The offering's name (and its crate's): lower-case letters,
+        /// digits, '-' and '_'.
+        name: String,
+        /// Where to make it.
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+        /// The Mantle source tree its crate depends on (default: the one
+        /// this program was built from).
+        #[arg(long)]
+        mantle_path: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 pub enum OfferingCommand {
     /// List the program's offerings and where each stands in the site
     /// (layer, installed, available, or installed by a program that had it).
@@ -393,6 +420,7 @@ pub enum ProductCommand {
     },
 }
 
+#[cfg(feature = "examples")]
 #[derive(Debug, Subcommand)]
 pub enum LedgerCommand {
     /// Give new units to an account.
@@ -414,6 +442,7 @@ pub enum LedgerCommand {
     },
 }
 
+#[cfg(feature = "bench")]
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 pub enum BenchArea {
     /// The object store against raw rusqlite.

@@ -15,6 +15,7 @@ pub enum CliError {
     #[error(transparent)]
     Site(#[from] mantle_site::SiteError),
     /// From the ledger offering (`mantle ledger …`).
+    #[cfg(feature = "examples")]
     #[error(transparent)]
     Ledger(#[from] mantle_example_ledger::LedgerError),
     /// Anything else, already phrased for the user.

@@ -74,8 +74,7 @@ pub struct Balance {
 pub struct Entry {
     /// The transfer it belongs to (or the grant's id).
     pub transfer: String,
-    /// `opened` (when the user was given the ledger), `grant`, `debit`,
-    /// `credit` or `refund`.
+    /// `grant`, `debit`, `credit` or `refund`.
     pub kind: String,
     /// Units (always positive; `kind` gives the direction).
     pub amount: i64,
@@ -238,19 +237,6 @@ pub fn offering() -> Offering {
         .requires(mantle_web::LAYER)
         .items(Scope::User, register)
         .messages(messages)
-        .on_given(|tx, _| {
-            // A user given the ledger starts with an empty balance and a
-            // first line of history (once, however often it is given).
-            tx.find_or_create(mantle_store::Filter::all(), || Balance { units: 0 })?;
-            tx.insert(&Entry {
-                transfer: String::new(),
-                kind: "opened".into(),
-                amount: 0,
-                counterparty: "site".into(),
-                at: Timestamp::now(),
-            })?;
-            Ok(())
-        })
         .routes(routes)
         .nav("Ledger: balance", "/api/ledger/balance")
 }

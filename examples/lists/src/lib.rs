@@ -31,9 +31,13 @@
 //! use mantle_site::{Site, SiteConfig};
 //! # tokio::runtime::Runtime::new().unwrap().block_on(async {
 //! let dir = tempfile::tempdir().unwrap();
-//! let site = lists::install(mantle_live_server::install(Site::builder(dir.path())))
+//! let site = Site::builder(dir.path())
+//!     .offering(mantle_web::offering())
+//!     .offering(mantle_live_server::offering())
+//!     .offering(lists::offering())
 //!     .init(SiteConfig::default())
 //!     .await?;
+//! site.offerings().install(lists::APP).await?;
 //! let store = lists::store(&site).await?;
 //! let milk = lists::add(&store, "shopping", "milk").await.unwrap();
 //! let edited = lists::edit(&store, "shopping", milk.id, "oat milk", milk.revision).await.unwrap();

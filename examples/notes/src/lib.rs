@@ -126,10 +126,30 @@ pub mod legacy {
 
 /// The notes as an offering: item types with upgrades, nothing else.
 pub fn offering() -> mantle_site::Offering {
-    mantle_site::Offering::new("notes", 3)
+    mantle_site::Offering::new(NAME, 3)
         .description("Notes in notebooks: an item type upgraded twice")
         .items(mantle_site::Scope::User, register)
+        .on_given(|tx, _| {
+            // A user given the notes finds a first notebook with a note
+            // (once: a user given them again keeps what they made of it).
+            let notebook = tx.insert(&Notebook {
+                name: WELCOME.into(),
+            })?;
+            tx.insert(&Note::new(
+                notebook,
+                "Welcome",
+                "Notes live in your own store.",
+                Timestamp::now(),
+            ))?;
+            Ok(())
+        })
 }
+
+/// The notes' name: the offering's, its configuration section's.
+pub const NAME: &str = "notes";
+
+/// The notebook a user given the notes starts with.
+pub const WELCOME: &str = "Welcome";
 
 /// Registers the offering's types and upgraders.
 pub fn register(registry: &mut Registry) {

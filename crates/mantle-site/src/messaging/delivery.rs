@@ -235,7 +235,7 @@ async fn apply_at_recipient(
     from: String,
     msgs: Vec<Outgoing>,
 ) -> Vec<Applied> {
-    let (recipient, kind) = match messaging.resolve(&to).await {
+    let (recipient, kind) = match messaging.resolve_from(&from, &to).await {
         Ok(found) => found,
         Err(Resolve::Refused(r)) => {
             return msgs.iter().map(|_| Applied::Refused(r.clone())).collect();

@@ -554,6 +554,19 @@ impl Messaging {
             .await
     }
 
+    /// The store a message from `from` to `to` goes to, and its kind. A
+    /// disabled account takes no messages, except the site's own (giving
+    /// or taking back offerings: the site's bookkeeping, not a user's
+    /// request).
+    async fn resolve_from(&self, from: &str, to: &str) -> Result<(Store, StoreKind), Resolve> {
+        if from == "site"
+            && let Ok(Recipient::Account { id, .. }) = self.recipient(to).await
+        {
+            return Ok((self.0.stores.user_store(id).await?, StoreKind::User));
+        }
+        self.resolve(to).await
+    }
+
     /// The store a message address names, and its kind.
     async fn resolve(&self, to: &str) -> Result<(Store, StoreKind), Resolve> {
         let recipient = match self.recipient(to).await {

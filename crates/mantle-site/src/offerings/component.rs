@@ -35,7 +35,7 @@ pub enum OfferingState {
     /// Installed, at this version.
     Installed {
         /// The version recorded in the site store.
-        version: u32,
+        installed_version: u32,
     },
     /// In the program, not installed: absent from the site.
     Available,
@@ -43,7 +43,7 @@ pub enum OfferingState {
     /// (its data is kept, untouched).
     NotInProgram {
         /// The version recorded in the site store.
-        version: u32,
+        installed_version: u32,
     },
 }
 
@@ -182,7 +182,7 @@ impl Offerings {
                     state: match recorded {
                         _ if d.layer => OfferingState::Layer,
                         Some(r) => OfferingState::Installed {
-                            version: u32::try_from(r.version).unwrap_or(0),
+                            installed_version: u32::try_from(r.version).unwrap_or(0),
                         },
                         None => OfferingState::Available,
                     },
@@ -197,7 +197,7 @@ impl Offerings {
                     description: String::new(),
                     requires: Vec::new(),
                     state: OfferingState::NotInProgram {
-                        version: u32::try_from(r.version).unwrap_or(0),
+                        installed_version: u32::try_from(r.version).unwrap_or(0),
                     },
                 });
             }

@@ -294,6 +294,16 @@ impl SiteBuilder {
         self
     }
 
+    /// The names of the offerings included so far that a site can
+    /// install (not the layers), in the order they were included.
+    pub fn installable(&self) -> Vec<String> {
+        self.offerings
+            .iter()
+            .filter(|o| !o.layer)
+            .map(|o| o.name.clone())
+            .collect()
+    }
+
     /// The registry the site's stores use: the site's own item types and
     /// every one the program's offerings and layers register (what store
     /// tools need to read any store of the site).

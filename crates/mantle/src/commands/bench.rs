@@ -13,7 +13,7 @@ pub async fn run(
 ) -> Result<u8, CliError> {
     if cfg!(debug_assertions) {
         eprintln!(
-            "mantle: warning: this is a debug build; run `cargo run --release -p mantle -- bench ...` for real figures"
+            "mantle: warning: this is a debug build; run `cargo run --release -p mantle --features bench -- bench ...` for real figures"
         );
     }
     if scale.is_nan() || scale <= 0.0 {

@@ -6,10 +6,16 @@ use std::path::PathBuf;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::reach;
+use crate::Program;
 use crate::cli::FanoutQuery;
 use crate::error::CliError;
 
-pub async fn run(dir: PathBuf, query: FanoutQuery, parallel: usize) -> Result<u8, CliError> {
+pub async fn run(
+    program: &Program,
+    dir: PathBuf,
+    query: FanoutQuery,
+    parallel: usize,
+) -> Result<u8, CliError> {
     let FanoutQuery::Count { type_name } = query;
     let bar = ProgressBar::new(0);
     bar.set_style(
@@ -18,7 +24,7 @@ pub async fn run(dir: PathBuf, query: FanoutQuery, parallel: usize) -> Result<u8
             .progress_chars("=> "),
     );
     bar.set_message(format!("counting {type_name}"));
-    let count = reach::with_site(&dir, async |site| {
+    let count = reach::with_site(program, &dir, async |site| {
         site.count_items(&type_name, parallel, |done, total| {
             bar.set_length(total as u64);
             bar.set_position(done as u64);

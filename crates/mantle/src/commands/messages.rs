@@ -2,13 +2,15 @@
 //! or, while the site is served, through its server.
 
 use super::reach;
+use crate::Program;
 use crate::cli::MessagesCommand;
 use crate::error::CliError;
 
-pub async fn run(cmd: MessagesCommand) -> Result<u8, CliError> {
+pub async fn run(program: &Program, cmd: MessagesCommand) -> Result<u8, CliError> {
     match cmd {
         MessagesCommand::List { dir, json } => {
-            let parked = reach::with_site(&dir, async |site| site.parked_messages().await).await?;
+            let parked =
+                reach::with_site(program, &dir, async |site| site.parked_messages().await).await?;
             if json {
                 let text = serde_json::to_string_pretty(&parked)
                     .map_err(|e| CliError::Message(format!("cannot encode: {e}")))?;
@@ -29,11 +31,17 @@ pub async fn run(cmd: MessagesCommand) -> Result<u8, CliError> {
             }
         }
         MessagesCommand::Retry { dir, id } => {
-            reach::with_site(&dir, async |site| site.handle_parked(&id, true).await).await?;
+            reach::with_site(program, &dir, async |site| {
+                site.handle_parked(&id, true).await
+            })
+            .await?;
             println!("{id}: back in line for delivery");
         }
         MessagesCommand::Drop { dir, id } => {
-            reach::with_site(&dir, async |site| site.handle_parked(&id, false).await).await?;
+            reach::with_site(program, &dir, async |site| {
+                site.handle_parked(&id, false).await
+            })
+            .await?;
             println!("{id}: dropped");
         }
     }

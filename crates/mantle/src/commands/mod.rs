@@ -1,11 +1,14 @@
 //! What each command does.
 
 mod amp;
+#[cfg(feature = "bench")]
 mod bench;
 mod fanout;
 mod http;
+#[cfg(feature = "examples")]
 mod ledger;
 mod messages;
+mod new;
 mod offering;
 mod reach;
 mod site;
@@ -14,13 +17,14 @@ mod store;
 mod tls;
 mod user;
 
+use crate::Program;
 use crate::cli::{Cli, Command};
 use crate::error::CliError;
 
-/// Runs a parsed command line; returns the exit code.
-pub async fn run(cli: Cli) -> Result<u8, CliError> {
+/// Runs a parsed command line for `program`; returns the exit code.
+pub async fn run(program: &Program, cli: Cli) -> Result<u8, CliError> {
     match cli.command {
-        Command::Store(cmd) => store::run(cmd).await,
+        Command::Store(cmd) => store::run(program, cmd).await,
         Command::Amp(cmd) => amp::run(cmd).await,
         Command::Init {
             dir,
@@ -29,19 +33,25 @@ pub async fn run(cli: Cli) -> Result<u8, CliError> {
             signup,
             tls,
             offerings,
-        } => site::init(dir, domain, http, signup, tls, offerings).await,
-        Command::Serve { dir, http, amp } => site::serve(dir, http, amp).await,
-        Command::Demo { dir, http } => site::demo(dir, http).await,
-        Command::User(cmd) => user::run(cmd).await,
-        Command::Messages(cmd) => messages::run(cmd).await,
+        } => site::init(program, dir, domain, http, signup, tls, offerings).await,
+        Command::Serve { dir, http, amp } => site::serve(program, dir, http, amp).await,
+        Command::Demo { dir, http } => site::demo(program, dir, http).await,
+        Command::User(cmd) => user::run(program, cmd).await,
+        Command::Messages(cmd) => messages::run(program, cmd).await,
         Command::Fanout {
             dir,
             query,
             parallel,
-        } => fanout::run(dir, query, parallel).await,
-        Command::Offering(cmd) => offering::run(cmd).await,
-        Command::Product(cmd) => offering::run_product(cmd).await,
-        Command::Ledger(cmd) => ledger::run(cmd).await,
+        } => fanout::run(program, dir, query, parallel).await,
+        Command::New(crate::cli::NewCommand::Offering {
+            name,
+            dir,
+            mantle_path,
+        }) => new::offering(&name, &dir, mantle_path),
+        Command::Offering(cmd) => offering::run(program, cmd).await,
+        Command::Product(cmd) => offering::run_product(program, cmd).await,
+        #[cfg(feature = "examples")]
+        Command::Ledger(cmd) => ledger::run(program, cmd).await,
         Command::Stats {
             target,
             json,
@@ -49,12 +59,14 @@ pub async fn run(cli: Cli) -> Result<u8, CliError> {
             enable,
             token,
         } => stats::run(target, json, disable, enable, token).await,
+        #[cfg(feature = "bench")]
         Command::Bench {
             area,
             scale,
             only,
             dir,
         } => bench::run(area, scale, only, dir).await,
+        #[cfg(feature = "bench")]
         Command::BenchHold(args) => bench::hold(args).await,
     }
 }

@@ -7,56 +7,62 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::reach::{self, Reach};
+use crate::Program;
 use crate::cli::{OfferingCommand, ProductCommand};
 use crate::error::CliError;
 
-pub async fn run(cmd: OfferingCommand) -> Result<u8, CliError> {
+pub async fn run(program: &Program, cmd: OfferingCommand) -> Result<u8, CliError> {
     match cmd {
         OfferingCommand::List { dir, json } => {
-            let offerings = reach::with_site(&dir, async |site| site.offerings().await).await?;
+            let offerings =
+                reach::with_site(program, &dir, async |site| site.offerings().await).await?;
             if json {
                 print_json(&offerings)?;
             } else {
                 for o in offerings {
                     let state = match o.state {
                         OfferingState::Layer => "layer".to_string(),
-                        OfferingState::Installed { version } => format!("installed (v{version})"),
-                        OfferingState::Available => "not installed".to_string(),
-                        OfferingState::NotInProgram { version } => {
-                            format!("installed (v{version}), not in this program: data kept")
+                        OfferingState::Installed { installed_version } => {
+                            format!("installed (v{installed_version})")
                         }
+                        OfferingState::Available => "not installed".to_string(),
+                        OfferingState::NotInProgram { installed_version } => format!(
+                            "installed (v{installed_version}), not in this program: data kept"
+                        ),
                     };
                     println!("{:<12} {:<28} {}", o.name, state, o.description);
                 }
             }
         }
         OfferingCommand::Install { dir, name } => {
-            let info = reach::with_site(&dir, async |site| site.install(&name).await).await?;
+            let info =
+                reach::with_site(program, &dir, async |site| site.install(&name).await).await?;
             println!("installed {} (v{})", info.name, info.version);
         }
         OfferingCommand::Uninstall { dir, name } => {
-            reach::with_site(&dir, async |site| site.uninstall(&name).await).await?;
+            reach::with_site(program, &dir, async |site| site.uninstall(&name).await).await?;
             println!("uninstalled {name} (its data is kept)");
         }
     }
     Ok(0)
 }
 
-pub async fn run_product(cmd: ProductCommand) -> Result<u8, CliError> {
+pub async fn run_product(program: &Program, cmd: ProductCommand) -> Result<u8, CliError> {
     match cmd {
         ProductCommand::Create {
             dir,
             name,
             offerings,
         } => {
-            let p = reach::with_site(&dir, async |site| {
+            let p = reach::with_site(program, &dir, async |site| {
                 site.create_product(&name, &offerings).await
             })
             .await?;
             println!("created product {} ({})", p.name, p.offerings.join(", "));
         }
         ProductCommand::List { dir, json } => {
-            let products = reach::with_site(&dir, async |site| site.products().await).await?;
+            let products =
+                reach::with_site(program, &dir, async |site| site.products().await).await?;
             if json {
                 print_json(&products)?;
             } else {
@@ -71,20 +77,24 @@ pub async fn run_product(cmd: ProductCommand) -> Result<u8, CliError> {
             }
         }
         ProductCommand::Delete { dir, name } => {
-            reach::with_site(&dir, async |site| site.delete_product(&name).await).await?;
+            reach::with_site(program, &dir, async |site| site.delete_product(&name).await).await?;
             println!("deleted product {name}");
         }
         ProductCommand::Grant { dir, name, login } => {
-            let changed =
-                reach::with_site(&dir, async |site| site.grant(&name, &login, true).await).await?;
+            let changed = reach::with_site(program, &dir, async |site| {
+                site.grant(&name, &login, true).await
+            })
+            .await?;
             println!(
                 "{login}: {} {name}",
                 if changed { "granted" } else { "already holds" }
             );
         }
         ProductCommand::Revoke { dir, name, login } => {
-            let changed =
-                reach::with_site(&dir, async |site| site.grant(&name, &login, false).await).await?;
+            let changed = reach::with_site(program, &dir, async |site| {
+                site.grant(&name, &login, false).await
+            })
+            .await?;
             println!(
                 "{login}: {} {name}",
                 if changed { "revoked" } else { "did not hold" }

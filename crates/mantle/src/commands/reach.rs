@@ -16,8 +16,8 @@ use serde::de::DeserializeOwned;
 use serde_json::json;
 
 use super::http::{self, Failure, reachable};
+use crate::Program;
 use crate::error::CliError;
-use crate::programs;
 
 /// The site, by its files or by its server.
 pub enum Reach {
@@ -30,10 +30,11 @@ pub enum Reach {
 /// Opens the site in `dir`, or finds its server, and runs `work` on it;
 /// closes the site afterwards whatever happened.
 pub async fn with_site<R>(
+    program: &Program,
     dir: &Path,
     work: impl AsyncFnOnce(&Reach) -> Result<R, CliError>,
 ) -> Result<R, CliError> {
-    let reach = match programs::site(dir).open().await {
+    let reach = match program.site(dir).open().await {
         Ok(site) => Reach::Files(site),
         Err(SiteError::Store(mantle_store::Error::Locked { .. })) => {
             Reach::Server(Remote::find(dir)?)

@@ -7,12 +7,13 @@ use mantle_live_server::LiveConfig;
 use mantle_site::{RunningService, Site, SiteConfig};
 use mantle_web::{HttpConfig, HttpService};
 
+use crate::Program;
 use crate::cli::InitTls;
 use crate::commands::tls;
 use crate::error::CliError;
-use crate::programs;
 
 pub async fn init(
+    program: &Program,
     dir: PathBuf,
     domain: String,
     http: SocketAddr,
@@ -27,7 +28,7 @@ pub async fn init(
     config.edit_section::<HttpConfig>(|h| h.listen = http)?;
     config.signup.policy = signup.parse()?;
     let offerings = if offerings.iter().any(|o| o == "all") {
-        programs::installable()
+        program.installable()
     } else {
         offerings
     };
@@ -39,7 +40,7 @@ pub async fn init(
         Some(t) => Some(tls::prepare(t, &dir, &mut config)?),
         None => None,
     };
-    let site = create(&dir, config).await?;
+    let site = create(program, &dir, config).await?;
     if let Err(e) = install_product(&site, DEFAULT_PRODUCT, &offerings).await {
         site.close().await;
         return Err(e);
@@ -92,8 +93,12 @@ async fn install_product(site: &Site, name: &str, offerings: &[String]) -> Resul
     }
 }
 
-async fn create(dir: &std::path::Path, config: SiteConfig) -> Result<Site, CliError> {
-    let site = programs::site(dir).init(config).await?;
+async fn create(
+    program: &Program,
+    dir: &std::path::Path,
+    config: SiteConfig,
+) -> Result<Site, CliError> {
+    let site = program.site(dir).init(config).await?;
     site.services()
         .install(HttpService {
             label: "web".into(),
@@ -103,6 +108,7 @@ async fn create(dir: &std::path::Path, config: SiteConfig) -> Result<Site, CliEr
 }
 
 pub async fn serve(
+    program: &Program,
     dir: PathBuf,
     http: Option<SocketAddr>,
     amp: Option<SocketAddr>,
@@ -114,7 +120,7 @@ pub async fn serve(
     if let Some(addr) = amp {
         config.edit_section::<LiveConfig>(|l| l.amp = Some(addr))?;
     }
-    let site = programs::site(&dir).config(config).open().await?;
+    let site = program.site(&dir).config(config).open().await?;
     run_until_signal(&site).await
 }
 
@@ -189,7 +195,11 @@ async fn wait_for_signal() {
     }
 }
 
-pub async fn demo(dir: Option<PathBuf>, http: SocketAddr) -> Result<u8, CliError> {
+pub async fn demo(
+    program: &Program,
+    dir: Option<PathBuf>,
+    http: SocketAddr,
+) -> Result<u8, CliError> {
     let temp;
     let dir = match dir {
         Some(d) => d,
@@ -204,7 +214,7 @@ pub async fn demo(dir: Option<PathBuf>, http: SocketAddr) -> Result<u8, CliError
         }
     };
     let site = if dir.join(mantle_site::SITE_STORE).exists() {
-        programs::site(&dir).open().await?
+        program.site(&dir).open().await?
     } else {
         let mut config = SiteConfig::default();
         config.edit_section::<HttpConfig>(|h| h.listen = http)?;
@@ -212,10 +222,10 @@ pub async fn demo(dir: Option<PathBuf>, http: SocketAddr) -> Result<u8, CliError
         config.signup.product = Some(DEMO_PRODUCT.to_string());
         config
             .edit_section::<LiveConfig>(|l| l.amp = Some(SocketAddr::from(([127, 0, 0, 1], 0))))?;
-        create(&dir, config).await?
+        create(program, &dir, config).await?
     };
     // The examples, installed and given to everyone who signs up.
-    if let Err(e) = install_product(&site, DEMO_PRODUCT, &programs::installable()).await {
+    if let Err(e) = install_product(&site, DEMO_PRODUCT, &program.installable()).await {
         site.close().await;
         return Err(e);
     }

@@ -6,11 +6,11 @@ use std::time::Instant;
 use indicatif::{ProgressBar, ProgressStyle};
 use mantle_store::{Store, StoreConfig, StoreReport};
 
+use crate::Program;
 use crate::cli::StoreCommand;
 use crate::error::{CliError, EXIT_PROBLEMS};
-use crate::programs;
 
-pub async fn run(cmd: StoreCommand) -> Result<u8, CliError> {
+pub async fn run(program: &Program, cmd: StoreCommand) -> Result<u8, CliError> {
     match cmd {
         StoreCommand::Inspect { file, json } => {
             let report = mantle_store::inspect(&file)?;
@@ -24,7 +24,7 @@ pub async fn run(cmd: StoreCommand) -> Result<u8, CliError> {
             Ok(0)
         }
         StoreCommand::Check { file } => {
-            let registry = programs::registry();
+            let registry = program.registry();
             let problems = mantle_store::check(&file, Some(&registry))?;
             if problems.is_empty() {
                 println!("{}: ok", file.display());
@@ -47,7 +47,7 @@ pub async fn run(cmd: StoreCommand) -> Result<u8, CliError> {
             );
             Ok(0)
         }
-        StoreCommand::Upgrade { file } => upgrade(&file).await,
+        StoreCommand::Upgrade { file } => upgrade(program, &file).await,
     }
 }
 
@@ -80,7 +80,7 @@ fn print_report(r: &StoreReport) {
     println!("schedule   {} scheduled runs", r.scheduled);
 }
 
-async fn upgrade(file: &Path) -> Result<u8, CliError> {
+async fn upgrade(program: &Program, file: &Path) -> Result<u8, CliError> {
     if !file.is_file() {
         return Err(CliError::Message(format!(
             "{}: no such store file",
@@ -95,7 +95,7 @@ async fn upgrade(file: &Path) -> Result<u8, CliError> {
     );
     let shown = bar.clone();
     let mut started = false;
-    let config = StoreConfig::new(programs::registry());
+    let config = StoreConfig::new(program.registry());
     let store = Store::open_with_progress(file, &config, move |p| {
         if !started {
             shown.set_draw_target(indicatif::ProgressDrawTarget::stderr());

@@ -5,14 +5,15 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::path::Path;
 
 use super::reach::with_site;
+use crate::Program;
 use crate::cli::UserCommand;
 use crate::error::CliError;
 
-pub async fn run(cmd: UserCommand) -> Result<u8, CliError> {
+pub async fn run(program: &Program, cmd: UserCommand) -> Result<u8, CliError> {
     match cmd {
         UserCommand::Add { dir, login, admin } => {
             let password = read_new_password(&login)?;
-            let info = with_site(&dir, async |site| {
+            let info = with_site(program, &dir, async |site| {
                 site.create_account(&login, &password, admin).await
             })
             .await?;
@@ -23,7 +24,7 @@ pub async fn run(cmd: UserCommand) -> Result<u8, CliError> {
             );
         }
         UserCommand::List { dir, json } => {
-            let accounts = with_site(&dir, async |site| site.accounts().await).await?;
+            let accounts = with_site(program, &dir, async |site| site.accounts().await).await?;
             if json {
                 let text = serde_json::to_string_pretty(&accounts)
                     .map_err(|e| CliError::Message(format!("cannot encode: {e}")))?;
@@ -41,11 +42,11 @@ pub async fn run(cmd: UserCommand) -> Result<u8, CliError> {
                 }
             }
         }
-        UserCommand::Disable { dir, login } => set_disabled(&dir, &login, true).await?,
-        UserCommand::Enable { dir, login } => set_disabled(&dir, &login, false).await?,
+        UserCommand::Disable { dir, login } => set_disabled(program, &dir, &login, true).await?,
+        UserCommand::Enable { dir, login } => set_disabled(program, &dir, &login, false).await?,
         UserCommand::Passwd { dir, login } => {
             let password = read_new_password(&login)?;
-            with_site(&dir, async |site| {
+            with_site(program, &dir, async |site| {
                 site.set_password(&login, &password).await
             })
             .await?;
@@ -62,7 +63,7 @@ pub async fn run(cmd: UserCommand) -> Result<u8, CliError> {
                     "not confirmed; nothing deleted (use --yes to confirm without asking)".into(),
                 ));
             }
-            let file = with_site(&dir, async |site| {
+            let file = with_site(program, &dir, async |site| {
                 site.delete_account(&login, purge_store).await
             })
             .await?;
@@ -78,15 +79,23 @@ pub async fn run(cmd: UserCommand) -> Result<u8, CliError> {
         UserCommand::Invite { dir } => {
             println!(
                 "{}",
-                with_site(&dir, async |site| site.create_invite().await).await?
+                with_site(program, &dir, async |site| site.create_invite().await).await?
             );
         }
     }
     Ok(0)
 }
 
-async fn set_disabled(dir: &Path, login: &str, disabled: bool) -> Result<(), CliError> {
-    with_site(dir, async |site| site.set_disabled(login, disabled).await).await?;
+async fn set_disabled(
+    program: &Program,
+    dir: &Path,
+    login: &str,
+    disabled: bool,
+) -> Result<(), CliError> {
+    with_site(program, dir, async |site| {
+        site.set_disabled(login, disabled).await
+    })
+    .await?;
     println!("{login} {}", if disabled { "disabled" } else { "enabled" });
     Ok(())
 }

@@ -491,15 +491,11 @@ pub fn amp_address(server: &Server) -> String {
     }
 }
 
-/// What the `mantle` binary registers, compiled into the tests too.
-#[path = "../../src/programs.rs"]
-mod programs;
-
-/// A site builder with what the `mantle` binary registers, so that a test
+/// A site builder with what the `mantle` binary includes, so that a test
 /// can prepare a site through the library (faster than many commands) and
 /// the binary open it.
 pub fn library_site(dir: &Path) -> mantle_site::SiteBuilder {
-    programs::site(dir)
+    mantle::Program::new(mantle::with_examples).site(dir)
 }
 
 /// Gives `login` 100 ledger units and has it send 30 of them to

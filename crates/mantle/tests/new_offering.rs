@@ -1,0 +1,100 @@
+//! `mantle new offering`: the crate it makes builds against this source
+//! tree and its test passes, as made.
+
+mod support;
+
+use std::path::Path;
+use std::process::Command;
+
+use support::*;
+
+/// This source tree (the workspace root).
+fn workspace() -> &'static Path {
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
+}
+
+#[test]
+fn a_new_offering_builds_and_its_test_passes_as_made() {
+    let temp = tempfile::tempdir().unwrap();
+    let out = ok(mantle(&[
+        "new",
+        "offering",
+        "field-notes",
+        "--dir",
+        s(temp.path()),
+        "--mantle-path",
+        s(workspace()),
+    ]));
+    assert!(out.contains("made the offering field-notes"), "{out}");
+    let root = temp.path().join("field-notes");
+    for file in [
+        "Cargo.toml",
+        "src/lib.rs",
+        "src/main.rs",
+        "tests/offering.rs",
+        "README.md",
+    ] {
+        assert!(root.join(file).exists(), "{file} missing");
+    }
+    let lib = std::fs::read_to_string(root.join("src/lib.rs")).unwrap();
+    assert!(lib.contains(r#"#[item(name = "field_notes_entry", version = 1)]"#));
+    assert!(lib.contains("MANTLE_FIELD_NOTES_GREETING"));
+
+    // The same dependency versions as this tree, without the network; a
+    // target directory of its own under this tree's, kept between runs.
+    std::fs::copy(workspace().join("Cargo.lock"), root.join("Cargo.lock")).unwrap();
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let target = workspace().join("target/new-offering");
+    let test = Command::new(&cargo)
+        .args(["test", "--offline", "--quiet"])
+        .current_dir(&root)
+        .env("CARGO_TARGET_DIR", &target)
+        .env_remove("RUSTFLAGS")
+        .output()
+        .expect("run cargo");
+    assert!(
+        test.status.success(),
+        "cargo test in the new offering failed:\n{}\n{}",
+        String::from_utf8_lossy(&test.stdout),
+        String::from_utf8_lossy(&test.stderr)
+    );
+    let says = String::from_utf8_lossy(&test.stdout);
+    assert!(says.contains("1 passed"), "{says}");
+
+    // Its program is the mantle command with the offering included.
+    let help = Command::new(&cargo)
+        .args([
+            "run",
+            "--offline",
+            "--quiet",
+            "--",
+            "offering",
+            "list",
+            "--help",
+        ])
+        .current_dir(&root)
+        .env("CARGO_TARGET_DIR", &target)
+        .output()
+        .expect("run cargo");
+    assert!(
+        help.status.success(),
+        "{}",
+        String::from_utf8_lossy(&help.stderr)
+    );
+}
+
+#[test]
+fn a_new_offering_refuses_a_bad_name_or_an_existing_directory() {
+    let temp = tempfile::tempdir().unwrap();
+    let bad = mantle(&["new", "offering", "Bad Name", "--dir", s(temp.path())]);
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(
+        stderr(&bad).contains("cannot name an offering"),
+        "{}",
+        stderr(&bad)
+    );
+    std::fs::create_dir(temp.path().join("taken")).unwrap();
+    let taken = mantle(&["new", "offering", "taken", "--dir", s(temp.path())]);
+    assert_eq!(taken.status.code(), Some(1));
+    assert!(stderr(&taken).contains("exists"), "{}", stderr(&taken));
+}
