@@ -38,7 +38,10 @@ pub enum Error {
         known: u32,
     },
 
-    /// The store holds items of a type the registry does not know.
+    /// The store holds items of a type the registry does not know, and the
+    /// config asked for a strict open
+    /// ([`StoreConfig::allow_unknown_types(false)`](crate::StoreConfig::allow_unknown_types));
+    /// by default such items are left alone and the store opens.
     #[error(
         "store holds {count} item(s) of type '{type_name}' version {version}, which this program does not register"
     )]
@@ -69,8 +72,9 @@ pub enum Error {
         declared: String,
     },
 
-    /// The item type was used without being registered.
-    #[error("type '{0}' is not registered in this store's registry")]
+    /// The item type was used without being registered (at this version):
+    /// its items cannot be read or written by this program.
+    #[error("type '{0}' is not registered by this program")]
     NotRegistered(&'static str),
 
     /// A reference attribute points at an item that does not exist.
@@ -91,6 +95,22 @@ pub enum Error {
         id: i64,
         referrer: &'static str,
         attribute: &'static str,
+    },
+
+    /// A delete was refused because items of a type this program does not
+    /// register refer to the item. Those items are left alone (see
+    /// [`Store::unregistered`](crate::Store::unregistered)); their delete
+    /// policy is not known here, and a reference left pointing at nothing
+    /// would break them when their program opens the store again.
+    #[error(
+        "cannot delete {type_name}#{id}: {referrer} v{version}.{attribute} refers to it, and type '{referrer}' is not registered by this program (its items are left alone)"
+    )]
+    ReferencedByUnregistered {
+        type_name: &'static str,
+        id: i64,
+        referrer: String,
+        version: u32,
+        attribute: String,
     },
 
     /// An update was based on a stale read.

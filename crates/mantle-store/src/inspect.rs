@@ -1,6 +1,8 @@
 //! Reports on a store file for operators: what it holds, and whether it is
 //! sound. Both read the file without the writer lock, so they work while
 //! the store is open elsewhere, and neither needs the program's registry.
+//! Given one, they tell which items it does not register: not a problem
+//! (the store opens, and leaves them alone), but worth a warning.
 
 use std::path::{Path, PathBuf};
 
@@ -9,6 +11,7 @@ use serde::Serialize;
 
 use crate::registry::Registry;
 use crate::schema::{self, CatalogEntry};
+use crate::unregistered::Unregistered;
 use crate::{Error, Result};
 
 /// One (type, version) table in a store.
@@ -134,6 +137,23 @@ pub fn inspect(path: &Path) -> Result<StoreReport> {
     Ok(report)
 }
 
+impl StoreReport {
+    /// The non-empty item tables of types `registry` does not register:
+    /// what a program with that registry leaves alone when it opens the
+    /// store.
+    pub fn unregistered(&self, registry: &Registry) -> Vec<Unregistered> {
+        self.types
+            .iter()
+            .filter(|t| t.items > 0 && !registry.knows(&t.type_name))
+            .map(|t| Unregistered {
+                type_name: t.type_name.clone(),
+                version: t.version,
+                items: t.items,
+            })
+            .collect()
+    }
+}
+
 /// A problem found by [`check`].
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Problem {
@@ -147,13 +167,34 @@ impl std::fmt::Display for Problem {
     }
 }
 
+/// What [`check_report`] found.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct CheckReport {
+    /// What is wrong: a sound store has none.
+    pub problems: Vec<Problem>,
+    /// Warnings, not problems: items of types the program does not
+    /// register (only with a registry). Stores outlive code: the program
+    /// opens the store all the same and leaves these items alone.
+    pub unregistered: Vec<Unregistered>,
+}
+
 /// Checks the store at `path`: SQLite's integrity check, the catalog
 /// against the tables, references that point at nothing, and — given the
 /// program's registry — versions it cannot open. An empty list means sound.
+///
+/// Items of types the registry does not register are not problems (see
+/// [`check_report`], which tells them as warnings).
 pub fn check(path: &Path, registry: Option<&Registry>) -> Result<Vec<Problem>> {
+    Ok(check_report(path, registry)?.problems)
+}
+
+/// [`check`], with the warnings too: given the program's registry, the
+/// items of types it does not register.
+pub fn check_report(path: &Path, registry: Option<&Registry>) -> Result<CheckReport> {
     let conn = open_read_only(path)?;
     conn.execute_batch("BEGIN")?;
     let mut problems = Vec::new();
+    let mut unregistered = Vec::new();
     let mut say = |what: String| problems.push(Problem { what });
 
     let mut stmt = conn.prepare("PRAGMA integrity_check")?;
@@ -205,11 +246,7 @@ pub fn check(path: &Path, registry: Option<&Registry>) -> Result<Vec<Problem>> {
             ));
         }
         // References that point at nothing.
-        for col in columns.split(", ") {
-            let Some((head, target)) = col.split_once(" -> ") else {
-                continue;
-            };
-            let attr = head.split(' ').next().unwrap_or(head);
+        for (attr, target) in schema::references(columns) {
             let targets: Vec<&CatalogEntry> =
                 catalog.iter().filter(|c| c.type_name == target).collect();
             let exists = targets
@@ -242,11 +279,13 @@ pub fn check(path: &Path, registry: Option<&Registry>) -> Result<Vec<Problem>> {
         if let Some(reg) = registry {
             match reg.types.get(type_name.as_str()) {
                 None => {
-                    let n = schema::count_rows(&conn, table_name)?;
-                    if n > 0 {
-                        say(format!(
-                            "{type_name} v{version}: {n} item(s) of a type this program does not register"
-                        ));
+                    let items = schema::count_rows(&conn, table_name)?;
+                    if items > 0 {
+                        unregistered.push(Unregistered {
+                            type_name: type_name.clone(),
+                            version: *version,
+                            items,
+                        });
                     }
                 }
                 Some(cur) if *version > cur.version => say(format!(
@@ -270,5 +309,8 @@ pub fn check(path: &Path, registry: Option<&Registry>) -> Result<Vec<Problem>> {
         }
     }
     conn.execute_batch("COMMIT")?;
-    Ok(problems)
+    Ok(CheckReport {
+        problems,
+        unregistered,
+    })
 }

@@ -18,6 +18,11 @@
 //!   after a restart if they were not done.
 //! - **Schema upgrades**: bump a version, register an upgrader; stores
 //!   upgrade on open, in batches, resumably.
+//! - **Stores outlive code**: a store holding items of types the program
+//!   does not register opens anyway and leaves them alone, with their
+//!   scheduled runs, until a program that registers them opens it again
+//!   ([`Store::unregistered`]). Only items at a version newer than the
+//!   program's refuse the open.
 //! - **Powerups**, **substores** with a bounded LRU cache of open stores,
 //!   and a persistent **scheduler**.
 //! - **Statistics**, optionally: give a config a `mantle_stats` registry
@@ -110,6 +115,7 @@ mod stats;
 mod store;
 mod substore;
 mod tx;
+mod unregistered;
 mod upgrade;
 mod value;
 mod writer;
@@ -120,7 +126,7 @@ pub use error::{Error, Result};
 pub use files::{
     PRIVATE_DIR_MODE, PRIVATE_FILE_MODE, create_private_dir_all, private_file_options,
 };
-pub use inspect::{Problem, StoreReport, TypeReport, check, inspect};
+pub use inspect::{CheckReport, Problem, StoreReport, TypeReport, check, check_report, inspect};
 pub use item::{AttributeDef, Binder, Decoder, Item, OnDelete, Stored};
 pub use mantle_store_derive::Item;
 pub use outbox::{Delivery, DispatchError, Effect, EffectId, OutboxEntry};
@@ -133,6 +139,7 @@ pub use stats::STATS_NAMESPACE;
 pub use store::{Durability, Store, StoreConfig};
 pub use substore::SubStore;
 pub use tx::{ReadTx, Tx};
+pub use unregistered::Unregistered;
 pub use upgrade::UpgradeProgress;
 pub use value::{Attribute, Id, Json, Kind, Operand, Timestamp};
 pub use writer::WriterPool;

@@ -7,6 +7,13 @@
 //! back and retried with back-off; a repeating one is moved to its next
 //! slot after now (missed slots while the store was closed run once, not
 //! once per slot).
+//!
+//! The scheduler only looks at rows whose (item type, task) this program
+//! registers, type and task both. Other rows, left by a program that
+//! registered more (a store outlives its code), are not run, failed,
+//! re-timed or deleted, and do not wake the scheduler: they wait, due or
+//! not, until a program that registers them opens the store, which runs
+//! each overdue one once.
 
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -34,18 +41,25 @@ fn retry_delay(attempts: u32) -> Duration {
     Duration::from_secs(1u64 << attempts.min(8)).min(Duration::from_secs(300))
 }
 
-/// The SQL condition selecting rows whose (type, task) is registered.
+/// The SQL condition selecting rows whose (type, task) is registered, the
+/// type included: the rest are left alone.
 fn known_tasks(store: &Store) -> (String, Vec<Value>) {
-    let names = store.inner.config.registry.task_names();
+    let registry = &store.inner.config.registry;
     let mut params = Vec::new();
-    let conds: Vec<&str> = names
+    let conds: Vec<&str> = registry
+        .task_names()
         .into_iter()
+        .filter(|(t, _)| registry.knows(t))
         .map(|(t, n)| {
             params.push(Value::Text(t.to_string()));
             params.push(Value::Text(n));
             "(item_type = ? AND task = ?)"
         })
         .collect();
+    if conds.is_empty() {
+        // Only tasks of unregistered types: nothing to run.
+        return ("(0)".to_string(), params);
+    }
     (format!("({})", conds.join(" OR ")), params)
 }
 

@@ -96,6 +96,15 @@ pub(crate) fn column_signature(attrs: &[AttributeDef]) -> String {
         .join(", ")
 }
 
+/// The reference attributes in a column signature (see
+/// [`column_signature`]): `(attribute, target type)` pairs.
+pub(crate) fn references(columns: &str) -> impl Iterator<Item = (&str, &str)> {
+    columns.split(", ").filter_map(|col| {
+        let (head, target) = col.split_once(" -> ")?;
+        Some((head.split(' ').next().unwrap_or(head), target))
+    })
+}
+
 /// The SQL text for one (type, version), built once at registration.
 #[derive(Debug, Clone)]
 pub(crate) struct TableSql {

@@ -16,6 +16,7 @@ use crate::outbox::DispatchFn;
 use crate::registry::Registry;
 use crate::schema::{self, FileState};
 use crate::tx::{ReadTx, Tx};
+use crate::unregistered::{Unknown, Unregistered};
 use crate::upgrade::{self, UpgradeProgress};
 use crate::writer::{TransactJob, Writer, WriterPool, panic_message};
 use crate::{Error, Result};
@@ -90,7 +91,7 @@ impl StoreConfig {
             queue_depth: 256,
             max_idle_readers: 4,
             upgrade_batch: 1000,
-            allow_unknown_types: false,
+            allow_unknown_types: true,
             cache_kib: 2048,
             dispatchers: Arc::new(HashMap::new()),
             max_attempts: 20,
@@ -145,8 +146,18 @@ impl StoreConfig {
         self.cache_kib = i64::from(kib.max(64));
         self
     }
-    /// Opens stores holding types this program does not register (for
-    /// tools); such items are left alone.
+    /// Whether stores holding items of types this program does not
+    /// register open. They do by default (`true`): stores outlive code, and
+    /// such items are left alone, untouched and unread, with their
+    /// scheduled runs (see [`Store::unregistered`]). `false` makes such an
+    /// open fail with [`Error::UnknownType`] instead, for a program that
+    /// must hold everything its stores do.
+    ///
+    /// ```
+    /// use mantle_store::{Registry, StoreConfig};
+    /// let strict = StoreConfig::new(Registry::new()).allow_unknown_types(false);
+    /// # let _ = strict;
+    /// ```
     pub fn allow_unknown_types(mut self, allow: bool) -> Self {
         self.allow_unknown_types = allow;
         self
@@ -211,6 +222,8 @@ pub(crate) struct StoreInner {
     pub(crate) path: PathBuf,
     pub(crate) config: StoreConfig,
     pub(crate) writer: Arc<Writer>,
+    /// What the store holds of types its program does not register.
+    unknown: Arc<Unknown>,
     readers: Mutex<Vec<Connection>>,
     pub(crate) outbox_wake: Arc<Notify>,
     pub(crate) schedule_wake: Arc<Notify>,
@@ -294,12 +307,13 @@ fn configure(conn: &Connection, config: &StoreConfig) -> Result<()> {
     Ok(())
 }
 
-/// Opens (or creates) the write connection, checks and upgrades the schema.
+/// Opens (or creates) the write connection, checks and upgrades the schema;
+/// also returns what the store holds of unregistered types.
 fn open_writer(
     path: &Path,
     config: &StoreConfig,
     progress: &mut dyn FnMut(&UpgradeProgress),
-) -> Result<(Connection, File)> {
+) -> Result<(Connection, File, Unknown)> {
     if path.is_dir() {
         return Err(Error::NotAStore {
             path: path.to_path_buf(),
@@ -330,25 +344,34 @@ fn open_writer(
         }
         schema::initialize(&conn)?;
     }
-    upgrade::check_and_upgrade(
+    let unknown = upgrade::check_and_upgrade(
         &mut conn,
         &config.registry,
         config.allow_unknown_types,
         config.upgrade_batch,
         progress,
     )?;
-    Ok((conn, lock))
+    for u in &unknown.types {
+        tracing::debug!(store = %path.display(), "{u}: left alone");
+    }
+    Ok((conn, lock, unknown))
 }
 
 impl Store {
     /// Opens the store at `path`, creating it if the file does not exist,
     /// and upgrades items stored at older versions.
     ///
+    /// Items of types the config's registry does not register do not stop
+    /// the open: they are left alone (see [`Store::unregistered`]).
+    ///
     /// Errors: [`Error::NotAStore`] for a file that is not a Mantle store,
     /// [`Error::Locked`] if it is open for writing elsewhere,
     /// [`Error::NewerSchema`] / [`Error::NewerFormat`] for a store written by
-    /// a newer program, [`Error::UnknownType`] for items of unregistered
-    /// types. None of these writes to the file.
+    /// a newer program, [`Error::NoUpgradePath`] / [`Error::SchemaMismatch`]
+    /// for registered types it cannot bring to their current version,
+    /// [`Error::UnknownType`] for items of unregistered types only with
+    /// [`StoreConfig::allow_unknown_types(false)`](StoreConfig::allow_unknown_types).
+    /// None of these writes to the file.
     pub async fn open(path: impl AsRef<Path>, config: &StoreConfig) -> Result<Store> {
         Self::open_with_progress(path, config, |_| {}).await
     }
@@ -362,10 +385,11 @@ impl Store {
         let path = std::path::absolute(path.as_ref()).map_err(|e| Error::io(path.as_ref(), e))?;
         let cfg = config.clone();
         let p = path.clone();
-        let (conn, lock) =
+        let (conn, lock, unknown) =
             tokio::task::spawn_blocking(move || open_writer(&p, &cfg, &mut progress))
                 .await
                 .map_err(|e| Error::Panicked(e.to_string()))??;
+        let unknown = Arc::new(unknown);
         let outbox_wake = Arc::new(Notify::new());
         let schedule_wake = Arc::new(Notify::new());
         let writer = Writer::new(
@@ -373,6 +397,7 @@ impl Store {
             lock,
             path.clone(),
             config,
+            unknown.clone(),
             (outbox_wake.clone(), schedule_wake.clone()),
         );
         let store = Store {
@@ -380,6 +405,7 @@ impl Store {
                 path,
                 config: config.clone(),
                 writer,
+                unknown,
                 readers: Mutex::new(Vec::new()),
                 outbox_wake,
                 schedule_wake,
@@ -411,6 +437,41 @@ impl Store {
     /// The config the store was opened with.
     pub fn config(&self) -> &StoreConfig {
         &self.inner.config
+    }
+
+    /// The items this store holds of types its program does not register,
+    /// one entry per (type, version), as found at open (they cannot change
+    /// while it is open). They are left alone: never read, upgraded or
+    /// deleted, their scheduled runs kept for the next program that
+    /// registers them; an item they refer to cannot be deleted
+    /// ([`Error::ReferencedByUnregistered`]).
+    ///
+    /// ```
+    /// use mantle_store::{Item, Registry, Store, StoreConfig};
+    ///
+    /// #[derive(Item)]
+    /// #[item(name = "todo", version = 1)]
+    /// struct Todo { title: String }
+    ///
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let path = dir.path().join("s.store");
+    /// let mut with_todos = Registry::new();
+    /// with_todos.register::<Todo>();
+    /// let store = Store::open(&path, &StoreConfig::new(with_todos)).await?;
+    /// store.transact(|tx| tx.insert(&Todo { title: "write docs".into() })).await?;
+    /// store.close().await;
+    ///
+    /// // A program without todos opens the store all the same.
+    /// let store = Store::open(&path, &StoreConfig::new(Registry::new())).await?;
+    /// let left = store.unregistered();
+    /// assert_eq!(left[0].to_string(), "1 item(s) of type todo v1, not registered by this program");
+    /// # store.close().await;
+    /// # Ok::<_, mantle_store::Error>(())
+    /// # }).unwrap();
+    /// ```
+    pub fn unregistered(&self) -> &[Unregistered] {
+        &self.inner.unknown.types
     }
 
     /// Runs `f` as one transaction on the store's writer, off the async

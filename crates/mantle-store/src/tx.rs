@@ -13,6 +13,7 @@ use crate::query::{Assignment, Filter, Query, decode_stored};
 use crate::registry::{Interface, Loader, Registry, TypeInfo};
 use crate::scheduler::ScheduleId;
 use crate::schema::{create_type_table, is_missing_table};
+use crate::unregistered::Unknown;
 use crate::value::{Id, Kind, Timestamp};
 use crate::{Error, Result};
 
@@ -42,12 +43,22 @@ impl<'a> ReadTx<'a> {
     }
 
     /// How many items of the named type the store holds (0 for a type it
-    /// never held). For tools that know types only by name.
+    /// never held), whether or not this program registers the type. For
+    /// tools that know types only by name: "does any store still hold
+    /// items of the type I am about to drop?"
     pub fn count_items(&self, type_name: &str) -> Result<u64> {
-        let Some(info) = self.registry.types.get(type_name) else {
-            return Ok(0);
-        };
-        Ok(crate::schema::count_rows(self.conn, &info.sql.table)? as u64)
+        if let Some(info) = self.registry.types.get(type_name) {
+            return Ok(crate::schema::count_rows(self.conn, &info.sql.table)? as u64);
+        }
+        // Not registered: counted table by table (every stored version),
+        // never decoded.
+        let mut total = 0;
+        for entry in crate::schema::catalog(self.conn)? {
+            if entry.type_name == type_name {
+                total += crate::schema::count_rows(self.conn, &entry.table_name)?;
+            }
+        }
+        Ok(total as u64)
     }
 
     /// A query over items of type `T`.
@@ -84,15 +95,19 @@ impl<'a> ReadTx<'a> {
             .collect::<rusqlite::Result<_>>()?;
         let mut out = Vec::with_capacity(rows.len());
         for (type_name, id) in rows {
-            let Some(loader) = self
+            let loader = self
                 .registry
                 .providers
                 .get(&(I::NAME, type_name.as_str()))
                 .and_then(|l| l.downcast_ref::<Loader<I>>())
-            else {
-                // Installed by a program that registered more providers
-                // than this one: skip rather than fail the lookup.
-                tracing::warn!(
+                .filter(|_| self.registry.knows(&type_name));
+            let Some(loader) = loader else {
+                // Installed by a program that registered more types or
+                // providers than this one: the installation stays, for
+                // that program, and this lookup goes on without it. (A
+                // store outliving its code does this on every lookup,
+                // hence not a warning.)
+                tracing::debug!(
                     interface = I::NAME,
                     type_name,
                     "powerup type not registered as provider; skipped"
@@ -111,6 +126,9 @@ impl<'a> ReadTx<'a> {
 /// commits together when the closure returns `Ok`, or not at all.
 pub struct Tx<'a> {
     pub(crate) read: ReadTx<'a>,
+    /// What the store holds of unregistered types (deletes respect their
+    /// references).
+    unknown: &'a Unknown,
     pub(crate) recorded_effects: bool,
     /// How many effects it recorded (for statistics).
     pub(crate) effects: u32,
@@ -125,9 +143,10 @@ impl<'a> std::ops::Deref for Tx<'a> {
 }
 
 impl<'a> Tx<'a> {
-    pub(crate) fn new(conn: &'a Connection, registry: &'a Registry) -> Self {
+    pub(crate) fn new(conn: &'a Connection, registry: &'a Registry, unknown: &'a Unknown) -> Self {
         Self {
             read: ReadTx { conn, registry },
+            unknown,
             recorded_effects: false,
             effects: 0,
             schedule_changed: false,
@@ -314,7 +333,9 @@ impl<'a> Tx<'a> {
     /// [`delete`](Tx::delete)); returns how many were deleted.
     pub fn delete_where<T: Item>(&mut self, filter: Filter<T>) -> Result<usize> {
         let info = self.registry.info::<T>()?;
-        if self.registry.referrers(T::TYPE_NAME).is_empty() {
+        if self.registry.referrers(T::TYPE_NAME).is_empty()
+            && self.unknown.referrers(T::TYPE_NAME).is_empty()
+        {
             // Nothing can refer to these items: one statement does it.
             let ids = self.query::<T>().filter(filter).ids()?;
             let mut n = 0;
@@ -478,6 +499,7 @@ impl<'a> Tx<'a> {
         if deleted == 0 {
             return Ok(false);
         }
+        self.refuse_if_unregistered_refer(type_name, id)?;
         for r in registry.referrers(type_name) {
             let table = &registry.types[r.type_name].sql.table;
             let referring: Vec<i64> = match self.conn().prepare_cached(&format!(
@@ -519,6 +541,32 @@ impl<'a> Tx<'a> {
         }
         self.forget_items(type_name, std::iter::once(id))?;
         Ok(true)
+    }
+
+    /// Refuses to delete an item that items of an unregistered type refer
+    /// to: they are left alone, and their delete policy is not known here.
+    fn refuse_if_unregistered_refer(&self, type_name: &'static str, id: i64) -> Result<()> {
+        use rusqlite::OptionalExtension;
+        for r in self.unknown.referrers(type_name) {
+            let referred: Option<i64> = self
+                .conn()
+                .prepare_cached(&format!(
+                    "SELECT 1 FROM \"{}\" WHERE \"{}\" = ?1 LIMIT 1",
+                    r.table, r.attribute
+                ))?
+                .query_row([id], |row| row.get(0))
+                .optional()?;
+            if referred.is_some() {
+                return Err(Error::ReferencedByUnregistered {
+                    type_name,
+                    id,
+                    referrer: r.type_name.clone(),
+                    version: r.version,
+                    attribute: r.attribute.clone(),
+                });
+            }
+        }
+        Ok(())
     }
 
     /// Removes powerup installations and schedules of deleted items.

@@ -2,8 +2,9 @@
 //!
 //! When a store opens, every catalog entry is compared with the registry:
 //! current versions must have the columns the program declares; newer
-//! versions and (non-empty) unknown types refuse the open; older versions
-//! are upgraded. An upgrade moves items one batch per transaction from the
+//! versions refuse the open; older versions are upgraded; types the
+//! program does not register are left alone (see `unregistered`), unless
+//! the config asks for a strict open. An upgrade moves items one batch per transaction from the
 //! old version's table to the next version's (same id, same revision), and
 //! drops the old table in the transaction that empties it. A kill at any
 //! moment leaves every item in exactly one table, so the next open simply
@@ -15,6 +16,7 @@ use rusqlite::{Connection, TransactionBehavior};
 
 use crate::registry::Registry;
 use crate::schema::{self, CatalogEntry, TableSql};
+use crate::unregistered::Unknown;
 use crate::{Error, Result};
 
 /// Progress of an upgrade, reported to the callback given at open.
@@ -39,27 +41,36 @@ struct Pending {
     total: u64,
 }
 
-/// Compares the catalog with the registry; returns the types to upgrade.
-fn plan(conn: &Connection, registry: &Registry, allow_unknown: bool) -> Result<Vec<Pending>> {
+/// Compares the catalog with the registry; returns the types to upgrade
+/// and what the store holds of types the registry does not know.
+fn plan(
+    conn: &Connection,
+    registry: &Registry,
+    allow_unknown: bool,
+) -> Result<(Vec<Pending>, Unknown)> {
     let mut pending: BTreeMap<String, Pending> = BTreeMap::new();
-    for CatalogEntry {
-        type_name,
-        version,
-        table_name,
-        columns,
-    } in schema::catalog(conn)?
-    {
-        let Some(current) = registry.types.get(type_name.as_str()) else {
-            let count = schema::count_rows(conn, &table_name)?;
-            if count > 0 && !allow_unknown {
-                return Err(Error::UnknownType {
-                    type_name,
-                    version,
-                    count,
-                });
+    let mut unknown = Unknown::default();
+    for entry in schema::catalog(conn)? {
+        let Some(current) = registry.types.get(entry.type_name.as_str()) else {
+            let count = schema::count_rows(conn, &entry.table_name)?;
+            if count > 0 {
+                if !allow_unknown {
+                    return Err(Error::UnknownType {
+                        type_name: entry.type_name,
+                        version: entry.version,
+                        count,
+                    });
+                }
+                unknown.add(&entry, count);
             }
             continue;
         };
+        let CatalogEntry {
+            type_name,
+            version,
+            table_name,
+            columns,
+        } = entry;
         if version > current.version {
             return Err(Error::NewerSchema {
                 type_name,
@@ -131,7 +142,7 @@ fn plan(conn: &Connection, registry: &Registry, allow_unknown: bool) -> Result<V
             }
         }
     }
-    Ok(pending.into_values().collect())
+    Ok((pending.into_values().collect(), unknown))
 }
 
 /// The SQL of a version's table, current or legacy.
@@ -150,15 +161,18 @@ fn sql_of<'r>(
         .map(|l| (&l.sql, l.columns.as_str()))
 }
 
-/// Checks the store against the registry and upgrades old items.
+/// Checks the store against the registry and upgrades old items of
+/// registered types; returns what it holds of unregistered types (left
+/// alone).
 pub(crate) fn check_and_upgrade(
     conn: &mut Connection,
     registry: &Registry,
     allow_unknown: bool,
     batch: usize,
     progress: &mut dyn FnMut(&UpgradeProgress),
-) -> Result<()> {
-    for p in plan(conn, registry, allow_unknown)? {
+) -> Result<Unknown> {
+    let (pending, unknown) = plan(conn, registry, allow_unknown)?;
+    for p in pending {
         let type_name = registry.types[p.type_name.as_str()].type_name;
         let mut done = 0u64;
         let mut version = p.versions[0].0;
@@ -230,5 +244,5 @@ pub(crate) fn check_and_upgrade(
             version = legacy.to_version;
         }
     }
-    Ok(())
+    Ok(unknown)
 }

@@ -34,6 +34,7 @@ use crate::registry::Registry;
 use crate::stats::{GroupTiming, StoreStats};
 use crate::store::StoreConfig;
 use crate::tx::Tx;
+use crate::unregistered::Unknown;
 use crate::{Error, Result};
 
 /// A transaction waiting for the writer.
@@ -116,6 +117,7 @@ pub(crate) struct Writer {
     // released, so no other opener can see a half-closed store.
     conn: Mutex<Option<Connection>>,
     registry: Arc<Registry>,
+    unknown: Arc<Unknown>,
     outbox_wake: Arc<Notify>,
     schedule_wake: Arc<Notify>,
     queue: Mutex<Queue>,
@@ -146,6 +148,7 @@ impl Writer {
         lock: File,
         path: PathBuf,
         config: &StoreConfig,
+        unknown: Arc<Unknown>,
         wakes: (Arc<Notify>, Arc<Notify>),
     ) -> Arc<Self> {
         let depth = config.queue_depth.max(1);
@@ -155,6 +158,7 @@ impl Writer {
         Arc::new(Self {
             conn: Mutex::new(Some(conn)),
             registry: config.registry.clone(),
+            unknown,
             outbox_wake: wakes.0,
             schedule_wake: wakes.1,
             queue: Mutex::new(Queue {
@@ -215,7 +219,8 @@ impl Writer {
                     .as_ref()
                     .filter(|s| s.timing())
                     .map(|_| GroupTiming::default());
-                let (commit, jobs, flags) = run_group(conn, &self.registry, jobs, timing.as_mut());
+                let (commit, jobs, flags) =
+                    run_group(conn, &self.registry, &self.unknown, jobs, timing.as_mut());
                 for job in jobs {
                     job.finish(commit.as_ref().map(|_| ()));
                 }
@@ -297,6 +302,7 @@ struct Wakes {
 fn run_group(
     conn: &mut Connection,
     registry: &Registry,
+    unknown: &Unknown,
     mut jobs: Vec<Job>,
     mut timing: Option<&mut GroupTiming>,
 ) -> (Result<()>, Vec<Job>, Wakes) {
@@ -312,7 +318,7 @@ fn run_group(
         if grouped && let Err(e) = txn.execute_batch("SAVEPOINT mantle_job") {
             return (Err(e.into()), jobs, wakes);
         }
-        let mut tx = Tx::new(&txn, registry);
+        let mut tx = Tx::new(&txn, registry, unknown);
         let started = timing.is_some().then(Instant::now);
         let ok = match catch_unwind(AssertUnwindSafe(|| job.run(&mut tx))) {
             Ok(ok) => ok,

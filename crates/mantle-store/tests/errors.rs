@@ -206,7 +206,7 @@ async fn a_store_holding_a_newer_type_version_is_refused_with_newer_schema() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn items_of_an_unregistered_type_are_refused_with_unknown_type_but_an_empty_table_is_fine() {
+async fn items_of_an_unregistered_type_are_refused_with_unknown_type_only_by_a_strict_open() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("s.store");
     let mut both = counter_registry();
@@ -222,9 +222,10 @@ async fn items_of_an_unregistered_type_are_refused_with_unknown_type_but_an_empt
         .await
         .unwrap();
     common::close(store).await;
-    let only_counters = common::config(counter_registry());
-    let store = common::reopen(&path, &only_counters).await;
+    let strict = common::config(counter_registry()).allow_unknown_types(false);
+    let store = common::reopen(&path, &strict).await;
     assert_eq!(common::counters(&store).await, [("c".to_string(), 1)]);
+    assert_eq!(store.unregistered(), []);
     common::close(store).await;
 
     let mut both = counter_registry();
@@ -238,7 +239,7 @@ async fn items_of_an_unregistered_type_are_refused_with_unknown_type_but_an_empt
         .await
         .unwrap();
     common::close(store).await;
-    let err = common::open_again(&path, &only_counters).await.unwrap_err();
+    let err = common::open_again(&path, &strict).await.unwrap_err();
     match &err {
         Error::UnknownType {
             type_name,
@@ -247,9 +248,17 @@ async fn items_of_an_unregistered_type_are_refused_with_unknown_type_but_an_empt
         } => assert_eq!((type_name.as_str(), *version, *count), ("thing", 1, 2)),
         other => panic!("expected UnknownType, got {other:?}"),
     }
-    // Tools may open it anyway, leaving those items alone.
-    let store = common::reopen(&path, &only_counters.clone().allow_unknown_types(true)).await;
+    // By default the store opens, leaving those items alone.
+    let store = common::reopen(&path, &common::config(counter_registry())).await;
     assert_eq!(common::counters(&store).await.len(), 1);
+    assert_eq!(
+        store.unregistered(),
+        [mantle_store::Unregistered {
+            type_name: "thing".into(),
+            version: 1,
+            items: 2
+        }]
+    );
     common::close(store).await;
     let report = mantle_store::inspect(&path).unwrap();
     assert!(

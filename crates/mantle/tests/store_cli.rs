@@ -99,27 +99,95 @@ async fn check_passes_a_healthy_store_and_exits_3_on_problems() {
     let o = mantle(&["store", "check", path_str(&file)]);
     assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
     assert!(stdout(&o).contains("ok"));
+    assert!(!stdout(&o).contains("warning"), "{}", stdout(&o));
 
-    // A store holding a type this program does not know: a problem.
+    // Notes at a version newer than this program's: a problem.
+    #[derive(Item)]
+    #[item(name = "note", version = 4)]
+    struct NoteV4 {
+        x: i64,
+    }
+    let newer = dir.path().join("newer.store");
+    let mut registry = Registry::new();
+    registry.register::<NoteV4>();
+    let store = Store::open(&newer, &StoreConfig::new(registry))
+        .await
+        .unwrap();
+    store
+        .transact(|tx| tx.insert(&NoteV4 { x: 1 }))
+        .await
+        .unwrap();
+    store.close().await;
+    let o = mantle(&["store", "check", path_str(&newer)]);
+    assert_eq!(o.status.code(), Some(3), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("note: stored at version 4, newer than this program's 3"),
+        "{}",
+        stdout(&o)
+    );
+}
+
+/// A store holding a type this program does not register opens all the
+/// same, its items left alone: `check` warns and passes, `inspect` warns.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_and_inspect_warn_of_types_this_program_does_not_register_and_pass() {
     #[derive(Item)]
     #[item(name = "stranger", version = 1)]
     struct Stranger {
         x: i64,
     }
-    let other = dir.path().join("other.store");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("other.store");
     let mut registry = Registry::new();
+    mantle_example_notes::register(&mut registry);
     registry.register::<Stranger>();
-    let store = Store::open(&other, &StoreConfig::new(registry))
+    let store = Store::open(&file, &StoreConfig::new(registry))
         .await
         .unwrap();
     store
-        .transact(|tx| tx.insert(&Stranger { x: 1 }))
+        .transact(|tx| {
+            tx.insert(&Stranger { x: 1 })?;
+            tx.insert(&Stranger { x: 2 })
+        })
         .await
         .unwrap();
     store.close().await;
-    let o = mantle(&["store", "check", path_str(&other)]);
-    assert_eq!(o.status.code(), Some(3), "{}", stdout(&o));
-    assert!(stdout(&o).contains("stranger"), "{}", stdout(&o));
+    notes_store(&file, 1).await;
+    let warning = format!(
+        "{}: warning: 2 item(s) of type stranger v1, not registered by this program",
+        file.display()
+    );
+
+    let o = mantle(&["store", "check", path_str(&file)]);
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    let out = stdout(&o);
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        [warning.as_str(), &format!("{}: ok", file.display())],
+        "{out}"
+    );
+
+    let o = mantle(&["store", "inspect", path_str(&file)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o)
+            .lines()
+            .any(|l| l == "warning: 2 item(s) of type stranger v1, not registered by this program"),
+        "{}",
+        stdout(&o)
+    );
+    let o = mantle(&["store", "inspect", "--json", path_str(&file)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let report: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(
+        report["unregistered"],
+        serde_json::json!([{"type_name": "stranger", "version": 1, "items": 2}])
+    );
+
+    // `upgrade` opens it too, and says what it left alone.
+    let o = mantle(&["store", "upgrade", path_str(&file)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).lines().any(|l| l == warning), "{}", stdout(&o));
 }
 
 #[test]

@@ -239,7 +239,7 @@ pub async fn overview(
                     stores::UpgradeState::Blocked { .. } => "blocked",
                     stores::UpgradeState::Unreadable { .. } => "unreadable",
                 },
-                types => s.types.iter().map(|t| format!("{} v{}: {}", t.type_name, t.version, t.items)).collect::<Vec<_>>(),
+                types => s.types.iter().map(ToString::to_string).collect::<Vec<_>>(),
                 ..minijinja::Value::from_serialize(&s)
             }
         })

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use mantle_site::{Site, SiteError};
-use mantle_store::{Registry, StoreReport, SubStore};
+use mantle_store::{Registry, StoreReport, SubStore, Unregistered};
 use serde::{Deserialize, Serialize};
 
 /// One store of the site.
@@ -38,10 +38,28 @@ pub struct TypeState {
     pub type_name: String,
     /// The version its items are stored at.
     pub version: u32,
-    /// The version this program knows it at (`None`: not registered).
+    /// The version this program knows it at (`None`: not registered; the
+    /// store opens all the same and leaves these items alone).
     pub current: Option<u32>,
     /// Items stored at `version`.
     pub items: i64,
+}
+
+impl std::fmt::Display for TypeState {
+    /// "note v3: 7"; for a type this program does not register, holding
+    /// items, the store's own warning: "2 item(s) of type todo v1, not
+    /// registered by this program".
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.current.is_none() && self.items > 0 {
+            return Unregistered {
+                type_name: self.type_name.clone(),
+                version: self.version,
+                items: self.items,
+            }
+            .fmt(f);
+        }
+        write!(f, "{} v{}: {}", self.type_name, self.version, self.items)
+    }
 }
 
 /// Whether a store's items are at the versions this program knows.
@@ -56,8 +74,9 @@ pub enum UpgradeState {
         /// Items at older versions.
         items: i64,
     },
-    /// The store cannot be opened by this program: items of types it does
-    /// not register, or at versions newer than it knows.
+    /// The store cannot be opened by this program: items at versions newer
+    /// than it knows. (Items of types it does not register block nothing:
+    /// they are left alone.)
     Blocked {
         /// What stands in the way.
         reason: String,
@@ -140,10 +159,8 @@ fn upgrade_state(types: &[TypeState]) -> UpgradeState {
     let mut pending = 0;
     for t in types.iter().filter(|t| t.items > 0) {
         match t.current {
-            None => blocked.push(format!(
-                "{} items of {} v{}, a type this program does not register",
-                t.items, t.type_name, t.version
-            )),
+            // Stores outlive code: left alone, not waited for.
+            None => {}
             Some(c) if t.version > c => blocked.push(format!(
                 "{} v{} is newer than this program's v{c}",
                 t.type_name, t.version
@@ -239,10 +256,22 @@ mod tests {
         else {
             panic!("not blocked")
         };
-        assert!(
-            reason.contains("note v4 is newer than this program's v3"),
-            "{reason}"
+        assert_eq!(reason, "note v4 is newer than this program's v3");
+        assert_eq!(
+            upgrade_state(&[t(1, None, 2), t(2, Some(3), 1)]),
+            UpgradeState::Pending { items: 1 },
+            "a type this program does not register blocks nothing"
         );
-        assert!(reason.contains("does not register"), "{reason}");
+        assert_eq!(upgrade_state(&[t(1, None, 2)]), UpgradeState::Current);
+    }
+
+    #[test]
+    fn types_this_program_does_not_register_are_told_as_the_store_tells_them() {
+        assert_eq!(t(3, Some(3), 7).to_string(), "note v3: 7");
+        assert_eq!(
+            t(1, None, 2).to_string(),
+            "2 item(s) of type note v1, not registered by this program"
+        );
+        assert_eq!(t(1, None, 0).to_string(), "note v1: 0");
     }
 }

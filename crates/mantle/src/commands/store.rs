@@ -4,7 +4,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressStyle};
-use mantle_store::{Store, StoreConfig, StoreReport};
+use mantle_store::{Store, StoreConfig, StoreReport, Unregistered};
 
 use crate::Program;
 use crate::cli::StoreCommand;
@@ -14,25 +14,36 @@ pub async fn run(program: &Program, cmd: StoreCommand) -> Result<u8, CliError> {
     match cmd {
         StoreCommand::Inspect { file, json } => {
             let report = mantle_store::inspect(&file)?;
+            let unregistered = report.unregistered(&program.registry());
             if json {
-                let text = serde_json::to_string_pretty(&report)
-                    .map_err(|e| CliError::Message(format!("cannot encode report: {e}")))?;
+                let encode =
+                    |e: serde_json::Error| CliError::Message(format!("cannot encode report: {e}"));
+                let mut value = serde_json::to_value(&report).map_err(encode)?;
+                value["unregistered"] = serde_json::to_value(&unregistered).map_err(encode)?;
+                let text = serde_json::to_string_pretty(&value).map_err(encode)?;
                 println!("{text}");
             } else {
                 print_report(&report);
+                if !unregistered.is_empty() {
+                    println!();
+                    print_warnings(None, &unregistered);
+                }
             }
             Ok(0)
         }
         StoreCommand::Check { file } => {
             let registry = program.registry();
-            let problems = mantle_store::check(&file, Some(&registry))?;
-            if problems.is_empty() {
+            let report = mantle_store::check_report(&file, Some(&registry))?;
+            for p in &report.problems {
+                println!("{}: {p}", file.display());
+            }
+            // Items of types this program does not register are left alone
+            // when it opens the store: worth knowing, not a problem.
+            print_warnings(Some(&file), &report.unregistered);
+            if report.problems.is_empty() {
                 println!("{}: ok", file.display());
                 Ok(0)
             } else {
-                for p in &problems {
-                    println!("{}: {p}", file.display());
-                }
                 Ok(EXIT_PROBLEMS)
             }
         }
@@ -48,6 +59,15 @@ pub async fn run(program: &Program, cmd: StoreCommand) -> Result<u8, CliError> {
             Ok(0)
         }
         StoreCommand::Upgrade { file } => upgrade(program, &file).await,
+    }
+}
+
+/// One "warning: …" line per (type, version) this program does not
+/// register, after `FILE: ` if given.
+fn print_warnings(file: Option<&Path>, unregistered: &[Unregistered]) {
+    let prefix = file.map_or(String::new(), |f| format!("{}: ", f.display()));
+    for u in unregistered {
+        println!("{prefix}warning: {u}");
     }
 }
 
@@ -108,6 +128,7 @@ async fn upgrade(program: &Program, file: &Path) -> Result<u8, CliError> {
     .await?;
     let moved = bar.position();
     bar.finish_and_clear();
+    let store_unregistered = store.unregistered().to_vec();
     store.close().await;
     let report = mantle_store::inspect(file)?;
     if moved == 0 {
@@ -115,8 +136,9 @@ async fn upgrade(program: &Program, file: &Path) -> Result<u8, CliError> {
     } else {
         println!("{}: upgraded {moved} item moves", file.display());
     }
-    for t in report.types {
+    for t in &report.types {
         println!("  {} v{}: {} items", t.type_name, t.version, t.items);
     }
+    print_warnings(Some(file), store_unregistered.as_slice());
     Ok(0)
 }
