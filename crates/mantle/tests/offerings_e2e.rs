@@ -192,8 +192,8 @@ async fn products_decide_who_sees_an_offerings_pages_and_hooks_run_once_per_user
     );
     run(&["product", "delete", site.path(), "all"]);
     server.stop_cleanly();
-    // Her ledger lines are still in her store.
-    assert!(site.item_count("users/alice_localhost.store", "ledger_entry") >= 1);
+    // Taken back, her notes are still hers.
+    assert_eq!(notes(&site, 1), (1, 1));
 
     // New signups get the signup product, and with it the hook's work.
     site.edit_config(|c| c.signup.product = Some("money".into()));
@@ -256,4 +256,73 @@ fn an_offering_section_no_offering_reads_is_refused_at_start() {
 
 fn site_dir(site: &TestSite) -> std::path::PathBuf {
     std::path::PathBuf::from(site.path())
+}
+
+/// An item type of an offering this program does not have.
+#[derive(mantle_store::Item, Debug, Clone, PartialEq)]
+#[item(name = "bookmarks_bookmark", version = 1)]
+struct Bookmark {
+    url: String,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_site_whose_stores_hold_types_this_program_lacks_is_served_and_administered() {
+    let site = TestSite::init("open");
+    site.add_user("alice", PW);
+    // Another program (one with a bookmarks offering) wrote bookmarks in
+    // alice's store and in the site store.
+    for store in ["users/alice_localhost.store", "site.store"] {
+        let mut registry = mantle_store::Registry::new();
+        registry.register::<Bookmark>();
+        let file = site_dir(&site).join(store);
+        let s = mantle_store::Store::open(&file, &mantle_store::StoreConfig::new(registry))
+            .await
+            .unwrap();
+        s.transact(|tx| {
+            for i in 0..3 {
+                tx.insert(&Bookmark {
+                    url: format!("https://example.com/{i}"),
+                })?;
+            }
+            Ok::<_, mantle_store::Error>(())
+        })
+        .await
+        .unwrap();
+        s.close().await;
+    }
+
+    // The stock tools work, and say what they leave alone.
+    let user_store = site_dir(&site).join("users/alice_localhost.store");
+    let check = mantle(&["store", "check", s(&user_store)]);
+    assert_eq!(check.status.code(), Some(0), "{}", stderr(&check));
+    assert!(
+        stdout(&check).contains("not registered by this program"),
+        "{}",
+        stdout(&check)
+    );
+    run(&["messages", "list", site.path()]);
+    let counted = run(&["fanout", site.path(), "count", "bookmarks_bookmark"]);
+    assert!(counted.contains("3 items in 1 user stores"), "{counted}");
+    site.add_user("bob", PW);
+
+    // Served: everything else works for alice.
+    let server = site.serve(&[]);
+    let c = client();
+    let alice = token(&c, &server, "alice", PW).await;
+    let put = c
+        .put(server.url("/api/slates/x"))
+        .bearer_auth(&alice)
+        .json(&serde_json::json!({ "ok": true }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), StatusCode::CREATED);
+    let got = get_auth(&c, &server, "/api/slates/x", &alice).await;
+    assert_eq!(got.status(), StatusCode::OK);
+    let r = get_auth(&c, &server, "/api/ledger/balance", &alice).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    server.stop_cleanly();
+    // And the bookmarks are still there, untouched.
+    let counted = run(&["fanout", site.path(), "count", "bookmarks_bookmark"]);
+    assert!(counted.contains("3 items in"), "{counted}");
 }

@@ -86,12 +86,6 @@ struct Invite {
     code: String,
 }
 
-/// `{"login", "balance"}`
-#[derive(Deserialize)]
-struct Balance {
-    balance: i64,
-}
-
 /// An answer whose content is not needed (or that has none).
 #[derive(Deserialize)]
 struct Nothing {}
@@ -342,36 +336,6 @@ impl Reach {
                     None,
                 )
                 .await
-            }
-        }
-    }
-
-    /// Grants ledger units to an account; its new balance.
-    pub async fn ledger_grant(&self, login: &str, amount: i64) -> Result<i64, CliError> {
-        match self {
-            Reach::Files(site) => Ok(mantle_example_ledger::grant(site, login, amount).await?),
-            Reach::Server(r) => {
-                let body = json!({ "login": login, "amount": amount });
-                let b: Balance = r
-                    .call(Method::POST, &["ledger", "grant"], &[], Some(body))
-                    .await?;
-                Ok(b.balance)
-            }
-        }
-    }
-
-    /// An account's ledger balance.
-    pub async fn ledger_balance(&self, login: &str) -> Result<i64, CliError> {
-        match self {
-            Reach::Files(site) => {
-                let account = site.accounts().get(login).await?;
-                Ok(mantle_example_ledger::balance(site, account.id).await?)
-            }
-            Reach::Server(r) => {
-                let b: Balance = r
-                    .call(Method::GET, &["ledger", "balance", login], &[], None)
-                    .await?;
-                Ok(b.balance)
             }
         }
     }
