@@ -259,6 +259,9 @@ pub enum SiteError {
     /// uninstalled or put in a product.
     #[error("{0:?} is a layer of this program, not an installable offering")]
     OfferingIsLayer(String),
+    /// The offering is installed: uninstall it before purging its data.
+    #[error("the offering {0:?} is installed: uninstall it before purging its data")]
+    OfferingInstalled(String),
     /// The offering is not installed in this site (`mantle offering install`).
     #[error("the offering {0:?} is not installed in this site")]
     OfferingNotInstalled(String),

@@ -198,6 +198,40 @@ impl Stores {
         Ok(name)
     }
 
+    /// The message addresses of every user store (`account:ID`).
+    pub(crate) async fn user_addresses(&self) -> Result<Vec<String>> {
+        Ok(self
+            .0
+            .site
+            .read(|r| r.query::<SubStore>().all())
+            .await?
+            .into_iter()
+            .map(|s| s.into_inner().name)
+            .filter(|n| n.starts_with("account:"))
+            .collect())
+    }
+
+    /// Deletes app `name`'s store: its record in the site store and its
+    /// files. Returns whether there was one.
+    pub(crate) async fn remove_app_store(&self, name: &str) -> Result<bool> {
+        let Some(sub) = self.app_substore(name).await? else {
+            return Ok(false);
+        };
+        let file = sub.file(&self.0.site);
+        if let Some(store) = self.0.cache.remove(&file) {
+            store.close().await;
+        }
+        let key = format!("app:{name}");
+        self.0
+            .site
+            .transact(move |tx| tx.delete_where(SubStore::NAME.eq(key.as_str())))
+            .await?;
+        self.0.apps.lock().remove(name);
+        self.0.addresses.lock().remove(&file);
+        remove_store_files(&file)?;
+        Ok(true)
+    }
+
     /// Opens every user and app store once, so work they were left with
     /// (messages to send, answers, due tasks) resumes after a restart;
     /// stores with nothing to do are closed again by the cache as others
@@ -242,6 +276,21 @@ impl Stores {
         self.0.cache.close_all().await;
         self.0.site.close().await;
     }
+}
+
+/// Deletes a store's files (the database, its WAL and shared memory, its
+/// lock); files already gone are no error.
+pub(crate) fn remove_store_files(file: &Path) -> Result<()> {
+    for suffix in ["", "-wal", "-shm", ".lock"] {
+        let mut p = file.as_os_str().to_owned();
+        p.push(suffix);
+        match std::fs::remove_file(&p) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(SiteError::io(p, e)),
+        }
+    }
+    Ok(())
 }
 
 /// Makes the substore of app `name` (`app:NAME`, `apps/NAME.store`)

@@ -829,3 +829,100 @@ async fn a_wrongly_typed_offering_setting_is_refused_naming_the_key() {
         other => panic!("expected a configuration error, got {other:?}"),
     }
 }
+
+// ---- Purging -------------------------------------------------------------
+
+/// What the offering "p" keeps in the site store.
+#[derive(Item, Debug, Clone)]
+#[item(name = "purgetest_seed", version = 1)]
+struct Seed {
+    n: i64,
+}
+
+/// What the offering "p" gives each user.
+#[derive(Item, Debug, Clone)]
+#[item(name = "purgetest_note", version = 1)]
+struct PNote {
+    text: String,
+}
+
+/// An offering with items in the site store and in user stores, and an
+/// app store.
+fn p() -> Offering {
+    Offering::new("p", 1)
+        .items(mantle_site::Scope::Site, |r| {
+            r.register::<Seed>();
+        })
+        .items(mantle_site::Scope::User, |r| {
+            r.register::<PNote>();
+        })
+        .app_store()
+        .on_install(|tx, _| {
+            tx.insert(&Seed { n: 1 })?;
+            Ok(())
+        })
+        .on_given(|tx, _| {
+            tx.insert(&PNote { text: "hi".into() })?;
+            Ok(())
+        })
+}
+
+async fn count<T: Item>(store: &Store) -> u64 {
+    store.read(|r| r.query::<T>().count()).await.unwrap()
+}
+
+/// Waits (at most 10 s) until `store` holds `want` items of `T`.
+async fn count_reaches<T: Item>(store: &Store, want: u64) {
+    for _ in 0..500 {
+        if count::<T>(store).await == want {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!(
+        "{} never held {want} {}",
+        store.path().display(),
+        T::TYPE_NAME
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn purging_deletes_an_uninstalled_offerings_data_everywhere_and_only_then() {
+    let dir = tempfile::tempdir().unwrap();
+    let site = new_site(dir.path(), vec![p()]).await;
+    let alice = site.accounts().create("alice", PW, false).await.unwrap();
+    site.products().create("pp", &["p"]).await.unwrap();
+    site.products().grant("pp", alice.id).await.unwrap();
+    site.offerings().install("p").await.unwrap();
+    let home = user_store(&site, "alice").await;
+    count_reaches::<PNote>(&home, 1).await;
+    let app = site.stores().app_store("p").await.unwrap();
+    let app_file = app.path().to_path_buf();
+    assert!(app_file.exists());
+    assert_eq!(count::<Seed>(site.stores().site_store()).await, 1);
+
+    // Installed: refused, nothing deleted.
+    assert!(matches!(
+        site.offerings().purge("p").await,
+        Err(SiteError::OfferingInstalled(name)) if name == "p"
+    ));
+    assert_eq!(count::<PNote>(&home).await, 1);
+
+    site.offerings().uninstall("p").await.unwrap();
+    assert_eq!(site.offerings().purge("p").await.unwrap(), 2);
+    assert_eq!(count::<Seed>(site.stores().site_store()).await, 0);
+    assert_eq!(count::<PNote>(&home).await, 0);
+    assert_eq!(given_records(&home).await, 0);
+    assert!(matches!(
+        site.stores().app_store("p").await,
+        Err(SiteError::NoSuchAppStore(_))
+    ));
+    assert!(!app_file.exists(), "the app store's file is gone");
+
+    // Installed again: everything starts afresh, and the grant still gives.
+    site.offerings().install("p").await.unwrap();
+    assert_eq!(count::<Seed>(site.stores().site_store()).await, 1);
+    count_reaches::<PNote>(&home, 1).await;
+    assert!(site.stores().app_store("p").await.is_ok());
+    site.close().await;
+}

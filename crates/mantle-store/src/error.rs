@@ -77,6 +77,11 @@ pub enum Error {
     #[error("type '{0}' is not registered by this program")]
     NotRegistered(&'static str),
 
+    /// A type named at run time (by a tool, say) that this program does
+    /// not register.
+    #[error("type '{0}' is not registered by this program")]
+    NotRegisteredName(String),
+
     /// A reference attribute points at an item that does not exist.
     #[error("{type_name}.{attribute} refers to {target}#{id}, which does not exist")]
     DanglingReference {

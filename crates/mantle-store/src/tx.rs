@@ -362,6 +362,36 @@ impl<'a> Tx<'a> {
         })
     }
 
+    /// Deletes every item of the registered type named `type_name`, with
+    /// the same policies as [`delete`](Tx::delete) (references, schedules,
+    /// powerups); returns how many were deleted. For tools that know a
+    /// type by its name only (purging an uninstalled offering's data);
+    /// [`Error::NotRegisteredName`] if this program does not register it.
+    pub fn delete_all_of_type(&mut self, type_name: &str) -> Result<u64> {
+        let registry = self.read.registry;
+        let (name, info) = registry
+            .types
+            .get_key_value(type_name)
+            .ok_or_else(|| Error::NotRegisteredName(type_name.to_string()))?;
+        let ids: Vec<i64> = match self
+            .conn()
+            .prepare(&format!("SELECT _id FROM \"{}\"", info.sql.table))
+        {
+            Ok(mut s) => s
+                .query_map([], |row| row.get(0))?
+                .collect::<rusqlite::Result<_>>()?,
+            Err(e) if is_missing_table(&e) => Vec::new(),
+            Err(e) => return Err(e.into()),
+        };
+        self.savepoint(|tx| {
+            let mut n = 0;
+            for id in ids {
+                n += u64::from(tx.delete_raw(name, id)?);
+            }
+            Ok(n)
+        })
+    }
+
     /// Sets attributes on every item matching `filter`; returns how many
     /// changed. Each changed item's revision advances.
     pub fn update_where<T: Item>(

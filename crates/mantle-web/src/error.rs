@@ -84,6 +84,7 @@ pub(crate) fn status_of(e: &SiteError) -> StatusCode {
         | SiteError::OfferingIsLayer(_) => StatusCode::BAD_REQUEST,
         SiteError::MessageAnswered(_)
         | SiteError::OfferingNeeds { .. }
+        | SiteError::OfferingInstalled(_)
         | SiteError::ProductExists(_)
         | SiteError::ProductHeld { .. } => StatusCode::CONFLICT,
         _ => StatusCode::INTERNAL_SERVER_ERROR,

@@ -363,12 +363,19 @@ pub enum OfferingCommand {
         name: String,
     },
     /// Uninstall an offering: it is absent from the site; its data is
-    /// kept, and a later install finds it.
+    /// kept, and a later install finds it (unless --purge).
     Uninstall {
         /// The site directory.
         dir: PathBuf,
         /// The offering.
         name: String,
+        /// Also delete its data: its items in every store and its app
+        /// store (asks for the offering's name to confirm, on a terminal).
+        #[arg(long)]
+        purge: bool,
+        /// Confirm --purge without asking.
+        #[arg(long, requires = "purge")]
+        yes: bool,
     },
 }
 

@@ -388,15 +388,7 @@ impl Accounts {
             if let Some(store) = self.stores.cache().remove(&file) {
                 store.close().await;
             }
-            for suffix in ["", "-wal", "-shm", ".lock"] {
-                let mut p = file.as_os_str().to_owned();
-                p.push(suffix);
-                match std::fs::remove_file(&p) {
-                    Ok(()) => {}
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                    Err(e) => return Err(SiteError::io(p, e)),
-                }
-            }
+            crate::stores::remove_store_files(&file)?;
         }
         tracing::info!(login, delete_store, "account deleted");
         Ok(file)

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::give::send_gives;
 use super::items::{InstalledOffering, ProductGrant};
-use super::{Declared, Installing, Product};
+use super::{Declared, GivenOffering, Installing, Product, Scope};
 use crate::stores::Stores;
 use crate::{Result, SiteError};
 
@@ -323,4 +323,60 @@ impl Offerings {
         tracing::info!(offering = name, "offering uninstalled (data kept)");
         Ok(())
     }
+
+    /// Deletes what an uninstalled offering left: its items in the site
+    /// store and in every user store (and the users' records of being
+    /// given it), and its app store. Refused while it is installed
+    /// ([`SiteError::OfferingInstalled`]): uninstall it first. Returns how
+    /// many items were deleted (the app store's not counted). Grants of
+    /// products naming it stay: installing it again gives it afresh.
+    pub async fn purge(&self, name: &str) -> Result<u64> {
+        let _one_at_a_time = self.0.changing.lock().await;
+        let d = self.declared(name)?.clone();
+        if d.layer {
+            return Err(SiteError::OfferingIsLayer(d.name));
+        }
+        if self.is_installed(name) {
+            return Err(SiteError::OfferingInstalled(d.name));
+        }
+        let of = |scope: Scope| -> Vec<String> {
+            d.types
+                .iter()
+                .filter(|(s, _)| *s == scope)
+                .map(|(_, t)| t.clone())
+                .collect()
+        };
+        let site_types = of(Scope::Site);
+        let mut deleted = self
+            .0
+            .stores
+            .site_store()
+            .transact(move |tx| delete_types(tx, &site_types))
+            .await?;
+        let user_types = of(Scope::User);
+        for address in self.0.stores.user_addresses().await? {
+            let store = self.0.stores.at_address(&address).await?;
+            let (types, given) = (user_types.clone(), d.name.clone());
+            deleted += store
+                .transact(move |tx| {
+                    tx.delete_where(GivenOffering::NAME.eq(given.as_str()))?;
+                    delete_types(tx, &types)
+                })
+                .await?;
+        }
+        if d.app_store {
+            self.0.stores.remove_app_store(&d.name).await?;
+        }
+        tracing::info!(offering = name, deleted, "offering purged");
+        Ok(deleted)
+    }
+}
+
+/// Deletes every item of the types named.
+fn delete_types(tx: &mut mantle_store::Tx<'_>, types: &[String]) -> Result<u64> {
+    let mut n = 0;
+    for t in types {
+        n += tx.delete_all_of_type(t)?;
+    }
+    Ok(n)
 }

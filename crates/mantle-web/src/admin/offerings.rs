@@ -2,7 +2,7 @@
 //! `/api/admin/offerings…` and `/api/admin/products…`.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -38,21 +38,38 @@ pub async fn install(
     Ok(Json(info).into_response())
 }
 
-/// `POST /api/admin/offerings/{name}/uninstall`: 204; the offering's data
-/// is kept.
+/// The query of `POST /api/admin/offerings/{name}/uninstall`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Uninstall {
+    /// Also delete the offering's data (its items everywhere, its app
+    /// store); an offering already uninstalled is only purged.
+    #[serde(default)]
+    purge: bool,
+}
+
+/// `POST /api/admin/offerings/{name}/uninstall[?purge=true]`:
+/// `{"deleted": N}` (items deleted: 0 unless purging); without `purge`
+/// the offering's data is kept.
 pub async fn uninstall(
     by: AdminCaller,
     State(state): State<AppState>,
     Path(name): Path<String>,
+    Query(q): Query<Uninstall>,
 ) -> Answer {
-    state
-        .site
-        .offerings()
-        .uninstall(&name)
-        .await
-        .map_err(failed)?;
-    tracing::info!(%by, offering = %name, "admin: offering uninstalled");
-    Ok(StatusCode::NO_CONTENT.into_response())
+    let offerings = state.site.offerings();
+    if !q.purge || offerings.is_installed(&name) {
+        offerings.uninstall(&name).await.map_err(failed)?;
+        tracing::info!(%by, offering = %name, "admin: offering uninstalled");
+    }
+    let deleted = if q.purge {
+        let n = offerings.purge(&name).await.map_err(failed)?;
+        tracing::info!(%by, offering = %name, deleted = n, "admin: offering purged");
+        n
+    } else {
+        0
+    };
+    Ok(Json(json!({ "deleted": deleted })).into_response())
 }
 
 /// `GET /api/admin/products`: `{"products": [product, …]}`.

@@ -70,3 +70,21 @@ pub async fn run(program: &Program, cli: Cli) -> Result<u8, CliError> {
         Command::BenchHold(args) => bench::hold(args).await,
     }
 }
+
+/// On a terminal, shows `prompt` and says whether the answer is
+/// `expected` (a destructive command's confirmation); elsewhere, no (the
+/// command's `--yes` confirms instead).
+fn confirm(prompt: &str, expected: &str) -> Result<bool, CliError> {
+    use std::io::{BufRead, IsTerminal, Write};
+    if !std::io::stdin().is_terminal() {
+        return Ok(false);
+    }
+    print!("{prompt}");
+    std::io::stdout().flush().ok();
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .map_err(|e| CliError::Message(format!("cannot read confirmation: {e}")))?;
+    Ok(line.trim() == expected)
+}

@@ -39,9 +39,34 @@ pub async fn run(program: &Program, cmd: OfferingCommand) -> Result<u8, CliError
                 reach::with_site(program, &dir, async |site| site.install(&name).await).await?;
             println!("installed {} (v{})", info.name, info.version);
         }
-        OfferingCommand::Uninstall { dir, name } => {
-            reach::with_site(program, &dir, async |site| site.uninstall(&name).await).await?;
-            println!("uninstalled {name} (its data is kept)");
+        OfferingCommand::Uninstall {
+            dir,
+            name,
+            purge,
+            yes,
+        } => {
+            if purge
+                && !yes
+                && !super::confirm(
+                    &format!(
+                        "This deletes all data of the offering {name}, in every store. Type its name to confirm: "
+                    ),
+                    &name,
+                )?
+            {
+                return Err(CliError::Message(
+                    "not purged: confirm by typing the offering's name, or pass --yes".into(),
+                ));
+            }
+            let deleted = reach::with_site(program, &dir, async |site| {
+                site.uninstall(&name, purge).await
+            })
+            .await?;
+            if purge {
+                println!("uninstalled {name} and deleted its data ({deleted} items)");
+            } else {
+                println!("uninstalled {name} (its data is kept)");
+            }
         }
     }
     Ok(0)
@@ -127,6 +152,12 @@ struct Products {
 #[derive(Deserialize)]
 struct Nothing {}
 
+/// `{"deleted"}`
+#[derive(Deserialize)]
+struct Deleted {
+    deleted: u64,
+}
+
 /// `{"changed"}`
 #[derive(Deserialize)]
 struct Changed {
@@ -156,15 +187,27 @@ impl Reach {
         }
     }
 
-    /// Uninstalls an offering (its data is kept).
-    pub async fn uninstall(&self, name: &str) -> Result<(), CliError> {
+    /// Uninstalls an offering, keeping its data unless `purge` (then an
+    /// offering already uninstalled is only purged); the items deleted.
+    pub async fn uninstall(&self, name: &str, purge: bool) -> Result<u64, CliError> {
         match self {
-            Reach::Files(site) => Ok(site.offerings().uninstall(name).await?),
+            Reach::Files(site) => {
+                let offerings = site.offerings();
+                if !purge || offerings.is_installed(name) {
+                    offerings.uninstall(name).await?;
+                }
+                Ok(if purge {
+                    offerings.purge(name).await?
+                } else {
+                    0
+                })
+            }
             Reach::Server(r) => {
-                let _: Nothing = r
-                    .call(Method::POST, &["offerings", name, "uninstall"], &[], None)
+                let query: &[(&str, &str)] = if purge { &[("purge", "true")] } else { &[] };
+                let d: Deleted = r
+                    .call(Method::POST, &["offerings", name, "uninstall"], query, None)
                     .await?;
-                Ok(())
+                Ok(d.deleted)
             }
         }
     }

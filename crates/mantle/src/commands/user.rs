@@ -1,7 +1,7 @@
 //! `mantle user …`: manage accounts from the command line, by the site's
 //! files or, while the site is served, through its server.
 
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::{BufRead, IsTerminal};
 use std::path::Path;
 
 use super::reach::with_site;
@@ -58,7 +58,13 @@ pub async fn run(program: &Program, cmd: UserCommand) -> Result<u8, CliError> {
             purge_store,
             yes,
         } => {
-            if purge_store && !yes && !confirm_purge(&login)? {
+            if purge_store
+                && !yes
+                && !super::confirm(
+                    &format!("This deletes all data of {login}. Type the login to confirm: "),
+                    &login,
+                )?
+            {
                 return Err(CliError::Message(
                     "not confirmed; nothing deleted (use --yes to confirm without asking)".into(),
                 ));
@@ -123,18 +129,4 @@ fn read_new_password(login: &str) -> Result<String, CliError> {
         return Err(CliError::Message("the passwords differ".into()));
     }
     Ok(first)
-}
-
-fn confirm_purge(login: &str) -> Result<bool, CliError> {
-    if !std::io::stdin().is_terminal() {
-        return Ok(false);
-    }
-    print!("This deletes all data of {login}. Type the login to confirm: ");
-    std::io::stdout().flush().ok();
-    let mut line = String::new();
-    std::io::stdin()
-        .lock()
-        .read_line(&mut line)
-        .map_err(|e| CliError::Message(format!("cannot read confirmation: {e}")))?;
-    Ok(line.trim() == login)
 }
