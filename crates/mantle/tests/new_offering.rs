@@ -81,6 +81,43 @@ fn a_new_offering_builds_and_its_test_passes_as_made() {
         "{}",
         String::from_utf8_lossy(&help.stderr)
     );
+
+    // A program whose offering needs what it does not include is refused
+    // at start, with one line naming both, and writes nothing.
+    std::fs::write(
+        root.join("src/main.rs"),
+        "fn main() -> std::process::ExitCode {\n    \
+         mantle::main(|site| site.offering(field_notes::offering().requires(\"absent\")))\n}\n",
+    )
+    .unwrap();
+    let build = Command::new(&cargo)
+        .args(["build", "--offline", "--quiet"])
+        .current_dir(&root)
+        .env("CARGO_TARGET_DIR", &target)
+        .output()
+        .expect("run cargo");
+    assert!(
+        build.status.success(),
+        "{}",
+        String::from_utf8_lossy(&build.stderr)
+    );
+    let init = Command::new(target.join("debug/field-notes"))
+        .args(["init", s(&temp.path().join("site"))])
+        .output()
+        .expect("run the program");
+    assert_eq!(init.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&init.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains(
+            r#"the offering "field-notes" requires "absent", which this program does not include"#
+        ),
+        "{err}"
+    );
+    assert!(
+        !temp.path().join("site/mantle.toml").exists(),
+        "nothing written"
+    );
 }
 
 #[test]

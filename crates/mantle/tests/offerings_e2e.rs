@@ -109,9 +109,20 @@ async fn offerings_are_installed_and_uninstalled_on_a_running_site_and_keep_thei
     // Purging deletes the data, and only when confirmed.
     let refused = mantle(&["offering", "uninstall", site.path(), "notes", "--purge"]);
     assert_eq!(refused.status.code(), Some(1));
-    assert!(stderr(&refused).contains("not purged"), "{}", stderr(&refused));
+    assert!(
+        stderr(&refused).contains("not purged"),
+        "{}",
+        stderr(&refused)
+    );
     assert_eq!(notes(&site, 1), (1, 1));
-    let out = run(&["offering", "uninstall", site.path(), "notes", "--purge", "--yes"]);
+    let out = run(&[
+        "offering",
+        "uninstall",
+        site.path(),
+        "notes",
+        "--purge",
+        "--yes",
+    ]);
     assert!(out.contains("deleted its data (2 items)"), "{out}");
     assert_eq!(notes(&site, 0), (0, 0));
     server.stop_cleanly();
