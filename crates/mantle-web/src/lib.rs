@@ -70,8 +70,12 @@ pub use config::HttpConfig;
 pub use csrf::{CSRF_COOKIE, CSRF_HEADER};
 pub use error::ApiError;
 pub use headers::CONTENT_SECURITY_POLICY;
+/// The template engine of pages, for offerings that render their own
+/// ([`render_page`] takes its `Value`, made with `minijinja::context!`).
+pub use minijinja;
 pub use offerings::{
-    LAYER, Member, NavLink, OfferingName, WebNav, WebOffering, WebRoutes, offering,
+    LAYER, Member, NavLink, OfferingName, WebNav, WebOffering, WebRoutes, WebTemplates, offering,
+    render_page,
 };
 pub use server::{
     HttpService, bind, connection_limits, serve, serve_tls, warn_if_descriptors_short,

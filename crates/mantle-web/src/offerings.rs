@@ -136,6 +136,40 @@ impl FromRequestParts<AppState> for Member {
     }
 }
 
+/// Page templates offerings bring (see [`WebOffering::template`]).
+#[derive(Debug, Default)]
+pub struct WebTemplates(pub Vec<(String, &'static str)>);
+
+/// Renders the page template `name` with `ctx`, as the site's own pages
+/// are: it may extend `base.html` (the site's chrome) and use what every
+/// page gets (`csrf` for forms, `site_domain`); a site overrides it with
+/// a file of the same name in its `templates/` directory. 500 (logged)
+/// if it does not render.
+pub fn render_page(
+    state: &AppState,
+    headers: &axum::http::HeaderMap,
+    name: &str,
+    ctx: minijinja::Value,
+) -> Response {
+    crate::pages::page(state, headers, StatusCode::OK, name, ctx)
+}
+
+/// Answers `GET` with a static file's bytes.
+fn asset_route(path: &str, content_type: &'static str, bytes: &'static [u8]) -> Router<AppState> {
+    Router::new().route(
+        path,
+        axum::routing::get(move || async move {
+            (
+                [
+                    (axum::http::header::CONTENT_TYPE, content_type),
+                    (axum::http::header::CACHE_CONTROL, "no-cache"),
+                ],
+                bytes,
+            )
+        }),
+    )
+}
+
 /// What the web front adds to an [`Offering`].
 pub trait WebOffering {
     /// Adds HTTP routes, present only while the offering is installed
@@ -145,6 +179,15 @@ pub trait WebOffering {
 
     /// Puts a link to `path` on the home page of users given the offering.
     fn nav(self, label: &str, path: &str) -> Self;
+
+    /// Adds a page template, rendered with [`render_page`]: name it after
+    /// the offering (`"bookmarks/list.html"`); it may
+    /// `{% extends "base.html" %}`.
+    fn template(self, name: &str, source: &'static str) -> Self;
+
+    /// Serves a static file (a script, a style sheet) at `path`, while the
+    /// offering is installed.
+    fn asset(self, path: &str, content_type: &'static str, bytes: &'static [u8]) -> Self;
 }
 
 impl WebOffering for Offering {
@@ -164,6 +207,16 @@ impl WebOffering for Offering {
             path: path.to_string(),
         };
         self.then(move |b| b.extension::<WebNav>(|n| n.0.push(link)))
+    }
+
+    fn template(self, name: &str, source: &'static str) -> Self {
+        let name = name.to_string();
+        self.then(move |b| b.extension::<WebTemplates>(|t| t.0.push((name, source))))
+    }
+
+    fn asset(self, path: &str, content_type: &'static str, bytes: &'static [u8]) -> Self {
+        let path = path.to_string();
+        self.routes(move || asset_route(&path, content_type, bytes))
     }
 }
 

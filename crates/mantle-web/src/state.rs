@@ -18,7 +18,11 @@ pub struct AppState {
 impl AppState {
     /// State for serving `site`.
     pub fn new(site: Site) -> Self {
-        let templates = Arc::new(Templates::new(site.dir().join("templates")));
+        let offered = site
+            .extension::<crate::WebTemplates>()
+            .map(|t| t.0.clone())
+            .unwrap_or_default();
+        let templates = Arc::new(Templates::new(site.dir().join("templates"), offered));
         Self { site, templates }
     }
 

@@ -3,6 +3,7 @@
 //! directory, which is read afresh at each render (edit, reload the page).
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use minijinja::{Environment, Value};
@@ -36,27 +37,37 @@ const EMBEDDED: &[(&str, &str)] = &[
 pub struct Templates {
     overrides: PathBuf,
     embedded: Environment<'static>,
+    /// Offerings' templates (see `WebOffering::template`), after ours.
+    offered: Offered,
     /// When these templates were loaded (the embedded ones' date).
     loaded: SystemTime,
 }
 
-fn embedded(name: &str) -> Option<String> {
+/// Templates that offerings brought: name → source.
+type Offered = Arc<Vec<(String, &'static str)>>;
+
+fn embedded(offered: &Offered, name: &str) -> Option<String> {
     EMBEDDED
         .iter()
+        .map(|(n, t)| (*n, *t))
+        .chain(offered.iter().map(|(n, t)| (n.as_str(), *t)))
         .find(|(n, _)| *n == name)
-        .map(|(_, t)| (*t).to_string())
+        .map(|(_, t)| t.to_string())
 }
 
 impl Templates {
     /// Templates with overrides from `overrides` (a directory that may not
-    /// exist).
-    pub fn new(overrides: PathBuf) -> Self {
+    /// exist), and those offerings brought.
+    pub fn new(overrides: PathBuf, offered: Vec<(String, &'static str)>) -> Self {
+        let offered: Offered = Arc::new(offered);
         let mut env = Environment::new();
-        env.set_loader(|name| Ok(embedded(name)));
+        let from = offered.clone();
+        env.set_loader(move |name| Ok(embedded(&from, name)));
         add_filters(&mut env);
         Self {
             overrides,
             embedded: env,
+            offered,
             loaded: SystemTime::now(),
         }
     }
@@ -76,6 +87,7 @@ impl Templates {
     pub fn render(&self, name: &str, ctx: Value) -> Result<String, minijinja::Error> {
         if self.overrides.is_dir() {
             let dir = self.overrides.clone();
+            let offered = self.offered.clone();
             let mut env = Environment::new();
             add_filters(&mut env);
             env.set_loader(move |name| {
@@ -86,7 +98,7 @@ impl Templates {
                 }
                 match std::fs::read_to_string(dir.join(name)) {
                     Ok(text) => Ok(Some(text)),
-                    Err(_) => Ok(embedded(name)),
+                    Err(_) => Ok(embedded(&offered, name)),
                 }
             });
             return env.get_template(name)?.render(ctx);
@@ -118,7 +130,7 @@ mod tests {
         let shown = protect_email("alice@mail.example.com");
         assert_eq!(shown, "alice (at) mail (dot) example (dot) com");
         assert!(!shown.contains('@'));
-        let t = Templates::new(PathBuf::from("/nonexistent"));
+        let t = Templates::new(PathBuf::from("/nonexistent"), Vec::new());
         let mut env = Environment::new();
         add_filters(&mut env);
         let out = env
