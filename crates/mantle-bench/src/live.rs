@@ -759,7 +759,7 @@ async fn our_fanout(
                 let t = micros(base);
                 tx.insert(&LiveNote { change: k, t })?;
                 mantle_live_server::publish(tx, MODEL, &Change { change: k, t })?;
-                Ok::<_, mantle_store::Error>(())
+                mantle_store::ok(())
             })
             .await?;
     }

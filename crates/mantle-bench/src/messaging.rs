@@ -381,7 +381,7 @@ async fn send_all<M: Message>(
                                 let sent = Timestamp::now().as_micros();
                                 tx.send(&to[r], &make(run, seq, sent))?;
                             }
-                            Ok::<_, mantle_store::Error>(())
+                            mantle_store::ok(())
                         })
                         .await?;
                 }

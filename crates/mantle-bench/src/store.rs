@@ -292,7 +292,7 @@ async fn our_insert_all(store: &Store, rows: Arc<Vec<Row>>) -> Result<(), BenchE
             for row in rows.iter() {
                 tx.insert(row)?;
             }
-            Ok::<_, mantle_store::Error>(())
+            mantle_store::ok(())
         })
         .await?;
     Ok(())
@@ -530,7 +530,7 @@ async fn point_query(
                             hits += u64::from(row.key == key);
                         }
                     }
-                    Ok::<_, mantle_store::Error>(hits)
+                    mantle_store::ok(hits)
                 })
                 .await?;
             let took = t.elapsed();
@@ -689,7 +689,7 @@ async fn range_query(scale: f64, base: &Path) -> Result<BenchRecord, BenchError>
                         rows += got.len() as u64;
                     }
                 }
-                Ok::<_, mantle_store::Error>(rows)
+                mantle_store::ok(rows)
             })
             .await?;
         let took = t.elapsed();
@@ -796,7 +796,7 @@ async fn many_stores(scale: f64, base: &Path) -> Result<BenchRecord, BenchError>
                         for key in 0..ITEMS_PER_STORE {
                             tx.insert(&make_row(key))?;
                         }
-                        Ok::<_, mantle_store::Error>(())
+                        mantle_store::ok(())
                     })
                     .await?;
                 Ok::<_, BenchError>(t0.elapsed())

@@ -175,7 +175,7 @@ async fn start(conn: &Arc<Conn>, raw: crate::session::RawArgs) -> Result<Started
                     return Ok((head, None, missed));
                 }
             }
-            Ok::<_, mantle_store::Error>((head, Some(snapshot(r, &key)?), Vec::new()))
+            mantle_store::ok((head, Some(snapshot(r, &key)?), Vec::new()))
         })
         .await;
     let (head, snapshot, missed) = match read {

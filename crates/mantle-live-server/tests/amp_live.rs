@@ -329,7 +329,7 @@ async fn add_notes(store: &mantle_store::Store, n: usize, text: &str) {
                 };
                 mantle_live_server::publish(tx, "notes", &delta)?;
             }
-            Ok::<_, mantle_store::Error>(())
+            mantle_store::ok(())
         })
         .await
         .unwrap();

@@ -507,7 +507,7 @@ async fn an_observer_that_stops_reading_is_told_to_resync() {
                         },
                     )?;
                 }
-                Ok::<_, mantle_store::Error>(())
+                mantle_store::ok(())
             })
             .await
             .unwrap();

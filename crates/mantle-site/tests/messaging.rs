@@ -178,7 +178,7 @@ async fn read_tally(store: &Store, what: &str) -> i64 {
     let what = what.to_string();
     store
         .read(move |r| {
-            Ok::<_, mantle_store::Error>(
+            mantle_store::ok(
                 r.query::<Tally>()
                     .filter(Tally::WHAT.eq(what.as_str()))
                     .first()?
@@ -509,10 +509,7 @@ async fn the_site_and_app_stores_take_only_messages_declared_for_them() {
     let written = |store: Store| async move {
         store
             .read(|r| {
-                Ok::<_, mantle_store::Error>((
-                    r.query::<Tally>().count()?,
-                    r.query::<Receipt>().count()?,
-                ))
+                mantle_store::ok((r.query::<Tally>().count()?, r.query::<Receipt>().count()?))
             })
             .await
             .unwrap()

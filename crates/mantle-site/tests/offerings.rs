@@ -39,7 +39,7 @@ async fn marks(store: &Store, what: &str) -> i64 {
     let what = what.to_string();
     store
         .read(move |r| {
-            Ok::<_, mantle_store::Error>(
+            mantle_store::ok(
                 r.query::<Mark>()
                     .filter(Mark::WHAT.eq(what.as_str()))
                     .first()?

@@ -142,6 +142,27 @@ pub use tx::{ReadTx, Tx};
 pub use unregistered::Unregistered;
 pub use upgrade::UpgradeProgress;
 pub use value::{Attribute, Id, Json, Kind, Operand, Timestamp};
+
+/// `Ok(value)` as a [`Result`] of this crate's [`Error`]: what a closure
+/// given to [`Store::read`] or [`Store::transact`] returns when nothing
+/// else fixes its error type (they take any error type made from ours, so
+/// that offerings may use their own). Without it, such a closure would end
+/// in `Ok::<_, mantle_store::Error>(value)`.
+///
+/// ```
+/// # use mantle_store::*;
+/// # async fn f(store: Store) -> Result<()> {
+/// let (subs, stores) = store
+///     .read(|r| {
+///         let n = r.query::<SubStore>().count()?;
+///         mantle_store::ok((n, r.query::<SubStore>().all()?.len()))
+///     })
+///     .await?;
+/// # let _ = (subs, stores); Ok(()) }
+/// ```
+pub fn ok<T>(value: T) -> Result<T> {
+    Result::Ok(value)
+}
 pub use writer::WriterPool;
 
 /// Raises this process's open-file limit to its hard limit, for processes

@@ -151,7 +151,7 @@ fn crash_child() {
                             tx.insert(&Entry { seq: s, half: 0 })?;
                             tx.insert(&Entry { seq: s, half: 1 })?;
                             tx.record(&Logged { seq: s })?;
-                            Ok::<_, mantle_store::Error>(())
+                            mantle_store::ok(())
                         })
                         .await
                         .expect("child: commit");

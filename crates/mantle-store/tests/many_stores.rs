@@ -80,7 +80,7 @@ async fn ten_thousand_stores_through_a_cache_of_one_thousand() {
                             for n in 0..ITEMS_PER_STORE {
                                 tx.insert(&thing(i as i64, n))?;
                             }
-                            Ok::<_, mantle_store::Error>(())
+                            mantle_store::ok(())
                         })
                         .await
                 }
@@ -139,7 +139,7 @@ async fn ten_thousand_stores_through_a_cache_of_one_thousand() {
                         store
                             .read(|r| {
                                 let things = r.query::<Thing>().order_by(Thing::N.asc()).all()?;
-                                Ok::<_, mantle_store::Error>(
+                                mantle_store::ok(
                                     things.into_iter().map(|t| t.into_inner()).collect(),
                                 )
                             })

@@ -31,7 +31,7 @@ async fn ids_of_items_deleted_before_an_upgrade_are_not_reused_after_it() {
             // Delete the newest two: their ids must stay retired.
             tx.delete(last)?;
             tx.delete(Id::<ThingV1>::from_raw(last.raw() - 1))?;
-            Ok::<_, mantle_store::Error>(last.raw())
+            mantle_store::ok(last.raw())
         })
         .await
         .unwrap();

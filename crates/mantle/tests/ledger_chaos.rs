@@ -523,7 +523,7 @@ async fn ledger_survives_sigkill_chaos() {
                     .into_iter()
                     .map(|e| e.into_inner())
                     .collect();
-                Ok::<_, mantle_store::Error>((balance, entries))
+                mantle_store::ok((balance, entries))
             })
             .await
             .expect("read ledger");

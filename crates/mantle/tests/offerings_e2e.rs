@@ -304,7 +304,7 @@ async fn a_site_whose_stores_hold_types_this_program_lacks_is_served_and_adminis
                     url: format!("https://example.com/{i}"),
                 })?;
             }
-            Ok::<_, mantle_store::Error>(())
+            mantle_store::ok(())
         })
         .await
         .unwrap();

@@ -44,7 +44,7 @@ async fn notes_store(path: &Path, notes: usize) {
                     Timestamp::now(),
                 ))?;
             }
-            Ok::<_, mantle_store::Error>(())
+            mantle_store::ok(())
         })
         .await
         .unwrap();
@@ -240,7 +240,7 @@ async fn upgrade_brings_old_items_to_the_current_version() {
                     body: "a b c d".repeat(i % 3 + 1),
                 })?;
             }
-            Ok::<_, mantle_store::Error>(())
+            mantle_store::ok(())
         })
         .await
         .unwrap();
@@ -305,7 +305,7 @@ async fn backup_writer_child() {
                         Timestamp::now(),
                     ))?;
                 }
-                Ok::<_, mantle_store::Error>(())
+                mantle_store::ok(())
             })
             .await
             .unwrap();
@@ -340,7 +340,7 @@ async fn backup_is_consistent_while_another_process_writes() {
         let store = Store::open(&dest, &notes_config()).await.unwrap();
         let titles = store
             .read(|r| {
-                Ok::<_, mantle_store::Error>(
+                mantle_store::ok(
                     r.query::<Note>()
                         .all()?
                         .into_iter()

@@ -159,7 +159,7 @@ impl Ledger {
         ] {
             let counts = store
                 .read(|r| {
-                    Ok::<_, mantle_store::Error>((
+                    mantle_store::ok((
                         r.query::<Balance>().count()?,
                         r.query::<Entry>().count()?,
                         r.query::<Receipt>().count()?,
@@ -363,7 +363,7 @@ async fn credits_sent_to_the_site_or_an_app_store_are_refused_and_refunded() {
                     },
                 )?;
             }
-            Ok::<_, mantle_store::Error>(())
+            mantle_store::ok(())
         })
         .await
         .unwrap();

@@ -104,7 +104,7 @@ async fn entries_are_added_edited_and_removed_against_revisions() {
                 .into_iter()
                 .map(|d| (d.sequence, serde_json::from_str(&d.delta).unwrap()))
                 .collect();
-            Ok::<_, mantle_store::Error>((s, d))
+            mantle_store::ok((s, d))
         })
         .await
         .unwrap();

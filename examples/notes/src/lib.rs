@@ -22,7 +22,7 @@
 //!     .await?;
 //! let words: i64 = store.read(|r| r.query::<Note>().sum(Note::WORDS)).await?;
 //! assert_eq!(words, 3);
-//! # Ok::<_, mantle_store::Error>(())
+//! # mantle_store::ok(())
 //! # }).unwrap();
 //! ```
 

@@ -83,7 +83,7 @@ pub async fn add_note(store: &mantle_store::Store, text: &str) -> i64 {
         .transact(move |tx| {
             let id = tx.insert(&Note { text: text.clone() })?;
             mantle_live_server::publish(tx, "notes", &NoteDelta { id: id.raw(), text })?;
-            Ok::<_, mantle_store::Error>(id.raw())
+            mantle_store::ok(id.raw())
         })
         .await
         .unwrap()

@@ -454,7 +454,7 @@ impl Auth {
                             t.last_used = now;
                             tx.update(&mut t)?;
                         }
-                        Ok::<_, mantle_store::Error>(())
+                        mantle_store::ok(())
                     })
                     .await;
             });

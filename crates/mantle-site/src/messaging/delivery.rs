@@ -100,7 +100,7 @@ async fn deliver_messages(
     } else {
         match sender
             .read(move |r| {
-                Ok::<_, mantle_store::Error>(
+                mantle_store::ok(
                     r.query::<Receipt>()
                         .filter(Receipt::KEY.is_in(retried.iter().map(String::as_str)))
                         .all()?
@@ -205,7 +205,7 @@ async fn deliver_fresh(
                     for a in &answers {
                         apply_answer(tx, &handlers, a)?;
                     }
-                    Ok::<_, mantle_store::Error>(())
+                    mantle_store::ok(())
                 })
                 .await
         };
@@ -255,7 +255,7 @@ async fn apply_at_recipient(
             for m in &msgs {
                 out.push(apply_one(tx, &handlers, &kind, &from, m)?);
             }
-            Ok::<_, mantle_store::Error>(out)
+            mantle_store::ok(out)
         })
         .await;
     match applied {
@@ -371,7 +371,7 @@ async fn deliver_answers(
                     for a in &answers {
                         apply_answer(tx, &handlers, a)?;
                     }
-                    Ok::<_, mantle_store::Error>(())
+                    mantle_store::ok(())
                 })
                 .await
                 .map_err(|e| DispatchError::retry(e.to_string()))
