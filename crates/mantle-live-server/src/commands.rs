@@ -11,6 +11,13 @@ use serde_json::{Map, Value};
 
 /// What a handler fails with: one of its command's typed errors, or an
 /// unexpected failure (answered with AMP's `UNKNOWN` and logged).
+///
+/// In a handler, `?` works on both kinds of error: on the command's own
+/// error type `E` directly (through `From<E>`), and on anything else that
+/// can be displayed (a [`mantle_store::Error`], a
+/// [`SiteError`](mantle_site::SiteError), …) after [`OrFail::or_fail`],
+/// which makes it [`Failure::Internal`]. (A `From<mantle_store::Error>`
+/// impl is not possible beside `From<E>`: `E` could be that very type.)
 #[derive(Debug)]
 pub enum Failure<E> {
     /// A typed error, sent to the caller as it is.
@@ -39,6 +46,49 @@ impl<E: CommandError> Failure<E> {
 impl<E> From<E> for Failure<E> {
     fn from(e: E) -> Self {
         Failure::Command(e)
+    }
+}
+
+/// `?` in a live handler for errors that are not the command's own: they
+/// become [`Failure::Internal`], which the caller gets as `UNKNOWN` (its
+/// description is `COMMAND failed: ERROR`) and the server logs as a
+/// warning with the command's name.
+///
+/// ```no_run
+/// use mantle_live::{Empty, NoError, arguments, command};
+/// use mantle_live_server::{Live, OrFail};
+///
+/// arguments! {
+///     pub struct CountAnswer { pub notes: u64 }
+/// }
+/// command!(pub CountNotes, Empty, CountAnswer, NoError);
+///
+/// #[derive(mantle_store::Item, Debug, Clone)]
+/// #[item(name = "doc_note", version = 1)]
+/// pub struct Note { pub text: String }
+///
+/// fn declare(live: &mut Live) {
+///     live.command::<CountNotes, _, _>(|caller, _args| async move {
+///         // A `mantle_site::SiteError`, then a `mantle_store::Error`.
+///         let store = caller.store().await.or_fail()?;
+///         let notes = store.read(|r| r.query::<Note>().count()).await.or_fail()?;
+///         Ok(CountAnswer { notes })
+///     });
+/// }
+/// ```
+///
+/// A typed error needs nothing: `?` on a `Result<_, E>`, with `E` the
+/// command's error type, answers with it. To answer a store's revision
+/// conflict as the typed `SAVE_CONFLICT` rather than `UNKNOWN`, map it
+/// first with [`save_conflict`](crate::save_conflict).
+pub trait OrFail<T> {
+    /// The error, if any, as an unexpected failure of the handler.
+    fn or_fail<E>(self) -> Result<T, Failure<E>>;
+}
+
+impl<T, X: std::fmt::Display> OrFail<T> for Result<T, X> {
+    fn or_fail<E>(self) -> Result<T, Failure<E>> {
+        self.map_err(Failure::internal)
     }
 }
 

@@ -19,6 +19,9 @@
 //! * **Controllers**: changes go through commands; a stale revision is
 //!   answered with [`SaveConflict`](mantle_live::SaveConflict) (see
 //!   [`save_conflict`]).
+//! * **Errors in handlers**: `?` on the command's own error answers with
+//!   it ([`Failure`]); `?` after [`OrFail::or_fail`] on a store or site
+//!   error answers `UNKNOWN` and logs it.
 //!
 //! ```no_run
 //! use mantle_live::{Command, NoError, arguments};
@@ -66,7 +69,7 @@ use mantle_live::builtin::ObserveError;
 use mantle_site::{Offering, Scope, SiteBuilder};
 use mantle_store::{ReadTx, Registry, Store};
 
-pub use commands::Failure;
+pub use commands::{Failure, OrFail};
 pub use config::LiveConfig;
 pub use objects::ObjectCommands;
 pub use publish::{HISTORY, ModelChanged, ModelDelta, ModelHead, publish, sequence};

@@ -111,8 +111,11 @@ fn handlers(h: &mut MessageHandlers) {
         }
         Ok(())
     })
-    .on::<Note>(|tx, _env, note| {
+    .on::<Note>(|tx, env, note| {
         bump(tx, &format!("note:{}", note.text), 1)?;
+        // Who sent it: `note_from:FROM:LOGIN` (`-` for no login).
+        let login = env.sender_login.as_deref().unwrap_or("-");
+        bump(tx, &format!("note_from:{}:{login}", env.from), 1)?;
         Ok(())
     })
     .on::<Stray>(|_, _, _| Err(Refusal::new("NEVER", "unused")));
@@ -233,6 +236,23 @@ async fn site(dir: &std::path::Path, h: mantle_site::MessageRegistration) -> Sit
         .with(types)
         .messages(h)
         .init(config)
+        .await
+        .unwrap();
+    site.accounts().create("alice", PW, false).await.unwrap();
+    site.accounts().create("bob", PW, false).await.unwrap();
+    site
+}
+
+/// A site with the app store `app:things` and the users alice and bob.
+async fn site_with_things(dir: &std::path::Path, h: mantle_site::MessageRegistration) -> Site {
+    let site = Site::builder(dir)
+        .with(types)
+        .messages(h)
+        .app("things")
+        .init(SiteConfig {
+            domain: "example.com".into(),
+            ..SiteConfig::default()
+        })
         .await
         .unwrap();
     site.accounts().create("alice", PW, false).await.unwrap();
@@ -428,18 +448,8 @@ async fn fanout_collates_one_answer_per_user_store() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_site_and_app_stores_take_only_messages_declared_for_them() {
     let dir = tempfile::tempdir().unwrap();
-    let site = Site::builder(dir.path())
-        .with(types)
-        .messages(handlers_with_votes)
-        .app("things")
-        .init(SiteConfig {
-            domain: "example.com".into(),
-            ..SiteConfig::default()
-        })
-        .await
-        .unwrap();
-    let alice = site.accounts().create("alice", PW, false).await.unwrap();
-    site.accounts().create("bob", PW, false).await.unwrap();
+    let site = site_with_things(dir.path(), handlers_with_votes).await;
+    let alice = site.accounts().get("alice").await.unwrap();
     let bob = store_of(&site, "bob").await;
     let alice_store = site.stores().user_store(alice.id).await.unwrap();
     let app = site.stores().app_store("things").await.unwrap();
@@ -567,5 +577,35 @@ async fn a_fanout_failure_names_the_store_it_happened_in() {
         }
         other => panic!("{other:?}"),
     }
+    site.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_envelope_carries_the_sending_accounts_primary_login() {
+    let dir = tempfile::tempdir().unwrap();
+    let site = site_with_things(dir.path(), handlers).await;
+    // A second login is not the primary one: the envelope names the primary.
+    site.accounts()
+        .add_login("alice", "ally@example.com")
+        .await
+        .unwrap();
+    let alice = site.accounts().get("alice").await.unwrap();
+    let alice_store = store_of(&site, "alice").await;
+    let bob = store_of(&site, "bob").await;
+    let app = site.stores().app_store("things").await.unwrap();
+    for from in [&alice_store, site.stores().site_store(), &app] {
+        from.transact(|tx| tx.send("bob", &Note { text: "hi".into() }).map(|_| ()))
+            .await
+            .unwrap();
+    }
+    let alice_from = format!("account:{}", alice.id.raw());
+    eventually(
+        &bob,
+        &format!("note_from:{alice_from}:alice@example.com"),
+        1,
+    )
+    .await;
+    eventually(&bob, "note_from:site:-", 1).await;
+    eventually(&bob, "note_from:app:things:-", 1).await;
     site.close().await;
 }

@@ -150,6 +150,44 @@ impl Decoder<'_, '_> {
 /// Derefs to the value, so fields read as `note.title`. Change the value and
 /// pass it to [`Tx::update`](crate::Tx::update), which refuses the write with
 /// [`Error::Conflict`] if the item changed since it was read.
+///
+/// **Serialization (opt-in).** When the item type derives (or implements)
+/// [`Serialize`], so does `Stored<T>`: a map of `id` (the raw id, an
+/// integer), `revision`, then the item's own fields, flattened. Types that
+/// do not implement `Serialize` are unaffected. The item should be a struct
+/// with named fields (a map when serialized) and no field called `id` or
+/// `revision`, which would repeat those keys. There is no `Deserialize`:
+/// items come from a store, not from their serialized form.
+///
+/// ```
+/// use mantle_store::{Item, Registry, Store, StoreConfig};
+///
+/// #[derive(Item, serde::Serialize, Debug, Clone)]
+/// #[item(name = "note", version = 1)]
+/// struct Note {
+///     title: String,
+///     words: i64,
+/// }
+///
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let mut registry = Registry::new();
+/// registry.register::<Note>();
+/// let dir = tempfile::tempdir().unwrap();
+/// let store = Store::open(dir.path().join("notes.store"), &StoreConfig::new(registry)).await?;
+/// let note = store
+///     .transact(|tx| {
+///         let id = tx.insert(&Note { title: "Hello".into(), words: 2 })?;
+///         tx.get(id)
+///     })
+///     .await?
+///     .unwrap();
+/// assert_eq!(
+///     serde_json::to_value(&note).unwrap(),
+///     serde_json::json!({"id": note.id().raw(), "revision": 1, "title": "Hello", "words": 2}),
+/// );
+/// # Ok::<_, mantle_store::Error>(())
+/// # }).unwrap();
+/// ```
 #[derive(Debug, Clone)]
 pub struct Stored<T> {
     pub(crate) id: Id<T>,
@@ -182,5 +220,78 @@ impl<T> Deref for Stored<T> {
 impl<T> DerefMut for Stored<T> {
     fn deref_mut(&mut self) -> &mut T {
         &mut self.value
+    }
+}
+
+/// `{"id", "revision", ...the item's fields}` (see [`Stored`]).
+impl<T: Serialize> Serialize for Stored<T> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Flat<'a, T> {
+            id: i64,
+            revision: i64,
+            #[serde(flatten)]
+            item: &'a T,
+        }
+        Flat {
+            id: self.id.raw(),
+            revision: self.revision,
+            item: &self.value,
+        }
+        .serialize(s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, Clone, Serialize)]
+    struct Note {
+        title: String,
+        words: i64,
+        tags: Vec<String>,
+    }
+
+    #[test]
+    fn stored_items_serialize_flat_with_their_id_and_revision() {
+        let stored = Stored {
+            id: Id::<Note>::from_raw(7),
+            revision: 3,
+            value: Note {
+                title: "Hello".into(),
+                words: 2,
+                tags: vec!["a".into()],
+            },
+        };
+        let json = serde_json::to_value(&stored).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({
+                "id": 7,
+                "revision": 3,
+                "title": "Hello",
+                "words": 2,
+                "tags": ["a"],
+            })
+        );
+        // The id and revision come first, then the item's fields in order.
+        assert_eq!(
+            serde_json::to_string(&stored).unwrap(),
+            r#"{"id":7,"revision":3,"title":"Hello","words":2,"tags":["a"]}"#
+        );
+        // A list of them (a query's result) is a list of such objects.
+        let list = serde_json::to_value(vec![stored.clone(), stored]).unwrap();
+        assert_eq!(list[1]["revision"], 3);
+    }
+
+    #[test]
+    fn an_item_that_is_not_a_map_is_an_error_not_a_panic() {
+        let stored = Stored {
+            id: Id::<i64>::from_raw(1),
+            revision: 1,
+            value: 5_i64,
+        };
+        assert!(serde_json::to_value(&stored).is_err());
     }
 }

@@ -57,7 +57,7 @@ use std::sync::Arc;
 
 use mantle_live::builtin::ObserveError;
 use mantle_live::{CommandError, Empty, Handle, arguments, command};
-use mantle_live_server::{Caller, Failure, Live, LiveOffering, ObjectCommands};
+use mantle_live_server::{Failure, Live, LiveOffering, ObjectCommands, OrFail};
 use mantle_site::{Offering, Scope, Site, SiteBuilder, SiteError};
 use mantle_store::{Id, Item, ReadTx, Registry, Store, Stored, Tx};
 use mantle_web::WebOffering;
@@ -481,14 +481,10 @@ struct ListRef {
     name: String,
 }
 
-async fn app_store<E>(caller: &Caller) -> Result<Store, Failure<E>> {
-    store(caller.site()).await.map_err(Failure::internal)
-}
-
 fn list_commands() -> ObjectCommands<ListRef> {
     ObjectCommands::<ListRef>::new()
         .command::<AddEntry, _, _>(|caller, list, args| async move {
-            let store = app_store(&caller).await?;
+            let store = store(caller.site()).await.or_fail()?;
             let e = add(&store, &list.name, &args.text).await?;
             Ok(AddEntryAnswer {
                 id: e.id,
@@ -496,14 +492,14 @@ fn list_commands() -> ObjectCommands<ListRef> {
             })
         })
         .command::<EditEntry, _, _>(|caller, list, args| async move {
-            let store = app_store(&caller).await?;
+            let store = store(caller.site()).await.or_fail()?;
             let e = edit(&store, &list.name, args.id, &args.text, args.revision).await?;
             Ok(EditEntryAnswer {
                 revision: e.revision,
             })
         })
         .command::<RemoveEntry, _, _>(|caller, list, args| async move {
-            let store = app_store(&caller).await?;
+            let store = store(caller.site()).await.or_fail()?;
             remove(&store, &list.name, args.id, args.revision).await?;
             Ok(Empty {})
         })
@@ -529,7 +525,7 @@ fn live(live: &mut Live) {
                     model: model(&key),
                 }));
             }
-            app_store::<ObserveError>(&caller).await
+            store(caller.site()).await.or_fail()
         },
         snapshot,
     );

@@ -7,9 +7,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
-use mantle_live::{Empty, Handle, NoError, SaveConflict, arguments};
+use mantle_live::{CommandError, Empty, Handle, NoError, SaveConflict, arguments};
 use mantle_live_server::LiveConfig;
-use mantle_live_server::{Failure, Live, ObjectCommands};
+use mantle_live_server::{Failure, Live, ObjectCommands, OrFail};
 use mantle_site::{RunningService, Site, SiteConfig};
 use mantle_store::{Id, Item, ReadTx, Registry};
 use mantle_web::HttpConfig;
@@ -24,6 +24,14 @@ pub struct Note {
     pub text: String,
 }
 
+/// An item type the test site never registers: reading it is a store
+/// error (`NotRegistered`).
+#[derive(Item, Debug, Clone, PartialEq)]
+#[item(name = "test_ghost", version = 1)]
+pub struct Ghost {
+    pub text: String,
+}
+
 arguments! {
     pub struct SumArgs { pub a: i64, pub b: i64 }
     pub struct SumAnswer { pub total: i64 }
@@ -33,13 +41,35 @@ arguments! {
     pub struct OpenCounterArgs { pub start: i64 }
     pub struct OpenCounterAnswer { pub handle: Handle }
     pub struct CounterValue { pub value: i64 }
+    pub struct CountGhostsArgs { pub refuse: bool }
+    pub struct CountGhostsAnswer { pub ghosts: u64 }
 }
+
+/// `CountGhosts`'s typed error.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[serde(tag = "code")]
+pub enum GhostError {
+    #[serde(rename = "REFUSED")]
+    #[error("refused, as asked")]
+    Refused,
+}
+impl CommandError for GhostError {}
 
 mantle_live::command!(pub Sum, SumArgs, SumAnswer, NoError);
 mantle_live::command!(pub AddNote, AddNoteArgs, NoteAnswer, NoError);
 mantle_live::command!(pub EditNote, EditNoteArgs, NoteAnswer, SaveConflict);
 mantle_live::command!(pub OpenCounter, OpenCounterArgs, OpenCounterAnswer, NoError);
 mantle_live::command!(pub Increment, Empty, CounterValue, NoError);
+// Counts `Ghost`s, which always fails with a store error (unless refused
+// first with its typed error).
+mantle_live::command!(pub CountGhosts, CountGhostsArgs, CountGhostsAnswer, GhostError);
+
+fn refuse(refuse: bool) -> Result<(), GhostError> {
+    if refuse {
+        return Err(GhostError::Refused);
+    }
+    Ok(())
+}
 
 /// The delta published for each change of `notes`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -98,8 +128,16 @@ fn offering(live: &mut Live) {
         },
     ));
     live.command::<Sum, _, _>(|_c, a| async move { Ok(SumAnswer { total: a.a + a.b }) })
+        .command::<CountGhosts, _, _>(|caller, a| async move {
+            // `?` on the command's own error type...
+            refuse(a.refuse)?;
+            // ... and, with `or_fail`, on a site error and a store error.
+            let store = caller.store().await.or_fail()?;
+            let ghosts = store.read(|r| r.query::<Ghost>().count()).await.or_fail()?;
+            Ok(CountGhostsAnswer { ghosts })
+        })
         .command::<AddNote, _, _>(|caller, a| async move {
-            let store = caller.store().await.map_err(Failure::internal)?;
+            let store = caller.store().await.or_fail()?;
             store
                 .transact(move |tx| {
                     let id = tx.insert(&Note {
@@ -123,10 +161,10 @@ fn offering(live: &mut Live) {
                     })
                 })
                 .await
-                .map_err(Failure::internal)
+                .or_fail()
         })
         .command::<EditNote, _, _>(|caller, a| async move {
-            let store = caller.store().await.map_err(Failure::internal)?;
+            let store = caller.store().await.or_fail()?;
             store
                 .transact(move |tx| {
                     let id = Id::<Note>::from_raw(a.id);
@@ -163,7 +201,7 @@ fn offering(live: &mut Live) {
         })
         .model(
             "notes",
-            |caller, _key| async move { caller.store().await.map_err(Failure::internal) },
+            |caller, _key| async move { caller.store().await.or_fail() },
             snapshot,
         );
 }
@@ -315,4 +353,17 @@ pub async fn ws_ask(ws: &mut Ws, text: &str) -> serde_json::Value {
             return serde_json::from_str(t.as_str()).unwrap();
         }
     }
+}
+
+/// Logs a WebSocket connection in as `user` with `Login` (request id 0).
+pub async fn ws_login(ws: &mut Ws, user: &str) {
+    let r = ws_ask(
+        ws,
+        &format!(
+            r#"{{"id":0,"command":"Login","args":{{"username":"{user}","password":"{PASSWORD}"}}}}"#
+        ),
+    )
+    .await;
+    assert_eq!(r["id"], 0, "{r}");
+    assert!(r["answer"]["token"].is_string(), "{r}");
 }

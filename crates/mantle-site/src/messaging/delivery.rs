@@ -59,6 +59,15 @@ fn group_by<T>(items: &[T], key: impl Fn(&T) -> &str) -> Vec<(String, Vec<usize>
     groups
 }
 
+/// Who sent a batch of messages (all from one store).
+#[derive(Debug, Clone)]
+struct Sender {
+    /// The sending store's address (`account:ID`, `app:NAME`, `site`).
+    address: String,
+    /// The sending account's primary login (see [`Envelope::sender_login`]).
+    login: Option<String>,
+}
+
 /// What became of one message at its recipient.
 enum Applied {
     /// Applied now or before (its answer, if any, is in the recipient's outbox).
@@ -79,6 +88,19 @@ async fn deliver_messages(
     };
     let from = match messaging.0.stores.address_of(&sender).await {
         Ok(a) => a,
+        Err(e) => {
+            return batch
+                .iter()
+                .map(|_| Err(DispatchError::retry(e.to_string())))
+                .collect();
+        }
+    };
+    // Once per batch: every message in it has the same sender.
+    let from = match messaging.login_of(&from) {
+        Ok(login) => Sender {
+            address: from,
+            login,
+        },
         Err(e) => {
             return batch
                 .iter()
@@ -146,12 +168,11 @@ async fn deliver_messages(
 async fn deliver_fresh(
     handlers: &MessageHandlers,
     sender: &Store,
-    from: &str,
+    from: &Sender,
     max_attempts: u32,
     messaging: &Messaging,
     batch: Vec<(Delivery, Outgoing)>,
 ) -> Vec<Result<(), DispatchError>> {
-    let from = from.to_string();
     let groups = group_by(&batch, |(_, m)| m.to.as_str());
     let runs = groups.iter().map(|(to, idx)| {
         let msgs: Vec<Outgoing> = idx.iter().map(|&i| batch[i].1.clone()).collect();
@@ -189,7 +210,7 @@ async fn deliver_fresh(
                 let m = &batch[*i].1;
                 Answer {
                     id: m.id.clone(),
-                    to: from.clone(),
+                    to: from.address.clone(),
                     kind: m.kind.clone(),
                     body: m.body.clone(),
                     result: Err(r.clone()),
@@ -232,10 +253,10 @@ async fn apply_at_recipient(
     messaging: &Messaging,
     handlers: &MessageHandlers,
     to: String,
-    from: String,
+    from: Sender,
     msgs: Vec<Outgoing>,
 ) -> Vec<Applied> {
-    let (recipient, kind) = match messaging.resolve_from(&from, &to).await {
+    let (recipient, kind) = match messaging.resolve_from(&from.address, &to).await {
         Ok(found) => found,
         Err(Resolve::Refused(r)) => {
             return msgs.iter().map(|_| Applied::Refused(r.clone())).collect();
@@ -268,7 +289,7 @@ fn apply_one(
     tx: &mut Tx<'_>,
     handlers: &MessageHandlers,
     store: &StoreKind,
-    from: &str,
+    from: &Sender,
     m: &Outgoing,
 ) -> Result<Applied, mantle_store::Error> {
     let key = format!("msg:{}", m.id);
@@ -290,7 +311,8 @@ fn apply_one(
     };
     let envelope = Envelope {
         id: MessageId(m.id.clone()),
-        from: from.to_string(),
+        from: from.address.clone(),
+        sender_login: from.login.clone(),
     };
     let result = tx.attempt(|tx| handler(tx, &envelope, &m.body));
     if let Err(r) = &result {
@@ -314,7 +336,7 @@ fn apply_one(
         (_, false) => {
             tx.record(&Answer {
                 id: m.id.clone(),
-                to: from.to_string(),
+                to: from.address.clone(),
                 kind: m.kind.clone(),
                 body: m.body.clone(),
                 result: result.clone(),

@@ -221,12 +221,21 @@ impl SendMessage for Tx<'_> {
 }
 
 /// What a receive handler is told besides the message.
+///
+/// Made by the delivery only (non-exhaustive: fields may be added).
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct Envelope {
     /// The message's id.
     pub id: MessageId,
     /// The sender's stable address (`account:ID`, `app:NAME`, `site`).
     pub from: String,
+    /// The primary login of the sending account (`alice@example.com`), as
+    /// it is when the message is delivered; `None` for a message from the
+    /// site store or an app store (and from an account that no longer
+    /// exists). For showing who sent it: [`from`](Self::from) is the
+    /// stable identity to decide on and to record.
+    pub sender_login: Option<String>,
 }
 
 type ReceiveFn =
@@ -597,6 +606,26 @@ impl Messaging {
                 Ok((self.0.stores.user_store(id).await?, StoreKind::User))
             }
         }
+    }
+
+    /// The primary login of the account whose store has the address
+    /// `from`, if it is `account:ID` and that account has one. One indexed
+    /// read of the site store.
+    fn login_of(&self, from: &str) -> Result<Option<String>, mantle_store::Error> {
+        let Some(id) = from.strip_prefix("account:").and_then(|i| i.parse().ok()) else {
+            return Ok(None);
+        };
+        let account = Id::<Account>::from_raw(id);
+        self.0.stores.site_store().read_now(move |r| {
+            Ok(r.query::<LoginMethod>()
+                .filter(
+                    LoginMethod::ACCOUNT
+                        .eq(account)
+                        .and(LoginMethod::PRIMARY.eq(true)),
+                )
+                .first()?
+                .map(|m| m.into_inner().address))
+        })
     }
 
     /// The store an answer goes back to (disabled senders still get their
