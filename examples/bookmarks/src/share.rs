@@ -45,7 +45,11 @@ pub fn messages(handlers: &mut MessageHandlers) {
         insert_in(
             tx,
             &Bookmark {
-                title: shared_title(&envelope.from, &title),
+                // The sender's login, when a user sent it.
+                title: shared_title(
+                    envelope.sender_login.as_deref().unwrap_or(&envelope.from),
+                    &title,
+                ),
                 url,
                 public: false,
                 created: Timestamp::now(),

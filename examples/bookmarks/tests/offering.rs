@@ -321,7 +321,11 @@ async fn a_shared_bookmark_reaches_the_recipients_store() {
         .unwrap();
     assert_eq!(got.url, "https://example.com/good");
     assert!(got.title.ends_with(": Good"), "{}", got.title);
-    assert!(got.title.starts_with("account:"), "{}", got.title);
+    assert!(
+        got.title.starts_with("alice@example.com: "),
+        "{}",
+        got.title
+    );
     assert!(!got.public, "a received bookmark is private");
     // Through the API too, and published to bob's model.
     assert_eq!(titles(&h, &bob).await, vec![got.title.clone()]);
