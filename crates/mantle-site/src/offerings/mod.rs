@@ -106,25 +106,25 @@ type Attach = Box<dyn FnOnce(SiteBuilder) -> SiteBuilder + Send>;
 /// assert_eq!(bookmarks.name(), "bookmarks");
 /// ```
 pub struct Offering {
-    pub(crate) decl: Declared,
+    decl: Declared,
     attach: Vec<Attach>,
 }
 
 /// What a site keeps of an offering once assembled.
 #[derive(Clone)]
 pub(crate) struct Declared {
-    pub(crate) name: String,
-    pub(crate) version: u32,
-    pub(crate) description: String,
-    pub(crate) requires: Vec<String>,
-    pub(crate) layer: bool,
-    pub(crate) app_store: bool,
+    pub(super) name: String,
+    pub(super) version: u32,
+    pub(super) description: String,
+    pub(super) requires: Vec<String>,
+    pub(super) layer: bool,
+    pub(super) app_store: bool,
     /// Item type names by scope, learnt from its registrations.
-    pub(crate) types: Vec<(Scope, String)>,
-    pub(crate) on_install: Option<Hook<Installing>>,
-    pub(crate) on_upgrade: Option<Hook<Installing>>,
-    pub(crate) on_given: Option<Hook<Giving>>,
-    pub(crate) on_taken: Option<Hook<Giving>>,
+    pub(super) types: Vec<(Scope, String)>,
+    pub(super) on_install: Option<Hook<Installing>>,
+    pub(super) on_upgrade: Option<Hook<Installing>>,
+    pub(super) on_given: Option<Hook<Giving>>,
+    pub(super) on_taken: Option<Hook<Giving>>,
 }
 
 impl Offering {
@@ -316,6 +316,38 @@ impl std::fmt::Debug for Offering {
             .field("version", &self.decl.version)
             .finish()
     }
+}
+
+/// Checks the program's offerings: valid names, each once, and every
+/// requirement included.
+pub(crate) fn check_program(offerings: &[Declared]) -> crate::Result<()> {
+    for (i, o) in offerings.iter().enumerate() {
+        check_name(&o.name)?;
+        if offerings[..i].iter().any(|p| p.name == o.name) {
+            return Err(crate::SiteError::DuplicateOffering(o.name.clone()));
+        }
+        if let Some(missing) = o
+            .requires
+            .iter()
+            .find(|r| !offerings.iter().any(|p| &p.name == *r))
+        {
+            return Err(crate::SiteError::OfferingMissing {
+                offering: o.name.clone(),
+                needs: missing.clone(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The names of the offerings that a site can install (not the layers),
+/// in the order given.
+pub(crate) fn installable(offerings: &[Declared]) -> Vec<String> {
+    offerings
+        .iter()
+        .filter(|o| !o.layer)
+        .map(|o| o.name.clone())
+        .collect()
 }
 
 /// Checks that an offering's name can name a store, a section and a URL.

@@ -103,28 +103,6 @@ fn check_sections(
     declared.iter().map(|(_, parse)| parse(config)).collect()
 }
 
-/// Checks the program's offerings: valid names, each once, and every
-/// requirement included.
-fn check_offerings(offerings: &[Declared]) -> Result<()> {
-    for (i, o) in offerings.iter().enumerate() {
-        crate::offerings::check_name(&o.name)?;
-        if offerings[..i].iter().any(|p| p.name == o.name) {
-            return Err(SiteError::DuplicateOffering(o.name.clone()));
-        }
-        if let Some(missing) = o
-            .requires
-            .iter()
-            .find(|r| !offerings.iter().any(|p| &p.name == *r))
-        {
-            return Err(SiteError::OfferingMissing {
-                offering: o.name.clone(),
-                needs: missing.clone(),
-            });
-        }
-    }
-    Ok(())
-}
-
 /// Adds an upper layer's effect dispatcher to the stores' configuration.
 type EffectsHook = Box<dyn FnOnce(StoreConfig, SiteLink) -> StoreConfig + Send>;
 
@@ -297,11 +275,7 @@ impl SiteBuilder {
     /// The names of the offerings included so far that a site can
     /// install (not the layers), in the order they were included.
     pub fn installable(&self) -> Vec<String> {
-        self.offerings
-            .iter()
-            .filter(|o| !o.layer)
-            .map(|o| o.name.clone())
-            .collect()
+        crate::offerings::installable(&self.offerings)
     }
 
     /// The registry the site's stores use: the site's own item types and
@@ -322,7 +296,7 @@ impl SiteBuilder {
     pub async fn init(self, config: SiteConfig) -> Result<Site> {
         config.validate()?;
         check_sections(&config, &self.sections)?;
-        check_offerings(&self.offerings)?;
+        crate::offerings::check_program(&self.offerings)?;
         let store_file = self.dir.join(SITE_STORE);
         if store_file.exists() {
             return Err(SiteError::AlreadyASite(self.dir.clone()));
@@ -346,7 +320,7 @@ impl SiteBuilder {
             None => SiteConfig::load(&self.dir)?,
         };
         let sections = check_sections(&config, &self.sections)?;
-        check_offerings(&self.offerings)?;
+        crate::offerings::check_program(&self.offerings)?;
         mantle_store::raise_open_file_limit().ok();
         let declared = Arc::new(std::mem::take(&mut self.offerings));
         let installed = Installed::default();
