@@ -196,6 +196,40 @@ pub struct SiteConfig {
     pub sections: toml::Table,
 }
 
+/// The configuration sections a site parsed and checked when it opened
+/// (the layers' and offerings' own, see [`ConfigSection`]), for code that
+/// has no [`Site`](crate::Site) at hand: offerings' hooks get it in
+/// [`Installing`](crate::Installing) and [`Giving`](crate::Giving).
+#[derive(Clone, Default)]
+pub struct Settings(
+    std::sync::Arc<
+        std::collections::HashMap<std::any::TypeId, Box<dyn std::any::Any + Send + Sync>>,
+    >,
+);
+
+impl Settings {
+    pub(crate) fn new(
+        sections: std::collections::HashMap<std::any::TypeId, Box<dyn std::any::Any + Send + Sync>>,
+    ) -> Self {
+        Self(std::sync::Arc::new(sections))
+    }
+
+    /// The section `T` in force, if the program declared it.
+    pub fn get<T: ConfigSection>(&self) -> Option<&T> {
+        self.0
+            .get(&std::any::TypeId::of::<T>())
+            .and_then(|s| s.downcast_ref())
+    }
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("sections", &self.0.len())
+            .finish()
+    }
+}
+
 /// The table holding offerings' sections: `[offerings.NAME]`.
 pub const OFFERINGS_SECTION: &str = "offerings";
 

@@ -56,8 +56,8 @@ pub use auth::{
     address_block, new_secret,
 };
 pub use config::{
-    AuthConfig, CONFIG_FILE, ConfigSection, OFFERINGS_SECTION, SignupConfig, SignupPolicy,
-    SiteConfig, StoresConfig, parse_env,
+    AuthConfig, CONFIG_FILE, ConfigSection, OFFERINGS_SECTION, Settings, SignupConfig,
+    SignupPolicy, SiteConfig, StoresConfig, parse_env,
 };
 pub use error::{Result, SiteError};
 pub use items::{Account, AuthToken, Invite, LoginMethod, Slate, TokenSweeper};

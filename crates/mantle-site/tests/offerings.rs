@@ -926,3 +926,34 @@ async fn purging_deletes_an_uninstalled_offerings_data_everywhere_and_only_then(
     assert!(site.stores().app_store("p").await.is_ok());
     site.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hooks_read_the_offerings_configuration() {
+    let dir = tempfile::tempdir().unwrap();
+    let configured = Offering::new("x", 1)
+        .config::<XSettings>()
+        .on_install(|tx, i| {
+            let said = &i.settings.get::<XSettings>().expect("declared").greeting;
+            bump(tx, &format!("installed saying {said}"))
+        })
+        .on_given(|tx, g| {
+            let said = &g.settings.get::<XSettings>().expect("declared").greeting;
+            bump(tx, &format!("given saying {said}"))
+        });
+    let mut config = config_with("x", greeting("hi"));
+    config.signup.product = Some("px".into());
+    let site = program(dir.path(), vec![configured])
+        .init(config)
+        .await
+        .unwrap();
+    assert_eq!(site.settings().get::<XSettings>().unwrap().greeting, "hi");
+    site.products().create("px", &["x"]).await.unwrap();
+    site.offerings().install("x").await.unwrap();
+    assert_eq!(
+        marks(site.stores().site_store(), "installed saying hi").await,
+        1
+    );
+    site.accounts().create("alice", PW, false).await.unwrap();
+    marks_reach(&user_store(&site, "alice").await, "given saying hi", 1).await;
+    site.close().await;
+}

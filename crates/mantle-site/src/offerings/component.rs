@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::give::send_gives;
 use super::items::{InstalledOffering, ProductGrant};
 use super::{Declared, GivenOffering, Installing, Product, Scope};
+use crate::Settings;
 use crate::stores::Stores;
 use crate::{Result, SiteError};
 
@@ -81,6 +82,8 @@ struct Inner {
     /// The program's offerings, in the order it declared them.
     declared: Arc<Vec<Declared>>,
     installed: Installed,
+    /// The site's configuration sections, for the hooks.
+    settings: Settings,
     /// Serialises installs and uninstalls (each checks, then writes).
     changing: tokio::sync::Mutex<()>,
 }
@@ -93,8 +96,9 @@ impl Offerings {
         stores: Stores,
         declared: Arc<Vec<Declared>>,
         installed: Installed,
+        settings: Settings,
     ) -> Result<Self> {
-        let decl = declared.clone();
+        let (decl, hook_settings) = (declared.clone(), settings.clone());
         let records = stores
             .site_store()
             .transact(move |tx| {
@@ -111,6 +115,7 @@ impl Offerings {
                                     offering: d.name.clone(),
                                     version: d.version,
                                     from: Some(recorded),
+                                    settings: hook_settings.clone(),
                                 },
                             )?;
                         }
@@ -140,6 +145,7 @@ impl Offerings {
             stores,
             declared,
             installed,
+            settings,
             changing: tokio::sync::Mutex::new(()),
         })))
     }
@@ -232,7 +238,7 @@ impl Offerings {
             });
         }
         let version = d.version;
-        let decl = d.clone();
+        let (decl, settings) = (d.clone(), self.0.settings.clone());
         let installed_now = self
             .0
             .stores
@@ -260,6 +266,7 @@ impl Offerings {
                             offering: decl.name.clone(),
                             version: decl.version,
                             from: None,
+                            settings: settings.clone(),
                         },
                     )?;
                 }

@@ -9,6 +9,7 @@ use mantle_store::{Id, Timestamp, Tx};
 use serde::{Deserialize, Serialize};
 
 use super::{Declared, GivenOffering, Giving};
+use crate::Settings;
 use crate::items::Account;
 use crate::messaging::{Envelope, Message, MessageHandlers, Refusal, SendMessage};
 
@@ -90,8 +91,12 @@ fn from_site(envelope: &Envelope) -> Result<(), Refusal> {
 
 /// Registers the user stores' handlers of gives and takes; `declared`
 /// holds the hooks.
-pub(crate) fn register(handlers: &mut MessageHandlers, declared: Arc<Vec<Declared>>) {
-    let on_take = declared.clone();
+pub(crate) fn register(
+    handlers: &mut MessageHandlers,
+    declared: Arc<Vec<Declared>>,
+    settings: Settings,
+) {
+    let (on_take, take_settings) = (declared.clone(), settings.clone());
     handlers
         .on::<GiveOffering>(move |tx, envelope, give| {
             from_site(envelope)?;
@@ -113,6 +118,7 @@ pub(crate) fn register(handlers: &mut MessageHandlers, declared: Arc<Vec<Declare
                     &Giving {
                         offering: name.clone(),
                         account: Id::from_raw(give.account),
+                        settings: settings.clone(),
                     },
                 )?;
             }
@@ -142,6 +148,7 @@ pub(crate) fn register(handlers: &mut MessageHandlers, declared: Arc<Vec<Declare
                     &Giving {
                         offering: name.clone(),
                         account: Id::from_raw(take.account),
+                        settings: take_settings.clone(),
                     },
                 )?;
             }

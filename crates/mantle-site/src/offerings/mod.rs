@@ -61,6 +61,9 @@ pub struct Installing {
     /// The version installed before: `None` on a first install, the older
     /// version on an upgrade.
     pub from: Option<u32>,
+    /// The site's configuration sections (the offering's own with
+    /// `settings.get::<MyConfig>()`).
+    pub settings: crate::Settings,
 }
 
 /// What a hook on a user's store is told when the user is given an
@@ -71,6 +74,9 @@ pub struct Giving {
     pub offering: String,
     /// The user's account.
     pub account: mantle_store::Id<crate::Account>,
+    /// The site's configuration sections (the offering's own with
+    /// `settings.get::<MyConfig>()`).
+    pub settings: crate::Settings,
 }
 
 /// Where an offering's items live (for the record, and for `--purge`).

@@ -319,7 +319,7 @@ impl SiteBuilder {
             Some(c) => c.clone(),
             None => SiteConfig::load(&self.dir)?,
         };
-        let sections = check_sections(&config, &self.sections)?;
+        let sections = crate::config::Settings::new(check_sections(&config, &self.sections)?);
         crate::offerings::check_program(&self.offerings)?;
         mantle_store::raise_open_file_limit().ok();
         let declared = Arc::new(std::mem::take(&mut self.offerings));
@@ -335,7 +335,7 @@ impl SiteBuilder {
             let name = offering.clone();
             handlers.merge_gated(own, offering, move || present.contains(&name));
         }
-        crate::offerings::register_gives(&mut handlers, declared.clone());
+        crate::offerings::register_gives(&mut handlers, declared.clone(), sections.clone());
         // Reports list namespaces in the order they were made: the store
         // layer's first (its handles are made later, with the store config).
         let stats = self.stats.clone().unwrap_or_default();
@@ -361,8 +361,13 @@ impl SiteBuilder {
         let stores = Stores::new(dir.clone(), site_store.clone(), cache);
         stores.declare_apps(self.apps.clone()).await?;
         let auth = Auth::start(site_store, &config, auth_stats).await?;
-        let offerings =
-            Offerings::open(stores.clone(), declared.clone(), installed.clone()).await?;
+        let offerings = Offerings::open(
+            stores.clone(),
+            declared.clone(),
+            installed.clone(),
+            sections.clone(),
+        )
+        .await?;
         let products = Products::new(stores.clone(), declared, installed.clone());
         let accounts = Accounts::new(stores.clone(), auth.clone(), &config);
         if let Some(product) = &config.signup.product

@@ -7,8 +7,6 @@
 //! slates and messaging on the stores. This module assembles them
 //! ([`SiteBuilder`]) and runs the site's life (start, stop, close).
 
-use std::any::{Any, TypeId};
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Weak};
 
@@ -18,7 +16,7 @@ use mantle_store::Registry;
 use crate::Result;
 use crate::accounts::Accounts;
 use crate::auth::Auth;
-use crate::config::SiteConfig;
+use crate::config::{Settings, SiteConfig};
 use crate::messaging::Messaging;
 use crate::offerings::{Offerings, Products};
 use crate::slates::Slates;
@@ -57,7 +55,7 @@ struct SiteInner {
     dir: PathBuf,
     config: SiteConfig,
     /// The declared configuration sections, parsed and checked.
-    sections: HashMap<TypeId, Box<dyn Any + Send + Sync>>,
+    sections: Settings,
     extensions: Extensions,
     stats: StatsRegistry,
     stores: Stores,
@@ -102,16 +100,17 @@ impl Site {
     /// [`SiteBuilder::section`]: a fault of the program, not of its
     /// configuration.
     pub fn section<T: crate::ConfigSection>(&self) -> &T {
-        self.inner
-            .sections
-            .get(&TypeId::of::<T>())
-            .and_then(|s| s.downcast_ref())
-            .unwrap_or_else(|| {
-                panic!(
-                    "the site was built without declaring its [{}] section (SiteBuilder::section)",
-                    T::NAME
-                )
-            })
+        self.inner.sections.get::<T>().unwrap_or_else(|| {
+            panic!(
+                "the site was built without declaring its [{}] section (SiteBuilder::section)",
+                T::NAME
+            )
+        })
+    }
+
+    /// Every configuration section in force (see [`Site::section`]).
+    pub fn settings(&self) -> &Settings {
+        &self.inner.sections
     }
 
     /// A value an upper layer attached with [`SiteBuilder::extension`].
