@@ -223,6 +223,15 @@ impl TestSite {
 
     /// A test site whose configuration `edit` changes first.
     pub async fn start_with(edit: impl FnOnce(&mut SiteConfig)) -> TestSite {
+        Self::start_program(edit, |b| b).await
+    }
+
+    /// A test site whose builder `prepare` completes (with an offering,
+    /// say) and whose configuration `edit` changes first.
+    pub async fn start_program(
+        edit: impl FnOnce(&mut SiteConfig),
+        prepare: impl FnOnce(mantle_site::SiteBuilder) -> mantle_site::SiteBuilder,
+    ) -> TestSite {
         let dir = tempfile::tempdir().unwrap();
         let mut config = SiteConfig {
             domain: "example.com".into(),
@@ -235,10 +244,12 @@ impl TestSite {
             .edit_section::<LiveConfig>(|s| s.amp = Some("127.0.0.1:0".parse().unwrap()))
             .unwrap();
         edit(&mut config);
-        let site = mantle_live_server::install(mantle_web::install(
-            Site::builder(dir.path()).with(register),
-        ))
-        .extension::<Live>(offering)
+        let site = prepare(
+            mantle_live_server::install(mantle_web::install(
+                Site::builder(dir.path()).with(register),
+            ))
+            .extension::<Live>(offering),
+        )
         .init(config)
         .await
         .unwrap();
