@@ -370,14 +370,6 @@ impl SiteBuilder {
         .await?;
         let products = Products::new(stores.clone(), declared, installed.clone());
         let accounts = Accounts::new(stores.clone(), auth.clone(), &config);
-        if let Some(product) = &config.signup.product
-            && products.get(product).await.is_err()
-        {
-            tracing::warn!(
-                product,
-                "[signup] product names no product: new accounts cannot be made until it exists (mantle product create)"
-            );
-        }
         let messaging = Messaging::new(
             stores.clone(),
             config.domain.clone(),

@@ -182,6 +182,14 @@ impl Site {
     /// from before (messages to send, due tasks) are opened in the
     /// background so it resumes.
     pub async fn start(&self) -> Result<Vec<(String, Option<String>)>> {
+        if let Some(product) = &self.inner.config.signup.product
+            && self.inner.products.get(product).await.is_err()
+        {
+            tracing::warn!(
+                product,
+                "[signup] product names no product: new accounts cannot be made until it exists (mantle product create)"
+            );
+        }
         self.inner.services.start(self).await
     }
 
