@@ -12,12 +12,18 @@
 //!   site store's scheduler;
 //! - **slates**: per-user named JSON documents with version checks and
 //!   optional time to live;
+//! - **offerings** (the applications a site hosts, [`Offering`]): which
+//!   the site has installed ([`Site::offerings`]) and **products** granting
+//!   them to users ([`Site::products`]), with hooks run once per user;
 //! - **services** started from powerups in the site store, stopped
 //!   gracefully, startable again;
 //! - **statistics** ([`Site::stats`], a `mantle_stats` registry): the store
 //!   layer's "Stores" namespace and the site's "Auth", "Messaging" and
 //!   "Process" namespaces, for the web front to report.
 //!
+//! Its parts are components reached through [`Site`]'s accessors
+//! ([`Site::accounts`], [`Site::auth`], [`Site::slates`],
+//! [`Site::messaging`], [`Site::stores`], …), each with its own state.
 //! It knows nothing of HTTP: the web front (`mantle-web`) is a service that
 //! builds on it. No global state: two sites run side by side in one process.
 //!
