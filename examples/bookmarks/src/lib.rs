@@ -75,19 +75,17 @@ pub fn offering() -> Offering {
         .items(Scope::User, register)
         .config::<Config>()
         .messages(messages)
-        .on_given(|tx, _| {
-            // Runs once per user, in their store, when they are given it.
-            // A hook cannot read the site's configuration: make the
-            // sweeper with the defaults, and ask for the configured
-            // settings right after the commit (see `Refresh`).
-            if tx.query::<Sweeper>().first()?.is_none() {
-                configure_in(tx, &Config::default())?;
-            }
-            tx.record(&Refresh {})?;
+        .on_given(|tx, giving| {
+            // Runs once per user, in their store, when they are given it:
+            // the sweeper, on the configured period.
+            let config = giving.settings.get::<Config>().cloned().unwrap_or_default();
+            configure_in(tx, &config)?;
             Ok(())
         })
         .then(|b| b.on_effects::<Refresh, _, _>(sweep::refresh))
         .routes(web::routes)
+        .template(web::PAGE, web::PAGE_TEMPLATE)
+        .template(web::PUBLIC, web::PUBLIC_TEMPLATE)
         .nav("Bookmarks", "/bookmarks")
         .live(live::live)
 }

@@ -1,21 +1,23 @@
-//! The HTTP side: the JSON API, the user's page and the public page.
+//! The HTTP side: the JSON API, the user's page and the public page
+//! (templates in `templates/`, extending the site's `base.html`).
 
 use axum::Json;
 use axum::Router;
 use axum::extract::{Path, State};
+use axum::http::HeaderMap;
 use axum::http::StatusCode;
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use mantle_site::SiteError;
 use mantle_store::{Id, Timestamp};
-use mantle_web::{ApiError, AppState, JsonBody, Member};
+use mantle_web::{ApiError, AppState, JsonBody, Member, minijinja, render_page};
 use serde::Deserialize;
 
 use crate::NAME;
 use crate::checks::{BookmarkError, check_title, check_url};
 use crate::config::Config;
 use crate::items::Bookmark;
-use crate::live::{BookmarkView, delete_in, insert_in, list, public};
+use crate::live::{delete_in, insert_in, list, public};
 use crate::share::share;
 use crate::sweep::configure_in;
 
@@ -113,26 +115,30 @@ async fn api_share(
 }
 
 /// `GET /bookmarks`: the user's page (404 to users not given the offering).
-async fn page(State(state): State<AppState>, member: Member) -> Result<Html<String>, ApiError> {
+async fn page(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    member: Member,
+) -> Result<Response, ApiError> {
     let greeting = state.site.section::<Config>().greeting.clone();
     let bookmarks = member.store.read(list).await?;
-    Ok(Html(format!(
-        "<!doctype html><meta charset=\"utf-8\"><title>Bookmarks</title>\n\
-         <h1>{}, {}</h1><p>You have {} bookmarks.</p>\n{}",
-        escape(&greeting),
-        escape(&member.avatar.address),
-        bookmarks.len(),
-        render_list(&bookmarks, true),
-    )))
+    Ok(render_page(
+        &state,
+        &headers,
+        PAGE,
+        minijinja::context! { greeting, user => member.avatar.address, bookmarks },
+    ))
 }
 
 /// `GET /bookmarks/public/{login}`: anyone (no login needed) sees the
-/// public bookmarks of `login`; 404 for a login that names no account,
-/// a disabled one, or one not given the bookmarks.
+/// public bookmarks of `login` (its address shown protected from
+/// harvesters); 404 for a login that names no account, a disabled one,
+/// or one not given the bookmarks.
 async fn public_page(
     State(state): State<AppState>,
+    headers: HeaderMap,
     Path(login): Path<String>,
-) -> Result<Html<String>, ApiError> {
+) -> Result<Response, ApiError> {
     let not_found = || ApiError::new(StatusCode::NOT_FOUND, "not found");
     let account = match state.site.accounts().get(&login).await {
         Ok(a) => a,
@@ -146,38 +152,18 @@ async fn public_page(
     }
     let store = state.site.stores().user_store(account.id).await?;
     let bookmarks = store.read(public).await?;
-    Ok(Html(format!(
-        "<!doctype html><meta charset=\"utf-8\"><title>Bookmarks of {who}</title>\n\
-         <h1>Bookmarks of {who}</h1>\n{}",
-        render_list(&bookmarks, false),
-        who = escape(&account.primary),
-    )))
+    Ok(render_page(
+        &state,
+        &headers,
+        PUBLIC,
+        minijinja::context! { who => account.primary, bookmarks },
+    ))
 }
 
-/// The list as HTML, every text escaped.
-fn render_list(bookmarks: &[BookmarkView], mark_public: bool) -> String {
-    let mut html = String::from("<ul>\n");
-    for b in bookmarks {
-        html.push_str(&format!(
-            "<li><a href=\"{}\" rel=\"nofollow noopener noreferrer\">{}</a>{}</li>\n",
-            escape(&b.url),
-            escape(&b.title),
-            if mark_public && b.public {
-                " (public)"
-            } else {
-                ""
-            },
-        ));
-    }
-    html.push_str("</ul>");
-    html
-}
+/// The user's page: its template's name, and the template.
+pub(crate) const PAGE: &str = "bookmarks/page.html";
+pub(crate) const PAGE_TEMPLATE: &str = include_str!("../templates/page.html");
 
-/// Escapes text for HTML (in text and in quoted attributes).
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-        .replace('\'', "&#x27;")
-}
+/// The public page: its template's name, and the template.
+pub(crate) const PUBLIC: &str = "bookmarks/public.html";
+pub(crate) const PUBLIC_TEMPLATE: &str = include_str!("../templates/public.html");
