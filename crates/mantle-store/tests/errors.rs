@@ -463,3 +463,34 @@ async fn a_store_closed_while_a_child_process_starts_can_be_opened_again() {
     assert!(spawner.join().unwrap().success());
     reopened.expect("reopen after close while a child process was starting");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_every_item_of_a_type_named_at_run_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(
+        dir.path().join("s.store"),
+        &common::config(counter_registry()),
+    )
+    .await
+    .unwrap();
+    let deleted = store
+        .transact(|tx| {
+            for i in 0..3 {
+                tx.insert(&Counter::new(&format!("c{i}"), i))?;
+            }
+            tx.delete_all_of_type(Counter::TYPE_NAME)
+        })
+        .await
+        .unwrap();
+    assert_eq!(deleted, 3);
+    assert!(common::counters(&store).await.is_empty());
+    // A name this program does not register: refused, naming it.
+    let refused = store
+        .transact(|tx| tx.delete_all_of_type("no_such_type"))
+        .await;
+    match refused {
+        Err(Error::NotRegisteredName(name)) => assert_eq!(name, "no_such_type"),
+        other => panic!("expected NotRegisteredName, got {other:?}"),
+    }
+    common::close(store).await;
+}

@@ -8,7 +8,7 @@ use mantle_store::Timestamp;
 use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
 
-use super::give::send_gives;
+use super::give::{Change, send_changes};
 use super::items::{InstalledOffering, ProductGrant};
 use super::{Declared, GivenOffering, Installing, Product, Scope};
 use crate::Settings;
@@ -287,7 +287,7 @@ impl Offerings {
                         .map(|g| g.account)
                         .collect();
                     for account in holders {
-                        send_gives(tx, account, std::slice::from_ref(&decl.name))?;
+                        send_changes(tx, account, std::slice::from_ref(&decl.name), Change::Give)?;
                     }
                 }
                 Ok::<_, SiteError>(true)
@@ -329,6 +329,17 @@ impl Offerings {
         self.0.installed.0.write().remove(name);
         tracing::info!(offering = name, "offering uninstalled (data kept)");
         Ok(())
+    }
+
+    /// Uninstalls `name`, and with `purge` deletes its data too (an
+    /// offering already uninstalled is then only purged); returns the
+    /// items deleted (0 without `purge`). What `mantle offering uninstall`
+    /// and the admin API do.
+    pub async fn remove(&self, name: &str, purge: bool) -> Result<u64> {
+        if !purge || self.is_installed(name) {
+            self.uninstall(name).await?;
+        }
+        if purge { self.purge(name).await } else { Ok(0) }
     }
 
     /// Deletes what an uninstalled offering left: its items in the site

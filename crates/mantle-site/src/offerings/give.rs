@@ -13,146 +13,104 @@ use crate::Settings;
 use crate::items::Account;
 use crate::messaging::{Envelope, Message, MessageHandlers, Refusal, SendMessage};
 
-/// The site gives `offering` to the user whose store receives this.
+/// Whether an offering is given to a user or taken back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum Change {
+    /// The user is given it: its `on_given` hook runs (once).
+    Give,
+    /// It is taken back: its `on_taken` hook runs; the user's data stays.
+    Take,
+}
+
+/// The site gives `offering` to (or takes it back from) the user whose
+/// store receives this.
 #[derive(Debug, Serialize, Deserialize)]
-struct GiveOffering {
+struct OfferingChange {
     offering: String,
     account: i64,
+    change: Change,
 }
 
-impl Message for GiveOffering {
-    const TYPE: &'static str = "mantle.give_offering";
-    type Answer = ();
-    const ONE_WAY: bool = true;
-}
-
-/// The site takes `offering` back from the user whose store receives this.
-#[derive(Debug, Serialize, Deserialize)]
-struct TakeOffering {
-    offering: String,
-    account: i64,
-}
-
-impl Message for TakeOffering {
-    const TYPE: &'static str = "mantle.take_offering";
+impl Message for OfferingChange {
+    const TYPE: &'static str = "mantle.offering_change";
     type Answer = ();
     const ONE_WAY: bool = true;
 }
 
 /// Sends (within `tx`, a site store transaction) the messages that give
-/// `offerings` to `account`.
-pub(crate) fn send_gives(
+/// `offerings` to `account`, or take them back.
+pub(crate) fn send_changes(
     tx: &mut Tx<'_>,
     account: Id<Account>,
     offerings: &[String],
+    change: Change,
 ) -> Result<(), mantle_store::Error> {
     for o in offerings {
         tx.send(
             &format!("account:{}", account.raw()),
-            &GiveOffering {
+            &OfferingChange {
                 offering: o.clone(),
                 account: account.raw(),
+                change,
             },
         )?;
     }
     Ok(())
 }
 
-/// Sends (within `tx`) the messages that take `offerings` back from
-/// `account`.
-pub(crate) fn send_takes(
-    tx: &mut Tx<'_>,
-    account: Id<Account>,
-    offerings: &[String],
-) -> Result<(), mantle_store::Error> {
-    for o in offerings {
-        tx.send(
-            &format!("account:{}", account.raw()),
-            &TakeOffering {
-                offering: o.clone(),
-                account: account.raw(),
-            },
-        )?;
-    }
-    Ok(())
-}
-
-/// Only the site store gives and takes offerings.
-fn from_site(envelope: &Envelope) -> Result<(), Refusal> {
-    if envelope.from == "site" {
-        Ok(())
-    } else {
-        Err(Refusal::new(
-            "FORBIDDEN",
-            "only the site gives and takes offerings",
-        ))
-    }
-}
-
-/// Registers the user stores' handlers of gives and takes; `declared`
-/// holds the hooks.
+/// Registers the user stores' handler of gives and takes; `declared`
+/// holds the hooks, told `settings`.
 pub(crate) fn register(
     handlers: &mut MessageHandlers,
     declared: Arc<Vec<Declared>>,
     settings: Settings,
 ) {
-    let (on_take, take_settings) = (declared.clone(), settings.clone());
-    handlers
-        .on::<GiveOffering>(move |tx, envelope, give| {
-            from_site(envelope)?;
-            let name = give.offering;
-            if tx
-                .query::<GivenOffering>()
-                .filter(GivenOffering::NAME.eq(name.as_str()))
-                .exists()?
-            {
-                return Ok(());
+    handlers.on::<OfferingChange>(move |tx, envelope: &Envelope, m| {
+        // Only the site store gives and takes offerings.
+        if envelope.from != "site" {
+            return Err(Refusal::new(
+                "FORBIDDEN",
+                "only the site gives and takes offerings",
+            ));
+        }
+        let given = tx
+            .query::<GivenOffering>()
+            .filter(GivenOffering::NAME.eq(m.offering.as_str()))
+            .first()?;
+        // Once each way: a give to a user who has it, or a take from one
+        // who has not, changes nothing.
+        if given.is_some() == (m.change == Change::Give) {
+            return Ok(());
+        }
+        let hook = declared
+            .iter()
+            .find(|d| d.name == m.offering)
+            .and_then(|d| match m.change {
+                Change::Give => d.on_given.as_ref(),
+                Change::Take => d.on_taken.as_ref(),
+            });
+        if let Some(hook) = hook {
+            hook(
+                tx,
+                &Giving {
+                    offering: m.offering.clone(),
+                    account: Id::from_raw(m.account),
+                    settings: settings.clone(),
+                },
+            )?;
+        }
+        match given {
+            Some(g) => {
+                tx.delete(g.id())?;
             }
-            if let Some(hook) = declared
-                .iter()
-                .find(|d| d.name == name)
-                .and_then(|d| d.on_given.as_ref())
-            {
-                hook(
-                    tx,
-                    &Giving {
-                        offering: name.clone(),
-                        account: Id::from_raw(give.account),
-                        settings: settings.clone(),
-                    },
-                )?;
+            None => {
+                tx.insert(&GivenOffering {
+                    name: m.offering,
+                    given: Timestamp::now(),
+                })?;
             }
-            tx.insert(&GivenOffering {
-                name,
-                given: Timestamp::now(),
-            })?;
-            Ok(())
-        })
-        .on::<TakeOffering>(move |tx, envelope, take| {
-            from_site(envelope)?;
-            let name = take.offering;
-            let Some(given) = tx
-                .query::<GivenOffering>()
-                .filter(GivenOffering::NAME.eq(name.as_str()))
-                .first()?
-            else {
-                return Ok(());
-            };
-            if let Some(hook) = on_take
-                .iter()
-                .find(|d| d.name == name)
-                .and_then(|d| d.on_taken.as_ref())
-            {
-                hook(
-                    tx,
-                    &Giving {
-                        offering: name.clone(),
-                        account: Id::from_raw(take.account),
-                        settings: take_settings.clone(),
-                    },
-                )?;
-            }
-            tx.delete(given.id())?;
-            Ok(())
-        });
+        }
+        Ok(())
+    });
 }

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::Declared;
 use super::component::Installed;
-use super::give::{send_gives, send_takes};
+use super::give::{Change, send_changes};
 use super::items::{InstalledOffering, Product, ProductGrant};
 use crate::items::Account;
 use crate::stores::Stores;
@@ -200,7 +200,7 @@ impl Products {
                     .into_iter()
                     .filter(|o| !still.contains(o))
                     .collect();
-                send_takes(tx, account, &gone)?;
+                send_changes(tx, account, &gone, Change::Take)?;
                 Ok::<_, SiteError>(true)
             })
             .await?;
@@ -287,7 +287,7 @@ pub(crate) fn grant_in(tx: &mut Tx<'_>, account: Id<Account>, product: &str) -> 
             now.push(o);
         }
     }
-    send_gives(tx, account, &now)?;
+    send_changes(tx, account, &now, Change::Give)?;
     Ok(true)
 }
 

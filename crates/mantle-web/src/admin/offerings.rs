@@ -57,18 +57,13 @@ pub async fn uninstall(
     Path(name): Path<String>,
     Query(q): Query<Uninstall>,
 ) -> Answer {
-    let offerings = state.site.offerings();
-    if !q.purge || offerings.is_installed(&name) {
-        offerings.uninstall(&name).await.map_err(failed)?;
-        tracing::info!(%by, offering = %name, "admin: offering uninstalled");
-    }
-    let deleted = if q.purge {
-        let n = offerings.purge(&name).await.map_err(failed)?;
-        tracing::info!(%by, offering = %name, deleted = n, "admin: offering purged");
-        n
-    } else {
-        0
-    };
+    let deleted = state
+        .site
+        .offerings()
+        .remove(&name, q.purge)
+        .await
+        .map_err(failed)?;
+    tracing::info!(%by, offering = %name, purge = q.purge, deleted, "admin: offering uninstalled");
     Ok(Json(json!({ "deleted": deleted })).into_response())
 }
 
@@ -130,20 +125,7 @@ pub async fn grant(
     Path(name): Path<String>,
     JsonBody(holder): JsonBody<Holder>,
 ) -> Answer {
-    let account = state
-        .site
-        .accounts()
-        .get(&holder.login)
-        .await
-        .map_err(failed)?;
-    let changed = state
-        .site
-        .products()
-        .grant(&name, account.id)
-        .await
-        .map_err(failed)?;
-    tracing::info!(%by, product = %name, login = %account.primary, changed, "admin: product granted");
-    Ok(Json(json!({ "changed": changed })).into_response())
+    change_holder(by, &state, &name, &holder.login, true).await
 }
 
 /// `POST /api/admin/products/{name}/revoke` `{"login"}`:
@@ -154,18 +136,25 @@ pub async fn revoke(
     Path(name): Path<String>,
     JsonBody(holder): JsonBody<Holder>,
 ) -> Answer {
-    let account = state
-        .site
-        .accounts()
-        .get(&holder.login)
-        .await
-        .map_err(failed)?;
-    let changed = state
-        .site
-        .products()
-        .revoke(&name, account.id)
-        .await
-        .map_err(failed)?;
-    tracing::info!(%by, product = %name, login = %account.primary, changed, "admin: product revoked");
+    change_holder(by, &state, &name, &holder.login, false).await
+}
+
+/// Grants (`grant`) or revokes product `name` for `login`.
+async fn change_holder(
+    by: AdminCaller,
+    state: &AppState,
+    name: &str,
+    login: &str,
+    grant: bool,
+) -> Answer {
+    let account = state.site.accounts().get(login).await.map_err(failed)?;
+    let products = state.site.products();
+    let changed = if grant {
+        products.grant(name, account.id).await
+    } else {
+        products.revoke(name, account.id).await
+    }
+    .map_err(failed)?;
+    tracing::info!(%by, product = %name, login = %account.primary, grant, changed, "admin: product holder changed");
     Ok(Json(json!({ "changed": changed })).into_response())
 }

@@ -191,17 +191,7 @@ impl Reach {
     /// offering already uninstalled is only purged); the items deleted.
     pub async fn uninstall(&self, name: &str, purge: bool) -> Result<u64, CliError> {
         match self {
-            Reach::Files(site) => {
-                let offerings = site.offerings();
-                if !purge || offerings.is_installed(name) {
-                    offerings.uninstall(name).await?;
-                }
-                Ok(if purge {
-                    offerings.purge(name).await?
-                } else {
-                    0
-                })
-            }
+            Reach::Files(site) => Ok(site.offerings().remove(name, purge).await?),
             Reach::Server(r) => {
                 let query: &[(&str, &str)] = if purge { &[("purge", "true")] } else { &[] };
                 let d: Deleted = r
