@@ -749,7 +749,7 @@ async fn our_fanout(
         });
     }
 
-    let store = ls.site.stores().user_store(ls.account).await?;
+    let store = ls.site.stores().user_store_unchecked(ls.account).await?;
     let mut ticker = tokio::time::interval(SPACING);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     for k in 0..changes as i64 {

@@ -261,14 +261,14 @@ impl BenchSite {
                 .accounts()
                 .create(&format!("s{i}"), PASSWORD, false)
                 .await?;
-            senders.push(site.stores().user_store(account.id).await?);
+            senders.push(site.stores().user_store_unchecked(account.id).await?);
         }
         for i in 0..RECIPIENTS {
             let account = site
                 .accounts()
                 .create(&format!("r{i}"), PASSWORD, false)
                 .await?;
-            recipients.push(site.stores().user_store(account.id).await?);
+            recipients.push(site.stores().user_store_unchecked(account.id).await?);
             to.push(account.primary);
         }
         Ok(Self {

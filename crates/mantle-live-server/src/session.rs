@@ -314,7 +314,7 @@ impl Caller {
         self.conn
             .site
             .stores()
-            .user_store(self.avatar.account)
+            .user_store_unchecked(self.avatar.account)
             .await
     }
     /// Gives this connection a handle to `obj`; calls on the handle run

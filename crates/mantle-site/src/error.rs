@@ -209,6 +209,62 @@ pub enum SiteError {
     #[error("'{0}' is not a parked message id (STORE/NUMBER, as listed)")]
     BadMessageId(String),
 
+    /// Not a role (`everyone`, `authenticated`, `account:ID`, `group:NAME`).
+    #[error("'{0}' is not a role (expected everyone, authenticated, account:ID or group:NAME)")]
+    BadRole(String),
+
+    /// A group or access name outside 1-64 of `a-z 0-9 _ . -`.
+    #[error("'{name}' is not a valid {what} name (use 1-64 of a-z 0-9 _ . -)")]
+    BadSharingName {
+        /// `group` or `access`.
+        what: &'static str,
+        /// The name given.
+        name: String,
+    },
+
+    /// A share id outside 1-100 of `A-Z a-z 0-9 _ . - ~`.
+    #[error("'{0}' is not a valid share id (use 1-100 of A-Z a-z 0-9 _ . - ~)")]
+    BadShareId(String),
+
+    /// The share id already names another item of the store.
+    #[error("the share id '{0}' already names another item")]
+    ShareIdTaken(String),
+
+    /// Adding the member would make the group (transitively) its own member.
+    #[error(
+        "'{member}' cannot join group '{group}': '{group}' is already one of its members (a cycle)"
+    )]
+    RoleCycle {
+        /// The group.
+        group: String,
+        /// The member refused.
+        member: String,
+    },
+
+    /// No group of this name in the store.
+    #[error("no group '{0}'")]
+    NoSuchGroup(String),
+
+    /// No share of this id that the viewer may use for what was asked.
+    /// Deliberately one error for "does not exist" and "not permitted".
+    #[error("no share '{0}' is available to you")]
+    NoSuchShare(String),
+
+    /// A body that does not make an item of the type (a Shoji `PUT`).
+    #[error("the entity does not fit its type: {0}")]
+    BadEntity(String),
+
+    /// A catalog filter naming no attribute, or a value of the wrong kind.
+    #[error(
+        "cannot filter on {attribute} = {value}: no such attribute, or a value of another kind"
+    )]
+    BadFilter {
+        /// The attribute named.
+        attribute: String,
+        /// The value given (JSON).
+        value: String,
+    },
+
     /// No parked message has this id (never parked, retried or dropped).
     #[error("no parked message '{0}'")]
     NoSuchParkedMessage(String),

@@ -51,6 +51,7 @@ mod items;
 mod messaging;
 pub mod offerings;
 mod process_stats;
+pub mod sharing;
 mod site;
 mod slates;
 mod stores;

@@ -17,7 +17,7 @@ use crate::{Result, SiteError};
 ///
 /// ```no_run
 /// # async fn f(site: mantle_site::Site, account: mantle_store::Id<mantle_site::Account>) -> mantle_site::Result<()> {
-/// let store = site.stores().user_store(account).await?;
+/// let store = site.stores().user_store_unchecked(account).await?;
 /// let slates = store.read(|r| r.count_items("mantle_slate")).await?;
 /// # let _ = slates; Ok(()) }
 /// ```
@@ -67,8 +67,12 @@ impl Stores {
         &self.0.cache
     }
 
-    /// The user store of an account.
-    pub async fn user_store(&self, account: Id<Account>) -> Result<Store> {
+    /// The user store of an account, **without any access check**: for the
+    /// site itself, its owner's own requests and administration tools.
+    /// Code acting for one user on another user's items goes through the
+    /// sharing layer instead ([`Site::sharing`](crate::Site::sharing)),
+    /// which checks the roles and shares of the store's owner.
+    pub async fn user_store_unchecked(&self, account: Id<Account>) -> Result<Store> {
         let known = self.0.files.lock().get(&account).cloned();
         if let Some(file) = known {
             return Ok(self.0.cache.get(file).await?);
@@ -143,7 +147,7 @@ impl Stores {
             .strip_prefix("account:")
             .and_then(|i| i.parse().ok())
         {
-            return self.user_store(Id::from_raw(id)).await;
+            return self.user_store_unchecked(Id::from_raw(id)).await;
         }
         let sub = self
             .substore_named(address.to_string())

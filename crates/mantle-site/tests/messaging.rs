@@ -262,7 +262,7 @@ async fn site_with_things(dir: &std::path::Path, h: mantle_site::MessageRegistra
 
 async fn store_of(site: &Site, login: &str) -> Store {
     let id = site.accounts().get(login).await.unwrap().id;
-    site.stores().user_store(id).await.unwrap()
+    site.stores().user_store_unchecked(id).await.unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -417,7 +417,7 @@ async fn fanout_collates_one_answer_per_user_store() {
             .create(&format!("user{i}"), PW, false)
             .await
             .unwrap();
-        let store = site.stores().user_store(acc.id).await.unwrap();
+        let store = site.stores().user_store_unchecked(acc.id).await.unwrap();
         store
             .transact(move |tx| bump(tx, "items", i))
             .await
@@ -451,7 +451,7 @@ async fn the_site_and_app_stores_take_only_messages_declared_for_them() {
     let site = site_with_things(dir.path(), handlers_with_votes).await;
     let alice = site.accounts().get("alice").await.unwrap();
     let bob = store_of(&site, "bob").await;
-    let alice_store = site.stores().user_store(alice.id).await.unwrap();
+    let alice_store = site.stores().user_store_unchecked(alice.id).await.unwrap();
     let app = site.stores().app_store("things").await.unwrap();
     match site.stores().app_store("undeclared").await {
         Err(SiteError::NoSuchAppStore(name)) => assert_eq!(name, "undeclared"),

@@ -175,7 +175,7 @@ async fn state(site: &Site, name: &str) -> OfferingState {
 
 async fn user_store(site: &Site, login: &str) -> Store {
     let id = site.accounts().get(login).await.unwrap().id;
-    site.stores().user_store(id).await.unwrap()
+    site.stores().user_store_unchecked(id).await.unwrap()
 }
 
 // ---- Assembly ----------------------------------------------------------

@@ -258,7 +258,7 @@ async fn slates_have_versions_and_time_to_live() {
     );
     assert_eq!(site.slates().names(acc).await.unwrap(), ["user-info"]);
     // The scheduler removed the expired slate, and nothing else.
-    let store = site.stores().user_store(acc).await.unwrap();
+    let store = site.stores().user_store_unchecked(acc).await.unwrap();
     let left = store
         .read(|r| r.query::<mantle_site::Slate>().count())
         .await

@@ -96,7 +96,7 @@ async fn logins_messages_and_the_process_are_counted() {
 
     let alice = site
         .stores()
-        .user_store(site.accounts().get("alice").await.unwrap().id)
+        .user_store_unchecked(site.accounts().get("alice").await.unwrap().id)
         .await
         .unwrap();
     alice

@@ -207,6 +207,39 @@ impl<T> Filter<T> {
             ids.into_iter().map(|i| Value::Integer(i.raw())).collect(),
         ))
     }
+    /// Items whose attribute `name` equals `value`, given as JSON: for
+    /// filters that arrive by name over the network (a query string).
+    /// `None` if `T` has no such attribute or `value` does not fit its
+    /// kind (a number for an integer column, a string for text, …); bytes
+    /// attributes cannot be compared this way.
+    ///
+    /// ```
+    /// # use mantle_store::{Filter, Item};
+    /// # #[derive(Item)] #[item(name = "n", version = 1)] struct N { a: i64, b: String }
+    /// assert!(Filter::<N>::attribute_eq("a", &serde_json::json!(3)).is_some());
+    /// assert!(Filter::<N>::attribute_eq("a", &serde_json::json!("three")).is_none());
+    /// assert!(Filter::<N>::attribute_eq("c", &serde_json::json!(3)).is_none());
+    /// ```
+    pub fn attribute_eq(name: &str, value: &serde_json::Value) -> Option<Self>
+    where
+        T: crate::Item,
+    {
+        use crate::value::Kind;
+        use serde_json::Value as J;
+        let attr = T::attributes().into_iter().find(|a| a.name == name)?;
+        let v = match (attr.kind, value) {
+            (_, J::Null) if attr.nullable => return Some(Self::new(Expr::Null(attr.name, true))),
+            (Kind::Integer | Kind::Timestamp | Kind::Reference(_), J::Number(n)) => {
+                Value::Integer(n.as_i64()?)
+            }
+            (Kind::Float, J::Number(n)) => Value::Real(n.as_f64()?),
+            (Kind::Bool, J::Bool(b)) => Value::Integer(i64::from(*b)),
+            (Kind::Text, J::String(s)) => Value::Text(s.clone()),
+            (Kind::Json, v) => Value::Text(v.to_string()),
+            _ => return None,
+        };
+        Some(Self::new(Expr::Cmp(attr.name, Op::Eq, v)))
+    }
     pub(crate) fn to_sql(&self, params: &mut Vec<Value>) -> Result<String> {
         let mut sql = String::new();
         self.expr.write(&mut sql, params)?;

@@ -131,7 +131,11 @@ impl FromRequestParts<AppState> for Member {
         {
             return Err(ApiError::new(StatusCode::NOT_FOUND, "not found"));
         }
-        let store = state.site.stores().user_store(avatar.account).await?;
+        let store = state
+            .site
+            .stores()
+            .user_store_unchecked(avatar.account)
+            .await?;
         Ok(Member { avatar, store })
     }
 }

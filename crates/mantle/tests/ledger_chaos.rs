@@ -513,7 +513,11 @@ async fn ledger_survives_sigkill_chaos() {
     let mut books = Vec::new();
     let mut by_store: HashMap<String, String> = HashMap::new();
     for a in lib.accounts().list().await.expect("accounts") {
-        let store = lib.stores().user_store(a.id).await.expect("user store");
+        let store = lib
+            .stores()
+            .user_store_unchecked(a.id)
+            .await
+            .expect("user store");
         let (balance, entries) = store
             .read(|r| {
                 let balance = r.query::<Balance>().first()?.map_or(0, |b| b.units);

@@ -188,7 +188,7 @@ async fn ledger_grant_refuses_what_would_overflow_in_one_line() {
         .unwrap();
     // A balance near the top, as if granted over years.
     lib.stores()
-        .user_store(alice)
+        .user_store_unchecked(alice)
         .await
         .unwrap()
         .transact(|tx| {

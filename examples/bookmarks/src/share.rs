@@ -87,7 +87,7 @@ pub async fn share(
         }
         Err(e) => return Err(e.into()),
     }
-    let store = site.stores().user_store(from).await?;
+    let store = site.stores().user_store_unchecked(from).await?;
     store
         .transact(move |tx| {
             let b = tx

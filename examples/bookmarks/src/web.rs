@@ -150,7 +150,7 @@ async fn public_page(
     if account.disabled || !state.site.products().holds(account.id, NAME).await? {
         return Err(not_found());
     }
-    let store = state.site.stores().user_store(account.id).await?;
+    let store = state.site.stores().user_store_unchecked(account.id).await?;
     let bookmarks = store.read(public).await?;
     Ok(render_page(
         &state,

@@ -47,7 +47,10 @@ where
 
 async fn user_store(site: &Site, login: &str) -> Store {
     let account = site.accounts().get(login).await.unwrap();
-    site.stores().user_store(account.id).await.unwrap()
+    site.stores()
+        .user_store_unchecked(account.id)
+        .await
+        .unwrap()
 }
 
 async fn titles(h: &Harness, token: &str) -> Vec<String> {
@@ -366,7 +369,7 @@ async fn version_1_bookmarks_are_upgraded_when_the_store_opens() {
         .id;
     let path = site
         .stores()
-        .user_store(alice)
+        .user_store_unchecked(alice)
         .await
         .unwrap()
         .path()

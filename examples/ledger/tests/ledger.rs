@@ -68,7 +68,11 @@ impl Ledger {
     }
 
     async fn store(&self, account: Id<Account>) -> Store {
-        self.site.stores().user_store(account).await.unwrap()
+        self.site
+            .stores()
+            .user_store_unchecked(account)
+            .await
+            .unwrap()
     }
 
     /// Sets an account's balance directly (as if granted over years).

@@ -315,7 +315,11 @@ impl TestSite {
 
     pub async fn alice_store(&self) -> mantle_store::Store {
         let acc = self.site.accounts().get("alice").await.unwrap();
-        self.site.stores().user_store(acc.id).await.unwrap()
+        self.site
+            .stores()
+            .user_store_unchecked(acc.id)
+            .await
+            .unwrap()
     }
 
     pub fn client_options(&self) -> mantle_client::ClientOptions {

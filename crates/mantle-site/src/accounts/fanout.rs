@@ -51,7 +51,7 @@ impl Accounts {
         let mut results: Vec<(usize, FanoutResult<R>)> =
             futures::stream::iter(accounts.into_iter().enumerate())
                 .map(|(i, account)| async move {
-                    let result = match self.stores.user_store(account.id).await {
+                    let result = match self.stores.user_store_unchecked(account.id).await {
                         Ok(store) => work(account.clone(), store).await,
                         Err(e) => Err(e),
                     };

@@ -216,7 +216,7 @@ impl Accounts {
             .await?;
         // The user store is made now, so an account always has one; if it
         // cannot be, the account is taken back (nothing half-made stays).
-        if let Err(e) = self.stores.user_store(info.id).await {
+        if let Err(e) = self.stores.user_store_unchecked(info.id).await {
             let id = info.id;
             let undone = self
                 .stores

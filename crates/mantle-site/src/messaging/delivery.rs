@@ -268,13 +268,19 @@ async fn apply_at_recipient(
                 .collect();
         }
     };
+    let to = match messaging.0.stores.address_of(&recipient).await {
+        Ok(a) => a,
+        Err(e) => {
+            return msgs.iter().map(|_| Applied::Later(e.to_string())).collect();
+        }
+    };
     let handlers = handlers.clone();
     let n = msgs.len();
     let applied = recipient
         .transact(move |tx| {
             let mut out = Vec::with_capacity(msgs.len());
             for m in &msgs {
-                out.push(apply_one(tx, &handlers, &kind, &from, m)?);
+                out.push(apply_one(tx, &handlers, &kind, &from, &to, m)?);
             }
             mantle_store::ok(out)
         })
@@ -290,6 +296,7 @@ fn apply_one(
     handlers: &MessageHandlers,
     store: &StoreKind,
     from: &Sender,
+    to: &str,
     m: &Outgoing,
 ) -> Result<Applied, mantle_store::Error> {
     let key = format!("msg:{}", m.id);
@@ -313,6 +320,8 @@ fn apply_one(
         id: MessageId(m.id.clone()),
         from: from.address.clone(),
         sender_login: from.login.clone(),
+        to: to.to_string(),
+        share: m.share.clone(),
     };
     let result = tx.attempt(|tx| handler(tx, &envelope, &m.body));
     if let Err(r) = &result {

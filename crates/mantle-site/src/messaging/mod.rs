@@ -146,6 +146,10 @@ pub(super) struct Outgoing {
     pub one_way: bool,
     /// When it was sent (µs since the epoch), for latency figures.
     pub sent: i64,
+    /// The share it is addressed to, in the recipient's store (see
+    /// `SendToShare`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub share: Option<String>,
 }
 
 impl Effect for Outgoing {
@@ -203,21 +207,33 @@ impl SendMessage for Tx<'_> {
         to: &str,
         message: &M,
     ) -> Result<MessageId, mantle_store::Error> {
-        let id = new_message_id()?;
-        let body = serde_json::to_value(message).map_err(|e| mantle_store::Error::Encode {
-            what: M::TYPE,
-            reason: e.to_string(),
-        })?;
-        self.record(&Outgoing {
-            id: id.clone(),
-            to: to.to_string(),
-            kind: M::TYPE.to_string(),
-            body,
-            one_way: M::ONE_WAY,
-            sent: Timestamp::now().as_micros(),
-        })?;
-        Ok(MessageId(id))
+        send_in(self, to, None, message)
     }
+}
+
+/// Records `message` to `to` (to its share `share`, if given) in `tx`'s
+/// outbox.
+pub(crate) fn send_in<M: Message>(
+    tx: &mut Tx<'_>,
+    to: &str,
+    share: Option<&str>,
+    message: &M,
+) -> Result<MessageId, mantle_store::Error> {
+    let id = new_message_id()?;
+    let body = serde_json::to_value(message).map_err(|e| mantle_store::Error::Encode {
+        what: M::TYPE,
+        reason: e.to_string(),
+    })?;
+    tx.record(&Outgoing {
+        id: id.clone(),
+        to: to.to_string(),
+        kind: M::TYPE.to_string(),
+        body,
+        one_way: M::ONE_WAY,
+        sent: Timestamp::now().as_micros(),
+        share: share.map(str::to_string),
+    })?;
+    Ok(MessageId(id))
 }
 
 /// What a receive handler is told besides the message.
@@ -236,6 +252,12 @@ pub struct Envelope {
     /// exists). For showing who sent it: [`from`](Self::from) is the
     /// stable identity to decide on and to record.
     pub sender_login: Option<String>,
+    /// The recipient's stable address (`account:ID`, `app:NAME`, `site`).
+    pub to: String,
+    /// The share the message is addressed to, in the recipient's store
+    /// (sent with `SendToShare`); handlers registered with
+    /// [`MessageHandlers::on_shared`] check the sender's access to it.
+    pub share: Option<String>,
 }
 
 type ReceiveFn =
@@ -571,7 +593,10 @@ impl Messaging {
         if from == "site"
             && let Ok(Recipient::Account { id, .. }) = self.recipient(to).await
         {
-            return Ok((self.0.stores.user_store(id).await?, StoreKind::User));
+            return Ok((
+                self.0.stores.user_store_unchecked(id).await?,
+                StoreKind::User,
+            ));
         }
         self.resolve(to).await
     }
@@ -602,9 +627,10 @@ impl Messaging {
                 "RECIPIENT_DISABLED",
                 format!("'{to}' is disabled"),
             ))),
-            Recipient::Account { id, .. } => {
-                Ok((self.0.stores.user_store(id).await?, StoreKind::User))
-            }
+            Recipient::Account { id, .. } => Ok((
+                self.0.stores.user_store_unchecked(id).await?,
+                StoreKind::User,
+            )),
         }
     }
 
@@ -635,7 +661,7 @@ impl Messaging {
             return self
                 .0
                 .stores
-                .user_store(Id::from_raw(id))
+                .user_store_unchecked(Id::from_raw(id))
                 .await
                 .map_err(|e| DispatchError::retry(e.to_string()));
         }

@@ -301,6 +301,18 @@ impl Offering {
         self
     }
 
+    /// Declares that users may share items of type `T` (see
+    /// [`sharing`](crate::sharing)): the web front then shows shared `T`s
+    /// at `/users/LOGIN/SHARE_ID` and serves them in its Shoji API, as
+    /// JSON (hence `Serialize` and `Deserialize`).
+    pub fn shareable<T>(self) -> Self
+    where
+        T: mantle_store::Item + serde::Serialize + serde::de::DeserializeOwned,
+    {
+        let name = self.name().to_string();
+        self.then(move |b| b.extension::<crate::sharing::ShareableTypes>(|t| t.add::<T>(&name)))
+    }
+
     /// Adds anything else to the site builder when the offering is
     /// assembled into a site: what upper layers' extension traits use to
     /// attach routes, live commands or effect handlers to an offering.

@@ -336,6 +336,18 @@ impl SiteBuilder {
             handlers.merge_gated(own, offering, move || present.contains(&name));
         }
         crate::offerings::register_gives(&mut handlers, declared.clone(), sections.clone());
+        crate::sharing::register_notices(&mut handlers);
+        // Committed changes of a store's sharing are announced, for what
+        // holds access open (live observations) to check again.
+        self = self.on_effects::<crate::sharing::SharingChanged, _, _>(|site, batch| async move {
+            batch
+                .into_iter()
+                .map(|(d, _)| {
+                    site.sharing().announce(d.store.path().to_path_buf());
+                    Ok(())
+                })
+                .collect()
+        });
         // Reports list namespaces in the order they were made: the store
         // layer's first (its handles are made later, with the store config).
         let stats = self.stats.clone().unwrap_or_default();
@@ -376,8 +388,15 @@ impl SiteBuilder {
             messaging_stats,
             &messaging_link,
         );
+        let shareable = self
+            .extensions
+            .get::<crate::sharing::ShareableTypes>()
+            .cloned()
+            .unwrap_or_default();
+        let sharing = crate::sharing::Sharing::new(stores.clone(), messaging.clone(), shareable);
         let site = Site {
             inner: Arc::new(SiteInner {
+                sharing,
                 dir,
                 sections,
                 extensions: self.extensions,

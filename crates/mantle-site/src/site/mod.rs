@@ -19,6 +19,7 @@ use crate::auth::Auth;
 use crate::config::{Settings, SiteConfig};
 use crate::messaging::Messaging;
 use crate::offerings::{Offerings, Products};
+use crate::sharing::Sharing;
 use crate::slates::Slates;
 use crate::stores::Stores;
 
@@ -65,6 +66,7 @@ struct SiteInner {
     messaging: Messaging,
     offerings: Offerings,
     products: Products,
+    sharing: Sharing,
     services: Services,
 }
 
@@ -154,6 +156,13 @@ impl Site {
         &self.inner.products
     }
 
+    /// Sharing: the one way to reach another user's items, checked
+    /// against the roles and shares of their store (see
+    /// [`sharing`](crate::sharing)).
+    pub fn sharing(&self) -> &Sharing {
+        &self.inner.sharing
+    }
+
     /// The services installed in the site store, and those running.
     pub fn services(&self) -> &Services {
         &self.inner.services
@@ -233,4 +242,5 @@ pub fn register(registry: &mut Registry) {
     crate::slates::register(registry);
     crate::messaging::register(registry);
     crate::offerings::register(registry);
+    crate::sharing::register(registry);
 }
