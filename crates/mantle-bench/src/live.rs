@@ -740,7 +740,7 @@ async fn our_fanout(
                     // A new snapshot: deltas were skipped (the count
                     // check reports it).
                     Ok(Some(ModelEvent::Snapshot { .. })) => {}
-                    Ok(None) | Err(_) => break,
+                    Ok(Some(ModelEvent::Ended { .. }) | None) | Err(_) => break,
                 }
             }
             drop(sub);

@@ -22,6 +22,7 @@
 //!     match event {
 //!         ModelEvent::Snapshot { sequence, value } => println!("#{sequence}: {value}"),
 //!         ModelEvent::Delta { sequence, value } => println!("#{sequence} changed: {value}"),
+//!         ModelEvent::Ended { code, reason } => println!("no longer observed ({code}: {reason})"),
 //!     }
 //! }
 //! # Ok(()) }

@@ -6,8 +6,8 @@ use std::sync::{Arc, Weak};
 use mantle_amp::AmpBox;
 use mantle_live::Command;
 use mantle_live::builtin::{
-    Delta, DeltaArgs, Observe, ObserveAnswer, ObserveArgs, ObserveError, Resync, ResyncArgs,
-    SnapshotPart, SnapshotPartArgs, Unobserve, UnobserveArgs,
+    Delta, DeltaArgs, Ended, EndedArgs, Observe, ObserveAnswer, ObserveArgs, ObserveError, Resync,
+    ResyncArgs, SnapshotPart, SnapshotPartArgs, Unobserve, UnobserveArgs,
 };
 use parking_lot::Mutex;
 use serde_json::Value;
@@ -33,6 +33,15 @@ pub enum ModelEvent {
         sequence: i64,
         /// The change.
         value: Value,
+    },
+    /// The server ended the observation for good (the share it was
+    /// granted through was withdrawn: code `NOT_FOUND`). No event follows,
+    /// and it is not observed again after a reconnection.
+    Ended {
+        /// Why, as an error code.
+        code: String,
+        /// Why, for people.
+        reason: String,
     },
 }
 
@@ -237,6 +246,20 @@ pub(crate) fn on_push(inner: &Arc<Inner>, command: &str, args: AmpBox) {
             };
             let ok = sub.snapshot_part(p);
             (sub, ok)
+        }
+        Ended::NAME => {
+            let Ok(e) = decode::<EndedArgs, ()>(&args) else {
+                return;
+            };
+            // Forgotten: a reconnection does not observe it again.
+            let Some(sub) = inner.subs.lock().remove(&e.model).and_then(|w| w.upgrade()) else {
+                return;
+            };
+            let _ = sub.events.send(ModelEvent::Ended {
+                code: e.code,
+                reason: e.reason,
+            });
+            return;
         }
         Resync::NAME => {
             let Ok(r) = decode::<ResyncArgs, ()>(&args) else {

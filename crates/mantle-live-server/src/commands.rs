@@ -24,6 +24,9 @@ pub enum Failure<E> {
     Command(E),
     /// Anything else (a store error, say).
     Internal(String),
+    /// A shared item the caller may not use for this, or that does not
+    /// exist (one answer for both): code `NOT_FOUND`.
+    NotFound(String),
 }
 
 impl<E> Failure<E> {
@@ -39,6 +42,7 @@ impl<E: CommandError> Failure<E> {
         match self {
             Failure::Command(e) => RemoteError::from_typed(&e),
             Failure::Internal(why) => failed(command, why),
+            Failure::NotFound(why) => RemoteError::new(codes::NOT_FOUND, why),
         }
     }
 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use futures::future::BoxFuture;
-use mantle_live::builtin::{Delta, DeltaArgs, ObserveError, Resync, ResyncArgs};
+use mantle_live::builtin::{Delta, DeltaArgs, Ended, EndedArgs, ObserveError, Resync, ResyncArgs};
 use mantle_site::Site;
 use mantle_store::{Delivery, DispatchError, ReadTx, Store};
 use parking_lot::Mutex;
@@ -18,18 +18,43 @@ use crate::commands::Failure;
 use crate::publish::ModelChanged;
 use crate::session::{Push, PushSink};
 
-type StoreFn = Arc<
-    dyn Fn(Caller, String) -> BoxFuture<'static, Result<Store, Failure<ObserveError>>>
+type SourceFn = Arc<
+    dyn Fn(Caller, String) -> BoxFuture<'static, Result<Source, Failure<ObserveError>>>
         + Send
         + Sync,
 >;
 type SnapshotFn =
     Arc<dyn Fn(&ReadTx, &str) -> mantle_store::Result<serde_json::Value> + Send + Sync>;
 
+/// Where an observed model is: its store, the name its deltas are
+/// published under there, the key its snapshot is read with, and (for a
+/// model reached through a share) the share that must keep allowing it.
+pub(crate) struct Source {
+    pub store: Store,
+    /// The name deltas are published under (the observed name, unless the
+    /// model was reached through a share).
+    pub published: Option<String>,
+    /// What the snapshot function is given.
+    pub key: String,
+    pub guard: Option<Guard>,
+}
+
+/// The share an observation was granted through: checked again whenever
+/// the owner's sharing changes, and the observation ended once it no
+/// longer allows reading the same item.
+#[derive(Debug, Clone)]
+pub(crate) struct Guard {
+    pub owner: mantle_store::Id<mantle_site::Account>,
+    pub viewer: mantle_site::sharing::Viewer,
+    pub share_id: String,
+    pub item_type: String,
+    pub item_id: i64,
+}
+
 /// How to find and read one kind of model.
 #[derive(Clone)]
 pub(crate) struct ModelSpec {
-    pub store: StoreFn,
+    pub source: SourceFn,
     pub snapshot: SnapshotFn,
 }
 
@@ -40,10 +65,27 @@ impl ModelSpec {
         Fut: std::future::Future<Output = Result<Store, Failure<ObserveError>>> + Send + 'static,
         P: Fn(&ReadTx, &str) -> mantle_store::Result<serde_json::Value> + Send + Sync + 'static,
     {
+        let store = Arc::new(store);
         Self {
-            store: Arc::new(move |c, k| Box::pin(store(c, k))),
+            source: Arc::new(move |c, k| {
+                let store = store.clone();
+                Box::pin(async move {
+                    let found = store(c, k.clone()).await?;
+                    Ok(Source {
+                        store: found,
+                        published: None,
+                        key: k,
+                        guard: None,
+                    })
+                })
+            }),
             snapshot: Arc::new(snapshot),
         }
+    }
+
+    /// A spec whose sources are found by `source` (shared models).
+    pub fn with_source(source: SourceFn, snapshot: SnapshotFn) -> Self {
+        Self { source, snapshot }
     }
 }
 
@@ -58,7 +100,11 @@ enum ObsState {
 
 /// One connection observing one model.
 pub(crate) struct Observation {
+    /// The name the client observes (and pushes carry).
     model: String,
+    /// The name deltas are published under in the store.
+    published: String,
+    guard: Option<Guard>,
     sink: Arc<dyn PushSink>,
     stats: Arc<crate::stats::LiveStats>,
     state: Mutex<ObsState>,
@@ -70,10 +116,13 @@ impl Observation {
     /// holding what arrives until [`activate`](Self::activate).
     pub fn new(
         model: String,
+        source: &Source,
         sink: Arc<dyn PushSink>,
         stats: Arc<crate::stats::LiveStats>,
     ) -> Self {
         Self {
+            published: source.published.clone().unwrap_or_else(|| model.clone()),
+            guard: source.guard.clone(),
             model,
             sink,
             stats,
@@ -89,6 +138,26 @@ impl Observation {
 
     fn is_closed(&self) -> bool {
         self.closed.load(Ordering::Relaxed)
+    }
+
+    /// The name deltas are published under.
+    pub fn published(&self) -> &str {
+        &self.published
+    }
+
+    /// Ends the observation for good: tells the client why (an `Ended`
+    /// push with `code`) and sends nothing more.
+    pub fn end(&self, code: &str, reason: &str) {
+        if self.closed.swap(true, Ordering::Relaxed) {
+            return;
+        }
+        *self.state.lock() = ObsState::Stopped;
+        tracing::debug!(model = %self.model, code, reason, "observation ended");
+        self.sink.push_eventually(Push::new::<Ended>(&EndedArgs {
+            model: self.model.clone(),
+            code: code.to_string(),
+            reason: reason.to_string(),
+        }));
     }
 
     /// Offers the delta `seq`; sends it if it is the next one.
@@ -163,7 +232,7 @@ pub(crate) struct Hub {
 impl Hub {
     pub fn add(&self, store: PathBuf, obs: Arc<Observation>) {
         let mut models = self.models.lock();
-        let w = models.entry((store, obs.model.clone())).or_default();
+        let w = models.entry((store, obs.published.clone())).or_default();
         w.list.retain(|o| !o.is_closed());
         w.list.push(obs);
     }
@@ -183,15 +252,33 @@ impl Hub {
             }
             w.list.clone()
         };
-        let delta = serde_json::from_str(&change.delta).unwrap_or(serde_json::Value::Null);
-        let push = Push::new::<Delta>(&DeltaArgs {
-            model: key.1.clone(),
-            sequence: change.sequence,
-            delta,
-        });
+        let delta: serde_json::Value =
+            serde_json::from_str(&change.delta).unwrap_or(serde_json::Value::Null);
+        // One push per name observed: observers through shares name the
+        // model differently from its store.
+        let mut pushes: HashMap<&str, Arc<Push>> = HashMap::new();
         for o in &list {
-            o.offer(change.sequence, &push);
+            let push = pushes.entry(o.model.as_str()).or_insert_with(|| {
+                Push::new::<Delta>(&DeltaArgs {
+                    model: o.model.clone(),
+                    sequence: change.sequence,
+                    delta: delta.clone(),
+                })
+            });
+            o.offer(change.sequence, push);
         }
+    }
+
+    /// The open observations of `store` granted through a share.
+    pub fn guarded(&self, store: Option<&std::path::Path>) -> Vec<(Arc<Observation>, Guard)> {
+        let models = self.models.lock();
+        models
+            .iter()
+            .filter(|((path, _), _)| store.is_none_or(|s| s == path))
+            .flat_map(|(_, w)| w.list.iter())
+            .filter(|o| !o.is_closed())
+            .filter_map(|o| o.guard.clone().map(|g| (o.clone(), g)))
+            .collect()
     }
 
     /// Observers now registered (for tests and statistics).
@@ -276,6 +363,8 @@ mod tests {
         );
         let o = Observation {
             model: "m".into(),
+            published: "m".into(),
+            guard: None,
             sink: queue.clone(),
             stats: Arc::new(stats),
             state: Mutex::new(ObsState::Pending(Vec::new())),

@@ -59,6 +59,7 @@ mod objects;
 mod observe;
 mod publish;
 mod session;
+mod shared;
 mod stats;
 mod ws;
 
@@ -74,6 +75,7 @@ pub use config::LiveConfig;
 pub use objects::ObjectCommands;
 pub use publish::{HISTORY, ModelChanged, ModelDelta, ModelHead, publish, sequence};
 pub use session::{Caller, MAX_HANDLES};
+pub use shared::{SharedItem, item_model};
 pub use stats::LIVE_NAMESPACE;
 pub use ws::{CLOSE_LOGIN_TIMEOUT, CLOSE_UNAUTHORIZED, LIVE_JS, routes};
 
@@ -92,6 +94,8 @@ pub struct Live {
     hub: std::sync::Arc<hub::Hub>,
     /// The "Live" statistics, made with the first connection or listener.
     stats: std::sync::OnceLock<std::sync::Arc<stats::LiveStats>>,
+    /// Whether the task re-checking shared observations runs.
+    watching: std::sync::atomic::AtomicBool,
 }
 
 impl Live {

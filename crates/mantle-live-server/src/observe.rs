@@ -126,14 +126,19 @@ async fn start(conn: &Arc<Conn>, raw: crate::session::RawArgs) -> Result<Started
         .filter(|_| live.present(&conn.site, kind))
         .cloned()
         .ok_or_else(no_such)?;
-    let store = (spec.store)(caller, key.to_string())
+    let source = (spec.source)(caller, key.to_string())
         .await
         .map_err(|f| f.into_remote(Observe::NAME))?;
     let obs = Arc::new(Observation::new(
         args.model.clone(),
+        &source,
         conn.sink.clone(),
         conn.stats.clone(),
     ));
+    if source.guard.is_some() {
+        crate::shared::watch(&conn.site, live);
+    }
+    let store = source.store;
     live.hub.add(store.path().to_path_buf(), obs.clone());
     if let Some(old) = conn
         .observing
@@ -142,7 +147,7 @@ async fn start(conn: &Arc<Conn>, raw: crate::session::RawArgs) -> Result<Started
     {
         old.close();
     }
-    let (model, key, since) = (args.model.clone(), key.to_string(), args.since);
+    let (model, key, since) = (obs.published().to_string(), source.key, args.since);
     let snapshot = spec.snapshot.clone();
     let max_value = conn.sink.max_value();
     let history_max = max_value.unwrap_or(usize::MAX);

@@ -45,7 +45,10 @@
  *       a Resync push the model is observed again with `since` = the last
  *       sequence seen, so missed deltas arrive as deltas (or, if too many
  *       were missed, as a new snapshot). observation.sequence is the last
- *       sequence seen; observation.close() stops observing.
+ *       sequence seen; observation.close() stops observing. If the server
+ *       ends the observation for good (an Ended push: the share it was
+ *       granted through was withdrawn, code NOT_FOUND), error(err) is
+ *       called and the observation is closed.
  *   live.reference(command, args, field = 'handle') -> RemoteRef
  *       Runs `command` and keeps answer[field] as a handle. ref.call(cmd,
  *       args) calls on the handle (waiting for it if it is being obtained);
@@ -56,7 +59,7 @@
  *   live.login(username, password) -> Promise<{token}>
  *   live.authenticate(token) -> Promise<{username}>
  *   live.onpush(fn) -> unsubscribe: fn(command, args) for pushes other than
- *       Delta and Resync.
+ *       Delta, Resync and Ended.
  *   live.close() stops (no more reconnects); live.open() starts again.
  *
  * Options: {minDelay: 250, maxDelay: 5000 (ms, back-off), keepalive: 25000
@@ -603,6 +606,14 @@
         if (o) o._delta(args.sequence, args.delta);
       } else if (command === 'Resync') {
         if (o && !o.closed) o._start();
+      } else if (command === 'Ended') {
+        // Ended for good (a withdrawn share): say so, and never observe
+        // it again.
+        if (o && !o.closed) {
+          o.closed = true;
+          this._observations.delete(args.model);
+          o._error(new MantleLiveError(args.code, args.reason, {}));
+        }
       } else {
         for (const fn of this._pushFns.slice()) {
           try {

@@ -580,6 +580,7 @@ async fn an_observer_that_stops_reading_is_told_to_resync() {
                 assert_eq!(sequence, seen + 1);
                 seen = sequence;
             }
+            e @ mantle_client::ModelEvent::Ended { .. } => panic!("the observation ended: {e:?}"),
         }
     }
 }

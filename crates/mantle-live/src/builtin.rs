@@ -85,6 +85,18 @@ crate::arguments! {
         /// Why its deltas cannot continue (for people reading logs).
         pub reason: String,
     }
+    /// `Ended` (pushed): the server ended an observation for good — the
+    /// share it was granted through was withdrawn, say (`code`
+    /// `NOT_FOUND`). No more deltas follow; observing again is refused the
+    /// same way.
+    pub struct EndedArgs {
+        /// The model no longer observed.
+        pub model: String,
+        /// Why, as an error code (`NOT_FOUND`).
+        pub code: String,
+        /// Why, for people.
+        pub reason: String,
+    }
     /// `SnapshotPart` (pushed, AMP only): piece `part` (from 1) of `parts`
     /// of a snapshot too long for one AMP value. Joined in order, the
     /// `text`s are the snapshot's JSON text. They follow the `Observe`
@@ -166,6 +178,10 @@ crate::command!(
 crate::command!(
     /// Server to client, no answer: observe the model again.
     pub Resync, ResyncArgs, Empty, NoError
+);
+crate::command!(
+    /// Server to client, no answer: an observation ended for good.
+    pub Ended, EndedArgs, Empty, NoError
 );
 crate::command!(
     /// Server to client, no answer: a piece of a large snapshot.

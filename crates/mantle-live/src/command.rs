@@ -123,6 +123,9 @@ pub mod codes {
     /// A save against a stale revision (see
     /// [`SaveConflict`](crate::SaveConflict)).
     pub const SAVE_CONFLICT: &str = "SAVE_CONFLICT";
+    /// Nothing by that name for this caller: no such share, or one the
+    /// caller may not use for this (the two are one answer).
+    pub const NOT_FOUND: &str = "NOT_FOUND";
 }
 
 /// An error as it travels: a code, a description for people, and the typed

@@ -157,9 +157,12 @@ pub struct SharedEntry {
 
 type RoleKey = (Id<Account>, Viewer);
 
+/// Roles as read at a sharing generation.
+type RolesAt = (i64, Arc<Vec<Role>>);
+
 /// Roles by (owner, viewer), each with the generation it was read at.
 #[derive(Default)]
-struct RoleCache(Mutex<HashMap<RoleKey, (i64, Arc<Vec<Role>>)>>);
+struct RoleCache(Mutex<HashMap<RoleKey, RolesAt>>);
 
 impl RoleCache {
     /// The roles of `viewer` in `owner`'s store read by `r`: cached while
@@ -292,18 +295,19 @@ impl Sharing {
 
     /// Runs `f` in a transaction of `owner`'s store if `viewer` holds
     /// `access` on `share_id` there, checked in that same transaction.
-    /// [`SiteError::NoSuchShare`] otherwise.
-    pub async fn transact<R, F>(
+    /// [`SiteError::NoSuchShare`] otherwise. `f`'s error undoes its work.
+    pub async fn transact<R, E, F>(
         &self,
         viewer: Viewer,
         owner: Id<Account>,
         share_id: &str,
         access: &str,
         f: F,
-    ) -> Result<R>
+    ) -> Result<R, E>
     where
         R: Send + 'static,
-        F: FnOnce(&mut Tx, &Grant) -> Result<R> + Send + 'static,
+        E: From<SiteError> + From<mantle_store::Error> + Send + 'static,
+        F: FnOnce(&mut Tx, &Grant) -> Result<R, E> + Send + 'static,
     {
         let store = self.store_of(owner, share_id).await?;
         let this = self.0.clone();
@@ -320,6 +324,11 @@ impl Sharing {
             .await
     }
 
+    /// A link to the sharing layer that does not keep the site open.
+    pub fn downgrade(&self) -> WeakSharing {
+        WeakSharing(Arc::downgrade(&self.0))
+    }
+
     /// Changes `owner`'s item shared as `share_id` with `f`, if `viewer`
     /// holds [`EDIT`] on it and (given `revision`) it is still at that
     /// revision ([`mantle_store::Error::Conflict`] otherwise). Answers the
@@ -334,13 +343,13 @@ impl Sharing {
     ) -> Result<Stored<T>> {
         self.transact(viewer, owner, share_id, EDIT, move |tx, grant| {
             let id = grant.item::<T>()?;
-            let mut item = tx
+            let mut item: Stored<T> = tx
                 .get(id)?
                 .ok_or_else(|| SiteError::NoSuchShare(grant.share_id.clone()))?;
             shareable::check_revision(&item, revision)?;
             f(&mut item)?;
             tx.update(&mut item)?;
-            Ok(item)
+            Ok::<_, SiteError>(item)
         })
         .await
     }
@@ -357,7 +366,7 @@ impl Sharing {
             let id = grant.item::<T>()?;
             tx.unshare_item(id)?;
             tx.delete(id)?;
-            Ok(())
+            Ok::<_, SiteError>(())
         })
         .await
     }
@@ -465,11 +474,14 @@ impl Sharing {
     }
 }
 
-/// Sends `message` to the share `share_id` of `owner` from inside a
-/// transaction: see [`SendToShare`]. (Re-exported for convenience.)
-pub fn identifier(owner: &str, share_id: &str) -> Identifier {
-    Identifier {
-        owner: owner.to_string(),
-        share_id: share_id.to_string(),
+/// A [`Sharing`] that does not keep its site open (see
+/// [`Sharing::downgrade`]).
+#[derive(Clone)]
+pub struct WeakSharing(std::sync::Weak<Inner>);
+
+impl WeakSharing {
+    /// The sharing layer, if its site is still open.
+    pub fn upgrade(&self) -> Option<Sharing> {
+        self.0.upgrade().map(Sharing)
     }
 }
