@@ -293,6 +293,44 @@ impl Sharing {
             .await
     }
 
+    /// The items of type `T` in `owner`'s store that `viewer` may read,
+    /// each as a [`Shared`] view, by share id (`asAccessibleTo`): what a
+    /// public page lists for [`Viewer::Anonymous`], say. The owner sees
+    /// every shared item of hers.
+    pub async fn accessible<T: Item>(
+        &self,
+        viewer: Viewer,
+        owner: Id<Account>,
+    ) -> Result<Vec<Shared<T>>> {
+        let store = self.store_of(owner, "").await?;
+        let this = self.0.clone();
+        store
+            .read(move |r| {
+                let listed = if viewer == Viewer::Account(owner) {
+                    // Every share of hers, whoever it is made to.
+                    let mut roles: Vec<Role> = r.shares()?.into_iter().map(|s| s.role).collect();
+                    roles.sort();
+                    roles.dedup();
+                    let mut all = r.accessible::<T>(&roles)?;
+                    for (g, _) in &mut all {
+                        g.access = Access::owner();
+                    }
+                    all
+                } else {
+                    let generation = r.sharing_generation()?;
+                    let roles = this.cache.roles(r, owner, viewer, generation)?;
+                    r.accessible::<T>(&roles)?
+                };
+                Ok::<_, SiteError>(
+                    listed
+                        .into_iter()
+                        .map(|(grant, item)| Shared { owner, grant, item })
+                        .collect(),
+                )
+            })
+            .await
+    }
+
     /// Runs `f` in a transaction of `owner`'s store if `viewer` holds
     /// `access` on `share_id` there, checked in that same transaction.
     /// [`SiteError::NoSuchShare`] otherwise. `f`'s error undoes its work.
