@@ -125,6 +125,21 @@ impl From<mantle_store::Error> for Refusal {
     }
 }
 
+impl From<SiteError> for Refusal {
+    fn from(e: SiteError) -> Self {
+        match e {
+            SiteError::Store(e) => e.into(),
+            // One answer for a missing share and a forbidden one.
+            SiteError::NoSuchShare(id) => Refusal::new(
+                crate::sharing::NO_SUCH_SHARE,
+                format!("no share {id:?} is available to you"),
+            ),
+            e if e.is_client_error() => Refusal::new("REFUSED", e.to_string()),
+            e => Refusal::retry("SITE_ERROR", e.to_string()),
+        }
+    }
+}
+
 /// The id of a sent message (random, unique across stores).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct MessageId(pub String);

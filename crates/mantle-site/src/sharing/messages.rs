@@ -61,10 +61,7 @@ impl SendToShare for Tx<'_> {
 
 /// The refusal for a share that is missing or not for this sender.
 fn no_such_share(share_id: &str) -> Refusal {
-    Refusal::new(
-        NO_SUCH_SHARE,
-        format!("no share {share_id:?} is available to you"),
-    )
+    crate::SiteError::NoSuchShare(share_id.to_string()).into()
 }
 
 /// The grant of the sender of `env` on the share it is addressed to, if
