@@ -50,6 +50,7 @@ mod offerings;
 mod pages;
 mod redirect;
 mod server;
+mod sharing;
 mod state;
 mod stats;
 mod templates;
@@ -65,7 +66,9 @@ use tower_http::timeout::RequestBodyTimeoutLayer;
 
 pub use admin::{ADMIN_RUNTIME_FILE, AdminCaller, AdminRuntime, admin_only};
 pub use api::JsonBody;
-pub use auth::{Authenticated, MaybeAuthenticated, TOKEN_COOKIE, cookie, presented_token};
+pub use auth::{
+    Authenticated, MaybeActing, MaybeAuthenticated, TOKEN_COOKIE, cookie, presented_token,
+};
 pub use config::HttpConfig;
 pub use csrf::{CSRF_COOKIE, CSRF_HEADER};
 pub use error::ApiError;
@@ -80,6 +83,7 @@ pub use offerings::{
 pub use server::{
     HttpService, bind, connection_limits, serve, serve_tls, warn_if_descriptors_short,
 };
+pub use sharing::SharePages;
 pub use state::AppState;
 pub use stats::{HTTP_NAMESPACE, Toggle};
 
@@ -163,4 +167,5 @@ pub fn routes() -> Router<AppState> {
         .route("/metrics", get(stats::metrics))
         .route("/stats/enabled", post(stats::set_enabled))
         .merge(admin::routes())
+        .merge(sharing::routes())
 }
