@@ -140,6 +140,17 @@ async fn catalogs_page_and_filter() {
         .bearer(&w.alice)
         .await
         .assert_error(StatusCode::BAD_REQUEST, "cannot filter on done");
+    // Past the end: an empty page that links back.
+    let past = h
+        .get(&format!("{MEMOS}?offset={}", i64::MAX))
+        .bearer(&w.alice)
+        .await;
+    past.assert_status(StatusCode::OK);
+    assert_eq!(past.json()["entities"], json!([]));
+    h.get(&format!("{MEMOS}?offset={}", u64::MAX))
+        .bearer(&w.alice)
+        .await
+        .assert_error(StatusCode::BAD_REQUEST, "offset");
     h.get(&format!("{MEMOS}?limit=lots"))
         .bearer(&w.alice)
         .await

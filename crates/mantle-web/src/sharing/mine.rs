@@ -75,13 +75,17 @@ struct Page {
 
 impl Page {
     fn parse(query: Vec<(String, String)>) -> Result<Page, ApiError> {
+        // At most i64::MAX: the store's SQL reads them as integers.
         let number = |name: &str, v: &str| {
-            v.parse::<u64>().map_err(|_| {
-                ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    format!("{name} must be a whole number, not {v:?}"),
-                )
-            })
+            v.parse::<u64>()
+                .ok()
+                .filter(|n| i64::try_from(*n).is_ok())
+                .ok_or_else(|| {
+                    ApiError::new(
+                        StatusCode::BAD_REQUEST,
+                        format!("{name} must be a whole number, not {v:?}"),
+                    )
+                })
         };
         let mut page = Page {
             offset: 0,
@@ -340,6 +344,13 @@ mod tests {
         );
         assert_eq!(Page::parse(q(&[])).unwrap().limit, DEFAULT_LIMIT);
         assert!(Page::parse(q(&[("offset", "-1")])).is_err());
+        assert!(Page::parse(q(&[("offset", &u64::MAX.to_string())])).is_err());
+        assert_eq!(
+            Page::parse(q(&[("offset", &i64::MAX.to_string())]))
+                .unwrap()
+                .offset,
+            i64::MAX as u64
+        );
         assert!(Page::parse(q(&[("limit", "x")])).is_err());
         assert_eq!(item_id("t", "0").unwrap_err().status, StatusCode::NOT_FOUND);
     }
