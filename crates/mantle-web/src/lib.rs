@@ -9,6 +9,13 @@
 //!   with `ETag` / `If-Match`;
 //! - server-rendered pages (templates as files): `/`, `/login`, `/logout`,
 //!   `/signup`, `/home`; and `/health`, `/robots.txt`;
+//! - shared items (see `mantle_site::sharing`): their pages at
+//!   `/users/{login}/{share_id}` and `/users/{login}` (declared by
+//!   offerings with [`WebOffering::share_page`] and
+//!   [`WebOffering::default_share`]), and the Shoji catalog API under
+//!   `/api/shoji/` (the user's own items, their shares and groups, and
+//!   what others share with them), reaching other users' items only
+//!   through `Site::sharing`;
 //! - the site's statistics ([`Site::stats`](mantle_site::Site::stats), plus
 //!   this crate's "HTTP" namespace): `/stats` (HTML, with a pause/resume
 //!   button per namespace), `/stats.json`, `/metrics` (Prometheus text) and
