@@ -115,6 +115,36 @@ impl FromRequestParts<AppState> for MaybeAuthenticated {
     }
 }
 
+/// The avatar acting in a request that may also come from nobody: `None`
+/// when no token is presented (an anonymous visitor); otherwise as
+/// [`Authenticated`]: the token must be valid (401), and a request
+/// authenticated by the login cookie with an unsafe method must repeat
+/// the CSRF token (403). For APIs that answer anonymous callers too (the
+/// Shoji API's shared entities) without letting another site's page act
+/// as the user.
+///
+/// ```no_run
+/// use mantle_web::MaybeActing;
+/// use mantle_site::sharing::Viewer;
+///
+/// async fn handler(MaybeActing(me): MaybeActing) -> String {
+///     format!("{:?}", Viewer::of(me.as_ref()))
+/// }
+/// ```
+pub struct MaybeActing(pub Option<Avatar>);
+
+impl FromRequestParts<AppState> for MaybeActing {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        if presented(&parts.headers).is_none() {
+            return Ok(MaybeActing(None));
+        }
+        let Authenticated(avatar) = Authenticated::from_request_parts(parts, state).await?;
+        Ok(MaybeActing(Some(avatar)))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -77,7 +77,15 @@ pub(crate) fn status_of(e: &SiteError) -> StatusCode {
         | SiteError::NoSuchParkedMessage(_)
         | SiteError::NoSuchOffering(_)
         | SiteError::OfferingNotInstalled(_)
-        | SiteError::NoSuchProduct(_) => StatusCode::NOT_FOUND,
+        | SiteError::NoSuchProduct(_)
+        | SiteError::NoSuchShare(_)
+        | SiteError::NoSuchGroup(_) => StatusCode::NOT_FOUND,
+        SiteError::BadRole(_)
+        | SiteError::BadSharingName { .. }
+        | SiteError::BadShareId(_)
+        | SiteError::BadEntity(_)
+        | SiteError::BadFilter { .. } => StatusCode::BAD_REQUEST,
+        SiteError::ShareIdTaken(_) | SiteError::RoleCycle { .. } => StatusCode::CONFLICT,
         SiteError::BadMessageId(_)
         | SiteError::BadOfferingName(_)
         | SiteError::BadProductName(_)

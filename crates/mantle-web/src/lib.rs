@@ -9,6 +9,13 @@
 //!   with `ETag` / `If-Match`;
 //! - server-rendered pages (templates as files): `/`, `/login`, `/logout`,
 //!   `/signup`, `/home`; and `/health`, `/robots.txt`;
+//! - shared items (see `mantle_site::sharing`): their pages at
+//!   `/users/{login}/{share_id}` and `/users/{login}` (declared by
+//!   offerings with [`WebOffering::share_page`] and
+//!   [`WebOffering::default_share`]), and the Shoji catalog API under
+//!   `/api/shoji/` (the user's own items, their shares and groups, and
+//!   what others share with them), reaching other users' items only
+//!   through `Site::sharing`;
 //! - the site's statistics ([`Site::stats`](mantle_site::Site::stats), plus
 //!   this crate's "HTTP" namespace): `/stats` (HTML, with a pause/resume
 //!   button per namespace), `/stats.json`, `/metrics` (Prometheus text) and
@@ -50,6 +57,7 @@ mod offerings;
 mod pages;
 mod redirect;
 mod server;
+mod sharing;
 mod state;
 mod stats;
 mod templates;
@@ -65,7 +73,9 @@ use tower_http::timeout::RequestBodyTimeoutLayer;
 
 pub use admin::{ADMIN_RUNTIME_FILE, AdminCaller, AdminRuntime, admin_only};
 pub use api::JsonBody;
-pub use auth::{Authenticated, MaybeAuthenticated, TOKEN_COOKIE, cookie, presented_token};
+pub use auth::{
+    Authenticated, MaybeActing, MaybeAuthenticated, TOKEN_COOKIE, cookie, presented_token,
+};
 pub use config::HttpConfig;
 pub use csrf::{CSRF_COOKIE, CSRF_HEADER};
 pub use error::ApiError;
@@ -80,6 +90,7 @@ pub use offerings::{
 pub use server::{
     HttpService, bind, connection_limits, serve, serve_tls, warn_if_descriptors_short,
 };
+pub use sharing::SharePages;
 pub use state::AppState;
 pub use stats::{HTTP_NAMESPACE, Toggle};
 
@@ -163,4 +174,5 @@ pub fn routes() -> Router<AppState> {
         .route("/metrics", get(stats::metrics))
         .route("/stats/enabled", post(stats::set_enabled))
         .merge(admin::routes())
+        .merge(sharing::routes())
 }

@@ -14,6 +14,7 @@ use mantle_site::{Avatar, Offering, Scope, Site};
 use mantle_store::Store;
 
 use crate::auth::Authenticated;
+use crate::sharing::SharePages;
 use crate::{ApiError, AppState, HttpConfig};
 
 /// Makes an offering's routes.
@@ -192,6 +193,43 @@ pub trait WebOffering {
     /// Serves a static file (a script, a style sheet) at `path`, while the
     /// offering is installed.
     fn asset(self, path: &str, content_type: &'static str, bytes: &'static [u8]) -> Self;
+
+    /// Declares the page of shared items of type `T` (declared shareable
+    /// with [`Offering::shareable`]): `GET /users/{login}/{share_id}`
+    /// renders the page template `template` (added with
+    /// [`template`](Self::template)) with [`render_page`], to whoever the
+    /// owner's shares let read the item, while the offering is installed.
+    /// Its context: `item` (the item as JSON), `share_id`, `access` (the
+    /// access names the visitor holds), `owner` (the owner's login: print
+    /// it only as `{{ owner|protect_email }}`), `revision`, and `user`
+    /// (whether the visitor is logged in). Every refusal is the same 404
+    /// page.
+    ///
+    /// ```
+    /// # #[derive(mantle_store::Item, Clone, serde::Serialize, serde::Deserialize)]
+    /// # #[item(name = "notes_note", version = 1)]
+    /// # struct Note { text: String }
+    /// use mantle_site::Offering;
+    /// use mantle_web::WebOffering;
+    ///
+    /// let notes = Offering::new("notes", 1)
+    ///     .shareable::<Note>()
+    ///     .template(
+    ///         "notes/shared.html",
+    ///         r#"{% extends "base.html" %}{% block content %}
+    /// <p>{{ item.text }}, by {{ owner|protect_email }}</p>{% endblock %}"#,
+    ///     )
+    ///     .share_page::<Note>("notes/shared.html")
+    ///     .default_share("front");
+    /// # let _ = notes;
+    /// ```
+    fn share_page<T: mantle_store::Item>(self, template: &str) -> Self;
+
+    /// Declares `share_id` the offering's default share: `GET
+    /// /users/{login}` shows that share of the owner, if the visitor may
+    /// see it (the first such among the installed offerings that declare
+    /// one, in the order they were declared; 404 if none).
+    fn default_share(self, share_id: &str) -> Self;
 }
 
 impl WebOffering for Offering {
@@ -221,6 +259,24 @@ impl WebOffering for Offering {
     fn asset(self, path: &str, content_type: &'static str, bytes: &'static [u8]) -> Self {
         let path = path.to_string();
         self.routes(move || asset_route(&path, content_type, bytes))
+    }
+
+    fn share_page<T: mantle_store::Item>(self, template: &str) -> Self {
+        let (offering, template) = (self.name().to_string(), template.to_string());
+        self.then(move |b| {
+            b.extension::<SharePages>(|p| {
+                p.page(&offering, T::TYPE_NAME, &template);
+            })
+        })
+    }
+
+    fn default_share(self, share_id: &str) -> Self {
+        let (offering, share_id) = (self.name().to_string(), share_id.to_string());
+        self.then(move |b| {
+            b.extension::<SharePages>(|p| {
+                p.default_share(&offering, &share_id);
+            })
+        })
     }
 }
 

@@ -14,6 +14,10 @@ const EMBEDDED: &[(&str, &str)] = &[
     ("signup.html", include_str!("../templates/signup.html")),
     ("home.html", include_str!("../templates/home.html")),
     ("index.html", include_str!("../templates/index.html")),
+    (
+        "not_found.html",
+        include_str!("../templates/not_found.html"),
+    ),
     ("admin.html", include_str!("../templates/admin.html")),
     (
         "admin_account.html",

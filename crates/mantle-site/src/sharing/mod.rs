@@ -90,7 +90,7 @@ mod tx;
 pub use items::{Group, Membership, Share, SharedWithMe, SharingGeneration};
 pub use messages::{Identifier, NO_SUCH_SHARE, SendToShare};
 pub use roles::{Access, DELETE, EDIT, READ, Role, Viewer, roles_in};
-pub use shareable::{Entity, ShareableType, ShareableTypes};
+pub use shareable::{Entity, Save, ShareableType, ShareableTypes};
 pub use tx::{Grant, ReadShares, ShareInfo, ShareItems, check_access_name, check_share_id};
 
 pub(crate) use items::register;
@@ -327,6 +327,56 @@ impl Sharing {
                         .map(|(grant, item)| Shared { owner, grant, item })
                         .collect(),
                 )
+            })
+            .await
+    }
+
+    /// Runs `f` in a read transaction of `owner`'s store if `viewer` holds
+    /// `access` on `share_id` there, checked in that same transaction:
+    /// what serves a shared item whose type is known only by name (see
+    /// [`ShareableType`]). [`SiteError::NoSuchShare`] otherwise.
+    /// (As [`transact`](Self::transact), `f` may answer its own error
+    /// type.)
+    ///
+    /// ```no_run
+    /// # async fn f(site: mantle_site::Site, owner: mantle_store::Id<mantle_site::Account>) -> mantle_site::Result<()> {
+    /// use mantle_site::sharing::{Viewer, READ};
+    /// let types = site.sharing().types().clone();
+    /// let entity = site
+    ///     .sharing()
+    ///     .read(Viewer::Anonymous, owner, "front", READ, move |r, grant| {
+    ///         match types.get(&grant.item_type) {
+    ///             Some(t) => t.get(r, grant.item_id),
+    ///             None => Ok(None),
+    ///         }
+    ///     })
+    ///     .await?;
+    /// # let _ = entity; Ok(()) }
+    /// ```
+    pub async fn read<R, E, F>(
+        &self,
+        viewer: Viewer,
+        owner: Id<Account>,
+        share_id: &str,
+        access: &str,
+        f: F,
+    ) -> Result<R, E>
+    where
+        R: Send + 'static,
+        E: From<SiteError> + From<mantle_store::Error> + Send + 'static,
+        F: FnOnce(&ReadTx, &Grant) -> Result<R, E> + Send + 'static,
+    {
+        let store = self.store_of(owner, share_id).await?;
+        let this = self.0.clone();
+        let (id, access) = (share_id.to_string(), access.to_string());
+        store
+            .read(move |r| {
+                let grant = this
+                    .cache
+                    .grant(r, owner, viewer, &id)?
+                    .ok_or_else(|| SiteError::NoSuchShare(id.clone()))?;
+                grant.require(&access)?;
+                f(r, &grant)
             })
             .await
     }

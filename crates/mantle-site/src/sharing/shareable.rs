@@ -10,7 +10,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use super::tx::ShareItems;
+use super::roles::Role;
+use super::tx::{ReadShares, ShareInfo, ShareItems};
 use crate::{Result, SiteError};
 
 /// An item as JSON: its id, revision and attributes.
@@ -29,6 +30,8 @@ type ListFn = fn(&ReadTx, &[(String, Value)], u64, u64) -> Result<(Vec<Entity>, 
 type SaveFn = fn(&mut Tx, i64, Value, Save, Option<i64>) -> Result<Entity>;
 type InsertFn = fn(&mut Tx, Value) -> Result<Entity>;
 type DeleteFn = fn(&mut Tx, i64) -> Result<bool>;
+type ShareFn = fn(&mut Tx, i64, &Role, &[&str], Option<&str>) -> Result<String>;
+type SharesOfFn = fn(&ReadTx, i64) -> Result<Vec<ShareInfo>>;
 
 /// How a body is saved over an item.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,6 +55,8 @@ pub struct ShareableType {
     save: SaveFn,
     insert: InsertFn,
     delete: DeleteFn,
+    share: ShareFn,
+    shares_of: SharesOfFn,
 }
 
 impl std::fmt::Debug for ShareableType {
@@ -103,6 +108,26 @@ impl ShareableType {
     pub fn delete(&self, tx: &mut Tx, id: i64) -> Result<bool> {
         (self.delete)(tx, id)
     }
+
+    /// Shares the item `id` with `role` for `access` under `share_id` (a
+    /// new random one if `None`): [`ShareItems::share`] for a type known
+    /// by name. Answers the share id.
+    pub fn share(
+        &self,
+        tx: &mut Tx,
+        id: i64,
+        role: &Role,
+        access: &[&str],
+        share_id: Option<&str>,
+    ) -> Result<String> {
+        (self.share)(tx, id, role, access, share_id)
+    }
+
+    /// Every share of the item `id` ([`ReadShares::shares_of`] for a type
+    /// known by name).
+    pub fn shares_of(&self, r: &ReadTx, id: i64) -> Result<Vec<ShareInfo>> {
+        (self.shares_of)(r, id)
+    }
 }
 
 /// The shareable types of a site, by name (an extension filled by
@@ -126,6 +151,8 @@ impl ShareableTypes {
             save: save::<T>,
             insert: insert::<T>,
             delete: delete::<T>,
+            share: share::<T>,
+            shares_of: shares_of::<T>,
         }));
     }
 
@@ -254,4 +281,18 @@ fn delete<T: Item>(tx: &mut Tx, id: i64) -> Result<bool> {
     let id = Id::<T>::from_raw(id);
     tx.unshare_item(id)?;
     Ok(tx.delete(id)?)
+}
+
+fn share<T: Item>(
+    tx: &mut Tx,
+    id: i64,
+    role: &Role,
+    access: &[&str],
+    share_id: Option<&str>,
+) -> Result<String> {
+    tx.share(Id::<T>::from_raw(id), role, access, share_id)
+}
+
+fn shares_of<T: Item>(r: &ReadTx, id: i64) -> Result<Vec<ShareInfo>> {
+    Ok(r.shares_of(Id::<T>::from_raw(id))?)
 }
