@@ -14,7 +14,7 @@ use mantle_site::sharing::{Save, ShareableType};
 use mantle_store::Store;
 use serde_json::{Value, json};
 
-use super::shoji::{body_json, entity, entity_answer, if_match, saved_answer};
+use super::shoji::{body_json, entity, entity_answer, entity_body, if_match, saved_answer};
 use super::{API, installed_type, own_error, query_part, save_in, segment};
 use crate::auth::Authenticated;
 use crate::{ApiError, AppState};
@@ -273,7 +273,7 @@ async fn save(
     let Mine { ty, store } = mine(&state, &me, &type_name).await?;
     let id = item_id(&type_name, &id)?;
     let revision = if_match(&headers)?;
-    let body = body_json(&body)?;
+    let body = entity_body(&body)?;
     let writer = ty.clone();
     let saved = store
         .transact(move |tx| save_in(tx, &writer, id, body, how, revision))

@@ -94,6 +94,24 @@ pub(super) fn body_json(body: &Bytes) -> Result<Value, ApiError> {
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("body is not JSON: {e}")))
 }
 
+/// The attributes a `PUT` or `PATCH` sends: the body itself, or the
+/// `body` of a Shoji entity document (`{"element": "shoji:entity",
+/// "body": {...}}`, what a `GET` answered), as Shoji clients send it.
+pub(super) fn entity_body(body: &Bytes) -> Result<Value, ApiError> {
+    let value = body_json(body)?;
+    match value {
+        Value::Object(mut doc) if doc.get("element") == Some(&json!("shoji:entity")) => {
+            doc.remove("body").ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "a shoji:entity document without a body",
+                )
+            })
+        }
+        other => Ok(other),
+    }
+}
+
 /// The answer to a save: 200 and the entity, or 412 and the entity as it
 /// is, with `current_revision` (as live's `SaveConflict`).
 pub(super) fn saved_answer(
@@ -248,7 +266,7 @@ async fn save_shared(
     how: Save,
 ) -> Result<Response, ApiError> {
     let revision = if_match(&headers)?;
-    let body = body_json(&body)?;
+    let body = entity_body(&body)?;
     let viewer = Viewer::of(me.as_ref());
     let (saved, access) = change(
         &state.site,
