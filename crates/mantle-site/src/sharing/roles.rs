@@ -80,10 +80,12 @@ impl std::str::FromStr for Role {
             "everyone" => Ok(Role::Everyone),
             "authenticated" => Ok(Role::Authenticated),
             _ => match s.split_once(':') {
+                // Canonical digits only (no `+`, no leading zero): a role
+                // has one written form.
                 Some(("account", id)) => id
                     .parse::<i64>()
                     .ok()
-                    .filter(|id| *id > 0)
+                    .filter(|n| *n > 0 && n.to_string() == id)
                     .map(|id| Role::Account(Id::from_raw(id)))
                     .ok_or_else(bad),
                 Some(("group", name)) => Role::group(name).map_err(|_| bad()),
