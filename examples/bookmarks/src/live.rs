@@ -67,9 +67,9 @@ pub enum BookmarkDelta {
     },
 }
 
-/// In a transaction: keeps `bookmark`, publishes it if its `public` flag
-/// says so (a read-only share to [`Role::Everyone`]) and publishes the
-/// delta.
+/// In a transaction: keeps `bookmark`, shares it with everyone
+/// (read-only: [`Role::Everyone`]) if its `public` flag says so, and
+/// publishes the delta to the live model.
 pub fn insert_in(tx: &mut Tx, bookmark: &Bookmark) -> Result<BookmarkView, SiteError> {
     let id = tx.insert(bookmark)?;
     if bookmark.public {

@@ -30,7 +30,8 @@ pub struct ShareView {
 /// Another user's bookmark, as the sharing layer shows it to a viewer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SharedBookmark {
-    /// The owner's primary login.
+    /// The owner: their primary login (for an anonymous visitor, as the
+    /// visitor named them: see [`open_shared`]).
     pub owner: String,
     /// The share id in the owner's store.
     pub share_id: String,
@@ -270,7 +271,9 @@ pub async fn shared_with(
 /// `owner`'s bookmark shared as `share_id` (`owner` a login or
 /// `account:ID`), if `viewer` may read it. [`BookmarkError::NoSuchShare`]
 /// otherwise, whatever the reason: no such owner, a disabled one, no such
-/// share, a share of something else, or one not for this viewer.
+/// share, a share of something else, or one not for this viewer. A user
+/// is told the owner's primary login; an anonymous visitor only the owner
+/// as they named them (no address to harvest).
 pub async fn open_shared(
     site: &Site,
     viewer: Viewer,
@@ -278,17 +281,21 @@ pub async fn open_shared(
     share_id: &str,
 ) -> Result<SharedBookmark, BookmarkError> {
     let sharing = site.sharing();
-    let Some(owner) = sharing.owner(owner).await else {
+    let Some(account) = sharing.owner(owner).await else {
         return Err(BookmarkError::NoSuchShare);
     };
     let shared = sharing
-        .open::<Bookmark>(viewer, owner, share_id)
+        .open::<Bookmark>(viewer, account, share_id)
         .await
         .map_err(|e| match e {
             SiteError::NoSuchShare(_) => BookmarkError::NoSuchShare,
             e => e.into(),
         })?;
-    Ok(SharedBookmark::new(login_of(site, owner).await?, &shared))
+    let owner = match viewer {
+        Viewer::Account(_) => login_of(site, account).await?,
+        Viewer::Anonymous => owner.to_string(),
+    };
+    Ok(SharedBookmark::new(owner, &shared))
 }
 
 /// The bookmarks `owner` (a login or `account:ID`) has published, newest

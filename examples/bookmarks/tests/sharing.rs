@@ -268,6 +268,9 @@ async fn published_bookmarks_are_on_the_public_page_until_unpublished() {
         .await;
     assert_eq!(anon.status, StatusCode::OK, "{}", anon.text());
     assert_eq!(anon.json()["url"], "https://example.com/open");
+    // Anonymous visitors are not told the owner's address.
+    assert_eq!(anon.json()["owner"], "alice");
+    assert!(!anon.text().contains("alice@"), "{}", anon.text());
 
     // The public page: no login needed.
     let page = public_page(&h, "alice").await;
