@@ -25,7 +25,8 @@
 //!   layer lets read it, `GET /api/bookmarks/shared/{owner}/{share_id}`;
 //! - a page at `/bookmarks` for those users, linked from their home page,
 //!   with its script (`/bookmarks/app.js`): add, publish, share, withdraw,
-//!   delete, and a "Shared with you" section;
+//!   delete, and a "Shared with you" section; and the page the web front
+//!   shows a shared bookmark with, at `/users/{login}/{share_id}`;
 //! - an upgrade hook ([`publish::upgrade`]) and its interstore message,
 //!   [`PublishFlagged`]: a site upgraded from version 2 of the offering,
 //!   when the `public` flag alone published a bookmark, has its flagged
@@ -111,6 +112,8 @@ pub fn offering() -> Offering {
         .routes(web::routes)
         .template(web::PAGE, web::PAGE_TEMPLATE)
         .template(web::PUBLIC, web::PUBLIC_TEMPLATE)
+        .template(web::SHARED, web::SHARED_TEMPLATE)
+        .share_page::<Bookmark>(web::SHARED)
         .asset(web::SCRIPT, "text/javascript", web::SCRIPT_SOURCE)
         .nav("Bookmarks", "/bookmarks")
         .live(live::live)

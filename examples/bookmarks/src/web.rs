@@ -274,6 +274,12 @@ pub(crate) const PAGE_TEMPLATE: &str = include_str!("../templates/page.html");
 pub(crate) const PUBLIC: &str = "bookmarks/public.html";
 pub(crate) const PUBLIC_TEMPLATE: &str = include_str!("../templates/public.html");
 
+/// The page of a shared bookmark at `/users/{login}/{share_id}` (the web
+/// front's, which checks access through the sharing layer): its
+/// template's name, and the template.
+pub(crate) const SHARED: &str = "bookmarks/shared.html";
+pub(crate) const SHARED_TEMPLATE: &str = include_str!("../templates/shared.html");
+
 /// The user's page's script: where it is served, and the script.
 pub(crate) const SCRIPT: &str = "/bookmarks/app.js";
 pub(crate) const SCRIPT_SOURCE: &[u8] = include_bytes!("../assets/app.js");

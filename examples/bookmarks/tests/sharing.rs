@@ -181,6 +181,28 @@ async fn a_bookmark_shared_with_one_user_is_theirs_to_read_live_until_withdrawn(
         assert_eq!(seen(&answer), missing);
     }
     assert!(shared_with_me(&h, &carol).await.is_empty());
+    // The web front's page of the share, likewise.
+    let shown = h
+        .get(&format!("/users/alice@example.com/{share_id}"))
+        .bearer(&bob)
+        .await;
+    assert_eq!(shown.status, StatusCode::OK, "{}", shown.text());
+    assert!(shown.text().contains(">Better</a>"), "{}", shown.text());
+    assert!(!shown.text().contains("alice@"), "{}", shown.text());
+    let no_page = seen(
+        &h.get("/users/alice@example.com/no-such-share")
+            .bearer(&carol)
+            .await,
+    );
+    assert_eq!(no_page.0, StatusCode::NOT_FOUND);
+    for answer in [
+        h.get(&format!("/users/alice@example.com/{share_id}"))
+            .bearer(&carol)
+            .await,
+        h.get(&format!("/users/alice@example.com/{share_id}")).await,
+    ] {
+        assert_eq!(seen(&answer), no_page);
+    }
     // Not published either.
     assert_eq!(
         seen(&public_page(&h, "alice").await),
