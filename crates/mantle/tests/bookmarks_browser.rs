@@ -73,6 +73,16 @@ impl Page {
         assert_eq!(status, json!(200), "page {} logging in", self.name);
     }
 
+    /// Waits until the page's script has set up its controls (a click
+    /// before that would submit a form the browser's own way).
+    async fn wait_ready(&self) {
+        self.wait_for(
+            "the page's controls",
+            "document.querySelector('#bookmarks-app')?.dataset.ready === 'true'",
+        )
+        .await;
+    }
+
     /// The expression finding the item of the caller's own bookmark
     /// titled `title`.
     fn mine(title: &str) -> String {
@@ -85,6 +95,7 @@ impl Page {
 
     /// Adds a bookmark with the page's form; waits for it to be listed.
     async fn add(&self, url: &str, title: &str) {
+        self.wait_ready().await;
         self.eval(&format!(
             "(() => {{ document.querySelector('#new-url').value = {}; \
              document.querySelector('#new-title').value = {}; \
@@ -102,6 +113,7 @@ impl Page {
 
     /// Runs `action` on the item `li` of the caller's bookmark `title`.
     async fn on_mine(&self, title: &str, action: &str) {
+        self.wait_ready().await;
         self.eval(&format!(
             "(() => {{ const li = {}; {action}; return true; }})()",
             Self::mine(title)

@@ -76,4 +76,6 @@
       }),
     );
   });
+  // The controls work from now on (what a test waits for).
+  app.dataset.ready = "true";
 })();
