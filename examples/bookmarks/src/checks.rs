@@ -1,5 +1,5 @@
 //! What a bookmark may hold: the URL and title checks, and
-//! [`BookmarkError`], why a change or a share was refused.
+//! [`BookmarkError`], why a change, a share or a look was refused.
 
 use axum::http::StatusCode;
 use mantle_site::SiteError;
@@ -34,6 +34,18 @@ pub enum BookmarkError {
     /// one not given the bookmarks.
     #[error("'{0}' cannot receive bookmarks")]
     CannotReceive(String),
+    /// Withdrawing a share from someone the bookmark is not shared with.
+    #[error("bookmark {id} is not shared with '{with}'")]
+    NotShared {
+        /// The bookmark's id.
+        id: i64,
+        /// Who, as the caller named them.
+        with: String,
+    },
+    /// Another user's bookmark that is missing or that the caller may not
+    /// see: one answer for both, so nobody learns what exists.
+    #[error("not found")]
+    NoSuchShare,
     /// The site or a store failed.
     #[error(transparent)]
     Site(#[from] SiteError),
@@ -45,11 +57,21 @@ impl From<mantle_store::Error> for BookmarkError {
     }
 }
 
-/// Bad requests are 400, a missing bookmark 404.
+/// Bad requests are 400; a missing bookmark, share or owner 404 (the
+/// sharing layer's refusal, [`SiteError::NoSuchShare`], is answered as
+/// [`BookmarkError::NoSuchShare`]: always the same words).
 impl From<BookmarkError> for ApiError {
     fn from(e: BookmarkError) -> Self {
         match e {
-            BookmarkError::NotFound(_) => ApiError::new(StatusCode::NOT_FOUND, e.to_string()),
+            BookmarkError::NoSuchShare | BookmarkError::Site(SiteError::NoSuchShare(_)) => {
+                ApiError::new(
+                    StatusCode::NOT_FOUND,
+                    BookmarkError::NoSuchShare.to_string(),
+                )
+            }
+            BookmarkError::NotFound(_) | BookmarkError::NotShared { .. } => {
+                ApiError::new(StatusCode::NOT_FOUND, e.to_string())
+            }
             BookmarkError::Site(e) => e.into(),
             e => ApiError::new(StatusCode::BAD_REQUEST, e.to_string()),
         }

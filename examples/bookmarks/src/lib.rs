@@ -4,16 +4,33 @@
 //! What it brings, all declared in [`offering`]:
 //! - an item type, [`Bookmark`] (version 2), kept in each user's own store,
 //!   with version 1 in [`legacy`] and the upgrader that brings old stores
-//!   forward as they open;
+//!   forward as they open; it is **shareable** (`Offering::shareable`), so
+//!   what decides who sees a bookmark is the site's sharing layer;
+//! - **publishing**: a published bookmark is shared with
+//!   [`Role::Everyone`](mantle_site::sharing::Role::Everyone), read-only
+//!   ([`publish_in`]); the public page at `/bookmarks/public/{login}`
+//!   lists what the sharing layer lets an anonymous visitor read there
+//!   ([`published_by`]), and answers one and the same 404 for a login with
+//!   nothing published, a disabled one, or none at all;
+//! - **sharing with one user**: a read-only share to their account
+//!   ([`share`], [`unshare`]): they see the owner's live bookmark, not a
+//!   copy, until the owner withdraws it ([`shared_with`], [`open_shared`]);
 //! - a JSON API for the users given the offering (404 to others):
 //!   `GET /api/bookmarks`, `POST /api/bookmarks` `{url, title?, public?}`,
-//!   `DELETE /api/bookmarks/{id}` and `POST /api/bookmarks/{id}/share`
-//!   `{to}`;
+//!   `DELETE /api/bookmarks/{id}`, `POST`/`DELETE
+//!   /api/bookmarks/{id}/publish`, `POST /api/bookmarks/{id}/share`
+//!   `{to}`, `DELETE /api/bookmarks/{id}/share/{login}`,
+//!   `GET /api/bookmarks/{id}/shares` and `GET /api/bookmarks/shared`
+//!   (what others share with the caller); and, for anyone the sharing
+//!   layer lets read it, `GET /api/bookmarks/shared/{owner}/{share_id}`;
 //! - a page at `/bookmarks` for those users, linked from their home page,
-//!   and a **public** page at `/bookmarks/public/{login}` that answers
-//!   anyone with that user's public bookmarks;
-//! - an interstore message, [`Share`], that puts a copy of a bookmark in
-//!   another user's store;
+//!   with its script (`/bookmarks/app.js`): add, publish, share, withdraw,
+//!   delete, and a "Shared with you" section; and the page the web front
+//!   shows a shared bookmark with, at `/users/{login}/{share_id}`;
+//! - an upgrade hook ([`publish::upgrade`]) and its interstore message,
+//!   [`PublishFlagged`]: a site upgraded from version 2 of the offering,
+//!   when the `public` flag alone published a bookmark, has its flagged
+//!   bookmarks shared with everyone;
 //! - a live model, [`MODEL`] (the caller's own bookmarks, with a delta
 //!   published in every transaction that changes them), and a live
 //!   command, [`CountBookmarks`], over AMP and WebSocket;
@@ -36,6 +53,7 @@ mod checks;
 mod config;
 mod items;
 mod live;
+pub mod publish;
 mod share;
 mod sweep;
 mod web;
@@ -50,9 +68,15 @@ pub use config::{Config, MAX_SWEEP_MINUTES};
 pub use items::{Bookmark, legacy};
 pub use live::{
     BookmarkDelta, BookmarkView, CountBookmarks, CountBookmarksAnswer, MODEL, delete_in, insert_in,
-    list, public, snapshot,
+    list, snapshot,
 };
-pub use share::{Share, messages, share, shared_title};
+pub use publish::{
+    PublishFlagged, SHARING_VERSION, messages, publish_flagged_in, publish_in, published,
+};
+pub use share::{
+    ShareView, SharedBookmark, open_shared, published_by, share, shared_by_bookmark, shared_with,
+    shares, unshare,
+};
 pub use sweep::{Refresh, SWEEP_TASK, Sweeper, configure_in, trim_in};
 
 /// The offering's name: it names its configuration section and its URLs.
@@ -69,12 +93,14 @@ pub fn register(registry: &mut Registry) {
 
 /// The offering: everything it brings, declared once.
 pub fn offering() -> Offering {
-    Offering::new(NAME, 2)
+    Offering::new(NAME, SHARING_VERSION)
         .description("Bookmarks: links worth keeping, some public, shared between users")
         .requires(mantle_web::LAYER)
         .items(Scope::User, register)
+        .shareable::<Bookmark>()
         .config::<Config>()
         .messages(messages)
+        .on_upgrade(publish::upgrade)
         .on_given(|tx, giving| {
             // Runs once per user, in their store, when they are given it:
             // the sweeper, on the configured period.
@@ -86,6 +112,9 @@ pub fn offering() -> Offering {
         .routes(web::routes)
         .template(web::PAGE, web::PAGE_TEMPLATE)
         .template(web::PUBLIC, web::PUBLIC_TEMPLATE)
+        .template(web::SHARED, web::SHARED_TEMPLATE)
+        .share_page::<Bookmark>(web::SHARED)
+        .asset(web::SCRIPT, "text/javascript", web::SCRIPT_SOURCE)
         .nav("Bookmarks", "/bookmarks")
         .live(live::live)
 }

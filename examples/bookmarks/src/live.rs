@@ -5,10 +5,13 @@
 use mantle_live::builtin::ObserveError;
 use mantle_live::{NoError, arguments, command};
 use mantle_live_server::{Failure, Live};
+use mantle_site::SiteError;
+use mantle_site::sharing::{Role, ShareItems};
 use mantle_store::{Id, ReadTx, Stored, Tx};
 use serde::{Deserialize, Serialize};
 
 use crate::items::Bookmark;
+use crate::publish::published;
 
 /// The live model of the caller's own bookmarks (no key: `bookmarks`).
 pub const MODEL: &str = "bookmarks";
@@ -22,19 +25,22 @@ pub struct BookmarkView {
     pub url: String,
     /// What it is called.
     pub title: String,
-    /// Whether it is on the owner's public page.
+    /// Whether it is published: shared with everyone, so on the owner's
+    /// public page.
     pub public: bool,
     /// When it was made (RFC 3339).
     pub created: String,
 }
 
-impl From<&Stored<Bookmark>> for BookmarkView {
-    fn from(b: &Stored<Bookmark>) -> Self {
+impl BookmarkView {
+    /// The view of `b`, published or not (as its shares say: see
+    /// [`published`]).
+    pub fn new(b: &Stored<Bookmark>, public: bool) -> Self {
         BookmarkView {
             id: b.id().raw(),
             url: b.url.clone(),
             title: b.title.clone(),
-            public: b.public,
+            public,
             created: b.created.to_string(),
         }
     }
@@ -44,9 +50,14 @@ impl From<&Stored<Bookmark>> for BookmarkView {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "lowercase")]
 pub enum BookmarkDelta {
-    /// A bookmark was added (by its owner, or received from another user).
+    /// A bookmark was added.
     Add {
         /// The new bookmark.
+        bookmark: BookmarkView,
+    },
+    /// A bookmark was published or withdrawn from the public.
+    Update {
+        /// The bookmark as it is now.
         bookmark: BookmarkView,
     },
     /// A bookmark was deleted (by its owner, or by the sweep).
@@ -56,9 +67,14 @@ pub enum BookmarkDelta {
     },
 }
 
-/// In a transaction: keeps `bookmark` and publishes the delta.
-pub fn insert_in(tx: &mut Tx, bookmark: &Bookmark) -> mantle_store::Result<BookmarkView> {
+/// In a transaction: keeps `bookmark`, shares it with everyone
+/// (read-only: [`Role::Everyone`]) if its `public` flag says so, and
+/// publishes the delta to the live model.
+pub fn insert_in(tx: &mut Tx, bookmark: &Bookmark) -> Result<BookmarkView, SiteError> {
     let id = tx.insert(bookmark)?;
+    if bookmark.public {
+        tx.share(id, &Role::Everyone, &[], None)?;
+    }
     let view = BookmarkView {
         id: id.raw(),
         url: bookmark.url.clone(),
@@ -76,9 +92,11 @@ pub fn insert_in(tx: &mut Tx, bookmark: &Bookmark) -> mantle_store::Result<Bookm
     Ok(view)
 }
 
-/// In a transaction: deletes bookmark `id` and publishes the delta;
-/// `false` if there was none.
-pub fn delete_in(tx: &mut Tx, id: Id<Bookmark>) -> mantle_store::Result<bool> {
+/// In a transaction: withdraws every share of bookmark `id` (from the
+/// public, from every user), deletes it and publishes the delta; `false`
+/// if there was none.
+pub fn delete_in(tx: &mut Tx, id: Id<Bookmark>) -> Result<bool, SiteError> {
+    tx.unshare_item(id)?;
     let deleted = tx.delete(id)?;
     if deleted {
         mantle_live_server::publish(tx, MODEL, &BookmarkDelta::Remove { id: id.raw() })?;
@@ -88,22 +106,12 @@ pub fn delete_in(tx: &mut Tx, id: Id<Bookmark>) -> mantle_store::Result<bool> {
 
 /// Every bookmark in a store, newest first.
 pub fn list(r: &ReadTx) -> mantle_store::Result<Vec<BookmarkView>> {
+    let public = published(r)?;
     Ok(r.query::<Bookmark>()
         .order_by(Bookmark::CREATED.desc())
         .all()?
         .iter()
-        .map(BookmarkView::from)
-        .collect())
-}
-
-/// The public bookmarks in a store, newest first.
-pub fn public(r: &ReadTx) -> mantle_store::Result<Vec<BookmarkView>> {
-    Ok(r.query::<Bookmark>()
-        .filter(Bookmark::PUBLIC.eq(true))
-        .order_by(Bookmark::CREATED.desc())
-        .all()?
-        .iter()
-        .map(BookmarkView::from)
+        .map(|b| BookmarkView::new(b, public.contains(&b.id().raw())))
         .collect())
 }
 

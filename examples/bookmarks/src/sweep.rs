@@ -2,7 +2,7 @@
 //! each user's list, and how the configuration reaches it
 //! ([`configure_in`], the [`Refresh`] effect).
 
-use mantle_site::Site;
+use mantle_site::{Site, SiteError};
 use mantle_store::{Delivery, DispatchError, Effect, Filter, Id, Item, Stored, Tx};
 use serde::{Deserialize, Serialize};
 
@@ -26,8 +26,9 @@ pub struct Sweeper {
 /// The sweep task's name (on the user's [`Sweeper`]).
 pub const SWEEP_TASK: &str = "sweep";
 
-/// each removal; returns how many went.
-pub fn trim_in(tx: &mut Tx, max: i64) -> mantle_store::Result<u64> {
+/// In a transaction: deletes the oldest bookmarks beyond `max` (with
+/// their shares), publishing each removal; returns how many went.
+pub fn trim_in(tx: &mut Tx, max: i64) -> Result<u64, SiteError> {
     let max = u64::try_from(max).unwrap_or(0);
     let n = tx.query::<Bookmark>().count()?;
     if n <= max {
@@ -52,12 +53,22 @@ pub fn trim_in(tx: &mut Tx, max: i64) -> mantle_store::Result<u64> {
 /// `max_per_user`, then asks for the configured settings again (so that a
 /// changed `[offerings.bookmarks]` reaches every store within one period).
 pub(crate) fn sweep(tx: &mut Tx<'_>, sweeper: Stored<Sweeper>) -> mantle_store::Result<()> {
-    let gone = trim_in(tx, sweeper.max_per_user)?;
+    let gone = trim_in(tx, sweeper.max_per_user).map_err(store_error)?;
     if gone > 0 {
         tracing::info!(gone, max = sweeper.max_per_user, "bookmarks: swept");
     }
     tx.record(&Refresh {})?;
     Ok(())
+}
+
+/// A task fails with a store error only. Withdrawing shares and deleting
+/// fail with nothing else; were it otherwise, the run would be rolled back
+/// and retried, as after a failed commit.
+fn store_error(e: SiteError) -> mantle_store::Error {
+    match e {
+        SiteError::Store(e) => e,
+        e => mantle_store::Error::CommitFailed(e.to_string()),
+    }
 }
 
 /// In a transaction: makes the store's [`Sweeper`] follow `config` (its

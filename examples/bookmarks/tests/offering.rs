@@ -1,24 +1,18 @@
 //! The offering's routes, in process, against a real site in a temporary
-//! directory: the API, the pages, sharing, the v1 → v2 upgrade, the sweep
-//! and the configuration.
+//! directory: the API, the pages, the v1 → v2 upgrade, the sweep and the
+//! configuration (sharing and publishing: `tests/sharing.rs`).
 
-use std::future::Future;
-use std::time::Duration;
+mod common;
+
+use common::{add, eventually, prepare, titles, user_store};
 
 use axum::http::StatusCode;
 use bookmarks::legacy::BookmarkV1;
 use bookmarks::{Bookmark, Config, NAME, SWEEP_TASK, Sweeper};
-use mantle_site::{Site, SiteBuilder, SiteConfig};
+use mantle_site::{Site, SiteConfig};
 use mantle_store::{Registry, Store, StoreConfig, Timestamp};
 use mantle_web::harness::{Harness, PASSWORD};
-use serde_json::{Value, json};
-
-/// The offerings a bookmarks site needs (the web layer comes with the
-/// harness).
-fn prepare(site: SiteBuilder) -> SiteBuilder {
-    site.offering(mantle_live_server::offering())
-        .offering(bookmarks::offering())
-}
+use serde_json::json;
 
 /// A site whose `[offerings.bookmarks]` is `section` (TOML).
 async fn harness_with(section: &str) -> Harness {
@@ -28,46 +22,6 @@ async fn harness_with(section: &str) -> Harness {
         toml::Value::Table(toml::from_str(&format!("[bookmarks]\n{section}")).unwrap()),
     );
     Harness::build(config, prepare).await
-}
-
-/// Waits (10 s at most) until `check` holds.
-async fn eventually<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    for _ in 0..200 {
-        if check().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("timed out waiting for {what}");
-}
-
-async fn user_store(site: &Site, login: &str) -> Store {
-    let account = site.accounts().get(login).await.unwrap();
-    site.stores()
-        .user_store_unchecked(account.id)
-        .await
-        .unwrap()
-}
-
-async fn titles(h: &Harness, token: &str) -> Vec<String> {
-    let list = h.get("/api/bookmarks").bearer(token).await;
-    assert_eq!(list.status, StatusCode::OK, "{}", list.text());
-    list.json()["bookmarks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|b| b["title"].as_str().unwrap().to_string())
-        .collect()
-}
-
-async fn add(h: &Harness, token: &str, body: Value) -> Value {
-    let added = h.post("/api/bookmarks").bearer(token).json(&body).await;
-    assert_eq!(added.status, StatusCode::CREATED, "{}", added.text());
-    added.json()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -230,130 +184,6 @@ async fn the_api_is_for_users_given_the_offering() {
         .await
         .assert_status(StatusCode::NOT_FOUND);
     assert!(titles(&h, &alice).await.is_empty());
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_public_page_shows_anyone_the_public_bookmarks_only() {
-    let h = Harness::build(Harness::config(), prepare).await;
-    let alice = h.user("alice").await;
-    h.user("bob").await;
-    h.give("alice", NAME).await;
-    add(
-        &h,
-        &alice,
-        json!({"url": "https://example.com/open", "title": "Open <b>", "public": true}),
-    )
-    .await;
-    add(
-        &h,
-        &alice,
-        json!({"url": "https://example.com/secret", "title": "Secret"}),
-    )
-    .await;
-
-    // No login needed.
-    let page = h.get("/bookmarks/public/alice").await;
-    assert_eq!(page.status, StatusCode::OK, "{}", page.text());
-    // (Templates escape '/' as "&#x2f;".)
-    let text = page.text().replace("&#x2f;", "/");
-    assert!(text.contains("Open &lt;b&gt;"), "{text}");
-    assert!(
-        text.contains(r#"href="https://example.com/open""#),
-        "{text}"
-    );
-    assert!(!text.contains("Secret"), "{text}");
-    assert!(!text.contains("/secret"), "{text}");
-    // The owner's address, not as harvesters would find it.
-    assert!(
-        text.contains("Bookmarks of alice (at) example (dot) com"),
-        "{text}"
-    );
-    assert!(!text.contains("alice@example.com"), "{text}");
-    let full = h.get("/bookmarks/public/alice@example.com").await;
-    assert_eq!(full.status, StatusCode::OK);
-
-    // Unknown logins, users not given the bookmarks, nonsense: 404.
-    for who in ["carol", "bob", "no%20such@", "site"] {
-        h.get(&format!("/bookmarks/public/{who}"))
-            .await
-            .assert_status(StatusCode::NOT_FOUND);
-    }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_shared_bookmark_reaches_the_recipients_store() {
-    let h = Harness::build(Harness::config(), prepare).await;
-    let alice = h.user("alice").await;
-    let bob = h.user("bob").await;
-    h.user("carol").await;
-    h.give("alice", NAME).await;
-    h.give("bob", NAME).await;
-    let b = add(
-        &h,
-        &alice,
-        json!({"url": "https://example.com/good", "title": "Good", "public": true}),
-    )
-    .await;
-    let share = format!("/api/bookmarks/{}/share", b["id"]);
-
-    // Refused before anything is sent: oneself, shared stores, no address,
-    // no account, an account not given the bookmarks, no bookmark.
-    for (to, says) in [
-        ("alice", "your own account"),
-        ("alice@example.com", "your own account"),
-        ("site", "not a user's account"),
-        ("app:lists", "not a user's account"),
-        ("not an address", "not a user's account"),
-        ("nobody", "cannot receive"),
-        ("carol", "cannot receive"),
-    ] {
-        h.post(&share)
-            .bearer(&alice)
-            .json(&json!({ "to": to }))
-            .await
-            .assert_error(StatusCode::BAD_REQUEST, says);
-    }
-    h.post("/api/bookmarks/999/share")
-        .bearer(&alice)
-        .json(&json!({"to": "bob"}))
-        .await
-        .assert_status(StatusCode::NOT_FOUND);
-
-    let sent = h
-        .post(&share)
-        .bearer(&alice)
-        .json(&json!({"to": "bob"}))
-        .await;
-    assert_eq!(sent.status, StatusCode::ACCEPTED, "{}", sent.text());
-
-    let bob_store = user_store(h.site(), "bob").await;
-    eventually("bob's store to hold the shared bookmark", || {
-        let store = bob_store.clone();
-        async move { store.read(|r| r.query::<Bookmark>().count()).await.unwrap() == 1 }
-    })
-    .await;
-    let got = bob_store
-        .read(|r| r.query::<Bookmark>().first())
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(got.url, "https://example.com/good");
-    assert!(got.title.ends_with(": Good"), "{}", got.title);
-    assert!(
-        got.title.starts_with("alice@example.com: "),
-        "{}",
-        got.title
-    );
-    assert!(!got.public, "a received bookmark is private");
-    // Through the API too, and published to bob's model.
-    assert_eq!(titles(&h, &bob).await, vec![got.title.clone()]);
-    let seq = bob_store
-        .read(|r| mantle_live_server::sequence(r, bookmarks::MODEL))
-        .await
-        .unwrap();
-    assert_eq!(seq, 1);
-    // Alice keeps hers.
-    assert_eq!(titles(&h, &alice).await, ["Good"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
