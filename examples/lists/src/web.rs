@@ -141,7 +141,7 @@ async fn index(
         &state,
         &headers,
         INDEX,
-        minijinja::context! { user => me.address, lists, shared, error },
+        minijinja::context! { user => me.address, account => me.account.raw(), lists, shared, error },
     ))
 }
 

@@ -44,11 +44,14 @@
     canEdit = false;
     root.dataset.state = 'gone';
     status.textContent = 'unavailable';
+    status.dataset.state = 'gone';
+    const access = $('#access');
+    if (access) access.textContent = '';
     entries.clear();
     order = [];
     editing.clear();
     const form = $('#add-form');
-    if (form) form.hidden = true;
+    if (form) form.remove();
     ref.release();
     render();
     say('This list is no longer available to you.', 'error');
@@ -99,8 +102,10 @@
     if (r.answer.edit !== canEdit) {
       canEdit = r.answer.edit;
       list.textContent = '';
+      // The server's word (its access may have changed since the page
+      // was made); it checks every call anyway.
       const form = $('#add-form');
-      if (form) form.hidden = !canEdit;
+      if (form && !canEdit) form.remove();
     }
     page.observation = live.observe(r.answer.model, handlers);
     render();
@@ -304,7 +309,8 @@
 
   page.refreshShares = refreshShares;
   live.onstatus((online) => {
-    status.textContent = gone ? 'unavailable' : online ? 'online' : 'offline, reconnecting…';
+    if (gone) return;
+    status.textContent = online ? 'online' : 'offline, reconnecting…';
     status.dataset.state = online ? 'online' : 'offline';
     if (online && mine) refreshShares();
   });

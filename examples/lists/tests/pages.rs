@@ -88,6 +88,7 @@ async fn pages_show_each_viewer_what_the_shares_allow() {
     let html = html.text();
     assert!(html.contains(r#"data-name="groceries""#), "{html}");
     assert!(html.contains("bob@example.com (edit)") && html.contains("carol@example.com (read)"));
+    assert!(!html.contains("public page"), "not published: {html}");
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
         let r = h.get("/lists").bearer(&token("bob")).send().await;
@@ -127,6 +128,14 @@ async fn pages_show_each_viewer_what_the_shares_allow() {
         None,
     )
     .await;
+    let html = h.get("/lists").bearer(&token("alice")).send().await;
+    assert!(
+        html.text()
+            .replace("&#x2f;", "/")
+            .contains(&format!(r#"<a class="public" href="{public_path}">"#)),
+        "{}",
+        html.text()
+    );
     for path in [page.to_string(), public_path] {
         let r = h.get(&path).send().await;
         assert_eq!(r.status, StatusCode::OK, "{path}");
