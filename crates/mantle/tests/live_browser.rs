@@ -1,7 +1,10 @@
 //! The browser client (`/live.js`) and the lists example in a real
 //! browser: headless Chromium driven over the Chrome DevTools Protocol,
-//! two users on two pages of one list, against the real `mantle` binary,
-//! including a server restart.
+//! against the real `mantle` binary. Two users on two pages of one list
+//! (its owner shared it for editing), through server restarts; and an
+//! owner sharing one list for editing, one for reading and publishing a
+//! third, seen by another user and an anonymous visitor, then withdrawing
+//! a share from under an open page.
 //!
 //! Needs `/usr/bin/chromium` (Debian's `chromium` package, which
 //! `scripts/test` installs); without it the test fails and says so.
@@ -25,6 +28,14 @@ impl Page {
             &format!("document.querySelector('#status').dataset.state === '{state}'"),
         )
         .await;
+    }
+
+    /// Goes to a list's page and waits for its first snapshot.
+    async fn open_list(&self, url: &str) {
+        self.goto(url).await;
+        self.wait_online(true).await;
+        self.wait_for("the list's snapshot", "listsPage.counts.snapshots === 1")
+            .await;
     }
 
     async fn add(&self, text: &str) {
@@ -94,6 +105,50 @@ impl Page {
         serde_json::from_value(v).expect("texts")
     }
 
+    /// On the owner's page: shares the list with `with` for `access`
+    /// through the sharing form, and waits for the share to be listed.
+    async fn share(&self, with: &str, access: &str, shown_as: &str) {
+        self.eval(&format!(
+            "(() => {{ document.querySelector('#share-with').value = {}; \
+             document.querySelector('#share-access').value = {}; \
+             document.querySelector('#share').click(); return true; }})()",
+            js(with),
+            js(access)
+        ))
+        .await;
+        self.wait_for(
+            &format!("{with} listed with {access} access"),
+            &format!(
+                "Array.from(document.querySelectorAll('#shares li')).some(li => \
+                 li.dataset.with === {} && li.dataset.access === {})",
+                js(shown_as),
+                js(access)
+            ),
+        )
+        .await;
+    }
+
+    /// Whether the page has any control to change the list.
+    async fn edit_controls(&self) -> i64 {
+        self.eval(
+            "document.querySelectorAll('#add-form, #new-text, #add, #entries .edit, \
+             #entries .remove, #entries .save, #entries .edit-text').length",
+        )
+        .await
+        .as_i64()
+        .expect("count")
+    }
+
+    /// The outcome of calling `command` on the page's list handle: `ok`,
+    /// or the error code.
+    async fn forced(&self, command: &str, args: &str) -> serde_json::Value {
+        self.eval(&format!(
+            "listsPage.ref.call({}, {args}).then(() => 'ok', e => e.code)",
+            js(command)
+        ))
+        .await
+    }
+
     /// How many snapshots the page's observation received.
     async fn snapshots(&self) -> i64 {
         self.eval("listsPage.counts.snapshots")
@@ -103,8 +158,6 @@ impl Page {
     }
 }
 
-/// A JavaScript string literal.
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_browsers_share_a_list_live_through_a_server_restart() {
     let site = TestSite::init("admin");
@@ -113,9 +166,12 @@ async fn two_browsers_share_a_list_live_through_a_server_restart() {
     let port = free_port();
     let mut server = site.serve_on(port, &[]);
 
-    // Without a login the page sends the browser to the login page.
+    // Without a login the pages send the browser to the login page.
     let c = client();
     let r = c.get(server.url("/lists/shopping")).send().await.unwrap();
+    assert!(r.status().is_redirection(), "{}", r.status());
+    assert_eq!(r.headers()[reqwest::header::LOCATION], "/login");
+    let r = c.get(server.url("/lists")).send().await.unwrap();
     assert!(r.status().is_redirection(), "{}", r.status());
     assert_eq!(r.headers()[reqwest::header::LOCATION], "/login");
     let r = c.get(server.url("/live.js")).send().await.unwrap();
@@ -132,16 +188,20 @@ async fn two_browsers_share_a_list_live_through_a_server_restart() {
     a.bypass_csp().await;
     a.log_in(&server, "alice", PW).await;
     b.log_in(&server, "bob", PW).await;
-    let list = server.url("/lists/shopping");
-    for p in [&a, &b] {
-        p.goto(&list).await;
-        p.wait_online(true).await;
-        p.wait_for("the list's snapshot", "listsPage.counts.snapshots === 1")
-            .await;
-    }
+    // Alice's list is made as she first opens it; she lets Bob edit it.
+    let list = server.url("/lists/alice@localhost/shopping");
+    a.open_list(&list).await;
+    a.share("bob", "edit", "bob@localhost").await;
+    b.open_list(&list).await;
     assert_eq!(
         a.eval("document.querySelector('#user').textContent").await,
-        json!("Logged in as alice@localhost. Every logged-in user can see and change this list.")
+        json!("Logged in as alice@localhost. Your list: share it below.")
+    );
+    assert_eq!(
+        b.eval("document.querySelector('#user').textContent").await,
+        json!(
+            "Logged in as bob@localhost. alice@localhost shares this list with you: you can change it."
+        )
     );
 
     // A adds; B sees it without reloading.
@@ -287,6 +347,199 @@ async fn two_browsers_share_a_list_live_through_a_server_restart() {
     ];
     assert_eq!(a.texts().await, expected);
     assert_eq!(b.texts().await, expected);
+
+    let exceptions = browser.cdp.exceptions.lock().clone();
+    assert!(
+        exceptions.is_empty(),
+        "uncaught exceptions in the pages: {exceptions:#?}"
+    );
+    drop(browser);
+    let (status, stderr) = server.stop();
+    assert!(status.success(), "mantle serve exited with {status:?}");
+    assert!(
+        error_lines(&stderr).is_empty(),
+        "errors logged: {:#?}",
+        error_lines(&stderr)
+    );
+}
+
+/// Where this test's screenshots go: `target/test-output/lists/`.
+fn output_dir() -> std::path::PathBuf {
+    std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .parent()
+        .expect("the target directory")
+        .join("test-output")
+        .join("lists")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_owner_shares_for_editing_for_reading_and_with_everyone_then_withdraws() {
+    let site = TestSite::init("admin");
+    site.add_user("alice", PW);
+    site.add_user("bob", PW);
+    let server = site.serve_on(free_port(), &[]);
+    let shots = output_dir();
+    let browser = Browser::launch().await;
+    let a = browser.page("A (alice)").await;
+    let b = browser.page("B (bob)").await;
+    let anon = browser.page("C (anonymous)").await;
+    a.log_in(&server, "alice", PW).await;
+    b.log_in(&server, "bob", PW).await;
+    let url = |name: &str| server.url(&format!("/lists/alice@localhost/{name}"));
+
+    // A list Bob may read: his page has no control to change it, and the
+    // server refuses a change forced through the page's handle.
+    a.open_list(&url("recipes")).await;
+    a.add("soup").await;
+    a.wait_entry("soup").await;
+    a.share("bob", "read", "bob@localhost").await;
+    b.open_list(&url("recipes")).await;
+    b.wait_entry("soup").await;
+    assert_eq!(
+        b.eval("document.querySelector('#lists-page').dataset.edit")
+            .await,
+        json!("false")
+    );
+    assert_eq!(
+        b.edit_controls().await,
+        0,
+        "no add, edit or remove controls"
+    );
+    assert_eq!(
+        b.forced("AddEntry", "{text: 'forced'}").await,
+        json!("NOT_FOUND")
+    );
+    let soup = b.wait_entry("soup").await;
+    assert_eq!(
+        b.forced("RemoveEntry", &format!("{{id: {soup}, revision: 1}}"))
+            .await,
+        json!("NOT_FOUND")
+    );
+    assert_eq!(a.texts().await, ["soup"], "nothing changed");
+    b.screenshot(&shots.join("read-only.png"), true).await;
+
+    // A list published to everyone: an anonymous visitor reads it at the
+    // address the owner's page gives, which does not show hers, and no
+    // page of it shows her address in a form harvesters match.
+    a.open_list(&url("menu")).await;
+    a.add("cake").await;
+    a.wait_entry("cake").await;
+    a.share("everyone", "read", "everyone").await;
+    a.wait_for(
+        "the public link shown",
+        "!document.querySelector('#public-link').hidden",
+    )
+    .await;
+    let public = a
+        .eval("document.querySelector('#public-link a').href")
+        .await
+        .as_str()
+        .expect("a link")
+        .to_string();
+    assert!(
+        public.contains("/lists/account:") && !public.contains("alice"),
+        "{public}"
+    );
+    a.screenshot(&shots.join("owner.png"), true).await;
+    for address in [public.clone(), url("menu")] {
+        anon.goto(&address).await;
+        assert_eq!(
+            anon.eval("document.querySelector('#list-name').textContent")
+                .await,
+            json!("menu")
+        );
+        assert_eq!(
+            anon.eval(
+                "Array.from(document.querySelectorAll('#entries li .text')).map(e => e.textContent)"
+            )
+            .await,
+            json!(["cake"])
+        );
+        assert_eq!(
+            anon.eval("document.querySelector('#by').textContent").await,
+            json!("A list by alice (at) localhost, published for anyone to read.")
+        );
+        let html = anon
+            .eval("document.documentElement.outerHTML")
+            .await
+            .as_str()
+            .expect("the page")
+            .to_string();
+        assert!(!html.contains("alice@"), "harvestable address: {html}");
+        assert!(
+            !html.contains("<form") && !html.contains("page.js"),
+            "{html}"
+        );
+    }
+    anon.screenshot(&shots.join("public.png"), true).await;
+    // What is not published is not found, as what does not exist.
+    let c = client();
+    let unpublished = c.get(url("recipes")).send().await.unwrap();
+    assert_eq!(unpublished.status(), StatusCode::NOT_FOUND);
+    let unpublished = unpublished.text().await.unwrap();
+    let missing = c.get(url("nothing")).send().await.unwrap();
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+    assert_eq!(unpublished, missing.text().await.unwrap());
+
+    // A list Bob may edit: his entry shows on Alice's page at once.
+    a.open_list(&url("groceries")).await;
+    a.share("bob", "edit", "bob@localhost").await;
+    b.open_list(&url("groceries")).await;
+    b.add("apples").await;
+    let apples = a.wait_entry("apples").await;
+    assert_eq!(b.wait_entry("apples").await, apples);
+    assert!(b.edit_controls().await > 0, "Bob's page may change it");
+
+    // Alice withdraws his share: his page says the list is gone, shows
+    // none of it, and the list refuses him; her page carries on.
+    a.eval(
+        "(() => { const li = Array.from(document.querySelectorAll('#shares li'))\
+         .find(li => li.dataset.with === 'bob@localhost'); \
+         li.querySelector('.unshare').click(); return true; })()",
+    )
+    .await;
+    b.wait_for(
+        "the list shown as no longer available",
+        "document.querySelector('#lists-page').dataset.state === 'gone' \
+         && document.querySelector('#message').textContent === 'This list is no longer available to you.'",
+    )
+    .await;
+    assert!(b.texts().await.is_empty(), "nothing of it is shown");
+    assert_eq!(b.edit_controls().await, 0);
+    let reopened = b
+        .eval(
+            "listsPage.live.call('OpenList', {owner: 'alice@localhost', name: 'groceries'})\
+             .then(() => 'opened', e => e.code)",
+        )
+        .await;
+    assert_eq!(reopened, json!("NOT_FOUND"));
+    b.screenshot(&shots.join("withdrawn.png"), true).await;
+    a.wait_for(
+        "bob no longer listed",
+        "!Array.from(document.querySelectorAll('#shares li')).some(li => li.dataset.with === 'bob@localhost')",
+    )
+    .await;
+    a.add("pears").await;
+    a.wait_entry("pears").await;
+
+    // The index pages: hers, with whom each list is shared; his, what is
+    // still shared with him.
+    a.goto(&server.url("/lists")).await;
+    assert_eq!(
+        a.eval("Array.from(document.querySelectorAll('#my-lists li[data-name]')).map(li => li.dataset.name)")
+            .await,
+        json!(["groceries", "menu", "recipes"])
+    );
+    a.screenshot(&shots.join("index.png"), true).await;
+    b.goto(&server.url("/lists")).await;
+    assert_eq!(
+        b.eval(
+            "Array.from(document.querySelectorAll('#shared-lists li[data-name]'))\
+             .map(li => li.dataset.owner + '/' + li.dataset.name)"
+        )
+        .await,
+        json!(["alice@localhost/recipes"])
+    );
 
     let exceptions = browser.cdp.exceptions.lock().clone();
     assert!(
