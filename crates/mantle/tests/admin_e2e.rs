@@ -839,8 +839,8 @@ async fn the_dashboard_disables_an_account_with_a_click_on_desktop_and_phone() {
     assert_eq!(
         desk.eval("document.querySelectorAll('#store-list tr[data-path]').length")
             .await,
-        json!(5),
-        "the site store, the lists' app store and three user stores"
+        json!(4),
+        "the site store and three user stores (no offering has an app store)"
     );
     desk.screenshot(&shots.join("dashboard-desktop.png"), false)
         .await;

@@ -44,7 +44,8 @@ async fn connect(amp_port: u16, credentials: Credentials) -> Client {
     panic!("the AMP listener did not come up");
 }
 
-/// Adds entries to list `crash-{writer}` until the connection goes.
+/// Adds entries to alice's list `crash-{writer}` until the connection
+/// goes.
 async fn write(
     client: Client,
     writer: usize,
@@ -54,6 +55,7 @@ async fn write(
     let Ok(list) = client
         .reference::<OpenList>(
             OpenListArgs {
+                owner: None,
                 name: format!("crash-{writer}"),
             },
             "handle",
@@ -145,7 +147,10 @@ async fn acknowledged_changes_survive_sigkill_with_their_sequence() {
     let tried = tried.lock().unwrap().clone();
     let mut found = HashSet::new();
     for w in 0..WRITERS {
-        let mut sub = client.observe(&format!("list:crash-{w}")).await.unwrap();
+        let mut sub = client
+            .observe(&format!("list:alice@localhost/crash-{w}"))
+            .await
+            .unwrap();
         let Some(ModelEvent::Snapshot { sequence, value }) =
             tokio::time::timeout(Duration::from_secs(20), sub.next())
                 .await

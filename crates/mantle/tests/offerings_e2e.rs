@@ -169,9 +169,23 @@ async fn products_decide_who_sees_an_offerings_pages_and_hooks_run_once_per_user
     // Bob was given nothing: the pages answer 404 to him.
     let r = get_auth(&c, &server, "/api/ledger/balance", &bob).await;
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
-    let r = get_auth(&c, &server, "/lists/groceries", &bob).await;
-    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    for path in [
+        "/lists",
+        "/lists/groceries",
+        "/lists/bob@localhost/groceries",
+    ] {
+        let r = get_auth(&c, &server, path, &bob).await;
+        assert_eq!(r.status(), StatusCode::NOT_FOUND, "{path}");
+    }
+    let r = get_auth(&c, &server, "/lists", &alice).await;
+    assert_eq!(r.status(), StatusCode::OK);
     let r = get_auth(&c, &server, "/lists/groceries", &alice).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        r.headers()[reqwest::header::LOCATION],
+        "/lists/alice@localhost/groceries"
+    );
+    let r = get_auth(&c, &server, "/lists/alice@localhost/groceries", &alice).await;
     assert_eq!(r.status(), StatusCode::OK);
     // Alice's home page lists her applications with links.
     let home = get_auth(&c, &server, "/home", &alice)
@@ -181,7 +195,7 @@ async fn products_decide_who_sees_an_offerings_pages_and_hooks_run_once_per_user
         .unwrap();
     // (Template output escapes '/' as "&#x2f;".)
     let links = home.replace("&#x2f;", "/");
-    assert!(links.contains(r#"href="/lists/groceries""#), "{home}");
+    assert!(links.contains(r#"href="/lists""#), "{home}");
     assert!(links.contains(r#"href="/api/ledger/balance""#), "{home}");
     let home = get_auth(&c, &server, "/home", &bob)
         .await
@@ -189,15 +203,21 @@ async fn products_decide_who_sees_an_offerings_pages_and_hooks_run_once_per_user
         .await
         .unwrap();
     assert!(
-        !home.replace("&#x2f;", "/").contains("/lists/groceries"),
+        !home.replace("&#x2f;", "/").contains(r#"href="/lists""#),
         "{home}"
     );
 
     // Revoking "all" keeps the ledger (still given by "money"), takes the
     // lists; the ledger's data stays after revoking "money" too.
     run(&["product", "revoke", site.path(), "all", "alice"]);
-    let r = get_auth(&c, &server, "/lists/groceries", &alice).await;
-    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    for path in [
+        "/lists",
+        "/lists/groceries",
+        "/lists/alice@localhost/groceries",
+    ] {
+        let r = get_auth(&c, &server, path, &alice).await;
+        assert_eq!(r.status(), StatusCode::NOT_FOUND, "{path}");
+    }
     let r = get_auth(&c, &server, "/api/ledger/balance", &alice).await;
     assert_eq!(r.status(), StatusCode::OK);
     run(&["product", "revoke", site.path(), "money", "alice"]);

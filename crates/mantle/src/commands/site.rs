@@ -253,7 +253,9 @@ pub async fn demo(
     println!("Mantle demo site in {}", dir.display());
     println!("  open:      {shown}/");
     println!("  home:      {shown}/home (the applications the demo user has)");
-    println!("  live list: {shown}/lists/demo (open it in two windows)");
+    println!(
+        "  lists:     {shown}/lists/demo (a live list: open it in two windows; share it from its page)"
+    );
     if let Some(a) = amp.as_ref().and_then(|a| a.address.as_ref()) {
         println!(
             "  AMP:       mantle amp call {} Whoami --login demo@{}:PASSWORD",
