@@ -18,7 +18,6 @@ pub const MAX_ENTRIES: i64 = 500;
 #[item(name = "lists_list", version = 1)]
 pub struct List {
     /// The list's name (see [`check_name`]).
-    #[item(index)]
     pub name: String,
 }
 

@@ -224,22 +224,33 @@ async fn open_list(
     // Worded as the sharing layer's own refusal: whatever the reason, the
     // caller gets the same answer.
     let missing = || Failure::NotFound(format!("no share {:?} is available to you", args.name));
-    let owner = site.sharing().owner(&owner_login).await;
-    if let Some(owner) = owner.filter(|o| *o == caller.avatar().account) {
+    let me = caller.avatar().account;
+    let mine = site.sharing().owner(&owner_login).await == Some(me);
+    if mine {
         given::<OpenListError>(&caller).await?;
-        match share::create(&site, owner, &args.name).await {
-            Ok(_) => {}
-            Err(SiteError::ShareIdTaken(name)) => {
-                return Err(OpenListError::NameTaken { name }.into());
-            }
-            Err(e) => return Err(Failure::internal(e)),
-        }
     }
-    let item = caller
-        .open_shared::<OpenListError>(&owner_login, &args.name)
-        .await?;
+    let item = match caller.open_shared(&owner_login, &args.name).await {
+        Ok(item) => item,
+        // Her own list, opened for the first time: made now.
+        Err(Failure::NotFound(_)) if mine => {
+            match share::create(&site, me, &args.name).await {
+                Ok(_) => {}
+                Err(SiteError::ShareIdTaken(name)) => {
+                    return Err(OpenListError::NameTaken { name }.into());
+                }
+                Err(e) => return Err(Failure::internal(e)),
+            }
+            caller.open_shared(&owner_login, &args.name).await?
+        }
+        Err(e) => return Err(e),
+    };
     if item.item::<List>().is_none() {
-        return Err(missing());
+        // A share of something else under that name.
+        return Err(if mine {
+            OpenListError::NameTaken { name: args.name }.into()
+        } else {
+            missing()
+        });
     }
     let owner = site.accounts().by_id(item.owner).await.or_fail()?.primary;
     let edit = item.grant.access.permits(EDIT);

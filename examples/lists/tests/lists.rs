@@ -8,7 +8,7 @@ use mantle_example_lists as lists;
 use mantle_example_lists::{EntryError, EntryView, Error, ListAccess, ListDelta};
 use mantle_live_server::ModelDelta;
 use mantle_site::SiteError;
-use mantle_site::sharing::Viewer;
+use mantle_site::sharing::{Role, ShareItems, Viewer};
 use serde_json::json;
 
 fn conflict(r: Result<EntryView, Error>) -> (i64, i64) {
@@ -159,7 +159,19 @@ async fn only_what_the_owner_shares_is_readable_and_only_by_whom() {
     let bob = site.accounts().create("bob", PW, false).await.unwrap().id;
     let list = lists::create(&site, alice, "groceries").await.unwrap();
     let store = site.stores().user_store_unchecked(alice).await.unwrap();
-    lists::add(&store, list, "milk").await.unwrap();
+    let milk = lists::add(&store, list, "milk").await.unwrap();
+    // A name she shares something else under names no list of hers.
+    store
+        .transact(move |tx| {
+            let entry = mantle_store::Id::<lists::ListEntry>::from_raw(milk.id);
+            tx.share(entry, &Role::account(alice), &[], Some("taken"))
+        })
+        .await
+        .unwrap();
+    assert!(matches!(
+        lists::create(&site, alice, "taken").await,
+        Err(SiteError::ShareIdTaken(_))
+    ));
 
     let read = |viewer| lists::read(&site, viewer, alice, "groceries");
     assert!(matches!(

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use common::*;
 use mantle_example_lists as lists;
+use mantle_site::sharing::{Role, ShareItems};
 use serde_json::{Value, json};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -274,6 +275,19 @@ async fn an_owner_shares_a_list_for_editing_and_for_reading_over_the_live_layer(
     // The old handle died with the old connection.
     let e = c.refused("AddEntry", json!({"text": "x"}), Some(hc)).await;
     assert_eq!(e["code"], "NO_SUCH_HANDLE");
+
+    // A name she shares something else under (an entry, here) names no
+    // list of hers.
+    let added = a
+        .ok("AddEntry", json!({"text": "shared alone"}), Some(ha))
+        .await;
+    let entry = mantle_store::Id::<lists::ListEntry>::from_raw(added["id"].as_i64().unwrap());
+    store
+        .transact(move |tx| tx.share(entry, &Role::account(alice), &[], Some("taken")))
+        .await
+        .unwrap();
+    let e = a.refused("OpenList", json!({"name": "taken"}), None).await;
+    assert_eq!(e["code"], "NAME_TAKEN", "{e}");
     t.site.close().await;
 }
 
