@@ -91,6 +91,8 @@ pub use server::{
     HttpService, bind, connection_limits, serve, serve_tls, warn_if_descriptors_short,
 };
 pub use sharing::SharePages;
+/// The site's 404 page (`not_found.html`): the same bytes for every refusal.
+pub use sharing::not_found_page;
 pub use state::AppState;
 pub use stats::{HTTP_NAMESPACE, Toggle};
 

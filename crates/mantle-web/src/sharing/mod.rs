@@ -34,6 +34,8 @@ mod mine;
 mod pages;
 mod shoji;
 
+pub use pages::not_found as not_found_page;
+
 /// Where the Shoji API is mounted.
 pub(crate) const API: &str = "/api/shoji";
 

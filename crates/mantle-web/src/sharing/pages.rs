@@ -23,7 +23,10 @@ const NOT_FOUND_FALLBACK: &str =
 
 /// The 404 page: the same bytes for every refusal and every visitor (it
 /// is rendered with nothing of the request: no user, no CSRF token).
-pub(crate) fn not_found(state: &AppState) -> Response {
+/// Offerings answer it too (as `mantle_web::not_found_page`) where they
+/// refuse what a share does not allow, so that their refusals look like
+/// the web front's and like a page that does not exist.
+pub fn not_found(state: &AppState) -> Response {
     let html = state
         .templates
         .render(
