@@ -8,7 +8,8 @@
 //! - `GET /lists/{owner}/{name}`: the live page for a logged-in viewer who
 //!   may read the list (read-only without edit access); for anonymous
 //!   visitors, a read-only page of a list published to everyone. Anything
-//!   else, whatever the reason, is the same 404 as for a missing list.
+//!   else, whatever the reason, is the site's 404 page
+//!   ([`mantle_web::not_found_page`]), as for a missing list.
 
 use axum::Router;
 use axum::extract::{Path, Query, State};
@@ -46,10 +47,11 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/lists/{owner}/{name}", get(page))
 }
 
-/// The one answer to whatever may not be shown: the same as for a page
-/// that does not exist (and for a user not given the lists).
-fn not_found() -> Response {
-    ApiError::new(StatusCode::NOT_FOUND, "not found").into_response()
+/// The one answer to whatever may not be shown, whatever the reason: the
+/// site's 404 page, the same bytes the web front answers for a share it
+/// may not show.
+fn not_found(state: &AppState) -> Response {
+    mantle_web::not_found_page(state)
 }
 
 /// A path segment as it is written in a URL: what is not unreserved (or
@@ -79,7 +81,7 @@ async fn member(state: &AppState, me: Option<Avatar>) -> Result<Avatar, Response
     };
     match state.site.products().holds(me.account, APP).await {
         Ok(true) => Ok(me),
-        Ok(false) => Err(not_found()),
+        Ok(false) => Err(not_found(state)),
         Err(e) => Err(ApiError::from(e).into_response()),
     }
 }
@@ -181,11 +183,11 @@ async fn page(
     headers: HeaderMap,
 ) -> Response {
     if check_name(&name).is_err() {
-        return not_found();
+        return not_found(&state);
     }
     let site = &state.site;
     let Some(owner) = site.sharing().owner(&owner_login).await else {
-        return not_found();
+        return not_found(&state);
     };
     let answer = match me {
         Some(me) => live_page(&state, &headers, me, owner, &name).await,
@@ -193,7 +195,7 @@ async fn page(
     };
     match answer {
         Ok(Some(page)) => uncached(page),
-        Ok(None) | Err(SiteError::NoSuchShare(_)) => not_found(),
+        Ok(None) | Err(SiteError::NoSuchShare(_)) => not_found(&state),
         Err(e) => ApiError::from(e).into_response(),
     }
 }

@@ -36,6 +36,17 @@ async fn pages_show_each_viewer_what_the_shares_allow() {
     assert_eq!(r.header("location"), Some("/login"));
     let unpublished = h.get(page).send().await;
     assert_eq!(unpublished.status, StatusCode::NOT_FOUND);
+    assert!(
+        unpublished.text().contains("<h1>Not found</h1>"),
+        "the site's 404 page: {}",
+        unpublished.text()
+    );
+    let web_front = h.get("/users/alice@example.com/groceries").send().await;
+    assert_eq!(
+        (web_front.status, web_front.text()),
+        (unpublished.status, unpublished.text()),
+        "the web front's own refusal, byte for byte"
+    );
     let missing = h.get("/lists/alice@example.com/nothing").send().await;
     assert_eq!(
         (missing.status, missing.text()),
