@@ -352,8 +352,8 @@ pub async fn read(
     name: &str,
 ) -> Result<ListSnapshot, SiteError> {
     site.sharing()
-        .transact(viewer, owner, name, READ, |tx, grant| {
-            Ok(read_snapshot(tx, grant.item::<List>()?)?)
+        .read(viewer, owner, name, READ, |r, grant| {
+            Ok(read_snapshot(r, grant.item::<List>()?)?)
         })
         .await
 }

@@ -127,9 +127,13 @@ pub async fn serve(
 /// Starts the site's services, says where they listen, and stops them
 /// gracefully at SIGINT / SIGTERM.
 async fn run_until_signal(site: &Site) -> Result<u8, CliError> {
+    // Listening before anything starts: a SIGTERM sent as soon as the
+    // services are up (and the runtime file written) must stop them
+    // gracefully, not kill the process.
+    let signals = Signals::listen();
     start(site).await?;
     let amp = start_amp(site).await?;
-    stop_at_signal(site, amp).await
+    stop_at_signal(site, amp, signals).await
 }
 
 /// Starts the AMP listener if the configuration asks for one.
@@ -171,8 +175,12 @@ async fn start(site: &Site) -> Result<Vec<(String, Option<String>)>, CliError> {
 }
 
 /// Waits for SIGINT / SIGTERM, then stops the site gracefully.
-async fn stop_at_signal(site: &Site, amp: Option<RunningService>) -> Result<u8, CliError> {
-    wait_for_signal().await;
+async fn stop_at_signal(
+    site: &Site,
+    amp: Option<RunningService>,
+    signals: Signals,
+) -> Result<u8, CliError> {
+    signals.wait().await;
     eprintln!("mantle: shutting down");
     if let Some(amp) = amp {
         amp.stop().await;
@@ -181,17 +189,36 @@ async fn stop_at_signal(site: &Site, amp: Option<RunningService>) -> Result<u8, 
     Ok(0)
 }
 
-async fn wait_for_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).ok();
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = async {
-            match term.as_mut() {
-                Some(t) => { t.recv().await; }
+/// SIGINT and SIGTERM, listened for from the moment this is made (a
+/// signal that arrives before `wait` is kept, not fatal).
+struct Signals {
+    interrupt: Option<tokio::signal::unix::Signal>,
+    terminate: Option<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    fn listen() -> Signals {
+        use tokio::signal::unix::{SignalKind, signal};
+        Signals {
+            interrupt: signal(SignalKind::interrupt()).ok(),
+            terminate: signal(SignalKind::terminate()).ok(),
+        }
+    }
+
+    /// Waits for either.
+    async fn wait(mut self) {
+        async fn next(s: Option<&mut tokio::signal::unix::Signal>) {
+            match s {
+                Some(s) => {
+                    s.recv().await;
+                }
                 None => std::future::pending::<()>().await,
             }
-        } => {}
+        }
+        tokio::select! {
+            _ = next(self.interrupt.as_mut()) => {}
+            _ = next(self.terminate.as_mut()) => {}
+        }
     }
 }
 
@@ -243,6 +270,7 @@ pub async fn demo(
     site.products().grant(DEMO_PRODUCT, demo.id).await?;
     // Start first: the address to show is the one bound (with port 0 in
     // the configuration, the configured one is not it).
+    let signals = Signals::listen();
     let started = start(&site).await?;
     let shown = started
         .iter()
@@ -273,7 +301,7 @@ pub async fn demo(
         site.config().domain
     );
     println!("Stop with Ctrl-C.");
-    stop_at_signal(&site, amp).await
+    stop_at_signal(&site, amp, signals).await
 }
 
 /// A fresh random password for the demo user (shown once).
