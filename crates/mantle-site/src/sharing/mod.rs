@@ -188,6 +188,23 @@ impl RoleCache {
         Ok(roles)
     }
 
+    /// The grant of `viewer` on `share_id` in `owner`'s store read by `r`,
+    /// if it holds `access`; [`SiteError::NoSuchShare`] otherwise.
+    fn require(
+        &self,
+        r: &ReadTx,
+        owner: Id<Account>,
+        viewer: Viewer,
+        share_id: &str,
+        access: &str,
+    ) -> Result<Grant> {
+        let grant = self
+            .grant(r, owner, viewer, share_id)?
+            .ok_or_else(|| SiteError::NoSuchShare(share_id.to_string()))?;
+        grant.require(access)?;
+        Ok(grant)
+    }
+
     /// The grant of `viewer` on `share_id` in `owner`'s store read by `r`.
     fn grant(
         &self,
@@ -371,11 +388,7 @@ impl Sharing {
         let (id, access) = (share_id.to_string(), access.to_string());
         store
             .read(move |r| {
-                let grant = this
-                    .cache
-                    .grant(r, owner, viewer, &id)?
-                    .ok_or_else(|| SiteError::NoSuchShare(id.clone()))?;
-                grant.require(&access)?;
+                let grant = this.cache.require(r, owner, viewer, &id, &access)?;
                 f(r, &grant)
             })
             .await
@@ -402,11 +415,7 @@ impl Sharing {
         let (id, access) = (share_id.to_string(), access.to_string());
         store
             .transact(move |tx| {
-                let grant = this
-                    .cache
-                    .grant(tx, owner, viewer, &id)?
-                    .ok_or_else(|| SiteError::NoSuchShare(id.clone()))?;
-                grant.require(&access)?;
+                let grant = this.cache.require(tx, owner, viewer, &id, &access)?;
                 f(tx, &grant)
             })
             .await
