@@ -283,3 +283,129 @@ pub(super) fn would_cycle(r: &ReadTx, group: &str, member: &Role) -> mantle_stor
     }
     Ok(false)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roles_read_back_what_they_write() {
+        let roles = [
+            Role::Everyone,
+            Role::Authenticated,
+            Role::Account(Id::from_raw(1)),
+            Role::Account(Id::from_raw(i64::MAX)),
+            Role::group("friends").unwrap(),
+            Role::group("a.b_c-9").unwrap(),
+            Role::group(&"x".repeat(64)).unwrap(),
+        ];
+        for role in roles {
+            let text = role.to_string();
+            assert_eq!(text.parse::<Role>().unwrap(), role, "{text}");
+            let json = serde_json::to_string(&role).unwrap();
+            assert_eq!(json, format!("\"{text}\""));
+            assert_eq!(serde_json::from_str::<Role>(&json).unwrap(), role);
+        }
+        assert_eq!(Role::Everyone.to_string(), "everyone");
+        assert_eq!(Role::Authenticated.to_string(), "authenticated");
+        assert_eq!(Role::account(Id::from_raw(7)).to_string(), "account:7");
+        assert_eq!(Role::group("family").unwrap().to_string(), "group:family");
+    }
+
+    #[test]
+    fn malformed_roles_are_refused() {
+        for bad in [
+            "",
+            "Everyone",
+            "everyone ",
+            "nobody",
+            "account",
+            "account:",
+            "account:0",
+            "account:-3",
+            "account:x",
+            "account:1.5",
+            "account:99999999999999999999",
+            "group",
+            "group:",
+            "group:Friends",
+            "group:a b",
+            "group:a:b",
+            "group:a,b",
+            "group:é",
+            "user:1",
+            ":1",
+        ] {
+            match bad.parse::<Role>() {
+                Err(SiteError::BadRole(s)) => assert_eq!(s, bad),
+                other => panic!("{bad:?} parsed as {other:?}"),
+            }
+            assert!(serde_json::from_str::<Role>(&format!("{bad:?}")).is_err());
+        }
+        let long = format!("group:{}", "x".repeat(65));
+        assert!(matches!(long.parse::<Role>(), Err(SiteError::BadRole(_))));
+        assert!(matches!(
+            Role::group(""),
+            Err(SiteError::BadSharingName { what: "group", .. })
+        ));
+    }
+
+    #[test]
+    fn access_names_are_checked() {
+        for ok in ["read", "edit", "comment", "a.b_c-9", &"x".repeat(64)] {
+            assert!(check_name("access", ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "Edit", "a,b", "a b", "é", "a:b", &"x".repeat(65)] {
+            match check_name("access", bad) {
+                Err(SiteError::BadSharingName { what, name }) => {
+                    assert_eq!((what, name.as_str()), ("access", bad));
+                }
+                other => panic!("{bad:?}: {other:?}"),
+            }
+        }
+        // Stored sorted and without repeats, `read` always among them; a
+        // comma can never come from a name.
+        assert_eq!(stored_access(&[]).unwrap(), "read");
+        assert_eq!(
+            stored_access(&["edit", "comment", "edit", "read"]).unwrap(),
+            "comment,edit,read"
+        );
+        assert!(matches!(
+            stored_access(&["edit", "a,b"]),
+            Err(SiteError::BadSharingName { what: "access", .. })
+        ));
+    }
+
+    #[test]
+    fn access_permits_what_was_granted() {
+        let mut a = Access::stored("comment,read");
+        assert!(a.permits(READ) && a.permits("comment"));
+        assert!(!a.permits(EDIT) && !a.permits(DELETE) && !a.is_owner());
+        assert_eq!(a.names(), ["read", "comment"]);
+        a.extend(Access::stored("edit,read"));
+        assert!(a.permits(EDIT));
+        assert_eq!(a.names(), ["read", "comment", "edit"]);
+        // Every share grants read, even one stored without it.
+        assert!(Access::stored("").permits(READ));
+        let owner = Access::owner();
+        assert!(owner.is_owner() && owner.permits("anything") && owner.permits(DELETE));
+        assert_eq!(owner.names(), ["owner"]);
+    }
+
+    #[test]
+    fn viewers_of_senders() {
+        assert_eq!(
+            Viewer::of_sender("account:12"),
+            Viewer::Account(Id::from_raw(12))
+        );
+        assert_eq!(Viewer::of_sender("site"), Viewer::Anonymous);
+        assert_eq!(Viewer::of_sender("app:blog"), Viewer::Anonymous);
+        assert_eq!(Viewer::of_sender("account:x"), Viewer::Anonymous);
+        assert_eq!(Viewer::Anonymous.base_roles(), [Role::Everyone]);
+        let id = Id::from_raw(3);
+        assert_eq!(
+            Viewer::Account(id).base_roles(),
+            [Role::Everyone, Role::Authenticated, Role::Account(id)]
+        );
+    }
+}
