@@ -27,6 +27,9 @@
 //! store's sharing generation, which every change of groups, members or
 //! shares advances in the same transaction: a cached answer is used only
 //! while it is current, so a revocation takes effect on the next check.
+//! Only roles read from committed state are kept (not those read in a
+//! write transaction, which may see the uncommitted changes of its commit
+//! group).
 //!
 //! ```
 //! use mantle_site::sharing::{Role, ShareItems, Viewer, EDIT};
@@ -166,13 +169,18 @@ struct RoleCache(Mutex<HashMap<RoleKey, RolesAt>>);
 
 impl RoleCache {
     /// The roles of `viewer` in `owner`'s store read by `r`: cached while
-    /// the store's generation is `generation`.
+    /// the store's generation is `generation`. Roles read where `r` may
+    /// see uncommitted writes (`committed` false: a write transaction,
+    /// which sees those of the transactions before it in its commit group)
+    /// are not kept: if that group's commit failed, the generation they
+    /// were read at would come again with other roles.
     fn roles(
         &self,
         r: &ReadTx,
         owner: Id<Account>,
         viewer: Viewer,
         generation: i64,
+        committed: bool,
     ) -> mantle_store::Result<Arc<Vec<Role>>> {
         if let Some((g, roles)) = self.0.lock().get(&(owner, viewer))
             && *g == generation
@@ -180,16 +188,19 @@ impl RoleCache {
             return Ok(roles.clone());
         }
         let roles = Arc::new(r.roles_of(viewer)?);
-        let mut cache = self.0.lock();
-        if cache.len() >= ROLE_CACHE {
-            cache.clear();
+        if committed {
+            let mut cache = self.0.lock();
+            if cache.len() >= ROLE_CACHE {
+                cache.clear();
+            }
+            cache.insert((owner, viewer), (generation, roles.clone()));
         }
-        cache.insert((owner, viewer), (generation, roles.clone()));
         Ok(roles)
     }
 
     /// The grant of `viewer` on `share_id` in `owner`'s store read by `r`,
-    /// if it holds `access`; [`SiteError::NoSuchShare`] otherwise.
+    /// if it holds `access`; [`SiteError::NoSuchShare`] otherwise
+    /// (`committed`: see [`roles`](Self::roles)).
     fn require(
         &self,
         r: &ReadTx,
@@ -197,27 +208,30 @@ impl RoleCache {
         viewer: Viewer,
         share_id: &str,
         access: &str,
+        committed: bool,
     ) -> Result<Grant> {
         let grant = self
-            .grant(r, owner, viewer, share_id)?
+            .grant(r, owner, viewer, share_id, committed)?
             .ok_or_else(|| SiteError::NoSuchShare(share_id.to_string()))?;
         grant.require(access)?;
         Ok(grant)
     }
 
-    /// The grant of `viewer` on `share_id` in `owner`'s store read by `r`.
+    /// The grant of `viewer` on `share_id` in `owner`'s store read by `r`
+    /// (`committed`: see [`roles`](Self::roles)).
     fn grant(
         &self,
         r: &ReadTx,
         owner: Id<Account>,
         viewer: Viewer,
         share_id: &str,
+        committed: bool,
     ) -> mantle_store::Result<Option<Grant>> {
         if viewer == Viewer::Account(owner) {
             return tx::owner_grant(r, share_id);
         }
         let generation = r.sharing_generation()?;
-        let roles = self.roles(r, owner, viewer, generation)?;
+        let roles = self.roles(r, owner, viewer, generation, committed)?;
         r.grant_for(&roles, share_id)
     }
 }
@@ -279,7 +293,7 @@ impl Sharing {
         store
             .read(move |r| {
                 this.cache
-                    .grant(r, owner, viewer, &id)?
+                    .grant(r, owner, viewer, &id, true)?
                     .ok_or(SiteError::NoSuchShare(id))
             })
             .await
@@ -302,7 +316,7 @@ impl Sharing {
                 let missing = || SiteError::NoSuchShare(id.clone());
                 let grant = this
                     .cache
-                    .grant(r, owner, viewer, &id)?
+                    .grant(r, owner, viewer, &id, true)?
                     .ok_or_else(missing)?;
                 let item = r.get(grant.item::<T>()?)?.ok_or_else(missing)?;
                 Ok(Shared { owner, grant, item })
@@ -335,7 +349,7 @@ impl Sharing {
                     all
                 } else {
                     let generation = r.sharing_generation()?;
-                    let roles = this.cache.roles(r, owner, viewer, generation)?;
+                    let roles = this.cache.roles(r, owner, viewer, generation, true)?;
                     r.accessible::<T>(&roles)?
                 };
                 Ok::<_, SiteError>(
@@ -388,7 +402,7 @@ impl Sharing {
         let (id, access) = (share_id.to_string(), access.to_string());
         store
             .read(move |r| {
-                let grant = this.cache.require(r, owner, viewer, &id, &access)?;
+                let grant = this.cache.require(r, owner, viewer, &id, &access, true)?;
                 f(r, &grant)
             })
             .await
@@ -415,7 +429,10 @@ impl Sharing {
         let (id, access) = (share_id.to_string(), access.to_string());
         store
             .transact(move |tx| {
-                let grant = this.cache.require(tx, owner, viewer, &id, &access)?;
+                // A write transaction may see the uncommitted sharing
+                // changes of those before it in its commit group: what it
+                // reads is not cached.
+                let grant = this.cache.require(tx, owner, viewer, &id, &access, false)?;
                 f(tx, &grant)
             })
             .await
@@ -580,5 +597,82 @@ impl WeakSharing {
     /// The sharing layer, if its site is still open.
     pub fn upgrade(&self) -> Option<Sharing> {
         self.0.upgrade().map(Sharing)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use mantle_store::{Registry, StoreConfig};
+
+    use super::*;
+
+    #[derive(mantle_store::Item, Debug, Clone)]
+    #[item(name = "test_note", version = 1)]
+    struct Note {
+        text: String,
+    }
+
+    /// Roles read in a write transaction are not kept: a transaction
+    /// grouped after an uncommitted sharing change sees its generation,
+    /// and if the group's commit failed, that generation would come back
+    /// with other roles. (Here one transaction plays both parts and is
+    /// rolled back.)
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn roles_seen_before_a_commit_are_not_cached() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut registry = Registry::new();
+        crate::register(&mut registry);
+        registry.register::<Note>();
+        let store = Store::open(dir.path().join("u.store"), &StoreConfig::new(registry))
+            .await
+            .unwrap();
+        let cache = Arc::new(RoleCache::default());
+        let (owner, bob) = (Id::<Account>::from_raw(1), Id::<Account>::from_raw(2));
+        store
+            .transact(|tx| {
+                tx.create_group("friends")?;
+                let note = tx.insert(&Note { text: "n".into() })?;
+                tx.share(note, &Role::group("friends")?, &[], Some("n"))?;
+                Ok::<_, SiteError>(())
+            })
+            .await
+            .unwrap();
+        let generation = store.read(|r| r.sharing_generation()).await.unwrap();
+
+        // Bob is made a friend, his grant read in the same (write)
+        // transaction, and the transaction undone.
+        let c = cache.clone();
+        let undone = store
+            .transact(move |tx| {
+                tx.add_member("friends", &Role::Account(bob))?;
+                assert_eq!(tx.sharing_generation()?, generation + 1);
+                let g = c.grant(tx, owner, Viewer::Account(bob), "n", false)?;
+                assert!(g.is_some(), "he is a friend in this transaction");
+                Err::<(), _>(SiteError::NoSuchShare("undo".into()))
+            })
+            .await;
+        assert!(undone.is_err());
+        assert!(cache.0.lock().is_empty(), "nothing kept from a write");
+
+        // Another change takes the store to that generation, without Bob.
+        store
+            .transact(|tx| tx.create_group("family"))
+            .await
+            .unwrap();
+        let c = cache.clone();
+        let (g, now) = store
+            .read(move |r| {
+                Ok::<_, mantle_store::Error>((
+                    r.sharing_generation()?,
+                    c.grant(r, owner, Viewer::Account(bob), "n", true)?,
+                ))
+            })
+            .await
+            .unwrap();
+        assert_eq!(g, generation + 1);
+        assert_eq!(now, None, "Bob is no friend");
+        // Committed reads are kept.
+        assert_eq!(cache.0.lock().len(), 1);
+        store.close().await;
     }
 }
