@@ -23,13 +23,13 @@
 //! share the viewer may not use are the same refusal,
 //! [`SiteError::NoSuchShare`], so nobody learns what exists.
 //!
-//! Roles are computed once per (store, viewer) and cached with the
-//! store's sharing generation, which every change of groups, members or
-//! shares advances in the same transaction: a cached answer is used only
-//! while it is current, so a revocation takes effect on the next check.
-//! Only roles read from committed state are kept (not those read in a
-//! write transaction, which may see the uncommitted changes of its commit
-//! group).
+//! Roles are computed once per (store, viewer), and grants once per
+//! (store, viewer, share id), and cached with the store's sharing
+//! generation, which every change of groups, members or shares advances in
+//! the same transaction: a cached answer is used only while it is current,
+//! so a revocation takes effect on the next check. Only what was read from
+//! committed state is kept (not what a write transaction read: it may see
+//! the uncommitted changes of its commit group).
 //!
 //! ```
 //! use mantle_site::sharing::{Role, ShareItems, Viewer, EDIT};
@@ -103,6 +103,10 @@ pub(crate) use tx::register_notices;
 /// afresh (roles are cheap to recompute; memory is not unbounded).
 const ROLE_CACHE: usize = 10_000;
 
+/// How many grants (viewer, share id) are kept in all; past it the cache
+/// starts afresh.
+const GRANT_CACHE: usize = 100_000;
+
 /// The effect a change of a store's sharing records: after commit, the
 /// site tells [`Sharing::subscribe`]rs which store changed.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -160,12 +164,56 @@ pub struct SharedEntry {
 
 type RoleKey = (Id<Account>, Viewer);
 
-/// Roles as read at a sharing generation.
-type RolesAt = (i64, Arc<Vec<Role>>);
+/// What is known of one viewer in one store at one sharing generation:
+/// their roles, and their grants on the share ids asked about so far
+/// (`None`: no grant). Both depend only on groups, members and shares,
+/// which every change of advances the generation.
+struct Viewed {
+    generation: i64,
+    roles: Arc<Vec<Role>>,
+    grants: HashMap<String, Option<Grant>>,
+}
 
-/// Roles by (owner, viewer), each with the generation it was read at.
+/// [`Viewed`] by (owner, viewer), and how many grants they hold in all.
 #[derive(Default)]
-struct RoleCache(Mutex<HashMap<RoleKey, RolesAt>>);
+struct Cached {
+    viewers: HashMap<RoleKey, Viewed>,
+    grants: usize,
+}
+
+impl Cached {
+    /// The entry of `key` at `generation`, made (with `roles`) if there
+    /// is none or it was read at another generation (older or newer:
+    /// either way this read replaces it; the next read at the store's
+    /// current generation corrects it if need be). Starts afresh past the
+    /// bounds.
+    fn at(&mut self, key: RoleKey, generation: i64, roles: Arc<Vec<Role>>) -> &mut Viewed {
+        if self.grants >= GRANT_CACHE
+            || (self.viewers.len() >= ROLE_CACHE && !self.viewers.contains_key(&key))
+        {
+            *self = Cached::default();
+        }
+        let viewed = self.viewers.entry(key).or_insert_with(|| Viewed {
+            generation,
+            roles: roles.clone(),
+            grants: HashMap::new(),
+        });
+        if viewed.generation != generation {
+            self.grants -= viewed.grants.len();
+            *viewed = Viewed {
+                generation,
+                roles,
+                grants: HashMap::new(),
+            };
+        }
+        viewed
+    }
+}
+
+/// Roles and grants by (owner, viewer), each with the generation they
+/// were read at, used only while it is the store's.
+#[derive(Default)]
+struct RoleCache(Mutex<Cached>);
 
 impl RoleCache {
     /// The roles of `viewer` in `owner`'s store read by `r`: cached while
@@ -182,18 +230,14 @@ impl RoleCache {
         generation: i64,
         committed: bool,
     ) -> mantle_store::Result<Arc<Vec<Role>>> {
-        if let Some((g, roles)) = self.0.lock().get(&(owner, viewer))
-            && *g == generation
+        if let Some(v) = self.0.lock().viewers.get(&(owner, viewer))
+            && v.generation == generation
         {
-            return Ok(roles.clone());
+            return Ok(v.roles.clone());
         }
         let roles = Arc::new(r.roles_of(viewer)?);
         if committed {
-            let mut cache = self.0.lock();
-            if cache.len() >= ROLE_CACHE {
-                cache.clear();
-            }
-            cache.insert((owner, viewer), (generation, roles.clone()));
+            self.0.lock().at((owner, viewer), generation, roles.clone());
         }
         Ok(roles)
     }
@@ -218,7 +262,14 @@ impl RoleCache {
     }
 
     /// The grant of `viewer` on `share_id` in `owner`'s store read by `r`
-    /// (`committed`: see [`roles`](Self::roles)).
+    /// (the owner's own: every access, if the share exists).
+    ///
+    /// Cached while the store's generation is the one read now. What is
+    /// read where `r` may see uncommitted writes (`committed` false: a
+    /// write transaction, which sees those of the transactions before it
+    /// in its commit group) is used but not kept: if that group's commit
+    /// failed, the generation it was read at would come again with other
+    /// groups and shares.
     fn grant(
         &self,
         r: &ReadTx,
@@ -227,12 +278,53 @@ impl RoleCache {
         share_id: &str,
         committed: bool,
     ) -> mantle_store::Result<Option<Grant>> {
-        if viewer == Viewer::Account(owner) {
-            return tx::owner_grant(r, share_id);
-        }
         let generation = r.sharing_generation()?;
-        let roles = self.roles(r, owner, viewer, generation, committed)?;
-        r.grant_for(&roles, share_id)
+        let key = (owner, viewer);
+        let known = match self.0.lock().viewers.get(&key) {
+            Some(v) if v.generation == generation => {
+                if let Some(grant) = v.grants.get(share_id) {
+                    return Ok(grant.clone());
+                }
+                Some(v.roles.clone())
+            }
+            _ => None,
+        };
+        let is_owner = viewer == Viewer::Account(owner);
+        let roles = match known {
+            Some(roles) => roles,
+            // The owner's grant does not depend on roles.
+            None if is_owner => Arc::new(Vec::new()),
+            None => Arc::new(r.roles_of(viewer)?),
+        };
+        let grant = if is_owner {
+            tx::owner_grant(r, share_id)?
+        } else {
+            r.grant_for(&roles, share_id)?
+        };
+        if committed {
+            self.keep(key, generation, roles, share_id, &grant);
+        }
+        Ok(grant)
+    }
+
+    /// Keeps `grant` (and `roles`) of `key` at `generation`.
+    fn keep(
+        &self,
+        key: RoleKey,
+        generation: i64,
+        roles: Arc<Vec<Role>>,
+        share_id: &str,
+        grant: &Option<Grant>,
+    ) {
+        let mut cache = self.0.lock();
+        let viewed = cache.at(key, generation, roles);
+        let new = viewed
+            .grants
+            .insert(share_id.to_string(), grant.clone())
+            .is_none();
+        if new {
+            cache.grants += 1;
+        }
     }
 }
 
@@ -612,7 +704,7 @@ mod tests {
         text: String,
     }
 
-    /// Roles read in a write transaction are not kept: a transaction
+    /// Roles and grants read in a write transaction are not kept: a transaction
     /// grouped after an uncommitted sharing change sees its generation,
     /// and if the group's commit failed, that generation would come back
     /// with other roles. (Here one transaction plays both parts and is
@@ -652,7 +744,10 @@ mod tests {
             })
             .await;
         assert!(undone.is_err());
-        assert!(cache.0.lock().is_empty(), "nothing kept from a write");
+        assert!(
+            cache.0.lock().viewers.is_empty(),
+            "nothing kept from a write"
+        );
 
         // Another change takes the store to that generation, without Bob.
         store
@@ -672,7 +767,42 @@ mod tests {
         assert_eq!(g, generation + 1);
         assert_eq!(now, None, "Bob is no friend");
         // Committed reads are kept.
-        assert_eq!(cache.0.lock().len(), 1);
+        assert_eq!(cache.0.lock().viewers.len(), 1);
+        assert_eq!(cache.0.lock().grants, 1);
         store.close().await;
+    }
+
+    /// The cache stays bounded, however many viewers and share ids are
+    /// asked about.
+    #[test]
+    fn the_cache_is_bounded() {
+        let cache = RoleCache::default();
+        let roles = Arc::new(vec![Role::Everyone]);
+        let owner = Id::<Account>::from_raw(1);
+        for i in 0..GRANT_CACHE + 10 {
+            let viewer = Viewer::Account(Id::from_raw(2 + (i % 5) as i64));
+            cache.keep((owner, viewer), 7, roles.clone(), &i.to_string(), &None);
+            let c = cache.0.lock();
+            assert!(c.grants <= GRANT_CACHE);
+            assert_eq!(
+                c.grants,
+                c.viewers.values().map(|v| v.grants.len()).sum::<usize>()
+            );
+        }
+        // A new generation replaces a viewer's grants.
+        let viewer = Viewer::Account(Id::from_raw(2));
+        cache.keep((owner, viewer), 8, roles.clone(), "x", &None);
+        let c = cache.0.lock();
+        assert_eq!(c.viewers[&(owner, viewer)].grants.len(), 1);
+        assert_eq!(
+            c.grants,
+            c.viewers.values().map(|v| v.grants.len()).sum::<usize>()
+        );
+        drop(c);
+        for i in 0..ROLE_CACHE + 10 {
+            let viewer = Viewer::Account(Id::from_raw(100 + i as i64));
+            cache.keep((owner, viewer), 7, roles.clone(), "x", &None);
+            assert!(cache.0.lock().viewers.len() <= ROLE_CACHE);
+        }
     }
 }

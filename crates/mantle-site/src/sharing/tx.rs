@@ -140,6 +140,12 @@ pub trait ReadShares {
 
 impl ReadShares for ReadTx<'_> {
     fn sharing_generation(&self) -> mantle_store::Result<i64> {
+        // There is at most one row (`changed` makes it when there is none,
+        // nothing deletes it), nearly always the first ever made: read by
+        // id first, the cheapest read (this is on every checked access).
+        if let Some(g) = self.get(Id::<SharingGeneration>::from_raw(1))? {
+            return Ok(g.generation);
+        }
         Ok(self
             .query::<SharingGeneration>()
             .first()?
