@@ -10,7 +10,9 @@
 //! `hostile` ([`run_hostile`]: a real `mantle serve` process under a
 //! password-guessing flood and under 20,000 idle connections per
 //! listener, a legitimate client measured through each attack against
-//! the same client on the same server unloaded).
+//! the same client on the same server unloaded) and `sharing`
+//! ([`run_sharing`]: a shared item read through the sharing layer by a
+//! user who reaches it through groups, against its owner's direct read).
 //!
 //! Each bench measures Mantle's code and, in the same run, a *reference*:
 //! the plainest competent implementation of the same work on the same
@@ -44,6 +46,7 @@ pub mod live;
 pub mod messaging;
 mod report;
 mod rss;
+pub mod sharing;
 pub mod site;
 mod store;
 
@@ -122,6 +125,7 @@ pub use hostile::{
 pub use live::{LIVE_BENCHES, LiveBenchOptions, run_live};
 pub use messaging::{MESSAGING_BENCHES, MessagingBenchOptions, run_messaging};
 pub use report::{BenchRecord, Timings};
+pub use sharing::{SHARING_BENCHES, SharingBenchOptions, run_sharing};
 pub use site::{SITE_BENCHES, SiteBenchOptions, run_site};
 pub use store::{STORE_BENCHES, StoreBenchOptions, run_store};
 
@@ -133,6 +137,7 @@ fn known_benches() -> String {
         SITE_BENCHES,
         LIVE_BENCHES,
         HOSTILE_BENCHES,
+        SHARING_BENCHES,
     ]
     .concat()
     .join(", ")
@@ -175,7 +180,7 @@ pub enum BenchError {
     Io(#[from] std::io::Error),
     /// `only` named no bench of the area; the names are in
     /// [`STORE_BENCHES`], [`MESSAGING_BENCHES`], [`SITE_BENCHES`],
-    /// [`LIVE_BENCHES`] and [`HOSTILE_BENCHES`].
+    /// [`LIVE_BENCHES`], [`HOSTILE_BENCHES`] and [`SHARING_BENCHES`].
     #[error("unknown bench '{0}' (known: {known})", known = known_benches())]
     UnknownBench(String),
     /// A bench read back something other than what it wrote: its figures

@@ -12,12 +12,13 @@ pub struct BenchRecord {
     /// [`MESSAGING_BENCHES`](crate::MESSAGING_BENCHES),
     /// [`SITE_BENCHES`](crate::SITE_BENCHES),
     /// [`LIVE_BENCHES`](crate::LIVE_BENCHES),
-    /// [`HOSTILE_BENCHES`](crate::HOSTILE_BENCHES)).
+    /// [`HOSTILE_BENCHES`](crate::HOSTILE_BENCHES),
+    /// [`SHARING_BENCHES`](crate::SHARING_BENCHES)).
     pub bench: String,
     /// Operations timed on each side (what "ops" counts is in `op`).
     pub ops: u64,
     /// What one operation is ("insert", "transaction", "lookup", "query",
-    /// "store", "message", "request", "call", "delivery").
+    /// "store", "message", "request", "call", "delivery", "read").
     pub op: String,
     /// Our operations per second.
     pub ours_ops_per_s: f64,

@@ -1,10 +1,10 @@
-//! Smoke tests of the messaging and site benches at a tiny size: each runs,
+//! Smoke tests of the messaging, site and sharing benches at a tiny size: each runs,
 //! checks what it measured, and reports positive rates. Not timing tests:
 //! the figures of a debug build at this size mean nothing.
 
 use mantle_bench::{
-    BenchError, BenchRecord, MESSAGING_BENCHES, MessagingBenchOptions, SITE_BENCHES,
-    SiteBenchOptions, run_messaging, run_site,
+    BenchError, BenchRecord, MESSAGING_BENCHES, MessagingBenchOptions, SHARING_BENCHES,
+    SITE_BENCHES, SharingBenchOptions, SiteBenchOptions, run_messaging, run_sharing, run_site,
 };
 
 fn assert_sane(r: &BenchRecord) {
@@ -101,6 +101,28 @@ async fn the_site_bench_reports_both_sides() {
     assert_sane(r);
     assert!(r.p99_ms.is_some() && r.reference_p99_ms.is_some(), "{r:?}");
     assert_eq!(r.concurrency, Some(64));
+    let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert!(left.is_empty(), "files left behind: {left:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sharing_bench_reports_both_sides() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = SharingBenchOptions {
+        scale: 0.0005,
+        dir: Some(dir.path().to_path_buf()),
+        only: None,
+    };
+    let mut records: Vec<BenchRecord> = Vec::new();
+    run_sharing(&opts, &mut |r| records.push(r)).await.unwrap();
+    let names: Vec<&str> = records.iter().map(|r| r.bench.as_str()).collect();
+    assert_eq!(names, SHARING_BENCHES);
+    let r = &records[0];
+    assert_sane(r);
+    assert_eq!(r.ops, 200);
+    assert!(r.p99_ms.is_some() && r.reference_p99_ms.is_some(), "{r:?}");
+    assert!(r.p50_ms <= r.p99_ms, "{r:?}");
+    assert_eq!(r.concurrency, Some(16));
     let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
     assert!(left.is_empty(), "files left behind: {left:?}");
 }

@@ -469,6 +469,9 @@ pub enum BenchArea {
     /// legitimate client's latency and logins against the same client
     /// unloaded, and the server's peak memory.
     Hostile,
+    /// A shared item read through the sharing layer (roles through
+    /// groups, cached) against its owner's direct read of the same item.
+    Sharing,
 }
 
 #[derive(Debug, Subcommand)]

@@ -52,6 +52,10 @@ pub async fn run(
             let opts = mantle_bench::HostileBenchOptions { scale, dir, only };
             mantle_bench::run_hostile(&opts, &mut emit).await
         }
+        BenchArea::Sharing => {
+            let opts = mantle_bench::SharingBenchOptions { scale, dir, only };
+            mantle_bench::run_sharing(&opts, &mut emit).await
+        }
     };
     result.map_err(|e| CliError::Message(format!("bench {}: {e}", area_name(area))))?;
     Ok(0)
@@ -64,6 +68,7 @@ fn area_name(area: BenchArea) -> &'static str {
         BenchArea::Site => "site",
         BenchArea::Live => "live",
         BenchArea::Hostile => "hostile",
+        BenchArea::Sharing => "sharing",
     }
 }
 
