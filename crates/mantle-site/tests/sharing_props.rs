@@ -1,7 +1,8 @@
 //! The sharing layer against a brute-force model: random role graphs
 //! (groups in groups, cycles refused) and random shares in one user's
 //! store, then every viewer's roles, `accessible`, and grants — read in a
-//! transaction and through the cached `site.sharing()` — compared with
+//! transaction and through the cached `site.sharing()` (its grants and its
+//! `accessible` list) — compared with
 //! what plain Rust computes from the same operations; then random
 //! removals, after each of which the cached grants must already agree
 //! (revocation at once).
@@ -772,6 +773,28 @@ async fn check_reads(fx: &Fixture, model: &Model, ids: &[String]) -> Result<(), 
             .map(|id| model.grant(viewer, id))
             .collect();
         prop_assert_eq!(grants, expected, "grants of {:?}", viewer);
+        // The enforcement point's list (cached roles; the owner sees every
+        // shared item of hers, with every access).
+        let listed: Vec<(G, i64, i64)> = fx
+            .site
+            .sharing()
+            .accessible::<Doc>(viewer, owner)
+            .await
+            .map_err(|e| TestCaseError::fail(e.to_string()))?
+            .iter()
+            .map(|s| (G::from(&s.grant), s.item().id().raw(), s.n))
+            .collect();
+        let expected = if viewer == Viewer::Account(owner) {
+            model
+                .shares
+                .iter()
+                .filter(|(_, (item, _))| item.type_name == Doc::TYPE_NAME)
+                .map(|(id, (item, _))| (model.grant(viewer, id).unwrap(), item.id, item.n))
+                .collect()
+        } else {
+            model.accessible(viewer, Doc::TYPE_NAME)
+        };
+        prop_assert_eq!(listed, expected, "site.sharing().accessible({:?})", viewer);
     }
     check_cached_grants(fx, model, ids, "building").await
 }
