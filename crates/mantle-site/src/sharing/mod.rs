@@ -289,14 +289,13 @@ impl RoleCache {
             }
             _ => None,
         };
-        let is_owner = viewer == Viewer::Account(owner);
         let roles = match known {
             Some(roles) => roles,
-            // The owner's grant does not depend on roles.
-            None if is_owner => Arc::new(Vec::new()),
+            // The owner's too (her grant does not depend on them, but an
+            // entry's roles are always the viewer's).
             None => Arc::new(r.roles_of(viewer)?),
         };
-        let grant = if is_owner {
+        let grant = if viewer == Viewer::Account(owner) {
             tx::owner_grant(r, share_id)?
         } else {
             r.grant_for(&roles, share_id)?
@@ -769,6 +768,45 @@ mod tests {
         // Committed reads are kept.
         assert_eq!(cache.0.lock().viewers.len(), 1);
         assert_eq!(cache.0.lock().grants, 1);
+        store.close().await;
+    }
+
+    /// An entry made by the owner's grant holds her roles, as any other.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_owners_entry_holds_her_roles() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut registry = Registry::new();
+        crate::register(&mut registry);
+        registry.register::<Note>();
+        let store = Store::open(dir.path().join("u.store"), &StoreConfig::new(registry))
+            .await
+            .unwrap();
+        let owner = Id::<Account>::from_raw(1);
+        store
+            .transact(move |tx| {
+                tx.create_group("self")?;
+                tx.add_member("self", &Role::Account(owner))?;
+                let note = tx.insert(&Note { text: "n".into() })?;
+                tx.share(note, &Role::Everyone, &[], Some("n"))?;
+                Ok::<_, SiteError>(())
+            })
+            .await
+            .unwrap();
+        let cache = Arc::new(RoleCache::default());
+        let c = cache.clone();
+        let (grant, cached, read) = store
+            .read(move |r| {
+                let me = Viewer::Account(owner);
+                let grant = c.grant(r, owner, me, "n", true)?;
+                let generation = r.sharing_generation()?;
+                let cached = c.roles(r, owner, me, generation, true)?;
+                Ok::<_, mantle_store::Error>((grant, cached, r.roles_of(me)?))
+            })
+            .await
+            .unwrap();
+        assert!(grant.unwrap().access.is_owner());
+        assert_eq!(*cached, read);
+        assert!(read.contains(&Role::Group("self".into())));
         store.close().await;
     }
 
