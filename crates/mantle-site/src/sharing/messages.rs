@@ -5,8 +5,8 @@
 use mantle_store::{Id, Tx};
 use serde::{Deserialize, Serialize};
 
+use super::read::{Grant, ReadShares};
 use super::roles::Viewer;
-use super::tx::{Grant, ReadShares};
 use crate::items::Account;
 use crate::messaging::{Envelope, Message, MessageHandlers, MessageId, Refusal, send_in};
 

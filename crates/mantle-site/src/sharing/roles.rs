@@ -110,7 +110,10 @@ impl<'de> Deserialize<'de> for Role {
 
 /// Checks a group or access name: 1-64 of `a-z 0-9 _ . -`.
 pub(super) fn check_name(what: &'static str, name: &str) -> Result<()> {
+    // `.` and `..` are refused: group names are URL path segments.
     let ok = !name.is_empty()
+        && name != "."
+        && name != ".."
         && name.len() <= MAX_NAME
         && name
             .bytes()

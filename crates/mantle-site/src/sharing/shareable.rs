@@ -10,8 +10,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+use super::read::{ReadShares, ShareInfo};
 use super::roles::Role;
-use super::tx::{ReadShares, ShareInfo, ShareItems};
+use super::write::ShareItems;
 use crate::{Result, SiteError};
 
 /// An item as JSON: its id, revision and attributes.
