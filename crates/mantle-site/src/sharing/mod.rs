@@ -18,7 +18,7 @@
 //! **One enforcement point**: [`Sharing`] (`site.sharing()`) is how code
 //! acting for one user reaches another user's items — HTTP handlers, live
 //! commands and models, and messages addressed to shares
-//! ([`SendToShare`], [`MessageHandlers::on_shared`]) — an avatar, an owner
+//! ([`SendToShare`], [`MessageHandlers::on_shared`](crate::MessageHandlers::on_shared)) — an avatar, an owner
 //! and a share id in, the item or a refusal out. A missing share and a
 //! share the viewer may not use are the same refusal,
 //! [`SiteError::NoSuchShare`], so nobody learns what exists.
