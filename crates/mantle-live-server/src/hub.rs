@@ -109,6 +109,9 @@ pub(crate) struct Observation {
     stats: Arc<crate::stats::LiveStats>,
     state: Mutex<ObsState>,
     closed: AtomicBool,
+    /// The owner's sharing generation the guard was last found to allow
+    /// this observation at (-1: not yet checked against one).
+    checked: std::sync::atomic::AtomicI64,
 }
 
 impl Observation {
@@ -128,6 +131,7 @@ impl Observation {
             stats,
             state: Mutex::new(ObsState::Pending(Vec::new())),
             closed: AtomicBool::new(false),
+            checked: std::sync::atomic::AtomicI64::new(-1),
         }
     }
 
@@ -138,6 +142,16 @@ impl Observation {
 
     fn is_closed(&self) -> bool {
         self.closed.load(Ordering::Relaxed)
+    }
+
+    /// The sharing generation its guard was last found to allow it at.
+    pub fn checked_at(&self) -> i64 {
+        self.checked.load(Ordering::Acquire)
+    }
+
+    /// Notes that its guard allows it at sharing generation `generation`.
+    pub fn allowed_at(&self, generation: i64) {
+        self.checked.fetch_max(generation, Ordering::AcqRel);
     }
 
     /// The name deltas are published under.
@@ -300,6 +314,15 @@ pub(crate) async fn dispatch_changes(
     let Some(live) = site.extension::<crate::Live>() else {
         return batch.iter().map(|_| Ok(())).collect();
     };
+    // Shares first: a delta committed after a withdrawal must not reach
+    // an observer the withdrawal ended, even if the announcement of the
+    // withdrawal is still on its way.
+    let mut seen = std::collections::HashSet::new();
+    for (d, _) in &batch {
+        if seen.insert(d.store.path().to_path_buf()) {
+            crate::shared::check_before_delivery(&site, &live.hub, &d.store).await;
+        }
+    }
     batch
         .into_iter()
         .map(|(d, change)| {
@@ -369,6 +392,7 @@ mod tests {
             stats: Arc::new(stats),
             state: Mutex::new(ObsState::Pending(Vec::new())),
             closed: AtomicBool::new(false),
+            checked: std::sync::atomic::AtomicI64::new(-1),
         };
         (queue, o)
     }

@@ -24,11 +24,11 @@ use std::sync::atomic::Ordering;
 
 use mantle_live::builtin::ObserveError;
 use mantle_live::{Command, codes};
-use mantle_site::sharing::{Grant, READ, Viewer};
+use mantle_site::sharing::{Grant, READ, ReadShares, Sharing, Viewer};
 use mantle_site::{Account, Site, SiteError};
-use mantle_store::{Id, Item, ReadTx, Tx};
+use mantle_store::{Id, Item, ReadTx, Store, Tx};
 
-use crate::hub::{Guard, ModelSpec, Source};
+use crate::hub::{Guard, Hub, ModelSpec, Observation, Source};
 use crate::{Caller, Failure, Live, ObjectCommands};
 
 /// An owner's share, opened by a caller (see [`Caller::open_shared`]):
@@ -282,21 +282,52 @@ pub(crate) fn watch(site: &Site, live: &Live) {
                 return;
             };
             for (obs, guard) in hub.guarded(store.as_deref()) {
-                let still = match sharing
-                    .grant(guard.viewer, guard.owner, &guard.share_id)
-                    .await
-                {
-                    Ok(g) => g.item_type == guard.item_type && g.item_id == guard.item_id,
-                    Err(SiteError::NoSuchShare(_)) => false,
-                    Err(e) => {
-                        tracing::warn!(%e, share = %guard.share_id, "cannot check a shared observation");
-                        true
-                    }
-                };
-                if !still {
-                    obs.end(codes::NOT_FOUND, &not_found(&guard.share_id));
-                }
+                recheck(&sharing, &obs, &guard).await;
             }
         }
     });
+}
+
+/// Checks `guard` again for `obs`: ends the observation (`NOT_FOUND`) if
+/// its share no longer allows reading the same item.
+async fn recheck(sharing: &Sharing, obs: &Observation, guard: &Guard) {
+    let still = match sharing
+        .grant(guard.viewer, guard.owner, &guard.share_id)
+        .await
+    {
+        Ok(g) => g.item_type == guard.item_type && g.item_id == guard.item_id,
+        Err(SiteError::NoSuchShare(_)) => false,
+        Err(e) => {
+            tracing::warn!(%e, share = %guard.share_id, "cannot check a shared observation");
+            true
+        }
+    };
+    if !still {
+        obs.end(codes::NOT_FOUND, &not_found(&guard.share_id));
+    }
+}
+
+/// Before deltas of `store` are delivered: checks again the observations
+/// of it granted through shares, if its sharing changed since they were
+/// last found allowed. Reads the generation after the deltas' commit, so
+/// a withdrawal committed before them is seen.
+pub(crate) async fn check_before_delivery(site: &Site, hub: &Hub, store: &Store) {
+    let guarded = hub.guarded(Some(store.path()));
+    if guarded.is_empty() {
+        return;
+    }
+    let generation = match store.read(|r| r.sharing_generation()).await {
+        Ok(g) => g,
+        Err(e) => {
+            tracing::warn!(%e, "cannot read a store's sharing generation");
+            return;
+        }
+    };
+    for (obs, guard) in guarded {
+        if obs.checked_at() >= generation {
+            continue;
+        }
+        recheck(site.sharing(), &obs, &guard).await;
+        obs.allowed_at(generation);
+    }
 }

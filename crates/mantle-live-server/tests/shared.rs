@@ -175,9 +175,22 @@ async fn a_share_limits_a_handle_and_its_withdrawal_ends_the_observation() {
     };
     assert_eq!(value, "edited by bob");
 
-    // Withdrawn: the observation ends, the handle refuses, observing again
+    // Withdrawn: the observation ends — before any change committed after
+    // the withdrawal could reach it — the handle refuses, observing again
     // is refused.
-    store.transact(|tx| tx.unshare("n1", None)).await.unwrap();
+    store
+        .transact(move |tx| {
+            // In one transaction: the change is committed with the
+            // withdrawal, and must not reach Bob.
+            tx.unshare("n1", None)?;
+            let mut n = tx.get(note)?.unwrap();
+            n.text = "after the withdrawal".into();
+            tx.update(&mut n)?;
+            mantle_live_server::publish(tx, &item_model("note", note), &"after the withdrawal")?;
+            Ok::<_, mantle_site::SiteError>(())
+        })
+        .await
+        .unwrap();
     match next(&mut sub).await {
         ModelEvent::Ended { code, .. } => assert_eq!(code, codes::NOT_FOUND),
         other => panic!("expected the end, got {other:?}"),
