@@ -61,6 +61,39 @@ impl<'a> ReadTx<'a> {
         Ok(total as u64)
     }
 
+    /// Whether the store holds the item `id` of the named type (a
+    /// registered type; `false` for one this program does not register).
+    /// For code that knows items by type name and raw id: a reference
+    /// kept as text, say.
+    ///
+    /// ```
+    /// # use mantle_store::*;
+    /// # #[derive(Item)] #[item(name = "note", version = 1)] struct Note { text: String }
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let mut registry = Registry::new();
+    /// # registry.register::<Note>();
+    /// # let store = Store::open(dir.path().join("s.store"), &StoreConfig::new(registry)).await?;
+    /// let id = store.transact(|tx| tx.insert(&Note { text: "hi".into() })).await?;
+    /// assert!(store.read(move |r| r.contains("note", id.raw())).await?);
+    /// store.transact(move |tx| tx.delete(id)).await?;
+    /// assert!(!store.read(move |r| r.contains("note", id.raw())).await?);
+    /// assert!(!store.read(|r| r.contains("nothing", 1)).await?);
+    /// # Ok::<_, Error>(())
+    /// # }).unwrap();
+    /// ```
+    pub fn contains(&self, type_name: &str, id: i64) -> Result<bool> {
+        let Some(info) = self.registry.types.get(type_name) else {
+            return Ok(false);
+        };
+        let sql = format!("SELECT 1 FROM \"{}\" WHERE _id = ?1", info.sql.table);
+        match self.conn.prepare_cached(&sql) {
+            Ok(mut stmt) => Ok(stmt.exists([id])?),
+            Err(e) if is_missing_table(&e) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// A query over items of type `T`.
     ///
     /// ```no_run

@@ -128,6 +128,22 @@ async fn a_share_id_names_one_item() {
         (grant.item_type.as_str(), grant.item_id),
         ("test_note", b.raw())
     );
+    // An item deleted without unsharing leaves its shares behind; its id
+    // is free again for another item, which takes it whole.
+    store
+        .transact(move |tx| {
+            tx.delete(b)?;
+            tx.share(memo, &carol(), &[], Some("x"))
+        })
+        .await
+        .unwrap();
+    let shares = store.read(|r| r.shares()).await.unwrap();
+    let x: Vec<_> = shares.iter().filter(|s| s.share_id == "x").collect();
+    assert_eq!(x.len(), 1, "{x:?}");
+    assert_eq!(
+        (x[0].item_type.as_str(), x[0].item_id),
+        ("test_memo", memo.raw())
+    );
     // A missing item is refused; a new id is made when none is given.
     let missing = store
         .transact(|tx| tx.share(Id::<Note>::from_raw(999), &bob(), &[], None))

@@ -79,15 +79,22 @@ impl ShareItems for Tx<'_> {
             }
             None => new_share_id()?,
         };
-        let same_id = self
+        let mut same_id = self
             .query::<Share>()
             .filter(Share::SHARE_ID.eq(share_id.as_str()))
             .all()?;
-        if same_id
+        if let Some(other) = same_id
             .iter()
-            .any(|s| s.item_type != T::TYPE_NAME || s.item_id != item.raw())
+            .find(|s| s.item_type != T::TYPE_NAME || s.item_id != item.raw())
         {
-            return Err(SiteError::ShareIdTaken(share_id));
+            // Taken by an item that still exists. The shares of an item
+            // deleted without `unshare_item` are left over: withdrawn now,
+            // and the id is free.
+            if self.contains(&other.item_type, other.item_id)? {
+                return Err(SiteError::ShareIdTaken(share_id));
+            }
+            self.delete_where(Share::SHARE_ID.eq(share_id.as_str()))?;
+            same_id.clear();
         }
         let role_name = role.to_string();
         match same_id.into_iter().find(|s| s.role == role_name) {
