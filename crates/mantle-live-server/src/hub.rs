@@ -241,10 +241,19 @@ struct Watchers {
 #[derive(Default)]
 pub(crate) struct Hub {
     models: Mutex<HashMap<(PathBuf, String), Watchers>>,
+    /// The observations granted through shares, by store: found without
+    /// scanning every observation (checked before each store's deltas).
+    guarded: Mutex<HashMap<PathBuf, Vec<Arc<Observation>>>>,
 }
 
 impl Hub {
     pub fn add(&self, store: PathBuf, obs: Arc<Observation>) {
+        if obs.guard.is_some() {
+            let mut guarded = self.guarded.lock();
+            let list = guarded.entry(store.clone()).or_default();
+            list.retain(|o| !o.is_closed());
+            list.push(obs.clone());
+        }
         let mut models = self.models.lock();
         let w = models.entry((store, obs.published.clone())).or_default();
         w.list.retain(|o| !o.is_closed());
@@ -285,14 +294,27 @@ impl Hub {
 
     /// The open observations of `store` granted through a share.
     pub fn guarded(&self, store: Option<&std::path::Path>) -> Vec<(Arc<Observation>, Guard)> {
-        let models = self.models.lock();
-        models
-            .iter()
-            .filter(|((path, _), _)| store.is_none_or(|s| s == path))
-            .flat_map(|(_, w)| w.list.iter())
-            .filter(|o| !o.is_closed())
-            .filter_map(|o| o.guard.clone().map(|g| (o.clone(), g)))
-            .collect()
+        let mut guarded = self.guarded.lock();
+        let mut open = |list: &mut Vec<Arc<Observation>>| {
+            list.retain(|o| !o.is_closed());
+            list.iter()
+                .filter_map(|o| o.guard.clone().map(|g| (o.clone(), g)))
+                .collect::<Vec<_>>()
+        };
+        match store {
+            Some(s) => {
+                let found = guarded.get_mut(s).map(&mut open).unwrap_or_default();
+                if found.is_empty() {
+                    guarded.remove(s);
+                }
+                found
+            }
+            None => {
+                let found = guarded.values_mut().flat_map(&mut open).collect();
+                guarded.retain(|_, list| !list.is_empty());
+                found
+            }
+        }
     }
 
     /// Observers now registered (for tests and statistics).

@@ -119,3 +119,50 @@ async fn viewers_see_what_their_roles_allow_and_hear_of_shares_made_to_them() {
     assert!(site.sharing().shared_with(bob).await.unwrap().is_empty());
     site.close().await;
 }
+
+#[tokio::test]
+async fn a_listing_of_what_is_shared_reads_a_bounded_number_of_hints() {
+    use mantle_site::sharing::{MAX_SHARED_WITH, SharedWithMe};
+    let dir = tempfile::tempdir().unwrap();
+    let site = Site::builder(dir.path())
+        .init(SiteConfig {
+            domain: "example.com".into(),
+            ..SiteConfig::default()
+        })
+        .await
+        .unwrap();
+    let alice = site.accounts().create("alice", PW, false).await.unwrap().id;
+    let bob = site.accounts().create("bob", PW, false).await.unwrap().id;
+    // More hints than a listing reads, none of them a real share (as a
+    // user who shared, then withdrew, many items would leave).
+    let store = site.stores().user_store_unchecked(bob).await.unwrap();
+    let n = MAX_SHARED_WITH as usize + 1;
+    store
+        .transact(move |tx| {
+            for i in 0..n {
+                tx.insert(&SharedWithMe {
+                    owner: alice.raw(),
+                    share_id: format!("gone{i}"),
+                    item_type: "pic".into(),
+                })?;
+            }
+            mantle_store::ok(())
+        })
+        .await
+        .unwrap();
+    let count = || async {
+        store
+            .read(|r| r.query::<SharedWithMe>().count())
+            .await
+            .unwrap()
+    };
+    assert!(site.sharing().shared_with(bob).await.unwrap().is_empty());
+    assert_eq!(
+        count().await,
+        1,
+        "one listing read and pruned at most the cap"
+    );
+    assert!(site.sharing().shared_with(bob).await.unwrap().is_empty());
+    assert_eq!(count().await, 0);
+    site.close().await;
+}

@@ -228,6 +228,13 @@ async fn entities_carry_revisions_and_stale_saves_are_refused_with_the_current_o
         .json(&json!({ "colour": "red" }))
         .await
         .assert_error(StatusCode::BAD_REQUEST, "colour");
+    // A whole entity document is taken for its body; one without a body
+    // is refused.
+    h.put(&url)
+        .bearer(&w.alice)
+        .json(&json!({ "element": "shoji:entity", "self": url }))
+        .await
+        .assert_error(StatusCode::BAD_REQUEST, "without a body");
     for bad in ["999999", "abc", "-1"] {
         h.get(&format!("{MEMOS}{bad}"))
             .bearer(&w.alice)

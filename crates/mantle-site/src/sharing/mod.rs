@@ -70,7 +70,6 @@
 //! # }).unwrap();
 //! ```
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -104,6 +103,11 @@ pub use write::ShareItems;
 
 pub(crate) use items::register;
 pub(crate) use notices::register_notices;
+
+/// The most hints [`Sharing::shared_with`] reads at once: another user
+/// can share any number of items with someone, and a listing must stay
+/// bounded (stale ones are pruned as they are found, making room).
+pub const MAX_SHARED_WITH: u64 = 1_000;
 
 /// The effect a change of a store's sharing records: after commit, the
 /// site tells [`Sharing::subscribe`]rs which store changed.
@@ -211,15 +215,8 @@ impl Sharing {
     /// What `viewer` may do with `owner`'s share `share_id`.
     /// [`SiteError::NoSuchShare`] if nothing.
     pub async fn grant(&self, viewer: Viewer, owner: Id<Account>, share_id: &str) -> Result<Grant> {
-        let store = self.store_of(owner, share_id).await?;
-        let this = self.0.clone();
-        let id = share_id.to_string();
-        store
-            .read(move |r| {
-                this.cache
-                    .grant(r, owner, viewer, &id, true)?
-                    .ok_or(SiteError::NoSuchShare(id))
-            })
+        // Every grant holds `read`.
+        self.read(viewer, owner, share_id, READ, |_, grant| Ok(grant.clone()))
             .await
     }
 
@@ -232,20 +229,17 @@ impl Sharing {
         owner: Id<Account>,
         share_id: &str,
     ) -> Result<Shared<T>> {
-        let store = self.store_of(owner, share_id).await?;
-        let this = self.0.clone();
-        let id = share_id.to_string();
-        store
-            .read(move |r| {
-                let missing = || SiteError::NoSuchShare(id.clone());
-                let grant = this
-                    .cache
-                    .grant(r, owner, viewer, &id, true)?
-                    .ok_or_else(missing)?;
-                let item = r.get(grant.item::<T>()?)?.ok_or_else(missing)?;
-                Ok(Shared { owner, grant, item })
+        self.read(viewer, owner, share_id, READ, move |r, grant| {
+            let item = r
+                .get(grant.item::<T>()?)?
+                .ok_or_else(|| SiteError::NoSuchShare(grant.share_id.clone()))?;
+            Ok(Shared {
+                owner,
+                grant: grant.clone(),
+                item,
             })
-            .await
+        })
+        .await
     }
 
     /// The items of type `T` in `owner`'s store that `viewer` may read,
@@ -411,46 +405,65 @@ impl Sharing {
 
     /// What other users share with `viewer` (directly, or through a group
     /// they are in) and `viewer` may still use, with the access held. Public
-    /// shares (to `everyone`, `authenticated`) are not listed.
+    /// shares (to `everyone`, `authenticated`) are not listed. At most
+    /// [`MAX_SHARED_WITH`] are read, by owner.
     pub async fn shared_with(&self, viewer: Id<Account>) -> Result<Vec<SharedEntry>> {
         let store = self.0.stores.user_store_unchecked(viewer).await?;
         let hints = store
             .read(|r| {
                 r.query::<SharedWithMe>()
                     .order_by(SharedWithMe::OWNER.asc())
+                    .limit(MAX_SHARED_WITH)
                     .all()
             })
             .await?;
+        // Grouped by owner: one read of each owner's store checks all of
+        // her shares.
+        let mut by_owner: Vec<(i64, Vec<Stored<SharedWithMe>>)> = Vec::new();
+        for hint in hints {
+            match by_owner.last_mut() {
+                Some((owner, list)) if *owner == hint.owner => list.push(hint),
+                _ => by_owner.push((hint.owner, vec![hint])),
+            }
+        }
         let mut out = Vec::new();
         let mut stale = Vec::new();
-        let mut logins: HashMap<i64, Option<String>> = HashMap::new();
-        for hint in hints {
-            let owner = Id::<Account>::from_raw(hint.owner);
-            let login = match logins.get(&hint.owner) {
-                Some(l) => l.clone(),
-                None => {
-                    let l = self.login_of(owner).await?;
-                    logins.insert(hint.owner, l.clone());
-                    l
+        for (owner, hints) in by_owner {
+            let owner_id = Id::<Account>::from_raw(owner);
+            let grants = match self.login_of(owner_id).await? {
+                Some(login) => {
+                    let ids: Vec<String> = hints.iter().map(|h| h.share_id.clone()).collect();
+                    let this = self.0.clone();
+                    let store = self.store_of(owner_id, "").await?;
+                    let found = store
+                        .read(move |r| {
+                            ids.iter()
+                                .map(|id| {
+                                    this.cache
+                                        .grant(r, owner_id, Viewer::Account(viewer), id, true)
+                                })
+                                .collect::<mantle_store::Result<Vec<_>>>()
+                        })
+                        .await?;
+                    found
+                        .into_iter()
+                        .map(|g| g.map(|g| (g, login.clone())))
+                        .collect()
                 }
+                // A deleted or disabled owner shares nothing.
+                None => vec![None; hints.len()],
             };
-            let grant = match &login {
-                Some(_) => {
-                    self.grant(Viewer::Account(viewer), owner, &hint.share_id)
-                        .await
+            for (hint, grant) in hints.iter().zip(grants) {
+                match grant {
+                    Some((g, owner_login)) => out.push(SharedEntry {
+                        owner,
+                        owner_login,
+                        share_id: g.share_id.clone(),
+                        item_type: g.item_type.clone(),
+                        access: g.access.names(),
+                    }),
+                    None => stale.push(hint.id()),
                 }
-                None => Err(SiteError::NoSuchShare(hint.share_id.clone())),
-            };
-            match (grant, login) {
-                (Ok(g), Some(owner_login)) => out.push(SharedEntry {
-                    owner: hint.owner,
-                    owner_login,
-                    share_id: g.share_id.clone(),
-                    item_type: g.item_type.clone(),
-                    access: g.access.names(),
-                }),
-                (Err(SiteError::NoSuchShare(_)), _) | (Ok(_), None) => stale.push(hint.id()),
-                (Err(e), _) => return Err(e),
             }
         }
         if !stale.is_empty() {

@@ -60,7 +60,7 @@ pub(crate) async fn shares(
     let id = item_id(&type_name, &id)?;
     let list = store
         .read(move |r| {
-            if ty.get(r, id)?.is_none() {
+            if !r.contains(ty.type_name, id)? {
                 return Ok(None);
             }
             ty.shares_of(r, id).map(Some)

@@ -208,12 +208,17 @@ fn own_doc(
     e: &mantle_site::sharing::Entity,
 ) -> serde_json::Map<String, Value> {
     let mut doc = entity(url, e);
+    own_links(&mut doc, url, ty.type_name);
+    doc
+}
+
+/// Links an own entity to its catalog and its shares.
+fn own_links(doc: &mut serde_json::Map<String, Value>, url: &str, type_name: &str) {
     doc.insert(
         "catalogs".into(),
-        json!({ "parent": catalog_url(ty.type_name) }),
+        json!({ "parent": catalog_url(type_name) }),
     );
     doc.insert("views".into(), json!({ "shares": format!("{url}/shares") }));
-    doc
 }
 
 /// `GET /api/shoji/mine/{type}/{id}`: the item, with its revision as
@@ -281,11 +286,7 @@ async fn save(
         .map_err(own_error)?;
     let url = entity_url(ty.type_name, id);
     Ok(saved_answer(&url, saved, |doc| {
-        doc.insert(
-            "catalogs".into(),
-            json!({ "parent": catalog_url(ty.type_name) }),
-        );
-        doc.insert("views".into(), json!({ "shares": format!("{url}/shares") }));
+        own_links(doc, &url, ty.type_name)
     }))
 }
 

@@ -95,6 +95,15 @@ class Resync(amp.Command):
     requiresAnswer = False
 
 
+class Ended(amp.Command):
+    arguments = [
+        (b"model", amp.Unicode()),
+        (b"code", amp.Unicode()),
+        (b"reason", amp.Unicode()),
+    ]
+    requiresAnswer = False
+
+
 class SnapshotPart(amp.Command):
     arguments = [
         (b"model", amp.Unicode()),
@@ -118,14 +127,16 @@ class AddEntry(amp.Command):
 
 
 class Observer(amp.AMP):
-    """An AMP client that takes Mantle's pushes: deltas, resyncs and the
-    parts of a snapshot too long for one AMP value."""
+    """An AMP client that takes Mantle's pushes: deltas, resyncs, the ends
+    of observations and the parts of a snapshot too long for one AMP
+    value."""
 
     def __init__(self):
         amp.AMP.__init__(self)
         self.parts = []
         self.deltas = []
         self.resyncs = []
+        self.ended = []
         self.waiting = None
 
     def _wake(self):
@@ -159,6 +170,12 @@ class Observer(amp.AMP):
     @Resync.responder
     def resync(self, model, reason):
         self.resyncs.append((model, reason))
+        self._wake()
+        return {}
+
+    @Ended.responder
+    def ended(self, model, code, reason):
+        self.ended.append((model, code, reason))
         self._wake()
         return {}
 
