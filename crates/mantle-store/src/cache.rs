@@ -61,6 +61,11 @@ struct CacheState {
     evicted: HashMap<PathBuf, Weak<StoreInner>>,
     /// One gate per path being opened, so a file is opened once.
     opening: HashMap<PathBuf, Arc<tokio::sync::Mutex<()>>>,
+    /// Set by `close_all`: from then on nothing is opened. (A background
+    /// task still running while its store closes, delivering to another
+    /// store, say, would otherwise reopen a store already closed, and hold
+    /// its writer lock past the close.)
+    closed: bool,
 }
 
 impl StoreCache {
@@ -75,6 +80,7 @@ impl StoreCache {
                     open: LruCache::new(capacity),
                     evicted: HashMap::new(),
                     opening: HashMap::new(),
+                    closed: false,
                 }),
                 hits: AtomicU64::new(0),
                 misses: AtomicU64::new(0),
@@ -89,6 +95,9 @@ impl StoreCache {
 
     fn lookup(&self, path: &Path) -> Option<Store> {
         let mut st = self.inner.state.lock();
+        if st.closed {
+            return None;
+        }
         if let Some(s) = st.open.get(path) {
             return Some(s.clone());
         }
@@ -116,6 +125,7 @@ impl StoreCache {
     }
 
     /// The open store for `path`, opening (or creating) it if needed.
+    /// After [`close_all`](Self::close_all), [`Error::Closed`].
     pub async fn get(&self, path: impl AsRef<Path>) -> Result<Store> {
         let path = std::path::absolute(path.as_ref()).map_err(|e| Error::io(path.as_ref(), e))?;
         if let Some(s) = self.lookup(&path) {
@@ -131,6 +141,9 @@ impl StoreCache {
             .or_default()
             .clone();
         let _opening = gate.lock().await;
+        if self.inner.state.lock().closed {
+            return Err(Error::Closed(path));
+        }
         if let Some(s) = self.lookup(&path) {
             self.hit();
             return Ok(s);
@@ -140,13 +153,28 @@ impl StoreCache {
             stats.cache_miss();
         }
         let opened = Store::open(&path, &self.inner.config).await;
-        let mut st = self.inner.state.lock();
-        st.opening.remove(&path);
-        let store = opened?;
-        let evicted = self.insert(&mut st, path, store.clone());
-        drop(st);
-        close_in_background(evicted);
-        Ok(store)
+        let added = {
+            let mut st = self.inner.state.lock();
+            st.opening.remove(&path);
+            let store = opened?;
+            if st.closed {
+                Err(store)
+            } else {
+                let evicted = self.insert(&mut st, path.clone(), store.clone());
+                Ok((store, evicted))
+            }
+        };
+        match added {
+            Ok((store, evicted)) => {
+                close_in_background(evicted);
+                Ok(store)
+            }
+            Err(store) => {
+                // `close_all` ran while the file was being opened.
+                store.close().await;
+                Err(Error::Closed(path))
+            }
+        }
     }
 
     fn hit(&self) {
@@ -176,15 +204,22 @@ impl StoreCache {
     }
 
     /// Closes every store the cache holds open (waiting for their queued
-    /// transactions).
+    /// transactions), and those it evicted that are still held elsewhere.
+    /// The cache opens nothing afterwards.
     pub async fn close_all(&self) {
         let stores: Vec<Store> = {
             let mut st = self.inner.state.lock();
+            st.closed = true;
             let mut v = Vec::new();
             while let Some((_, s)) = st.open.pop_lru() {
                 v.push(s);
             }
-            st.evicted.clear();
+            v.extend(
+                st.evicted
+                    .drain()
+                    .filter_map(|(_, w)| w.upgrade())
+                    .map(|inner| Store { inner }),
+            );
             v
         };
         // Each close checkpoints and syncs its WAL: overlap them.

@@ -99,6 +99,35 @@ async fn evicted_store_still_held_elsewhere_is_returned_as_the_same_store() {
     assert_eq!(again.path(), held.path());
 }
 
+/// After `close_all` nothing stays open: not an evicted store still held
+/// elsewhere, and not one a late task asks for (which would hold the
+/// writer lock past the close, so the next open of the file would fail).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn close_all_closes_held_evicted_stores_and_refuses_later_opens() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = StoreCache::new(common::config(counter_registry()), 2);
+    let files = paths(dir.path(), 4);
+    let held = cache.get(&files[0]).await.unwrap();
+    for f in &files[1..] {
+        cache.get(f).await.unwrap();
+    }
+    cache.close_all().await;
+    let err = held
+        .read(|r| r.query::<Counter>().count())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Closed(_)), "{err:?}");
+    let err = cache.get(&files[1]).await.map(|_| ()).unwrap_err();
+    assert!(matches!(err, Error::Closed(_)), "{err:?}");
+    assert_eq!(cache.stats().open, 0);
+    // Every file's writer lock is free: another cache opens them at once.
+    let other = StoreCache::new(common::config(counter_registry()), 4);
+    for f in &files {
+        other.get(f).await.unwrap();
+    }
+    other.close_all().await;
+}
+
 /// An evicted store nobody holds is closed; asking for it again opens the
 /// file again, which must not fail while the old one is still closing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
