@@ -54,6 +54,7 @@ pub struct StoreConfig {
     pub(crate) dispatchers: Arc<HashMap<&'static str, DispatchFn>>,
     pub(crate) max_attempts: u32,
     pub(crate) stats: Option<Arc<crate::stats::StoreStats>>,
+    pub(crate) replicator: Option<Arc<dyn crate::replica::Replicator>>,
 }
 
 impl std::fmt::Debug for StoreConfig {
@@ -96,7 +97,15 @@ impl StoreConfig {
             dispatchers: Arc::new(HashMap::new()),
             max_attempts: 20,
             stats: None,
+            replicator: None,
         }
+    }
+    /// Replicates every store opened with this config: each store's
+    /// commits and snapshots go to the [`Replica`](crate::Replica) the
+    /// replicator attaches to it (continuous backup, for one).
+    pub fn replicator(mut self, replicator: Arc<dyn crate::replica::Replicator>) -> Self {
+        self.replicator = Some(replicator);
+        self
     }
     /// Records statistics in the registry's "Stores" namespace
     /// ([`STATS_NAMESPACE`](crate::STATS_NAMESPACE)): open stores, cache hits
@@ -232,6 +241,10 @@ pub(crate) struct StoreInner {
 
 impl Drop for StoreInner {
     fn drop(&mut self) {
+        // Readers close before the writer (a field dropped after this), so
+        // the writer's connection is the last: it empties the log and
+        // removes it, and a replica sees a clean close.
+        self.readers.get_mut().clear();
         // Background tasks hold only weak handles; wake them so they see
         // the store is gone and end.
         self.outbox_wake.notify_one();
@@ -385,10 +398,18 @@ impl Store {
         let path = std::path::absolute(path.as_ref()).map_err(|e| Error::io(path.as_ref(), e))?;
         let cfg = config.clone();
         let p = path.clone();
-        let (conn, lock, unknown) =
-            tokio::task::spawn_blocking(move || open_writer(&p, &cfg, &mut progress))
-                .await
-                .map_err(|e| Error::Panicked(e.to_string()))??;
+        let (conn, lock, unknown, following) = tokio::task::spawn_blocking(move || {
+            let (conn, lock, unknown) = open_writer(&p, &cfg, &mut progress)?;
+            // Before the writer takes any job: the replica starts from
+            // exactly the state the open left.
+            let following = match &cfg.replicator {
+                Some(r) => crate::replica::Following::start(r.as_ref(), &p)?,
+                None => None,
+            };
+            Ok::<_, Error>((conn, lock, unknown, following))
+        })
+        .await
+        .map_err(|e| Error::Panicked(e.to_string()))??;
         let unknown = Arc::new(unknown);
         let outbox_wake = Arc::new(Notify::new());
         let schedule_wake = Arc::new(Notify::new());
@@ -399,6 +420,7 @@ impl Store {
             config,
             unknown.clone(),
             (outbox_wake.clone(), schedule_wake.clone()),
+            following,
         );
         let store = Store {
             inner: Arc::new(StoreInner {
@@ -495,10 +517,18 @@ impl Store {
             reply,
         });
         self.inner.writer.submit(job).await.map_err(E::from)?;
-        match answer.await {
+        let outcome = match answer.await {
             Ok(r) => r,
             Err(_) => Err(E::from(Error::Closed(self.inner.path.clone()))),
+        };
+        // In a synchronous replication mode a commit is acknowledged only
+        // once it is replicated.
+        if outcome.is_ok()
+            && let Some(replicated) = self.inner.writer.acknowledged()
+        {
+            replicated.await;
         }
+        outcome
     }
 
     /// Runs a short read right here, on the calling thread, against a
@@ -555,6 +585,9 @@ impl Store {
         for t in tasks {
             let _ = t.await;
         }
+        // Readers first, so that the writer's connection closes last and
+        // empties and removes the log.
+        self.inner.readers.lock().clear();
         self.inner.writer.close().await;
         self.inner.readers.lock().clear();
     }

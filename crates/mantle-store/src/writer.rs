@@ -31,6 +31,7 @@ use rusqlite::{Connection, TransactionBehavior};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
 use crate::registry::Registry;
+use crate::replica::{Following, Replica};
 use crate::stats::{GroupTiming, StoreStats};
 use crate::store::StoreConfig;
 use crate::tx::Tx;
@@ -129,15 +130,23 @@ pub(crate) struct Writer {
     /// connection closes.
     lock: Mutex<Option<File>>,
     stats: Option<Arc<StoreStats>>,
+    /// The store's replica and where in the log it has been told of
+    /// (locked while `conn` is held, after it).
+    following: Mutex<Option<Following>>,
+    replica: Option<Arc<dyn Replica>>,
 }
 
 impl Drop for Writer {
     fn drop(&mut self) {
         // A store dropped without `close` closes here.
-        if self.conn.get_mut().is_some()
-            && let Some(s) = &self.stats
-        {
-            s.store_closed();
+        if let Some(conn) = self.conn.get_mut().take() {
+            if let Some(s) = &self.stats {
+                s.store_closed();
+            }
+            drop(conn);
+            if let Some(r) = &self.replica {
+                r.closed(&self.path);
+            }
         }
     }
 }
@@ -150,6 +159,7 @@ impl Writer {
         config: &StoreConfig,
         unknown: Arc<Unknown>,
         wakes: (Arc<Notify>, Arc<Notify>),
+        following: Option<Following>,
     ) -> Arc<Self> {
         let depth = config.queue_depth.max(1);
         if let Some(s) = &config.stats {
@@ -171,7 +181,15 @@ impl Writer {
             path,
             lock: Mutex::new(Some(lock)),
             stats: config.stats.clone(),
+            replica: following.as_ref().map(|f| f.replica.clone()),
+            following: Mutex::new(following),
         })
+    }
+
+    /// What an acknowledgement of a commit waits for (see
+    /// [`Replica::acknowledged`]).
+    pub(crate) fn acknowledged(&self) -> Option<crate::replica::ReplicaFuture> {
+        self.replica.as_ref()?.acknowledged()
     }
 
     /// Queues a job, waiting for a free slot while the queue is full.
@@ -221,6 +239,13 @@ impl Writer {
                     .map(|_| GroupTiming::default());
                 let (commit, jobs, flags) =
                     run_group(conn, &self.registry, &self.unknown, jobs, timing.as_mut());
+                if commit.is_ok()
+                    && let Some(f) = self.following.lock().as_mut()
+                {
+                    // Before anyone learns of the commit, and before the
+                    // next write may restart the log.
+                    f.committed();
+                }
                 for job in jobs {
                     job.finish(commit.as_ref().map(|_| ()));
                 }
@@ -273,12 +298,20 @@ impl Writer {
             all.forget();
         }
         self.slots.close();
+        if let Some(r) = &self.replica {
+            // Before the connection closes: it must be the last one open
+            // (not a snapshot being copied) to empty and remove the log.
+            r.closing().await;
+        }
         let conn = self.conn.lock().take();
         if let Some(conn) = conn {
             if let Some(s) = &self.stats {
                 s.store_closed();
             }
             let _ = tokio::task::spawn_blocking(move || drop(conn)).await;
+            if let Some(r) = &self.replica {
+                r.closed(&self.path);
+            }
         }
         // Only now may another writer open the file.
         self.lock.lock().take();

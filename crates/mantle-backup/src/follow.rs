@@ -1,0 +1,604 @@
+//! One store's continuous backup: its commits gathered into log segments
+//! and shipped in order, its snapshots copied and shipped in parts.
+//!
+//! The writer thread only appends to the open batch ([`Replica::commit`]);
+//! a task per store seals batches into segments (encrypting them) and
+//! uploads them one at a time, in order, retrying with back-off. While the
+//! target refuses, sealed segments wait in memory up to a bound, then in
+//! the spool directory; the site's commits never wait for them (except in
+//! the synchronous mode, whose acknowledgements do).
+
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use mantle_store::{Commit, Replica, ReplicaFuture, SnapshotView};
+use parking_lot::Mutex;
+use tokio::sync::{Notify, watch};
+
+use crate::backup::Shared;
+use crate::config::Mode;
+use crate::{continuity, names, segment};
+
+/// A segment is sealed early once its commits reach this size.
+const SEGMENT_MAX: usize = 16 << 20;
+/// Sealed segments kept in memory per store while the target refuses;
+/// more go to the spool directory.
+const QUEUE_MEMORY: usize = 8 << 20;
+/// Snapshot parts: the most of a snapshot held in memory at once.
+pub(crate) const SNAPSHOT_PART: usize = 8 << 20;
+
+/// Commits gathered for one segment.
+#[derive(Default)]
+struct Batch {
+    generation: String,
+    first: Option<(u64, u64, Instant)>,
+    last: (u64, u64),
+    bytes: Vec<u8>,
+    /// The count of commits passed through this batch's last.
+    upto: u64,
+}
+
+struct State {
+    generation: String,
+    next_seq: u64,
+    last_time_us: u64,
+    open: Batch,
+    /// Batches of earlier generations, to seal before the open one.
+    closed: VecDeque<Batch>,
+    /// Commits passed when the generation began (all in its snapshot).
+    generation_start: u64,
+    /// Commits whose segments are stored.
+    shipped: u64,
+    base_stored: bool,
+    snapshot_wanted: bool,
+    snapshot_running: bool,
+    last_snapshot: Instant,
+    logged_since_snapshot: u64,
+    ending: bool,
+    /// Bytes sealed or gathered and not yet stored, and since when.
+    backlog_bytes: u64,
+    oldest_unshipped: Option<Instant>,
+    last_error: Option<String>,
+}
+
+/// What `status` reports of one store.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct StoreStatus {
+    /// The store's path in the site.
+    pub store: String,
+    /// Its current generation.
+    pub generation: String,
+    /// Its last commit numbered in that generation.
+    pub last_seq: u64,
+    /// Whether the generation's first snapshot is stored.
+    pub snapshot_stored: bool,
+    /// Bytes waiting to be stored.
+    pub backlog_bytes: u64,
+    /// How long the oldest commit not stored has waited, in seconds.
+    pub lag_seconds: f64,
+    /// The last failure, if the target is refusing.
+    pub last_error: Option<String>,
+}
+
+/// A sealed segment waiting for upload.
+struct Sealed {
+    name: String,
+    body: Body,
+    upto: u64,
+    len: u64,
+}
+
+enum Body {
+    Memory(Vec<u8>),
+    Spooled(PathBuf),
+}
+
+/// One store's replica.
+pub(crate) struct StoreBackup {
+    shared: Arc<Shared>,
+    store: String,
+    state: Mutex<State>,
+    wake: Notify,
+    passed: AtomicU64,
+    replicated: watch::Sender<u64>,
+    /// Told when everything passed is stored (or the task gives up).
+    settled: Notify,
+    me: std::sync::Weak<StoreBackup>,
+}
+
+impl StoreBackup {
+    /// Starts following `store`: going on with `generation` after `seq`,
+    /// or (`None`) a new generation from a snapshot.
+    pub(crate) fn start(
+        shared: Arc<Shared>,
+        store: String,
+        resume: Option<(String, u64)>,
+    ) -> Arc<Self> {
+        let fresh = resume.is_none();
+        let (generation, seq) = resume.unwrap_or_else(|| (names::new_generation(), 0));
+        let now = Instant::now();
+        let this = Arc::new_cyclic(|me| StoreBackup {
+            me: me.clone(),
+            shared: shared.clone(),
+            store,
+            state: Mutex::new(State {
+                generation,
+                next_seq: seq + 1,
+                last_time_us: 0,
+                open: Batch::default(),
+                closed: VecDeque::new(),
+                generation_start: 0,
+                shipped: 0,
+                base_stored: !fresh,
+                snapshot_wanted: fresh,
+                snapshot_running: false,
+                last_snapshot: now,
+                logged_since_snapshot: 0,
+                ending: false,
+                backlog_bytes: 0,
+                oldest_unshipped: None,
+                last_error: None,
+            }),
+            wake: Notify::new(),
+            passed: AtomicU64::new(0),
+            replicated: watch::Sender::new(0),
+            settled: Notify::new(),
+        });
+        if fresh {
+            shared.stats.generations.inc();
+        }
+        shared.handle.spawn(this.clone().ship());
+        this
+    }
+
+    pub(crate) fn status(&self) -> StoreStatus {
+        let st = self.state.lock();
+        StoreStatus {
+            store: self.store.clone(),
+            generation: st.generation.clone(),
+            last_seq: st.next_seq - 1,
+            snapshot_stored: st.base_stored,
+            backlog_bytes: st.backlog_bytes,
+            lag_seconds: st
+                .oldest_unshipped
+                .map_or(0.0, |t| t.elapsed().as_secs_f64()),
+            last_error: st.last_error.clone(),
+        }
+    }
+
+    /// Everything passed is stored, with the generation's snapshot.
+    fn caught_up(&self, st: &State) -> bool {
+        st.base_stored
+            && !st.snapshot_running
+            && st.shipped == self.passed.load(Ordering::Acquire)
+            && st.open.bytes.is_empty()
+            && st.closed.is_empty()
+    }
+
+    /// Tells waiting acknowledgements how far commits are safe.
+    fn publish(&self, st: &State) {
+        let safe = if st.base_stored {
+            st.shipped
+        } else {
+            st.shipped.min(st.generation_start)
+        };
+        self.replicated.send_if_modified(|v| {
+            let moved = safe > *v;
+            *v = (*v).max(safe);
+            moved
+        });
+        if self.caught_up(st) {
+            self.settled.notify_waiters();
+        }
+    }
+
+    /// The uploader: seals due batches and ships them in order, until the
+    /// store has ended and everything is stored (or spooled).
+    async fn ship(self: Arc<Self>) {
+        let mut queue: VecDeque<Sealed> = VecDeque::new();
+        let mut queued_memory = 0usize;
+        let mut backoff = Duration::from_millis(100);
+        let mut ended_at: Option<Instant> = None;
+        loop {
+            // Seal what is due.
+            let (batches, due, ending) = self.take_due();
+            for b in batches {
+                let sealed = self.seal(b);
+                queued_memory += sealed.len as usize;
+                queue.push_back(sealed);
+            }
+            if queued_memory > QUEUE_MEMORY {
+                queued_memory = self.spill(&mut queue, false);
+            }
+            if ending && ended_at.is_none() {
+                ended_at = Some(Instant::now());
+            }
+            // Ship the oldest.
+            if let Some(front) = queue.front() {
+                match self.upload(front).await {
+                    Ok(()) => {
+                        let done = queue.pop_front().expect("front exists");
+                        if let Body::Memory(_) = done.body {
+                            queued_memory -= done.len as usize;
+                        }
+                        backoff = Duration::from_millis(100);
+                        let mut st = self.state.lock();
+                        st.shipped = st.shipped.max(done.upto);
+                        st.backlog_bytes = st.backlog_bytes.saturating_sub(done.len);
+                        if queue.is_empty() && st.open.bytes.is_empty() && st.closed.is_empty() {
+                            st.oldest_unshipped = None;
+                        }
+                        st.last_error = None;
+                        self.publish(&st);
+                        continue;
+                    }
+                    Err(e) => {
+                        self.state.lock().last_error = Some(e.to_string());
+                        let patience = self.shared.close_patience;
+                        if ended_at.is_some_and(|t| t.elapsed() >= patience) {
+                            // The store has closed and the target still
+                            // refuses: leave the rest to the spool.
+                            self.spill(&mut queue, true);
+                            self.settled.notify_waiters();
+                            return;
+                        }
+                        tokio::time::sleep(backoff.min(self.shared.retry_max)).await;
+                        backoff = (backoff * 2).min(self.shared.retry_max);
+                        continue;
+                    }
+                }
+            }
+            if ending {
+                let (drained, snapshotting) = {
+                    let st = self.state.lock();
+                    (
+                        st.open.bytes.is_empty() && st.closed.is_empty(),
+                        st.snapshot_running,
+                    )
+                };
+                if drained && !snapshotting {
+                    self.settled.notify_waiters();
+                    return;
+                }
+                if drained {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    continue;
+                }
+            }
+            match due {
+                Some(at) => {
+                    tokio::select! {
+                        _ = self.wake.notified() => {}
+                        _ = tokio::time::sleep_until(at.into()) => {}
+                    }
+                }
+                None => self.wake.notified().await,
+            }
+        }
+    }
+
+    /// Batches to seal now, when the open one is next due, and whether the
+    /// store has ended.
+    fn take_due(&self) -> (Vec<Batch>, Option<Instant>, bool) {
+        let mut st = self.state.lock();
+        let mut out: Vec<Batch> = st.closed.drain(..).collect();
+        let mut due = None;
+        if let Some((_, _, since)) = st.open.first {
+            let at = match self.shared.mode {
+                Mode::Synchronous => since,
+                Mode::Lag(lag) => since + lag,
+            };
+            if st.ending || at <= Instant::now() || st.open.bytes.len() >= SEGMENT_MAX {
+                let generation = st.generation.clone();
+                let open = std::mem::take(&mut st.open);
+                st.open.generation = generation;
+                out.push(open);
+            } else {
+                due = Some(at);
+            }
+        }
+        (out, due, st.ending)
+    }
+
+    fn seal(&self, b: Batch) -> Sealed {
+        let (first_seq, first_us, _) = b.first.expect("a sealed batch has commits");
+        let name = names::log(
+            &self.store,
+            &b.generation,
+            first_seq,
+            b.last.0,
+            first_us,
+            b.last.1,
+        );
+        let name = crate::canonical(&name);
+        let body = self.shared.keys.seal(&name, &b.bytes);
+        Sealed {
+            len: body.len() as u64,
+            name,
+            body: Body::Memory(body),
+            upto: b.upto,
+        }
+    }
+
+    /// Moves queued segments from memory to the spool (all of them when
+    /// `all`, else all but the oldest); returns the bytes left in memory.
+    fn spill(&self, queue: &mut VecDeque<Sealed>, all: bool) -> usize {
+        let mut kept = 0;
+        for (i, s) in queue.iter_mut().enumerate() {
+            if let Body::Memory(bytes) = &s.body {
+                if i == 0 && !all {
+                    kept += bytes.len();
+                    continue;
+                }
+                match self.shared.spool_write(&s.name, bytes) {
+                    Ok(path) => s.body = Body::Spooled(path),
+                    Err(e) => {
+                        tracing::warn!(store = %self.store, "cannot spool a backup segment: {e}");
+                        kept += bytes.len();
+                    }
+                }
+            }
+        }
+        kept
+    }
+
+    async fn upload(&self, s: &Sealed) -> crate::Result<()> {
+        let bytes = match &s.body {
+            Body::Memory(b) => b.clone(),
+            Body::Spooled(path) => {
+                let (_, b) = crate::backup::read_spooled(path)?;
+                b
+            }
+        };
+        let put = self.shared.target.put(&s.name, bytes).await;
+        self.shared.count_put(&put, s.len);
+        put?;
+        if let Body::Spooled(path) = &s.body {
+            let _ = std::fs::remove_file(path);
+        }
+        Ok(())
+    }
+
+    /// Copies and ships the snapshot `view` is of (taken after commit
+    /// `seq` of `generation`).
+    async fn snapshot_task(
+        self: Arc<Self>,
+        view: SnapshotView,
+        generation: String,
+        seq: u64,
+        time_us: u64,
+    ) {
+        let result = self
+            .clone()
+            .store_snapshot(view, &generation, seq, time_us)
+            .await;
+        let mut st = self.state.lock();
+        st.snapshot_running = false;
+        match result {
+            Ok(bytes) => {
+                self.shared.stats.snapshots.inc();
+                self.shared.stats.snapshot_bytes.add(bytes);
+                if st.generation == generation {
+                    st.base_stored = true;
+                    st.last_snapshot = Instant::now();
+                }
+                self.publish(&st);
+            }
+            Err(e) => {
+                tracing::warn!(store = %self.store, "snapshot failed: {e}");
+                st.last_error = Some(e.to_string());
+                if st.generation == generation && !st.base_stored {
+                    st.snapshot_wanted = true;
+                }
+                if st.ending {
+                    self.settled.notify_waiters();
+                }
+            }
+        }
+    }
+
+    async fn store_snapshot(
+        self: Arc<Self>,
+        view: SnapshotView,
+        generation: &str,
+        seq: u64,
+        time_us: u64,
+    ) -> crate::Result<u64> {
+        let copy = self.shared.spool_path("snapshot");
+        let c = copy.clone();
+        let copied = tokio::task::spawn_blocking(move || view.copy_to(&c))
+            .await
+            .map_err(|e| crate::BackupError::Config(format!("snapshot copy panicked: {e}")))?;
+        let cleanup = scopeguard(copy.clone());
+        copied?;
+        let len = std::fs::metadata(&copy)
+            .map_err(|e| crate::BackupError::io(&copy, e))?
+            .len();
+        let parts = len.div_ceil(SNAPSHOT_PART as u64).max(1) as u32;
+        let file = std::fs::File::open(&copy).map_err(|e| crate::BackupError::io(&copy, e))?;
+        for part in 0..parts {
+            let at = u64::from(part) * SNAPSHOT_PART as u64;
+            let n = (len - at).min(SNAPSHOT_PART as u64) as usize;
+            let mut buf = vec![0u8; n];
+            std::os::unix::fs::FileExt::read_exact_at(&file, &mut buf, at)
+                .map_err(|e| crate::BackupError::io(&copy, e))?;
+            let name = crate::canonical(&names::snapshot(
+                &self.store,
+                generation,
+                seq,
+                time_us,
+                part,
+                parts,
+            ));
+            let sealed = self.shared.keys.seal(&name, &buf);
+            let size = sealed.len() as u64;
+            let mut backoff = Duration::from_millis(100);
+            loop {
+                let put = self.shared.target.put(&name, sealed.clone()).await;
+                self.shared.count_put(&put, size);
+                match put {
+                    Ok(()) => break,
+                    Err(e) => {
+                        self.state.lock().last_error = Some(e.to_string());
+                        if self.shared.is_shut_down() {
+                            return Err(e);
+                        }
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(self.shared.retry_max);
+                    }
+                }
+            }
+        }
+        drop(cleanup);
+        Ok(len)
+    }
+
+    /// Waits (at most `patience`) until everything is stored.
+    async fn settle(&self, patience: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + patience;
+        loop {
+            let waiter = self.settled.notified();
+            tokio::pin!(waiter);
+            waiter.as_mut().enable();
+            if self.caught_up(&self.state.lock()) {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, waiter).await.is_err() {
+                return self.caught_up(&self.state.lock());
+            }
+        }
+    }
+
+    fn end(&self) {
+        self.state.lock().ending = true;
+        self.wake.notify_one();
+    }
+
+    /// The generation and last commit, for the continuity record.
+    fn position(&self) -> (String, u64) {
+        let st = self.state.lock();
+        (st.generation.clone(), st.next_seq - 1)
+    }
+}
+
+/// Removes a file when dropped.
+struct RemoveOnDrop(PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+fn scopeguard(path: PathBuf) -> RemoveOnDrop {
+    RemoveOnDrop(path)
+}
+
+impl Replica for StoreBackup {
+    fn wants_snapshot(&self) -> bool {
+        let st = self.state.lock();
+        !st.snapshot_running
+            && (st.snapshot_wanted
+                || (st.logged_since_snapshot > 0
+                    && st.last_snapshot.elapsed() >= self.shared.snapshot_every))
+    }
+
+    fn snapshot(&self, view: SnapshotView) {
+        let mut st = self.state.lock();
+        st.snapshot_running = true;
+        st.snapshot_wanted = false;
+        st.logged_since_snapshot = 0;
+        let time_us = crate::now_us().max(st.last_time_us + 1);
+        st.last_time_us = time_us;
+        let (generation, seq) = (st.generation.clone(), st.next_seq - 1);
+        drop(st);
+        let Some(this) = self.me.upgrade() else {
+            return;
+        };
+        self.shared
+            .handle
+            .spawn(this.snapshot_task(view, generation, seq, time_us));
+    }
+
+    fn commit(&self, commit: Commit) {
+        let mut st = self.state.lock();
+        let seq = st.next_seq;
+        st.next_seq += 1;
+        let time_us = crate::now_us().max(st.last_time_us + 1);
+        st.last_time_us = time_us;
+        let before = st.open.bytes.len();
+        segment::append(&mut st.open.bytes, seq, time_us, &commit);
+        let added = (st.open.bytes.len() - before) as u64;
+        st.backlog_bytes += added;
+        st.logged_since_snapshot += added;
+        if st.open.first.is_none() {
+            st.open.first = Some((seq, time_us, Instant::now()));
+            st.open.generation = st.generation.clone();
+        }
+        st.oldest_unshipped.get_or_insert_with(Instant::now);
+        st.open.last = (seq, time_us);
+        st.open.upto = self.passed.fetch_add(1, Ordering::AcqRel) + 1;
+        let wake = before == 0
+            || matches!(self.shared.mode, Mode::Synchronous)
+            || st.open.bytes.len() >= SEGMENT_MAX;
+        drop(st);
+        self.shared.stats.commits.inc();
+        if wake {
+            self.wake.notify_one();
+        }
+    }
+
+    fn lost(&self, reason: String) {
+        let mut st = self.state.lock();
+        if st.open.first.is_some() {
+            let generation = st.generation.clone();
+            let open = std::mem::take(&mut st.open);
+            st.open.generation = generation;
+            st.closed.push_back(open);
+        }
+        st.generation = names::new_generation();
+        st.next_seq = 1;
+        st.base_stored = false;
+        st.snapshot_wanted = true;
+        st.generation_start = self.passed.load(Ordering::Acquire);
+        st.last_error = Some(format!("log lost, new generation: {reason}"));
+        drop(st);
+        self.shared.stats.generations.inc();
+        self.wake.notify_one();
+    }
+
+    fn acknowledged(&self) -> Option<ReplicaFuture> {
+        if !matches!(self.shared.mode, Mode::Synchronous) {
+            return None;
+        }
+        let target = self.passed.load(Ordering::Acquire);
+        let mut rx = self.replicated.subscribe();
+        Some(Box::pin(async move {
+            let _ = rx.wait_for(|&n| n >= target).await;
+        }))
+    }
+
+    fn closing(&self) -> ReplicaFuture {
+        self.end();
+        let this = self.me.upgrade();
+        Box::pin(async move {
+            if let Some(this) = this {
+                this.settle(this.shared.close_patience).await;
+            }
+        })
+    }
+
+    fn closed(&self, file: &Path) {
+        self.end();
+        if self.caught_up(&self.state.lock()) {
+            let (generation, seq) = self.position();
+            continuity::record(file, &self.shared.target_id, &generation, seq);
+        }
+        if let Some(this) = self.me.upgrade() {
+            self.shared.forget(&self.store, &this);
+        }
+    }
+}

@@ -1,0 +1,252 @@
+//! Keys, and sealing objects: every object is encrypted and authenticated
+//! with the site's backup key before it leaves the machine.
+//!
+//! An object is `MAGIC | key id (8) | nonce (24) | ciphertext | tag (16)`,
+//! XChaCha20-Poly1305 with a random nonce. The tag also covers the header
+//! and the object's name, so a damaged, cut-short, renamed or swapped
+//! object fails to open instead of restoring the wrong bytes: it is the
+//! object's checksum.
+
+use std::path::Path;
+
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use sha2::{Digest, Sha256};
+
+use crate::{BackupError, Result};
+
+const MAGIC: &[u8; 8] = b"MNTLBK1\0";
+const KEY_ID: usize = 8;
+const NONCE: usize = 24;
+const TAG: usize = 16;
+/// Bytes a sealed object adds to its contents.
+pub const OVERHEAD: usize = MAGIC.len() + KEY_ID + NONCE + TAG;
+
+/// The text a key file starts with.
+const KEY_PREFIX: &str = "mantle-backup-key-v1:";
+
+/// One 256-bit backup key.
+#[derive(Clone)]
+pub struct BackupKey {
+    id: [u8; KEY_ID],
+    cipher: XChaCha20Poly1305,
+}
+
+impl std::fmt::Debug for BackupKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "BackupKey({})", self.id_hex())
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl BackupKey {
+    fn from_bytes(key: &[u8; 32]) -> Self {
+        let digest = Sha256::new()
+            .chain_update(b"mantle backup key id")
+            .chain_update(key)
+            .finalize();
+        let mut id = [0u8; KEY_ID];
+        id.copy_from_slice(&digest[..KEY_ID]);
+        BackupKey {
+            id,
+            cipher: XChaCha20Poly1305::new(key.into()),
+        }
+    }
+
+    /// A new random key, as the text of a key file.
+    pub fn generate() -> String {
+        let mut key = [0u8; 32];
+        getrandom::fill(&mut key).expect("the system's random source");
+        format!("{KEY_PREFIX}{}\n", hex(&key))
+    }
+
+    /// Writes a new random key to `path` (private to its owner); refuses to
+    /// overwrite a file.
+    pub fn create_file(path: &Path) -> Result<BackupKey> {
+        use std::io::Write;
+        let text = Self::generate();
+        mantle_store::private_file_options()
+            .write(true)
+            .create_new(true)
+            .open(path)
+            .and_then(|mut f| f.write_all(text.as_bytes()).and_then(|()| f.sync_all()))
+            .map_err(|e| BackupError::io(path, e))?;
+        Self::parse(&text, path)
+    }
+
+    /// Reads the key file at `path`.
+    pub fn read_file(path: &Path) -> Result<BackupKey> {
+        let text = std::fs::read_to_string(path).map_err(|e| BackupError::io(path, e))?;
+        Self::parse(&text, path)
+    }
+
+    fn parse(text: &str, path: &Path) -> Result<BackupKey> {
+        let bad = |reason: &str| BackupError::Key {
+            path: path.to_path_buf(),
+            reason: reason.into(),
+        };
+        let body = text.trim().strip_prefix(KEY_PREFIX).ok_or_else(|| {
+            bad("not a backup key file (it must start with mantle-backup-key-v1:)")
+        })?;
+        if body.len() != 64 || !body.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(bad("the key must be 64 hex digits"));
+        }
+        let mut key = [0u8; 32];
+        for (i, k) in key.iter_mut().enumerate() {
+            *k = u8::from_str_radix(&body[2 * i..2 * i + 2], 16).expect("checked hex");
+        }
+        Ok(Self::from_bytes(&key))
+    }
+
+    /// The key's id (which objects name), in hex.
+    pub fn id_hex(&self) -> String {
+        hex(&self.id)
+    }
+}
+
+/// The key new objects are sealed with, and older keys still able to open
+/// objects sealed before a rotation.
+#[derive(Clone, Debug)]
+pub struct Keyring {
+    current: BackupKey,
+    older: Vec<BackupKey>,
+}
+
+impl Keyring {
+    /// A keyring of one key.
+    pub fn new(current: BackupKey) -> Self {
+        Keyring {
+            current,
+            older: Vec::new(),
+        }
+    }
+
+    /// Adds a key that opens objects but seals none.
+    pub fn with_older(mut self, key: BackupKey) -> Self {
+        self.older.push(key);
+        self
+    }
+
+    /// The key objects are sealed with.
+    pub fn current(&self) -> &BackupKey {
+        &self.current
+    }
+
+    /// Seals `contents` as the object `name`.
+    pub fn seal(&self, name: &str, contents: &[u8]) -> Vec<u8> {
+        let mut nonce = [0u8; NONCE];
+        getrandom::fill(&mut nonce).expect("the system's random source");
+        let mut header = Vec::with_capacity(OVERHEAD + contents.len());
+        header.extend_from_slice(MAGIC);
+        header.extend_from_slice(&self.current.id);
+        header.extend_from_slice(&nonce);
+        let aad = [header.as_slice(), name.as_bytes()].concat();
+        let sealed = self
+            .current
+            .cipher
+            .encrypt(
+                XNonce::from_slice(&nonce),
+                Payload {
+                    msg: contents,
+                    aad: &aad,
+                },
+            )
+            .expect("encryption of an in-memory buffer cannot fail");
+        header.extend_from_slice(&sealed);
+        header
+    }
+
+    /// Opens the object `name`, checking it is whole and unchanged.
+    pub fn open(&self, name: &str, object: &[u8]) -> Result<Vec<u8>> {
+        if object.len() < OVERHEAD {
+            return Err(BackupError::corrupt(
+                name,
+                format!("{} bytes, shorter than any sealed object", object.len()),
+            ));
+        }
+        if &object[..MAGIC.len()] != MAGIC {
+            return Err(BackupError::corrupt(name, "not a Mantle backup object"));
+        }
+        let id = &object[MAGIC.len()..MAGIC.len() + KEY_ID];
+        let key = std::iter::once(&self.current)
+            .chain(&self.older)
+            .find(|k| k.id == id)
+            .ok_or_else(|| BackupError::UnknownKey {
+                object: name.to_string(),
+                key_id: hex(id),
+            })?;
+        let head = MAGIC.len() + KEY_ID + NONCE;
+        let nonce = &object[MAGIC.len() + KEY_ID..head];
+        let aad = [&object[..head], name.as_bytes()].concat();
+        key.cipher
+            .decrypt(
+                XNonce::from_slice(nonce),
+                Payload {
+                    msg: &object[head..],
+                    aad: &aad,
+                },
+            )
+            .map_err(|_| {
+                BackupError::corrupt(
+                    name,
+                    "its checksum does not match (changed, cut short, or moved)",
+                )
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key() -> BackupKey {
+        BackupKey::parse(&BackupKey::generate(), Path::new("k")).unwrap()
+    }
+
+    #[test]
+    fn sealed_objects_open_only_whole_and_under_their_name() {
+        let ring = Keyring::new(key());
+        let sealed = ring.seal("a/b", b"hello");
+        assert_eq!(ring.open("a/b", &sealed).unwrap(), b"hello");
+        assert!(matches!(
+            ring.open("a/c", &sealed),
+            Err(BackupError::Corrupt { .. })
+        ));
+        let mut flipped = sealed.clone();
+        *flipped.last_mut().unwrap() ^= 1;
+        assert!(matches!(
+            ring.open("a/b", &flipped),
+            Err(BackupError::Corrupt { .. })
+        ));
+        let short = &sealed[..sealed.len() - 3];
+        assert!(matches!(
+            ring.open("a/b", short),
+            Err(BackupError::Corrupt { .. })
+        ));
+        assert!(matches!(
+            ring.open("a/b", &sealed[..10]),
+            Err(BackupError::Corrupt { .. })
+        ));
+    }
+
+    #[test]
+    fn an_older_key_opens_what_it_sealed() {
+        let (old, new) = (key(), key());
+        let sealed = Keyring::new(old.clone()).seal("x", b"1");
+        let rotated = Keyring::new(new.clone()).with_older(old);
+        assert_eq!(rotated.open("x", &sealed).unwrap(), b"1");
+        let err = Keyring::new(new).open("x", &sealed).unwrap_err();
+        assert!(matches!(err, BackupError::UnknownKey { .. }), "{err}");
+    }
+
+    #[test]
+    fn a_malformed_key_file_is_refused_with_its_reason() {
+        let err = BackupKey::parse("nope", Path::new("k.key")).unwrap_err();
+        assert!(err.to_string().contains("k.key"), "{err}");
+        let err = BackupKey::parse("mantle-backup-key-v1:abc", Path::new("k")).unwrap_err();
+        assert!(err.to_string().contains("64 hex"), "{err}");
+    }
+}

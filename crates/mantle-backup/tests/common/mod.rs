@@ -1,0 +1,83 @@
+//! Helpers shared by the backup tests.
+#![allow(dead_code)]
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use mantle_backup::{Backup, BackupConfig, Catalog, restore_store};
+use mantle_store::{Durability, Item, Registry, Store, StoreConfig};
+
+/// A row written by the tests: `n` counts up, `pad` makes pages change.
+#[derive(Item, Debug, Clone, PartialEq)]
+#[item(name = "row", version = 1)]
+pub struct Row {
+    #[item(index)]
+    pub n: i64,
+    pub pad: String,
+}
+
+pub fn registry() -> Registry {
+    let mut r = Registry::new();
+    r.register::<Row>();
+    r
+}
+
+/// A site directory's backup to `target` (a directory), lag `lag`.
+pub fn backup(site: &Path, target: &str, point_of_loss: &str) -> Backup {
+    let config = BackupConfig {
+        target: target.into(),
+        point_of_loss: point_of_loss.into(),
+        ..BackupConfig::default()
+    };
+    Backup::open(site, &config, &mantle_stats::StatsRegistry::new())
+        .unwrap()
+        .retry_max(Duration::from_millis(200))
+        .close_patience(Duration::from_secs(2))
+}
+
+pub fn store_config(backup: &Backup) -> StoreConfig {
+    StoreConfig::new(registry())
+        .durability(Durability::Process)
+        .replicator(Arc::new(backup.clone()))
+}
+
+/// Every row's `n`, in order.
+pub async fn ns(store: &Store) -> Vec<i64> {
+    store
+        .read(|r| {
+            Ok::<_, mantle_store::Error>(
+                r.query::<Row>()
+                    .all()?
+                    .into_iter()
+                    .map(|s| s.n)
+                    .collect::<Vec<_>>(),
+            )
+        })
+        .await
+        .unwrap()
+}
+
+/// Restores `store` (its path in the site) as of `at_us` to `dest` and
+/// returns its rows' `n`.
+pub async fn restored_ns(
+    backup: &Backup,
+    store: &str,
+    at_us: Option<u64>,
+    dest: &Path,
+) -> Vec<i64> {
+    let catalog = Catalog::read(backup.target()).await.unwrap();
+    restore_store(backup.target(), backup.keys(), &catalog, store, at_us, dest)
+        .await
+        .unwrap_or_else(|e| panic!("restore of {store}: {e}"));
+    let s = Store::open(dest, &StoreConfig::new(registry()))
+        .await
+        .unwrap();
+    let out = ns(&s).await;
+    s.close().await;
+    out
+}
+
+pub fn pad(n: i64) -> String {
+    format!("{n:0>200}")
+}
