@@ -17,6 +17,10 @@
 //! | `MANTLE_LOGIN_ATTEMPTS_PER_MINUTE` | `auth.login_attempts_per_minute` |
 //! | `MANTLE_STORE_CACHE` | `stores.cache_capacity` |
 //! | `MANTLE_DURABILITY` | `stores.durability` (`full`, `process`) |
+//! | `MANTLE_BACKUP_TARGET` | `backup.target` (empty: no backup) |
+//! | `MANTLE_BACKUP_POINT_OF_LOSS` | `backup.point_of_loss` (`1s`, `sync`) |
+//! | `MANTLE_BACKUP_ENDPOINT` | `backup.endpoint` |
+//! | `MANTLE_BACKUP_KEY_FILE` | `backup.key_file` |
 
 use std::path::Path;
 
@@ -189,11 +193,18 @@ pub struct SiteConfig {
     pub auth: AuthConfig,
     /// Stores.
     pub stores: StoresConfig,
+    /// Continuous backup (`[backup]`; off while `target` is empty).
+    #[serde(skip_serializing_if = "backup_is_default")]
+    pub backup: mantle_backup::BackupConfig,
     /// The sections of upper layers (`[http]`, `[live]`, an offering's),
     /// as written; each layer parses its own with
     /// [`section`](SiteConfig::section).
     #[serde(flatten)]
     pub sections: toml::Table,
+}
+
+fn backup_is_default(c: &mantle_backup::BackupConfig) -> bool {
+    *c == mantle_backup::BackupConfig::default()
 }
 
 /// The configuration sections a site parsed and checked when it opened
@@ -309,6 +320,7 @@ impl Default for SiteConfig {
             signup: SignupConfig::default(),
             auth: AuthConfig::default(),
             stores: StoresConfig::default(),
+            backup: mantle_backup::BackupConfig::default(),
             sections: toml::Table::new(),
         }
     }
@@ -373,6 +385,18 @@ impl SiteConfig {
         if let Some(v) = var("MANTLE_DURABILITY") {
             self.stores.durability = v;
         }
+        if let Some(v) = var("MANTLE_BACKUP_TARGET") {
+            self.backup.target = v;
+        }
+        if let Some(v) = var("MANTLE_BACKUP_POINT_OF_LOSS") {
+            self.backup.point_of_loss = v;
+        }
+        if let Some(v) = var("MANTLE_BACKUP_ENDPOINT") {
+            self.backup.endpoint = v;
+        }
+        if let Some(v) = var("MANTLE_BACKUP_KEY_FILE") {
+            self.backup.key_file = v;
+        }
         Ok(())
     }
 
@@ -412,6 +436,9 @@ impl SiteConfig {
             ));
         }
         self.durability()?;
+        self.backup
+            .validate()
+            .map_err(|e| SiteError::Config(e.to_string()))?;
         Ok(())
     }
 

@@ -15,6 +15,10 @@ pub enum SiteError {
     #[error(transparent)]
     Store(#[from] mantle_store::Error),
 
+    /// Backing up or restoring failed.
+    #[error(transparent)]
+    Backup(#[from] mantle_backup::BackupError),
+
     /// A file-system operation failed: check the file's permissions and
     /// the disk.
     #[error("{path}: {source}")]

@@ -283,9 +283,9 @@ impl Stores {
 }
 
 /// Deletes a store's files (the database, its WAL and shared memory, its
-/// lock); files already gone are no error.
+/// lock, its backup position); files already gone are no error.
 pub(crate) fn remove_store_files(file: &Path) -> Result<()> {
-    for suffix in ["", "-wal", "-shm", ".lock"] {
+    for suffix in ["", "-wal", "-shm", ".lock", ".backup"] {
         let mut p = file.as_os_str().to_owned();
         p.push(suffix);
         match std::fs::remove_file(&p) {

@@ -139,7 +139,7 @@ pub use replica::{Commit, PageFile, Replica, ReplicaFuture, Replicator, Snapshot
 pub use scheduler::ScheduleId;
 pub use schema::{APPLICATION_ID, FORMAT_VERSION};
 pub use stats::STATS_NAMESPACE;
-pub use store::{Durability, Store, StoreConfig};
+pub use store::{Durability, Store, StoreConfig, replace_store};
 pub use substore::SubStore;
 pub use tx::{ReadTx, Tx};
 pub use unregistered::Unregistered;

@@ -288,6 +288,28 @@ fn take_lock(path: &Path) -> Result<File> {
     }
 }
 
+/// Puts the complete store file `with` in the place of the store at
+/// `path` (a restored copy, say), under the store's writer lock: fails
+/// with [`Error::Locked`] while the store is open anywhere. Its old log
+/// and shared-memory files go with it; `with` is moved, not copied.
+pub fn replace_store(path: &Path, with: &Path) -> Result<()> {
+    crate::schema::identify(
+        &Connection::open_with_flags(with, OpenFlags::SQLITE_OPEN_READ_ONLY)?,
+        with,
+    )?;
+    let _lock = take_lock(path)?;
+    for suffix in ["-wal", "-shm", ".backup"] {
+        let mut p = path.as_os_str().to_owned();
+        p.push(suffix);
+        match std::fs::remove_file(PathBuf::from(&p)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io(PathBuf::from(p), e)),
+        }
+    }
+    std::fs::rename(with, path).map_err(|e| Error::io(path, e))
+}
+
 /// Turns off SQLite's per-connection lookaside allocator (about 48 KB
 /// reserved per connection): a process holding a thousand open stores
 /// would otherwise spend ~50 MB on it. Must run before the connection is

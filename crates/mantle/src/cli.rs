@@ -44,6 +44,12 @@ pub enum Command {
         /// that every new account is granted (`[signup] product`).
         #[arg(long, value_name = "NAMES|all", value_delimiter = ',')]
         offerings: Vec<String>,
+        /// Back the site up continuously to TARGET: a directory
+        /// (`file:///srv/backups`, or relative to DIR) or
+        /// `s3://BUCKET/PREFIX` (set `[backup] endpoint` and credentials
+        /// in mantle.toml). Makes the backup key DIR/backup.key.
+        #[arg(long, value_name = "TARGET")]
+        backup: Option<String>,
     },
     /// Serve the site in DIR until SIGINT or SIGTERM, then stop gracefully.
     ///
@@ -114,6 +120,15 @@ pub enum Command {
     /// Work with store files (one SQLite file per store).
     #[command(subcommand)]
     Store(StoreCommand),
+    /// Continuous backups: what a site's target holds, how far behind it
+    /// is, verifying it, and restoring a store, a moment, or a whole site.
+    ///
+    /// Backup is on when `[backup] target` is set in mantle.toml (see
+    /// `mantle init --backup`). Objects are sealed with the site's backup
+    /// key (DIR/backup.key by default): keep a copy of it away from the
+    /// site, restoring needs it.
+    #[command(subcommand)]
+    Backup(BackupCommand),
     /// Show a running server's statistics, and pause or resume a
     /// namespace's collection.
     ///
@@ -223,6 +238,82 @@ impl std::str::FromStr for InitTls {
             )),
         }
     }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BackupCommand {
+    /// List the stores the site's target holds: generations, snapshots,
+    /// segments, bytes, and the span of moments each can be restored to.
+    List {
+        /// The site directory (its mantle.toml names the target).
+        dir: PathBuf,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// How far behind the running server's backup is (from the status
+    /// file it rewrites every few seconds), and what the target holds.
+    Status {
+        /// The site directory.
+        dir: PathBuf,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Restore stores from the target into a temporary place and check
+    /// them (every object's checksum, then SQLite's integrity check).
+    /// Exit code 3 if any fails.
+    Verify {
+        /// The site directory.
+        dir: PathBuf,
+        /// Only these stores (their paths as `list` shows them).
+        #[arg(long = "store", value_name = "STORE")]
+        stores: Vec<String>,
+        /// Only this many stores, chosen at random.
+        #[arg(long)]
+        sample: Option<usize>,
+    },
+    /// Restore one store to its latest backed-up state, or to a moment.
+    ///
+    /// Without --to, the restored copy replaces the store in the site
+    /// (the server must be stopped: the store must not be open).
+    Restore {
+        /// The site directory.
+        dir: PathBuf,
+        /// The store: its path in the site as `list` shows it
+        /// (`users/alice_example.com.store`), or a user's login.
+        store: String,
+        /// The moment: RFC 3339 (`2026-12-01T10:30:00Z`) or seconds since
+        /// 1970. The store as it was then: exactly the transactions
+        /// committed before it.
+        #[arg(long, value_name = "TIME")]
+        at: Option<String>,
+        /// Write the restored store here instead (a new file).
+        #[arg(long, value_name = "PATH")]
+        to: Option<PathBuf>,
+    },
+    /// Rebuild a whole site in DIR (empty) from TARGET alone: every store
+    /// at its latest state, and the site's configuration.
+    RestoreSite {
+        /// The target, as in `[backup] target` (`s3://…` or a directory).
+        target: String,
+        /// The new site directory (absent or empty).
+        dir: PathBuf,
+        /// The site's backup key (copied into the new site).
+        #[arg(long, value_name = "FILE", env = "MANTLE_BACKUP_KEY_FILE")]
+        key_file: PathBuf,
+        /// S3: the endpoint of an S3-compatible service.
+        #[arg(long, env = "MANTLE_BACKUP_ENDPOINT")]
+        endpoint: Option<String>,
+        /// S3: the region.
+        #[arg(long, default_value = "us-east-1")]
+        region: String,
+    },
+    /// Make a new backup key file (for a key rotation: see docs/backup.md).
+    NewKey {
+        /// The key file to write (must not exist).
+        file: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]

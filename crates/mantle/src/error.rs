@@ -14,6 +14,9 @@ pub enum CliError {
     /// From the site.
     #[error(transparent)]
     Site(#[from] mantle_site::SiteError),
+    /// From backups.
+    #[error(transparent)]
+    Backup(#[from] mantle_backup::BackupError),
     /// From the ledger offering (`mantle ledger …`).
     #[cfg(feature = "examples")]
     #[error(transparent)]

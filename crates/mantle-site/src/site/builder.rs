@@ -367,9 +367,18 @@ impl SiteBuilder {
         for hook in std::mem::take(&mut self.effects) {
             store_config = hook(store_config, site_link.clone());
         }
+        // Every store opened from here on (the site store first) is backed
+        // up, when the site has a target.
+        let dir = std::path::absolute(&self.dir).map_err(|e| SiteError::io(&self.dir, e))?;
+        let backup = if config.backup.enabled() {
+            let b = mantle_backup::Backup::open(&dir, &config.backup, &stats)?;
+            store_config = store_config.replicator(Arc::new(b.clone()));
+            Some(b)
+        } else {
+            None
+        };
         let site_store = Store::open(&store_file, &store_config).await?;
         let cache = StoreCache::new(store_config, config.stores.cache_capacity);
-        let dir = std::path::absolute(&self.dir).map_err(|e| SiteError::io(&self.dir, e))?;
         let stores = Stores::new(dir.clone(), site_store.clone(), cache);
         stores.declare_apps(self.apps.clone()).await?;
         let auth = Auth::start(site_store, &config, auth_stats).await?;
@@ -397,6 +406,8 @@ impl SiteBuilder {
         let site = Site {
             inner: Arc::new(SiteInner {
                 sharing,
+                backup,
+                backup_chores: parking_lot::Mutex::new(None),
                 dir,
                 sections,
                 extensions: self.extensions,

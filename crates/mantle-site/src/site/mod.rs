@@ -68,6 +68,10 @@ struct SiteInner {
     products: Products,
     sharing: Sharing,
     services: Services,
+    backup: Option<mantle_backup::Backup>,
+    /// The backup chores (spool, status, pruning, verification) while
+    /// the site is started.
+    backup_chores: parking_lot::Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 impl std::fmt::Debug for Site {
@@ -199,12 +203,28 @@ impl Site {
                 "[signup] product names no product: new accounts cannot be made until it exists (mantle product create)"
             );
         }
+        if let Some(b) = &self.inner.backup {
+            let chores = tokio::spawn(b.clone().maintain(self.inner.config.backup.clone()));
+            if let Some(old) = self.inner.backup_chores.lock().replace(chores) {
+                old.abort();
+            }
+        }
         self.inner.services.start(self).await
     }
 
     /// Stops the running services gracefully (in-flight requests finish).
     pub async fn stop(&self) {
         self.inner.services.stop().await;
+        let chores = self.inner.backup_chores.lock().take();
+        if let Some(chores) = chores {
+            chores.abort();
+            let _ = chores.await;
+        }
+    }
+
+    /// The site's continuous backup, when `[backup] target` is set.
+    pub fn backup(&self) -> Option<&mantle_backup::Backup> {
+        self.inner.backup.as_ref()
     }
 
     /// Stops services and closes every store. Messages the site store

@@ -1,6 +1,7 @@
 //! What each command does.
 
 mod amp;
+mod backup;
 #[cfg(feature = "bench")]
 mod bench;
 mod fanout;
@@ -25,6 +26,7 @@ use crate::error::CliError;
 pub async fn run(program: &Program, cli: Cli) -> Result<u8, CliError> {
     match cli.command {
         Command::Store(cmd) => store::run(program, cmd).await,
+        Command::Backup(cmd) => backup::run(cmd).await,
         Command::Amp(cmd) => amp::run(cmd).await,
         Command::Init {
             dir,
@@ -33,7 +35,18 @@ pub async fn run(program: &Program, cli: Cli) -> Result<u8, CliError> {
             signup,
             tls,
             offerings,
-        } => site::init(program, dir, domain, http, signup, tls, offerings).await,
+            backup,
+        } => {
+            let options = site::InitOptions {
+                domain,
+                http,
+                signup,
+                tls,
+                offerings,
+                backup,
+            };
+            site::init(program, dir, options).await
+        }
         Command::Serve { dir, http, amp } => site::serve(program, dir, http, amp).await,
         Command::Demo { dir, http } => site::demo(program, dir, http).await,
         Command::User(cmd) => user::run(program, cmd).await,

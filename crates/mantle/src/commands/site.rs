@@ -12,19 +12,32 @@ use crate::cli::InitTls;
 use crate::commands::tls;
 use crate::error::CliError;
 
-pub async fn init(
-    program: &Program,
-    dir: PathBuf,
-    domain: String,
-    http: SocketAddr,
-    signup: String,
-    tls: Option<InitTls>,
-    offerings: Vec<String>,
-) -> Result<u8, CliError> {
+/// What `mantle init` was asked for, besides the directory.
+pub struct InitOptions {
+    pub domain: String,
+    pub http: SocketAddr,
+    pub signup: String,
+    pub tls: Option<InitTls>,
+    pub offerings: Vec<String>,
+    pub backup: Option<String>,
+}
+
+pub async fn init(program: &Program, dir: PathBuf, options: InitOptions) -> Result<u8, CliError> {
+    let InitOptions {
+        domain,
+        http,
+        signup,
+        tls,
+        offerings,
+        backup,
+    } = options;
     let mut config = SiteConfig {
         domain,
         ..SiteConfig::default()
     };
+    if let Some(target) = &backup {
+        config.backup.target = target.clone();
+    }
     config.edit_section::<HttpConfig>(|h| h.listen = http)?;
     config.signup.policy = signup.parse()?;
     let offerings = if offerings.iter().any(|o| o == "all") {
@@ -66,9 +79,20 @@ pub async fn init(
             offerings.join(", ")
         );
     }
+    if let Some(target) = &backup {
+        println!(
+            "  backed up continuously to {target}; keep a copy of {} elsewhere: restoring needs it",
+            dir.join(site_backup_key(&dir)).display()
+        );
+    }
     println!("  add a user:  mantle user add {} alice", dir.display());
     println!("  serve it:    mantle serve {}", dir.display());
     Ok(0)
+}
+
+/// The backup key file a site's configuration names.
+fn site_backup_key(dir: &std::path::Path) -> String {
+    SiteConfig::load(dir).map_or_else(|_| "backup.key".into(), |c| c.backup.key_file)
 }
 
 /// The product `mantle init --offerings` makes of the offerings it installs.
