@@ -27,6 +27,9 @@ const SEGMENT_MAX: usize = 16 << 20;
 /// Sealed segments kept in memory per store while the target refuses;
 /// more go to the spool directory.
 const QUEUE_MEMORY: usize = 8 << 20;
+/// How long a closing store waits for its uploader to spool what it
+/// holds.
+const SPILL_PATIENCE: Duration = Duration::from_secs(10);
 /// Snapshot parts: the most of a snapshot held in memory at once.
 pub(crate) const SNAPSHOT_PART: usize = 8 << 20;
 
@@ -58,6 +61,8 @@ struct State {
     last_snapshot: Instant,
     logged_since_snapshot: u64,
     ending: bool,
+    /// The store closed while the target refused: spool the rest.
+    spill: bool,
     /// Bytes sealed or gathered and not yet stored, and since when.
     backlog_bytes: u64,
     oldest_unshipped: Option<Instant>,
@@ -88,7 +93,10 @@ struct Sealed {
     name: String,
     body: Body,
     upto: u64,
+    /// Sealed bytes.
     len: u64,
+    /// The commits' bytes (what the backlog counts).
+    plain: u64,
 }
 
 enum Body {
@@ -106,6 +114,10 @@ pub(crate) struct StoreBackup {
     replicated: watch::Sender<u64>,
     /// Told when everything passed is stored (or the task gives up).
     settled: Notify,
+    /// Asks the uploader to spool what it holds and end.
+    spill_now: Notify,
+    /// Set when the uploader has ended.
+    finished: watch::Sender<bool>,
     me: std::sync::Weak<StoreBackup>,
 }
 
@@ -138,6 +150,7 @@ impl StoreBackup {
                 last_snapshot: now,
                 logged_since_snapshot: 0,
                 ending: false,
+                spill: false,
                 backlog_bytes: 0,
                 oldest_unshipped: None,
                 last_error: None,
@@ -146,6 +159,8 @@ impl StoreBackup {
             passed: AtomicU64::new(0),
             replicated: watch::Sender::new(0),
             settled: Notify::new(),
+            spill_now: Notify::new(),
+            finished: watch::Sender::new(false),
         });
         if fresh {
             shared.stats.generations.inc();
@@ -201,7 +216,6 @@ impl StoreBackup {
         let mut queue: VecDeque<Sealed> = VecDeque::new();
         let mut queued_memory = 0usize;
         let mut backoff = Duration::from_millis(100);
-        let mut ended_at: Option<Instant> = None;
         loop {
             // Seal what is due.
             let (batches, due, ending) = self.take_due();
@@ -210,16 +224,24 @@ impl StoreBackup {
                 queued_memory += sealed.len as usize;
                 queue.push_back(sealed);
             }
+            if self.state.lock().spill {
+                // The store has closed and the target still refuses:
+                // leave the rest to the spool.
+                self.spill(&mut queue, true);
+                break;
+            }
             if queued_memory > QUEUE_MEMORY {
                 queued_memory = self.spill(&mut queue, false);
             }
-            if ending && ended_at.is_none() {
-                ended_at = Some(Instant::now());
-            }
             // Ship the oldest.
             if let Some(front) = queue.front() {
-                match self.upload(front).await {
-                    Ok(()) => {
+                let outcome = tokio::select! {
+                    r = self.upload(front) => Some(r),
+                    _ = self.spill_now.notified() => None,
+                };
+                match outcome {
+                    None => continue,
+                    Some(Ok(())) => {
                         let done = queue.pop_front().expect("front exists");
                         if let Body::Memory(_) = done.body {
                             queued_memory -= done.len as usize;
@@ -227,29 +249,23 @@ impl StoreBackup {
                         backoff = Duration::from_millis(100);
                         let mut st = self.state.lock();
                         st.shipped = st.shipped.max(done.upto);
-                        st.backlog_bytes = st.backlog_bytes.saturating_sub(done.len);
+                        st.backlog_bytes = st.backlog_bytes.saturating_sub(done.plain);
                         if queue.is_empty() && st.open.bytes.is_empty() && st.closed.is_empty() {
                             st.oldest_unshipped = None;
                         }
                         st.last_error = None;
                         self.publish(&st);
-                        continue;
                     }
-                    Err(e) => {
+                    Some(Err(e)) => {
                         self.state.lock().last_error = Some(e.to_string());
-                        let patience = self.shared.close_patience;
-                        if ended_at.is_some_and(|t| t.elapsed() >= patience) {
-                            // The store has closed and the target still
-                            // refuses: leave the rest to the spool.
-                            self.spill(&mut queue, true);
-                            self.settled.notify_waiters();
-                            return;
+                        tokio::select! {
+                            _ = tokio::time::sleep(backoff.min(self.shared.retry_max)) => {}
+                            _ = self.spill_now.notified() => {}
                         }
-                        tokio::time::sleep(backoff.min(self.shared.retry_max)).await;
                         backoff = (backoff * 2).min(self.shared.retry_max);
-                        continue;
                     }
                 }
+                continue;
             }
             if ending {
                 let (drained, snapshotting) = {
@@ -260,24 +276,30 @@ impl StoreBackup {
                     )
                 };
                 if drained && !snapshotting {
-                    self.settled.notify_waiters();
-                    return;
+                    break;
                 }
                 if drained {
-                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_millis(20)) => {}
+                        _ = self.spill_now.notified() => {}
+                    }
                     continue;
                 }
             }
-            match due {
-                Some(at) => {
-                    tokio::select! {
-                        _ = self.wake.notified() => {}
-                        _ = tokio::time::sleep_until(at.into()) => {}
+            let until = due.map(tokio::time::Instant::from);
+            tokio::select! {
+                _ = self.wake.notified() => {}
+                _ = self.spill_now.notified() => {}
+                _ = async {
+                    match until {
+                        Some(at) => tokio::time::sleep_until(at).await,
+                        None => std::future::pending().await,
                     }
-                }
-                None => self.wake.notified().await,
+                } => {}
             }
         }
+        self.finished.send_replace(true);
+        self.settled.notify_waiters();
     }
 
     /// Batches to seal now, when the open one is next due, and whether the
@@ -317,6 +339,7 @@ impl StoreBackup {
         let body = self.shared.keys.seal(&name, &b.bytes);
         Sealed {
             len: body.len() as u64,
+            plain: b.bytes.len() as u64,
             name,
             body: Body::Memory(body),
             upto: b.upto,
@@ -585,9 +608,16 @@ impl Replica for StoreBackup {
         self.end();
         let this = self.me.upgrade();
         Box::pin(async move {
-            if let Some(this) = this {
-                this.settle(this.shared.close_patience).await;
+            let Some(this) = this else { return };
+            if this.settle(this.shared.close_patience).await {
+                return;
             }
+            // Still not stored: have the rest written to the spool before
+            // the store closes, so it outlives the process.
+            this.state.lock().spill = true;
+            this.spill_now.notify_one();
+            let mut finished = this.finished.subscribe();
+            let _ = tokio::time::timeout(SPILL_PATIENCE, finished.wait_for(|f| *f)).await;
         })
     }
 

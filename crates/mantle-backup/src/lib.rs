@@ -44,7 +44,7 @@ pub use error::{BackupError, Result};
 pub use follow::StoreStatus;
 pub use maintain::{BackupStatus, STATUS_FILE, StoreStatusRecord};
 pub use restore::{Catalog, Restored, StoreSummary, Verified, restore_store, verify};
-pub use retention::{Pruned, prune};
+pub use retention::{Compacted, Pruned, compact, prune};
 pub use seal::{BackupKey, Keyring};
 pub use site::{restore_site, upload_site_files};
 pub use target::Target;
@@ -89,4 +89,25 @@ pub(crate) fn canonical(name: &str) -> String {
 /// Now, in µs since 1970, as restores take moments (for tests and tools).
 pub fn now_for_tests() -> u64 {
     now_us()
+}
+
+/// Entry points for the fuzz targets (`fuzz/`): what a restore parses from
+/// objects a target hands back. Not part of the API.
+#[doc(hidden)]
+pub mod fuzzing {
+    /// Parses an object name, a segment's contents and a sealed object;
+    /// must never panic.
+    pub fn parse_object(name: &str, contents: &[u8]) {
+        if let Some(n) = crate::names::parse(name) {
+            let _ = (n.store, n.generation, n.object);
+        }
+        if let Ok(commits) = crate::segment::read(contents) {
+            for c in commits {
+                let _ = c.commit.pages().count();
+            }
+        }
+        let _ = mantle_store::Commit::from_bytes(contents);
+        let key = crate::BackupKey::from_text_for_fuzzing();
+        let _ = crate::Keyring::new(key).open(name, contents);
+    }
 }

@@ -18,6 +18,8 @@ pub const STATUS_FILE: &str = "backup-status.json";
 
 /// How often the status file is rewritten and the spool shipped.
 const TICK: Duration = Duration::from_secs(5);
+/// Segments are merged once this old.
+const COMPACT_AFTER: Duration = Duration::from_secs(600);
 /// How often the target is pruned.
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
@@ -113,12 +115,7 @@ impl Backup {
             status.spooled = self.drain_spool().await;
             if last_prune.is_none_or(|t| t.elapsed() >= PRUNE_EVERY) && started.elapsed() >= TICK {
                 last_prune = Some(Instant::now());
-                let outcome = match Catalog::read(self.target()).await {
-                    Ok(c) => prune(self.target(), &c, keep)
-                        .await
-                        .map(|p| format!("{} objects, {} bytes removed", p.objects, p.bytes)),
-                    Err(e) => Err(e),
-                };
+                let outcome = self.prune_and_compact(keep).await;
                 status.last_prune = Some((
                     crate::now_us(),
                     outcome.unwrap_or_else(|e| format!("failed: {e}")),
@@ -139,6 +136,19 @@ impl Backup {
             status.write(self.site());
             tokio::time::sleep(TICK).await;
         }
+    }
+
+    /// Prunes to the window, then merges small settled segments; a line
+    /// saying what it did.
+    pub async fn prune_and_compact(&self, keep: Duration) -> Result<String> {
+        let catalog = Catalog::read(self.target()).await?;
+        let p = prune(self.target(), &catalog, keep).await?;
+        let catalog = Catalog::read(self.target()).await?;
+        let c = crate::compact(self.target(), self.keys(), &catalog, COMPACT_AFTER).await?;
+        Ok(format!(
+            "{} objects ({} bytes) pruned, {} segments merged into {}",
+            p.objects, p.bytes, c.merged, c.written
+        ))
     }
 
     /// Restores `n` stores chosen at random into a temporary place and

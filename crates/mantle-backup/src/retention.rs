@@ -65,3 +65,89 @@ pub async fn prune(
     }
     Ok(pruned)
 }
+
+/// What a compaction did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Compacted {
+    /// Segments merged away.
+    pub merged: usize,
+    /// Segments written in their place.
+    pub written: usize,
+}
+
+/// Segments smaller than this are merged with their neighbours.
+const SMALL_SEGMENT: u64 = 4 << 20;
+/// A merged segment grows to at most this.
+const MERGED_MAX: u64 = 64 << 20;
+
+/// Merges runs of small consecutive log segments older than `settled`
+/// into larger ones, so a restore reads a few objects, not one per
+/// second of changes. A merged segment is stored before the ones it
+/// replaces are deleted: a restore meanwhile sees both, and takes either.
+pub async fn compact(
+    target: &Target,
+    keys: &crate::Keyring,
+    catalog: &Catalog,
+    settled: std::time::Duration,
+) -> Result<Compacted> {
+    let cutoff = crate::now_us().saturating_sub(settled.as_micros() as u64);
+    let eligible = |l: &crate::restore::LogInfo| l.size < SMALL_SEGMENT && l.last_us <= cutoff;
+    let mut done = Compacted::default();
+    for (store, backups) in &catalog.stores {
+        for (generation, held) in &backups.generations {
+            let Some(first) = held.logs.first() else {
+                continue;
+            };
+            let chain = held.chain_after(first.first - 1);
+            let mut i = 0;
+            while i < chain.len() {
+                let (mut j, mut size) = (i, 0u64);
+                while j < chain.len()
+                    && eligible(chain[j])
+                    && size + chain[j].size <= MERGED_MAX
+                    && (j == i || chain[j - 1].last + 1 == chain[j].first)
+                {
+                    size += chain[j].size;
+                    j += 1;
+                }
+                if j - i > 1 {
+                    merge(target, keys, store, generation, &chain[i..j]).await?;
+                    done.merged += j - i;
+                    done.written += 1;
+                }
+                i = j.max(i + 1);
+            }
+        }
+    }
+    Ok(done)
+}
+
+async fn merge(
+    target: &Target,
+    keys: &crate::Keyring,
+    store: &str,
+    generation: &str,
+    run: &[&crate::restore::LogInfo],
+) -> Result<()> {
+    let mut plain = Vec::new();
+    for log in run {
+        let sealed = target.get(&log.name).await?;
+        let contents = keys.open(&log.name, &sealed)?;
+        crate::segment::read(&contents).map_err(|r| crate::BackupError::corrupt(&log.name, r))?;
+        plain.extend_from_slice(&contents);
+    }
+    let (first, last) = (run[0], run[run.len() - 1]);
+    let name = crate::canonical(&crate::names::log(
+        store,
+        generation,
+        first.first,
+        last.last,
+        first.first_us,
+        last.last_us,
+    ));
+    target.put(&name, keys.seal(&name, &plain)).await?;
+    for log in run {
+        target.delete(&log.name).await?;
+    }
+    Ok(())
+}

@@ -101,6 +101,11 @@ impl BackupKey {
         Ok(Self::from_bytes(&key))
     }
 
+    #[doc(hidden)]
+    pub fn from_text_for_fuzzing() -> BackupKey {
+        Self::from_bytes(&[7u8; 32])
+    }
+
     /// The key's id (which objects name), in hex.
     pub fn id_hex(&self) -> String {
         hex(&self.id)

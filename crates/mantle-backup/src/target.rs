@@ -2,7 +2,6 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
 use futures::TryStreamExt;
 use object_store::path::Path as ObjectPath;
@@ -82,6 +81,7 @@ impl Target {
                 )?;
                 Arc::new(local)
             }
+            #[cfg(feature = "s3")]
             TargetSpec::S3 { bucket, prefix } => {
                 let env = |var: &str| std::env::var(var).ok().filter(|v| !v.is_empty());
                 let key = Some(config.access_key_id.clone())
@@ -98,12 +98,12 @@ impl Target {
                     .with_retry(object_store::RetryConfig {
                         backoff: object_store::BackoffConfig::default(),
                         max_retries: 2,
-                        retry_timeout: Duration::from_secs(15),
+                        retry_timeout: std::time::Duration::from_secs(15),
                     })
                     .with_client_options(
                         object_store::ClientOptions::new()
-                            .with_timeout(Duration::from_secs(60))
-                            .with_connect_timeout(Duration::from_secs(5))
+                            .with_timeout(std::time::Duration::from_secs(60))
+                            .with_connect_timeout(std::time::Duration::from_secs(5))
                             .with_allow_http(config.endpoint.starts_with("http://")),
                     );
                 if !config.endpoint.is_empty() {
@@ -123,6 +123,12 @@ impl Target {
                 } else {
                     Arc::new(object_store::prefix::PrefixStore::new(s3, prefix.as_str()))
                 }
+            }
+            #[cfg(not(feature = "s3"))]
+            TargetSpec::S3 { .. } => {
+                return Err(BackupError::Config(format!(
+                    "target {name:?}: this program is built without S3 support (feature s3)"
+                )));
             }
         };
         Ok(Target { store, name })

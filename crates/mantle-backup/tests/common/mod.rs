@@ -25,11 +25,18 @@ pub fn registry() -> Registry {
 
 /// A site directory's backup to `target` (a directory), lag `lag`.
 pub fn backup(site: &Path, target: &str, point_of_loss: &str) -> Backup {
-    let config = BackupConfig {
-        target: target.into(),
-        point_of_loss: point_of_loss.into(),
-        ..BackupConfig::default()
-    };
+    backup_with(
+        site,
+        BackupConfig {
+            target: target.into(),
+            point_of_loss: point_of_loss.into(),
+            ..BackupConfig::default()
+        },
+    )
+}
+
+/// A backup of the site directory `site` as `config` says.
+pub fn backup_with(site: &Path, config: BackupConfig) -> Backup {
     Backup::open(site, &config, &mantle_stats::StatsRegistry::new())
         .unwrap()
         .retry_max(Duration::from_millis(200))
@@ -80,4 +87,20 @@ pub async fn restored_ns(
 
 pub fn pad(n: i64) -> String {
     format!("{n:0>200}")
+}
+
+/// Waits until `check` holds (a hang guard, not a speed check).
+pub async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while !check().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }

@@ -235,6 +235,11 @@ impl Site {
         self.stop().await;
         self.inner.stores.settle(CLOSE_PATIENCE).await;
         self.inner.stores.close().await;
+        if let Some(b) = &self.inner.backup {
+            // Closed stores spooled what the target would not take; a
+            // snapshot still retrying gives up (the next open starts anew).
+            b.shut_down();
+        }
     }
 }
 
