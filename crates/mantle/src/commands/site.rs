@@ -271,6 +271,8 @@ pub async fn demo(
         config.edit_section::<HttpConfig>(|h| h.listen = http)?;
         config.signup.policy = mantle_site::SignupPolicy::Open;
         config.signup.product = Some(DEMO_PRODUCT.to_string());
+        // Continuous backup to a directory inside the demo site.
+        config.backup.target = "backups".into();
         config
             .edit_section::<LiveConfig>(|l| l.amp = Some(SocketAddr::from(([127, 0, 0, 1], 0))))?;
         create(program, &dir, config).await?
@@ -313,6 +315,13 @@ pub async fn demo(
             "  AMP:       mantle amp call {} Whoami --login demo@{}:PASSWORD",
             a.trim_start_matches("amp://"),
             site.config().domain
+        );
+    }
+    if site.backup().is_some() {
+        println!(
+            "  backups:   mantle backup list {} (continuous, to {}/backups)",
+            dir.display(),
+            dir.display()
         );
     }
     println!("  login:     demo@{}", site.config().domain);
