@@ -1,6 +1,7 @@
 //! Backing up to a real S3-compatible server (s3s-fs, see common/s3.rs):
 //! restores to the latest state and moments between, a target that
-//! refuses writes for a while and comes back, and damaged objects.
+//! refuses writes for a while and comes back (with the store open, and
+//! closed meanwhile), and damaged objects.
 //!
 //! Skipped (with a note) when `MANTLE_TEST_S3S_FS` is not set, unless
 //! `MANTLE_REQUIRE_S3` is: `scripts/test` sets both.
@@ -194,4 +195,92 @@ async fn a_damaged_or_cut_short_object_in_s3_is_caught_at_restore_and_named() {
     let site = tempfile::tempdir().unwrap();
     let backup = backup_with(site.path(), server.config("site-c", "20ms"));
     damaged_objects_are_caught_and_named(&backup, site.path(), &server.objects_dir("site-c")).await;
+}
+
+/// A runtime like `#[tokio::test]`'s, to end one as a process would.
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn a_store_closed_while_s3_refuses_leaves_its_commits_in_the_spool_for_a_later_run() {
+    let site = tempfile::tempdir().unwrap();
+    let path = site.path().join("c.store");
+    let first_run = runtime();
+    let Some(mut server) = first_run.block_on(S3Server::start()) else {
+        return;
+    };
+    let config = server.config("site-d", "50ms");
+    first_run.block_on(async {
+        // common::backup_with: 2 s of patience at close.
+        let backup = backup_with(site.path(), config.clone());
+        let store = Store::open(&path, &store_config(&backup)).await.unwrap();
+        for n in 0..5i64 {
+            store
+                .transact(move |tx| tx.insert(&Row { n, pad: pad(n) }))
+                .await
+                .unwrap();
+        }
+        assert!(backup.flush(Duration::from_secs(30)).await);
+        server.stop();
+        for n in 5..20i64 {
+            store
+                .transact(move |tx| tx.insert(&Row { n, pad: pad(n) }))
+                .await
+                .unwrap();
+        }
+        let started = Instant::now();
+        store.close().await;
+        let took = started.elapsed();
+        assert!(
+            took < Duration::from_secs(4),
+            "closing waits about its patience (2 s), not {took:?}"
+        );
+        // Once closed, what the target did not take is in the spool.
+        let spooled = std::fs::read_dir(site.path().join("backup-spool"))
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .ends_with("-object")
+            })
+            .count();
+        assert!(spooled > 0, "the unstored segments are spooled at close");
+    });
+    // The process ends: nothing held in memory survives.
+    first_run.shutdown_timeout(Duration::ZERO);
+
+    // A later run, with the target back, stores the spool.
+    runtime().block_on(async {
+        server.restart().await;
+        let backup = backup_with(site.path(), config.clone());
+        assert_eq!(backup.drain_spool().await, 0, "the whole spool is stored");
+        let out = tempfile::tempdir().unwrap();
+        let got = restored_ns(&backup, "c.store", None, &out.path().join("r1.store")).await;
+        assert_eq!(got, (0..20).collect::<Vec<_>>(), "every commit was kept");
+        // The store goes on, in a new generation (its close had not
+        // caught up), and is backed up as before.
+        let store = Store::open(&path, &store_config(&backup)).await.unwrap();
+        store
+            .transact(|tx| {
+                tx.insert(&Row {
+                    n: 20,
+                    pad: pad(20),
+                })
+            })
+            .await
+            .unwrap();
+        assert!(backup.flush(Duration::from_secs(30)).await);
+        store.close().await;
+        let got = restored_ns(&backup, "c.store", None, &out.path().join("r2.store")).await;
+        assert_eq!(got, (0..21).collect::<Vec<_>>());
+        let catalog = Catalog::read(backup.target()).await.unwrap();
+        assert_eq!(catalog.summaries()[0].generations, 2);
+    });
 }
