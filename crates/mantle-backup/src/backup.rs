@@ -85,8 +85,10 @@ pub(crate) struct Shared {
     pub(crate) keys: Keyring,
     pub(crate) mode: Mode,
     pub(crate) snapshot_every: Duration,
-    pub(crate) close_patience: Duration,
-    pub(crate) retry_max: Duration,
+    /// Set after the stats hold weak references to `Shared` (so not
+    /// through `Arc::get_mut`): behind locks.
+    close_patience: Mutex<Duration>,
+    retry_max: Mutex<Duration>,
     pub(crate) root: PathBuf,
     pub(crate) spool: PathBuf,
     pub(crate) handle: tokio::runtime::Handle,
@@ -108,6 +110,16 @@ impl Shared {
                 tracing::debug!("backup write failed: {e}");
             }
         }
+    }
+
+    /// How long a closing store waits for its last segments.
+    pub(crate) fn close_patience(&self) -> Duration {
+        *self.close_patience.lock()
+    }
+
+    /// The longest wait between retries of a refused write.
+    pub(crate) fn retry_max(&self) -> Duration {
+        *self.retry_max.lock()
     }
 
     pub(crate) fn is_shut_down(&self) -> bool {
@@ -252,8 +264,8 @@ impl Backup {
             keys,
             mode: config.mode().expect("validated"),
             snapshot_every: config.snapshot_every().expect("validated"),
-            close_patience: Duration::from_secs(5),
-            retry_max: Duration::from_secs(30),
+            close_patience: Mutex::new(Duration::from_secs(5)),
+            retry_max: Mutex::new(Duration::from_secs(30)),
             root,
             spool,
             handle,
@@ -266,19 +278,15 @@ impl Backup {
 
     /// How long a closing store waits for its last segments before
     /// leaving them to the spool (5 s by default).
-    pub fn close_patience(mut self, patience: Duration) -> Self {
-        if let Some(s) = Arc::get_mut(&mut self.shared) {
-            s.close_patience = patience;
-        }
+    pub fn close_patience(self, patience: Duration) -> Self {
+        *self.shared.close_patience.lock() = patience;
         self
     }
 
     /// The longest wait between retries of a refused write (30 s by
     /// default).
-    pub fn retry_max(mut self, max: Duration) -> Self {
-        if let Some(s) = Arc::get_mut(&mut self.shared) {
-            s.retry_max = max;
-        }
+    pub fn retry_max(self, max: Duration) -> Self {
+        *self.shared.retry_max.lock() = max;
         self
     }
 
@@ -381,5 +389,25 @@ impl Replicator for Backup {
             .lock()
             .insert(key, Arc::downgrade(&backup));
         Some(backup)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_patience_and_retry_settings_take_effect() {
+        let site = tempfile::tempdir().unwrap();
+        let config = BackupConfig {
+            target: "backups".into(),
+            ..BackupConfig::default()
+        };
+        let backup = Backup::open(site.path(), &config, &mantle_stats::StatsRegistry::new())
+            .unwrap()
+            .retry_max(Duration::from_millis(200))
+            .close_patience(Duration::from_secs(2));
+        assert_eq!(backup.shared.retry_max(), Duration::from_millis(200));
+        assert_eq!(backup.shared.close_patience(), Duration::from_secs(2));
     }
 }

@@ -259,10 +259,10 @@ impl StoreBackup {
                     Some(Err(e)) => {
                         self.state.lock().last_error = Some(e.to_string());
                         tokio::select! {
-                            _ = tokio::time::sleep(backoff.min(self.shared.retry_max)) => {}
+                            _ = tokio::time::sleep(backoff.min(self.shared.retry_max())) => {}
                             _ = self.spill_now.notified() => {}
                         }
-                        backoff = (backoff * 2).min(self.shared.retry_max);
+                        backoff = (backoff * 2).min(self.shared.retry_max());
                     }
                 }
                 continue;
@@ -470,7 +470,7 @@ impl StoreBackup {
                             return Err(e);
                         }
                         tokio::time::sleep(backoff).await;
-                        backoff = (backoff * 2).min(self.shared.retry_max);
+                        backoff = (backoff * 2).min(self.shared.retry_max());
                     }
                 }
             }
@@ -609,7 +609,7 @@ impl Replica for StoreBackup {
         let this = self.me.upgrade();
         Box::pin(async move {
             let Some(this) = this else { return };
-            if this.settle(this.shared.close_patience).await {
+            if this.settle(this.shared.close_patience()).await {
                 return;
             }
             // Still not stored: have the rest written to the spool before

@@ -1,6 +1,10 @@
 //! Helpers shared by the backup tests.
 #![allow(dead_code)]
 
+pub mod damage;
+#[cfg(feature = "s3")]
+pub mod s3;
+
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
