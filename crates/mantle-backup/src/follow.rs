@@ -27,6 +27,9 @@ const SEGMENT_MAX: usize = 16 << 20;
 /// Sealed segments kept in memory per store while the target refuses;
 /// more go to the spool directory.
 const QUEUE_MEMORY: usize = 8 << 20;
+/// How long sealing and storing a segment is taken to take until one has
+/// been stored (see `State::ship_time`).
+const FIRST_SHIP_GUESS: Duration = Duration::from_millis(50);
 /// Snapshot parts: the most of a snapshot held in memory at once.
 pub(crate) const SNAPSHOT_PART: usize = 8 << 20;
 
@@ -58,6 +61,11 @@ struct State {
     last_snapshot: Instant,
     logged_since_snapshot: u64,
     ending: bool,
+    /// How long sealing and storing a segment has lately taken (the
+    /// longest of the last few, decaying): in the lag mode a batch is
+    /// sealed that much (twice over, at most half the lag) before its
+    /// first commit's lag is up, so that it is stored within the lag.
+    ship_time: Duration,
     /// Bytes sealed or gathered and not yet stored, and since when.
     backlog_bytes: u64,
     oldest_unshipped: Option<Instant>,
@@ -89,6 +97,8 @@ struct Sealed {
     body: Body,
     upto: u64,
     len: u64,
+    /// How long sealing it took.
+    sealing: Duration,
 }
 
 enum Body {
@@ -138,6 +148,7 @@ impl StoreBackup {
                 last_snapshot: now,
                 logged_since_snapshot: 0,
                 ending: false,
+                ship_time: FIRST_SHIP_GUESS,
                 backlog_bytes: 0,
                 oldest_unshipped: None,
                 last_error: None,
@@ -218,14 +229,17 @@ impl StoreBackup {
             }
             // Ship the oldest.
             if let Some(front) = queue.front() {
+                let started = Instant::now();
                 match self.upload(front).await {
                     Ok(()) => {
                         let done = queue.pop_front().expect("front exists");
+                        let took = done.sealing + started.elapsed();
                         if let Body::Memory(_) = done.body {
                             queued_memory -= done.len as usize;
                         }
                         backoff = Duration::from_millis(100);
                         let mut st = self.state.lock();
+                        st.ship_time = took.max(st.ship_time * 3 / 4);
                         st.shipped = st.shipped.max(done.upto);
                         st.backlog_bytes = st.backlog_bytes.saturating_sub(done.len);
                         if queue.is_empty() && st.open.bytes.is_empty() && st.closed.is_empty() {
@@ -289,7 +303,8 @@ impl StoreBackup {
         if let Some((_, _, since)) = st.open.first {
             let at = match self.shared.mode {
                 Mode::Synchronous => since,
-                Mode::Lag(lag) => since + lag,
+                // Sealed early enough to be stored within the lag.
+                Mode::Lag(lag) => since + lag - (st.ship_time * 2).min(lag / 2),
             };
             if st.ending || at <= Instant::now() || st.open.bytes.len() >= SEGMENT_MAX {
                 let generation = st.generation.clone();
@@ -304,6 +319,7 @@ impl StoreBackup {
     }
 
     fn seal(&self, b: Batch) -> Sealed {
+        let began = Instant::now();
         let (first_seq, first_us, _) = b.first.expect("a sealed batch has commits");
         let name = names::log(
             &self.store,
@@ -320,6 +336,7 @@ impl StoreBackup {
             name,
             body: Body::Memory(body),
             upto: b.upto,
+            sealing: began.elapsed(),
         }
     }
 
