@@ -30,6 +30,9 @@ const QUEUE_MEMORY: usize = 8 << 20;
 /// How long a closing store waits for its uploader to spool what it
 /// holds.
 const SPILL_PATIENCE: Duration = Duration::from_secs(10);
+/// How long sealing and storing a segment is taken to take until one has
+/// been stored (see `State::ship_time`).
+const FIRST_SHIP_GUESS: Duration = Duration::from_millis(50);
 /// Snapshot parts: the most of a snapshot held in memory at once.
 pub(crate) const SNAPSHOT_PART: usize = 8 << 20;
 
@@ -63,6 +66,11 @@ struct State {
     ending: bool,
     /// The store closed while the target refused: spool the rest.
     spill: bool,
+    /// How long sealing and storing a segment has lately taken (the
+    /// longest of the last few, decaying): in the lag mode a batch is
+    /// sealed that much (twice over, at most half the lag) before its
+    /// first commit's lag is up, so that it is stored within the lag.
+    ship_time: Duration,
     /// Bytes sealed or gathered and not yet stored, and since when.
     backlog_bytes: u64,
     oldest_unshipped: Option<Instant>,
@@ -97,6 +105,8 @@ struct Sealed {
     len: u64,
     /// The commits' bytes (what the backlog counts).
     plain: u64,
+    /// How long sealing it took.
+    sealing: Duration,
 }
 
 enum Body {
@@ -151,6 +161,7 @@ impl StoreBackup {
                 logged_since_snapshot: 0,
                 ending: false,
                 spill: false,
+                ship_time: FIRST_SHIP_GUESS,
                 backlog_bytes: 0,
                 oldest_unshipped: None,
                 last_error: None,
@@ -235,6 +246,7 @@ impl StoreBackup {
             }
             // Ship the oldest.
             if let Some(front) = queue.front() {
+                let started = Instant::now();
                 let outcome = tokio::select! {
                     r = self.upload(front) => Some(r),
                     _ = self.spill_now.notified() => None,
@@ -243,11 +255,13 @@ impl StoreBackup {
                     None => continue,
                     Some(Ok(())) => {
                         let done = queue.pop_front().expect("front exists");
+                        let took = done.sealing + started.elapsed();
                         if let Body::Memory(_) = done.body {
                             queued_memory -= done.len as usize;
                         }
                         backoff = Duration::from_millis(100);
                         let mut st = self.state.lock();
+                        st.ship_time = took.max(st.ship_time * 3 / 4);
                         st.shipped = st.shipped.max(done.upto);
                         st.backlog_bytes = st.backlog_bytes.saturating_sub(done.plain);
                         if queue.is_empty() && st.open.bytes.is_empty() && st.closed.is_empty() {
@@ -311,7 +325,8 @@ impl StoreBackup {
         if let Some((_, _, since)) = st.open.first {
             let at = match self.shared.mode {
                 Mode::Synchronous => since,
-                Mode::Lag(lag) => since + lag,
+                // Sealed early enough to be stored within the lag.
+                Mode::Lag(lag) => since + lag - (st.ship_time * 2).min(lag / 2),
             };
             if st.ending || at <= Instant::now() || st.open.bytes.len() >= SEGMENT_MAX {
                 let generation = st.generation.clone();
@@ -326,6 +341,7 @@ impl StoreBackup {
     }
 
     fn seal(&self, b: Batch) -> Sealed {
+        let began = Instant::now();
         let (first_seq, first_us, _) = b.first.expect("a sealed batch has commits");
         let name = names::log(
             &self.store,
@@ -343,6 +359,7 @@ impl StoreBackup {
             name,
             body: Body::Memory(body),
             upto: b.upto,
+            sealing: began.elapsed(),
         }
     }
 
