@@ -1,8 +1,13 @@
-//! Continuous backup through the real binary, to a local directory: a
-//! server killed with SIGKILL in the middle of a write load loses no more
-//! than its point of loss (nothing at all in the synchronous mode), a
-//! store restores to any moment of a write load exactly, and a whole site
-//! rebuilt with `mantle backup restore-site` serves its users again.
+//! Continuous backup through the real binary: a server killed with
+//! SIGKILL in the middle of a write load loses no more than its point of
+//! loss (nothing at all in the synchronous mode), backing up to a local
+//! directory and to a real S3-compatible server (s3s-fs); a store restores
+//! to any moment of a write load exactly, and a whole site rebuilt with
+//! `mantle backup restore-site` serves its users again (to a directory).
+//!
+//! The S3 tests use mantle-backup's harness (its tests/common/s3.rs): they
+//! are skipped (with a note) when `MANTLE_TEST_S3S_FS` is not set, unless
+//! `MANTLE_REQUIRE_S3` is; `scripts/test` sets both.
 //!
 //! The write load is the ledger's grant (`POST /api/ledger/grant`): one
 //! transaction in the user's store that raises the balance and records an
@@ -15,6 +20,10 @@
 //! from a seed printed at the start of each test; set `BACKUP_SEED` to
 //! repeat them.
 
+// The harness is shared, not copied; this file uses only part of it.
+#[allow(dead_code)]
+#[path = "../../mantle-backup/tests/common/s3.rs"]
+mod s3;
 mod support;
 
 use std::collections::HashSet;
@@ -23,6 +32,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use mantle_backup::BackupConfig;
 use mantle_example_ledger::{Balance, Entry};
 use mantle_store::{Order, Registry, Store, StoreConfig};
 use reqwest::StatusCode;
@@ -71,25 +81,104 @@ impl Rng {
     }
 }
 
-/// A site backing up to a directory of its own, with an administrator
-/// and the users given; the site's `mantle.toml` says `point_of_loss`.
+/// The kinds of target a test backs up to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TargetKind {
+    /// A local directory (`file://…`).
+    Directory,
+    /// A bucket of a real S3-compatible server (s3s-fs, see [`s3`]).
+    S3,
+}
+
+/// The prefix in the S3 server's bucket a test site backs up under.
+const S3_PREFIX: &str = "site";
+
+/// A test site's backup target, there as long as the site is.
+enum Target {
+    /// A directory of its own.
+    Directory(tempfile::TempDir),
+    /// A running s3s-fs of its own; the site backs up to
+    /// `s3://BUCKET/S3_PREFIX` on it.
+    S3(s3::S3Server),
+}
+
+impl Target {
+    /// A new target of the kind; `None` (after a printed note) to skip
+    /// the test when no s3s-fs is available (see [`s3::s3s_fs_binary`]:
+    /// a failure instead when `MANTLE_REQUIRE_S3` is set).
+    async fn new(kind: TargetKind) -> Option<Target> {
+        match kind {
+            TargetKind::Directory => Some(Target::directory()),
+            TargetKind::S3 => s3::S3Server::start().await.map(Target::S3),
+        }
+    }
+
+    fn directory() -> Target {
+        Target::Directory(tempfile::tempdir().expect("target directory"))
+    }
+
+    /// The `[backup]` settings of a site backing up here.
+    fn config(&self, point_of_loss: &str) -> BackupConfig {
+        match self {
+            Target::Directory(dir) => BackupConfig {
+                target: format!("file://{}", s(dir.path())),
+                point_of_loss: point_of_loss.into(),
+                ..BackupConfig::default()
+            },
+            Target::S3(server) => server.config(S3_PREFIX, point_of_loss),
+        }
+    }
+
+    /// The directory holding the target's objects as files (s3s-fs keeps
+    /// object KEY of the bucket as the file `ROOT/BUCKET/KEY`).
+    fn objects_dir(&self) -> PathBuf {
+        match self {
+            Target::Directory(dir) => dir.path().to_path_buf(),
+            Target::S3(server) => server.objects_dir(S3_PREFIX),
+        }
+    }
+}
+
+/// A site backing up to a target of its own, with an administrator and
+/// the users given; the site's `mantle.toml` says `point_of_loss`.
 struct BackedUp {
     site: TestSite,
-    /// The target directory.
-    target: tempfile::TempDir,
+    /// The target.
+    target: Target,
+    /// Its `[backup]` settings, as in the site's `mantle.toml`.
+    config: BackupConfig,
     /// Where restored copies go.
     scratch: tempfile::TempDir,
 }
 
 impl BackedUp {
-    fn new(point_of_loss: &str, users: &[&str]) -> BackedUp {
-        let target = tempfile::tempdir().expect("target directory");
-        let url = format!("file://{}", s(target.path()));
-        let site = TestSite::init_with("admin", &["--backup", &url]);
+    fn new(target: Target, point_of_loss: &str, users: &[&str]) -> BackedUp {
+        let config = target.config(point_of_loss);
+        // A directory with `mantle init --backup`; S3 not (without the
+        // endpoint and keys, set below, the site made would try AWS).
+        let init_backup = matches!(target, Target::Directory(_));
+        let flag = ["--backup", config.target.as_str()];
+        let site = TestSite::init_with("admin", if init_backup { &flag } else { &[] });
         site.edit_config(|c| {
-            assert_eq!(c.backup.target, url, "mantle init --backup sets the target");
-            c.backup.point_of_loss = point_of_loss.into();
+            if init_backup {
+                assert_eq!(
+                    c.backup.target, config.target,
+                    "mantle init --backup sets the target"
+                );
+            }
+            let key_file = std::mem::take(&mut c.backup.key_file);
+            c.backup = BackupConfig {
+                key_file,
+                ..config.clone()
+            };
         });
+        assert_eq!(
+            mantle_site::SiteConfig::load(&site.dir)
+                .expect("load mantle.toml")
+                .backup,
+            config,
+            "the site's [backup] settings"
+        );
         site.add_admin("admin", PW);
         for u in users {
             site.add_user(u, PW);
@@ -97,6 +186,7 @@ impl BackedUp {
         BackedUp {
             site,
             target,
+            config,
             scratch: tempfile::tempdir().expect("scratch directory"),
         }
     }
@@ -105,8 +195,9 @@ impl BackedUp {
         self.site.path()
     }
 
-    fn target_url(&self) -> String {
-        format!("file://{}", s(self.target.path()))
+    /// The target, as in `[backup] target`.
+    fn target_url(&self) -> &str {
+        &self.config.target
     }
 
     /// A new path for a restored copy.
@@ -329,7 +420,7 @@ async fn check_after_crash(
     );
     if !missing.is_empty() {
         eprintln!("{what}: the target's last log segments, by when they were stored:");
-        let segments = segments(site.target.path());
+        let segments = segments(&site.target.objects_dir());
         for seg in &segments[segments.len().saturating_sub(6)..] {
             eprintln!(
                 "  {}: commits made {:.3} .. {:.3} s before the kill, stored {:.3} s before it",
@@ -354,7 +445,7 @@ async fn check_after_crash(
     amounts.len()
 }
 
-/// A log segment in a directory target.
+/// A log segment in a target (a directory, or s3s-fs's files).
 struct Segment {
     name: String,
     /// When its first and last commits were made.
@@ -364,7 +455,9 @@ struct Segment {
     stored_us: u64,
 }
 
-/// The log segments a directory target holds, by when they were stored.
+/// The log segments the objects in `target` (a directory target, or
+/// the directory s3s-fs keeps a target's objects in) hold, by when they
+/// were stored.
 fn segments(target: &Path) -> Vec<Segment> {
     let mut out = Vec::new();
     let mut dirs = vec![target.to_path_buf()];
@@ -402,11 +495,22 @@ fn segments(target: &Path) -> Vec<Segment> {
 }
 
 /// Rounds of: serve, send grants, SIGKILL the server at a random moment,
-/// restore alice's store and check it. Grants acknowledged more than
-/// `loss_us` before a kill (`None`: all of them) must be in the backup.
-async fn crash_rounds(test: &str, point_of_loss: &str, loss_us: Option<u64>, rounds: usize) {
+/// restore alice's store (from a target of the kind given) and check it.
+/// Grants acknowledged more than `loss_us` before a kill (`None`: all of
+/// them) must be in the backup.
+async fn crash_rounds(
+    test: &str,
+    kind: TargetKind,
+    point_of_loss: &str,
+    loss_us: Option<u64>,
+    rounds: usize,
+) {
+    let Some(target) = Target::new(kind).await else {
+        return;
+    };
     let mut rng = Rng::from_env(test);
-    let site = BackedUp::new(point_of_loss, &["alice"]);
+    let site = BackedUp::new(target, point_of_loss, &["alice"]);
+    eprintln!("{test}: backing up to {}", site.target_url());
     let log: Arc<Mutex<Vec<Grant>>> = Arc::default();
     for round in 1..=rounds {
         let (server, admin) = serve(&site).await;
@@ -445,12 +549,26 @@ async fn crash_rounds(test: &str, point_of_loss: &str, loss_us: Option<u64>, rou
         acked >= 100,
         "too few grants acknowledged to mean anything: {acked}"
     );
+    // The log went to the target of that kind (the restores read it from
+    // there: the site's configuration names nothing else).
+    let segments = segments(&site.target.objects_dir());
+    assert!(
+        !segments.is_empty(),
+        "no log segment in {}",
+        site.target.objects_dir().display()
+    );
+    eprintln!(
+        "{test}: {acked} grants acknowledged in all, {} log segments in {}",
+        segments.len(),
+        site.target_url()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_loses_no_more_than_the_point_of_loss() {
     crash_rounds(
         "sigkill_loses_no_more_than_the_point_of_loss",
+        TargetKind::Directory,
         "1s",
         Some(POINT_OF_LOSS_US),
         3,
@@ -462,6 +580,31 @@ async fn sigkill_loses_no_more_than_the_point_of_loss() {
 async fn sigkill_loses_nothing_acknowledged_in_the_synchronous_mode() {
     crash_rounds(
         "sigkill_loses_nothing_acknowledged_in_the_synchronous_mode",
+        TargetKind::Directory,
+        "sync",
+        None,
+        3,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_loses_no_more_than_the_point_of_loss_with_s3() {
+    crash_rounds(
+        "sigkill_loses_no_more_than_the_point_of_loss_with_s3",
+        TargetKind::S3,
+        "1s",
+        Some(POINT_OF_LOSS_US),
+        3,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_loses_nothing_acknowledged_in_the_synchronous_mode_with_s3() {
+    crash_rounds(
+        "sigkill_loses_nothing_acknowledged_in_the_synchronous_mode_with_s3",
+        TargetKind::S3,
         "sync",
         None,
         3,
@@ -482,7 +625,7 @@ fn moment_text(us: u64, rfc3339: bool) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_store_restores_to_any_moment_of_a_write_load() {
     let mut rng = Rng::from_env("a_store_restores_to_any_moment_of_a_write_load");
-    let site = BackedUp::new("1s", &["alice"]);
+    let site = BackedUp::new(Target::directory(), "1s", &["alice"]);
     let (server, admin) = serve(&site).await;
     let log: Arc<Mutex<Vec<Grant>>> = Arc::default();
 
@@ -606,7 +749,7 @@ fn grants_of(i: usize) -> Vec<i64> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_site_rebuilt_from_its_backup_serves_its_users() {
-    let site = BackedUp::new("1s", &USERS);
+    let site = BackedUp::new(Target::directory(), "1s", &USERS);
     let (server, admin) = serve(&site).await;
     let c = client();
     for (i, user) in USERS.iter().enumerate() {
@@ -639,7 +782,7 @@ async fn a_site_rebuilt_from_its_backup_serves_its_users() {
     let out = ok(mantle(&[
         "backup",
         "restore-site",
-        &site.target_url(),
+        site.target_url(),
         s(&rebuilt),
         "--key-file",
         s(&key),

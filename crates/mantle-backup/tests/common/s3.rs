@@ -6,6 +6,11 @@
 //! `MANTLE_TEST_S3S_FS` (its path) and `MANTLE_REQUIRE_S3=1`. Without the
 //! binary a test is skipped with a note, unless `MANTLE_REQUIRE_S3` is set:
 //! then it fails.
+//!
+//! crates/mantle/tests/backup.rs includes this file too (`#[path]`): it
+//! must stand alone (nothing of `common`), using only what both crates'
+//! tests have (mantle_backup, object_store with aws, parking_lot, tempfile,
+//! tokio).
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
