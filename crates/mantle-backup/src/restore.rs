@@ -4,7 +4,12 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use futures::StreamExt;
 use mantle_store::PageFile;
+
+/// Objects fetched ahead of the one being applied: restoring a store
+/// whose log is many small segments costs a round trip each otherwise.
+const FETCH_AHEAD: usize = 8;
 
 use crate::names::{self, Object};
 use crate::seal::Keyring;
@@ -281,21 +286,28 @@ pub async fn restore_store(
                 .create_new(true)
                 .open(&partial)
                 .map_err(|e| BackupError::io(&partial, e))?;
-            for (_, name, _) in &snap.found {
-                let sealed = target.get(name).await?;
+            // Fetched a few at a time (a round trip each), written in order.
+            let names: Vec<String> = snap.found.iter().map(|(_, n, _)| n.clone()).collect();
+            let mut parts = fetch_ahead(target, names, |n| n.clone());
+            while let Some(got) = parts.next().await {
+                let (name, sealed) = got?;
                 bytes_read += sealed.len() as u64;
-                let part = keys.open(name, &sealed)?;
+                let part = keys.open(&name, &sealed)?;
                 std::io::Write::write_all(&mut out, &part)
                     .map_err(|e| BackupError::io(&partial, e))?;
             }
         }
         let mut file = PageFile::open(&partial)?;
         let (mut seq, mut time_us) = (snap.seq, snap.time_us);
-        'segments: for log in held_gen.chain_after(snap.seq) {
-            if log.first_us > at {
-                break;
-            }
-            let sealed = target.get(&log.name).await?;
+        let wanted: Vec<LogInfo> = held_gen
+            .chain_after(snap.seq)
+            .into_iter()
+            .take_while(|log| log.first_us <= at)
+            .cloned()
+            .collect();
+        let mut logs = fetch_ahead(target, wanted, |l| l.name.clone());
+        'segments: while let Some(got) = logs.next().await {
+            let (log, sealed) = got?;
             bytes_read += sealed.len() as u64;
             let plain = keys.open(&log.name, &sealed)?;
             let commits = segment::read(&plain).map_err(|r| BackupError::corrupt(&log.name, r))?;
@@ -338,6 +350,25 @@ pub async fn restore_store(
             Err(e)
         }
     }
+}
+
+/// Fetches each of `items`' objects (named by `name`), up to
+/// [`FETCH_AHEAD`] at a time, yielding them in order.
+fn fetch_ahead<T: Send + 'static>(
+    target: &Target,
+    items: Vec<T>,
+    name: fn(&T) -> String,
+) -> impl futures::Stream<Item = Result<(T, Vec<u8>)>> + Send + 'static {
+    let target = target.clone();
+    futures::stream::iter(items)
+        .map(move |item| {
+            let target = target.clone();
+            async move {
+                let sealed = target.get(&name(&item)).await?;
+                Ok((item, sealed))
+            }
+        })
+        .buffered(FETCH_AHEAD)
 }
 
 /// Runs SQLite's integrity check on a restored file.

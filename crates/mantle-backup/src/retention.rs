@@ -77,8 +77,9 @@ pub struct Compacted {
 
 /// Segments smaller than this are merged with their neighbours.
 const SMALL_SEGMENT: u64 = 4 << 20;
-/// A merged segment grows to at most this.
-const MERGED_MAX: u64 = 64 << 20;
+/// A merged segment grows to at most this (a restore holds up to eight
+/// fetched ahead).
+const MERGED_MAX: u64 = 16 << 20;
 
 /// Merges runs of small consecutive log segments older than `settled`
 /// into larger ones, so a restore reads a few objects, not one per
