@@ -12,7 +12,10 @@
 //! listener, a legitimate client measured through each attack against
 //! the same client on the same server unloaded) and `sharing`
 //! ([`run_sharing`]: a shared item read through the sharing layer by a
-//! user who reaches it through groups, against its owner's direct read).
+//! user who reaches it through groups, against its owner's direct read)
+//! and `backup` ([`run_backup`]: small transactions and one-way messages
+//! with continuous backup to a local directory against the same without
+//! it, and a restore against copying the same bytes).
 //!
 //! Each bench measures Mantle's code and, in the same run, a *reference*:
 //! the plainest competent implementation of the same work on the same
@@ -41,6 +44,7 @@
 //! Release builds only give meaningful figures: `cargo run --release -p
 //! mantle -- bench store`.
 
+pub mod backup;
 pub mod hostile;
 pub mod live;
 pub mod messaging;
@@ -119,6 +123,7 @@ impl Default for BenchOptions {
     }
 }
 
+pub use backup::{BACKUP_BENCHES, BackupBenchOptions, run_backup};
 pub use hostile::{
     HOLD_COMMAND, HOSTILE_BENCHES, HoldSpec, HostileBenchOptions, hold_idle, run_hostile,
 };
@@ -138,6 +143,7 @@ fn known_benches() -> String {
         LIVE_BENCHES,
         HOSTILE_BENCHES,
         SHARING_BENCHES,
+        BACKUP_BENCHES,
     ]
     .concat()
     .join(", ")
@@ -172,6 +178,9 @@ pub enum BenchError {
         /// How to install it.
         hint: &'static str,
     },
+    /// The continuous backup, or a restore, failed.
+    #[error("backup: {0}")]
+    Backup(#[from] mantle_backup::BackupError),
     /// The reference (raw SQLite) failed.
     #[error("sqlite: {0}")]
     Sqlite(#[from] rusqlite::Error),
@@ -180,7 +189,8 @@ pub enum BenchError {
     Io(#[from] std::io::Error),
     /// `only` named no bench of the area; the names are in
     /// [`STORE_BENCHES`], [`MESSAGING_BENCHES`], [`SITE_BENCHES`],
-    /// [`LIVE_BENCHES`], [`HOSTILE_BENCHES`] and [`SHARING_BENCHES`].
+    /// [`LIVE_BENCHES`], [`HOSTILE_BENCHES`], [`SHARING_BENCHES`] and
+    /// [`BACKUP_BENCHES`].
     #[error("unknown bench '{0}' (known: {known})", known = known_benches())]
     UnknownBench(String),
     /// A bench read back something other than what it wrote: its figures

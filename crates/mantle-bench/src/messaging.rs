@@ -242,12 +242,17 @@ struct BenchSite {
     to: Arc<Vec<String>>,
 }
 
+/// The configuration of the messaging benches' sites (the backup bench
+/// adds its `[backup]` to it).
+pub(crate) fn site_config() -> SiteConfig {
+    SiteConfig {
+        domain: DOMAIN.into(),
+        ..SiteConfig::default()
+    }
+}
+
 impl BenchSite {
-    async fn new(dir: &Path) -> Result<Self, BenchError> {
-        let config = SiteConfig {
-            domain: DOMAIN.into(),
-            ..SiteConfig::default()
-        };
+    async fn new(dir: &Path, config: SiteConfig) -> Result<Self, BenchError> {
         let site = Site::builder(dir)
             .with(types)
             .messages(handlers)
@@ -567,19 +572,22 @@ fn request(run: u64, seq: i64, sent_micros: i64) -> Request {
 }
 
 /// Our side's figures.
-struct Ours {
-    took: Duration,
+pub(crate) struct Ours {
+    /// From the first send until every message was seen applied.
+    pub(crate) took: Duration,
     /// When the last sending transaction had committed.
-    sent: Duration,
-    latencies: Vec<Duration>,
+    pub(crate) sent: Duration,
+    /// Each message's latency (see the module's doc).
+    pub(crate) latencies: Vec<Duration>,
 }
 
-/// Sends `n` messages made by `make` and times them until `n` items `T`
-/// are found in `until` (what the handlers write when they are done).
+/// Sends `n` messages made by `make` and times them until `already + n`
+/// items `T` are found in `until` (what the handlers write when they are
+/// done; `already` were there before).
 async fn timed_sends<M: Message, T: Item>(
     name: &'static str,
     bs: &BenchSite,
-    n: u64,
+    (n, already): (u64, u64),
     how: Sending,
     make: fn(u64, i64, i64) -> M,
     until: &[Store],
@@ -588,7 +596,7 @@ async fn timed_sends<M: Message, T: Item>(
     let t = Instant::now();
     let (sent, done) = tokio::join!(
         send_all(bs, n, how, make, run, t),
-        wait_for::<T>(name, &bs.site, until, n)
+        wait_for::<T>(name, &bs.site, until, already + n)
     );
     let latencies = Latencies::finish(run);
     Ok(Ours {
@@ -645,9 +653,9 @@ async fn one_way(scale: f64, base: &Path, how: Sending) -> Result<BenchRecord, B
         Sending::Single => ("messages_one_way_single", scaled(SINGLE_MESSAGES, scale)),
     };
     let dir = BenchDir::new(base, name)?;
-    let bs = BenchSite::new(&dir.join("site")).await?;
+    let bs = BenchSite::new(&dir.join("site"), site_config()).await?;
     let (ours, refs) = with_references(&dir, scale, false, how == Sending::Batched, || {
-        timed_sends::<_, Received>(name, &bs, n, how, note, &bs.recipients)
+        timed_sends::<_, Received>(name, &bs, (n, 0), how, note, &bs.recipients)
     })
     .await?;
     let received = count::<Received>(&bs.recipients).await?;
@@ -699,9 +707,9 @@ async fn round_trip(scale: f64, base: &Path) -> Result<BenchRecord, BenchError> 
     const NAME: &str = "messages_round_trip";
     let n = scaled(ROUND_TRIPS, scale);
     let dir = BenchDir::new(base, NAME)?;
-    let bs = BenchSite::new(&dir.join("site")).await?;
+    let bs = BenchSite::new(&dir.join("site"), site_config()).await?;
     let (ours, refs) = with_references(&dir, scale, true, true, || {
-        timed_sends::<_, Answered>(NAME, &bs, n, Sending::Batched, request, &bs.senders)
+        timed_sends::<_, Answered>(NAME, &bs, (n, 0), Sending::Batched, request, &bs.senders)
     })
     .await?;
     let received = count::<Received>(&bs.recipients).await?;
@@ -748,5 +756,64 @@ fn add_sent(rec: &mut BenchRecord, sent_secs: f64) {
              (senders send as fast as they can, so latencies include the wait behind that \
              backlog)"
         ));
+    }
+}
+
+// ---- One-way rounds on one site, for other areas ----------------------------
+
+/// A site of `messages_one_way` (its sender and recipient stores) kept
+/// open for several timed rounds, each sending and applying messages as
+/// that bench does: the backup bench times it with and without
+/// `[backup] target`.
+pub(crate) struct OneWaySite {
+    bs: BenchSite,
+    /// Messages applied by the rounds so far.
+    applied: u64,
+}
+
+impl OneWaySite {
+    /// A fresh site in `dir` (made if missing) with `config`.
+    pub(crate) async fn new(dir: &Path, config: SiteConfig) -> Result<Self, BenchError> {
+        Ok(Self {
+            bs: BenchSite::new(dir, config).await?,
+            applied: 0,
+        })
+    }
+
+    pub(crate) fn site(&self) -> &Site {
+        &self.bs.site
+    }
+
+    /// Sends `n` one-way messages as `messages_one_way` does ([`PER_TX`]
+    /// per sending transaction, each sender one transaction after another)
+    /// and times them until all are applied at the recipients.
+    pub(crate) async fn round(&mut self, name: &'static str, n: u64) -> Result<Ours, BenchError> {
+        let bs = &self.bs;
+        let ours = timed_sends::<_, Received>(
+            name,
+            bs,
+            (n, self.applied),
+            Sending::Batched,
+            note,
+            &bs.recipients,
+        )
+        .await?;
+        self.applied += n;
+        let handled = ours.latencies.len() as u64;
+        check(name, handled >= n, || {
+            format!("the handler ran {handled} times for {n} messages")
+        })?;
+        Ok(ours)
+    }
+
+    /// Checks the recipients hold one item per message sent, and closes
+    /// the site.
+    pub(crate) async fn close(self, name: &'static str) -> Result<(), BenchError> {
+        let received = count::<Received>(&self.bs.recipients).await;
+        self.bs.close().await;
+        let (received, n) = (received?, self.applied);
+        check(name, received == n, || {
+            format!("expected {n} items at the recipients, found {received}")
+        })
     }
 }

@@ -13,12 +13,14 @@ pub struct BenchRecord {
     /// [`SITE_BENCHES`](crate::SITE_BENCHES),
     /// [`LIVE_BENCHES`](crate::LIVE_BENCHES),
     /// [`HOSTILE_BENCHES`](crate::HOSTILE_BENCHES),
-    /// [`SHARING_BENCHES`](crate::SHARING_BENCHES)).
+    /// [`SHARING_BENCHES`](crate::SHARING_BENCHES),
+    /// [`BACKUP_BENCHES`](crate::BACKUP_BENCHES)).
     pub bench: String,
     /// Operations timed on each side (what "ops" counts is in `op`).
     pub ops: u64,
     /// What one operation is ("insert", "transaction", "lookup", "query",
-    /// "store", "message", "request", "call", "delivery", "read").
+    /// "store", "message", "request", "call", "delivery", "read"; "MB"
+    /// for a restore, whose rates are MB/s).
     pub op: String,
     /// Our operations per second.
     pub ours_ops_per_s: f64,
@@ -124,6 +126,30 @@ pub struct BenchRecord {
     /// Operations in flight at once (both sides).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub concurrency: Option<u64>,
+    /// How long after our load ended until the backup reported
+    /// everything stored (`Backup::flush`), in ms: the median over the
+    /// rounds (the backup benches).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub flush_ms: Option<f64>,
+    /// The 99th percentile of the backup's lag (how long its oldest commit
+    /// not yet stored had waited), sampled every 20 ms during our load, in
+    /// ms.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lag_p99_ms: Option<f64>,
+    /// Bytes one operation handles (a restore: the bytes read from the
+    /// target).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bytes: Option<u64>,
+    /// Bytes the backup target held at the end of the bench.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backup_bytes: Option<u64>,
+    /// CPU time (user + system, all threads of this process) per
+    /// operation during our timed phases, in µs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpu_us_per_op: Option<f64>,
+    /// The same during the reference's timed phases.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reference_cpu_us_per_op: Option<f64>,
     /// The size scale the run used (1.0 = documented sizes).
     pub scale: f64,
     /// How the two sides were run, where it matters for reading the figure.
@@ -180,6 +206,12 @@ impl BenchRecord {
             table_rows: None,
             lookups_per_read: None,
             concurrency: None,
+            flush_ms: None,
+            lag_p99_ms: None,
+            bytes: None,
+            backup_bytes: None,
+            cpu_us_per_op: None,
+            reference_cpu_us_per_op: None,
             scale,
             note: None,
         }

@@ -105,7 +105,7 @@ pub async fn run_store(
 /// The item every bench writes.
 #[derive(Item, Debug, Clone)]
 #[item(name = "bench_row", version = 1)]
-struct Row {
+pub(crate) struct Row {
     #[item(index)]
     key: i64,
     name: String,
@@ -115,7 +115,7 @@ struct Row {
 }
 
 /// The row with key `key` (every bench's data is a function of the key).
-fn make_row(key: i64) -> Row {
+pub(crate) fn make_row(key: i64) -> Row {
     let payload = (0..32u8)
         .map(|i| (key as u8).wrapping_mul(31).wrapping_add(i))
         .collect();
@@ -145,7 +145,7 @@ fn rows_for(keys: Vec<i64>) -> Arc<Vec<Row>> {
     Arc::new(keys.into_iter().map(make_row).collect())
 }
 
-fn store_config() -> StoreConfig {
+pub(crate) fn store_config() -> StoreConfig {
     let mut registry = Registry::new();
     registry.register::<Row>();
     StoreConfig::new(registry)
@@ -286,7 +286,7 @@ impl Reference {
 
 // ---- Ours -------------------------------------------------------------------
 
-async fn our_insert_all(store: &Store, rows: Arc<Vec<Row>>) -> Result<(), BenchError> {
+pub(crate) async fn our_insert_all(store: &Store, rows: Arc<Vec<Row>>) -> Result<(), BenchError> {
     store
         .transact(move |tx| {
             for row in rows.iter() {
@@ -298,7 +298,7 @@ async fn our_insert_all(store: &Store, rows: Arc<Vec<Row>>) -> Result<(), BenchE
     Ok(())
 }
 
-async fn our_count(store: &Store) -> Result<u64, BenchError> {
+pub(crate) async fn our_count(store: &Store) -> Result<u64, BenchError> {
     Ok(store.read(|r| r.query::<Row>().count()).await?)
 }
 

@@ -1,10 +1,11 @@
-//! Smoke tests of the messaging, site and sharing benches at a tiny size: each runs,
+//! Smoke tests of the messaging, site, sharing and backup benches at a tiny size: each runs,
 //! checks what it measured, and reports positive rates. Not timing tests:
 //! the figures of a debug build at this size mean nothing.
 
 use mantle_bench::{
-    BenchError, BenchRecord, MESSAGING_BENCHES, MessagingBenchOptions, SHARING_BENCHES,
-    SITE_BENCHES, SharingBenchOptions, SiteBenchOptions, run_messaging, run_sharing, run_site,
+    BACKUP_BENCHES, BackupBenchOptions, BenchError, BenchRecord, MESSAGING_BENCHES,
+    MessagingBenchOptions, SHARING_BENCHES, SITE_BENCHES, SharingBenchOptions, SiteBenchOptions,
+    run_backup, run_messaging, run_sharing, run_site,
 };
 
 fn assert_sane(r: &BenchRecord) {
@@ -123,6 +124,38 @@ async fn the_sharing_bench_reports_both_sides() {
     assert!(r.p99_ms.is_some() && r.reference_p99_ms.is_some(), "{r:?}");
     assert!(r.p50_ms <= r.p99_ms, "{r:?}");
     assert_eq!(r.concurrency, Some(16));
+    let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert!(left.is_empty(), "files left behind: {left:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_backup_bench_reports_both_sides() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = BackupBenchOptions {
+        scale: 0.002,
+        dir: Some(dir.path().to_path_buf()),
+        only: None,
+    };
+    let mut records: Vec<BenchRecord> = Vec::new();
+    run_backup(&opts, &mut |r| records.push(r)).await.unwrap();
+    let names: Vec<&str> = records.iter().map(|r| r.bench.as_str()).collect();
+    assert_eq!(names, BACKUP_BENCHES, "one record per bench, in order");
+    for r in &records {
+        assert_sane(r);
+        assert!(r.p50_ms <= r.p99_ms, "{r:?}");
+        assert!(r.flush_ms.is_some(), "{r:?}");
+        assert!(r.backup_bytes.is_some_and(|b| b > 0), "{r:?}");
+    }
+    let find = |name: &str| records.iter().find(|r| r.bench == name).unwrap();
+    for name in ["small_tx", "small_tx_sync"] {
+        let r = find(name);
+        assert!(r.ops >= 8, "{r:?}");
+        assert!(r.lag_p99_ms.is_some() && r.cpu_us_per_op.is_some(), "{r:?}");
+    }
+    assert_eq!(find("messages_one_way").ops, 400);
+    let restore = find("restore");
+    assert!(restore.bytes.is_some_and(|b| b > 0), "{restore:?}");
+    assert_eq!(restore.op, "MB");
     let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
     assert!(left.is_empty(), "files left behind: {left:?}");
 }

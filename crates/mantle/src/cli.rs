@@ -563,6 +563,10 @@ pub enum BenchArea {
     /// A shared item read through the sharing layer (roles through
     /// groups, cached) against its owner's direct read of the same item.
     Sharing,
+    /// Continuous backup to a local directory: small transactions and
+    /// one-way messages with backup on against off, and a restore against
+    /// copying the same bytes.
+    Backup,
 }
 
 #[derive(Debug, Subcommand)]

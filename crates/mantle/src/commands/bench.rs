@@ -56,6 +56,10 @@ pub async fn run(
             let opts = mantle_bench::SharingBenchOptions { scale, dir, only };
             mantle_bench::run_sharing(&opts, &mut emit).await
         }
+        BenchArea::Backup => {
+            let opts = mantle_bench::BackupBenchOptions { scale, dir, only };
+            mantle_bench::run_backup(&opts, &mut emit).await
+        }
     };
     result.map_err(|e| CliError::Message(format!("bench {}: {e}", area_name(area))))?;
     Ok(0)
@@ -69,6 +73,7 @@ fn area_name(area: BenchArea) -> &'static str {
         BenchArea::Live => "live",
         BenchArea::Hostile => "hostile",
         BenchArea::Sharing => "sharing",
+        BenchArea::Backup => "backup",
     }
 }
 
