@@ -42,7 +42,10 @@ struct Batch {
     generation: String,
     first: Option<(u64, u64, Instant)>,
     last: (u64, u64),
-    bytes: Vec<u8>,
+    /// The commits, as the writer handed them over (encoded only when
+    /// sealed, off the writer thread), and their encoded size.
+    commits: Vec<(u64, u64, Commit)>,
+    size: usize,
     /// The count of commits passed through this batch's last.
     upto: u64,
 }
@@ -107,6 +110,8 @@ struct Sealed {
     plain: u64,
     /// How long sealing it took.
     sealing: Duration,
+    /// When its first commit was passed.
+    first: Instant,
 }
 
 enum Body {
@@ -200,7 +205,7 @@ impl StoreBackup {
         st.base_stored
             && !st.snapshot_running
             && st.shipped == self.passed.load(Ordering::Acquire)
-            && st.open.bytes.is_empty()
+            && st.open.commits.is_empty()
             && st.closed.is_empty()
     }
 
@@ -230,10 +235,23 @@ impl StoreBackup {
         loop {
             // Seal what is due.
             let (batches, due, ending) = self.take_due();
-            for b in batches {
-                let sealed = self.seal(b);
-                queued_memory += sealed.len as usize;
-                queue.push_back(sealed);
+            if !batches.is_empty() {
+                // Encoding, compressing and encrypting a second of commits
+                // takes milliseconds: off the async workers, which serve
+                // the site's requests.
+                let this = self.clone();
+                let sealed = tokio::task::spawn_blocking(move || {
+                    batches
+                        .into_iter()
+                        .map(|b| this.seal(b))
+                        .collect::<Vec<_>>()
+                })
+                .await
+                .expect("sealing does not panic");
+                for s in sealed {
+                    queued_memory += s.len as usize;
+                    queue.push_back(s);
+                }
             }
             if self.state.lock().spill {
                 // The store has closed and the target still refuses:
@@ -264,9 +282,12 @@ impl StoreBackup {
                         st.ship_time = took.max(st.ship_time * 3 / 4);
                         st.shipped = st.shipped.max(done.upto);
                         st.backlog_bytes = st.backlog_bytes.saturating_sub(done.plain);
-                        if queue.is_empty() && st.open.bytes.is_empty() && st.closed.is_empty() {
-                            st.oldest_unshipped = None;
-                        }
+                        // The lag is the oldest commit still waiting's.
+                        st.oldest_unshipped = queue
+                            .front()
+                            .map(|s| s.first)
+                            .or_else(|| st.closed.front().and_then(|b| b.first.map(|f| f.2)))
+                            .or_else(|| st.open.first.map(|f| f.2));
                         st.last_error = None;
                         self.publish(&st);
                     }
@@ -285,7 +306,7 @@ impl StoreBackup {
                 let (drained, snapshotting) = {
                     let st = self.state.lock();
                     (
-                        st.open.bytes.is_empty() && st.closed.is_empty(),
+                        st.open.commits.is_empty() && st.closed.is_empty(),
                         st.snapshot_running,
                     )
                 };
@@ -328,7 +349,7 @@ impl StoreBackup {
                 // Sealed early enough to be stored within the lag.
                 Mode::Lag(lag) => since + lag - (st.ship_time * 2).min(lag / 2),
             };
-            if st.ending || at <= Instant::now() || st.open.bytes.len() >= SEGMENT_MAX {
+            if st.ending || at <= Instant::now() || st.open.size >= SEGMENT_MAX {
                 let generation = st.generation.clone();
                 let open = std::mem::take(&mut st.open);
                 st.open.generation = generation;
@@ -342,7 +363,7 @@ impl StoreBackup {
 
     fn seal(&self, b: Batch) -> Sealed {
         let began = Instant::now();
-        let (first_seq, first_us, _) = b.first.expect("a sealed batch has commits");
+        let (first_seq, first_us, first) = b.first.expect("a sealed batch has commits");
         let name = names::log(
             &self.store,
             &b.generation,
@@ -352,14 +373,20 @@ impl StoreBackup {
             b.last.1,
         );
         let name = crate::canonical(&name);
-        let body = self.shared.keys.seal(&name, &b.bytes);
+        let mut plain = Vec::with_capacity(b.size);
+        for (seq, time_us, commit) in &b.commits {
+            segment::append(&mut plain, *seq, *time_us, commit);
+        }
+        drop(b.commits);
+        let body = self.shared.keys.seal(&name, &plain);
         Sealed {
             len: body.len() as u64,
-            plain: b.bytes.len() as u64,
+            plain: plain.len() as u64,
             name,
             body: Body::Memory(body),
             upto: b.upto,
             sealing: began.elapsed(),
+            first,
         }
     }
 
@@ -569,9 +596,11 @@ impl Replica for StoreBackup {
         st.next_seq += 1;
         let time_us = crate::now_us().max(st.last_time_us + 1);
         st.last_time_us = time_us;
-        let before = st.open.bytes.len();
-        segment::append(&mut st.open.bytes, seq, time_us, &commit);
-        let added = (st.open.bytes.len() - before) as u64;
+        let before = st.open.size;
+        let added = segment::encoded_len(&commit);
+        st.open.size += added;
+        st.open.commits.push((seq, time_us, commit));
+        let added = added as u64;
         st.backlog_bytes += added;
         st.logged_since_snapshot += added;
         if st.open.first.is_none() {
@@ -583,7 +612,7 @@ impl Replica for StoreBackup {
         st.open.upto = self.passed.fetch_add(1, Ordering::AcqRel) + 1;
         let wake = before == 0
             || matches!(self.shared.mode, Mode::Synchronous)
-            || st.open.bytes.len() >= SEGMENT_MAX;
+            || st.open.size >= SEGMENT_MAX;
         drop(st);
         self.shared.stats.commits.inc();
         if wake {

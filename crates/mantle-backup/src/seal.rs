@@ -2,7 +2,9 @@
 //! with the site's backup key before it leaves the machine.
 //!
 //! An object is `MAGIC | key id (8) | nonce (24) | ciphertext | tag (16)`,
-//! XChaCha20-Poly1305 with a random nonce. The tag also covers the header
+//! XChaCha20-Poly1305 with a random nonce. The plaintext is the contents
+//! LZ4-compressed (its first byte says so; contents that do not shrink
+//! are kept as they are): store pages compress several times over. The tag also covers the header
 //! and the object's name, so a damaged, cut-short, renamed or swapped
 //! object fails to open instead of restoring the wrong bytes: it is the
 //! object's checksum.
@@ -142,6 +144,7 @@ impl Keyring {
 
     /// Seals `contents` as the object `name`.
     pub fn seal(&self, name: &str, contents: &[u8]) -> Vec<u8> {
+        let packed = pack(contents);
         let mut nonce = [0u8; NONCE];
         getrandom::fill(&mut nonce).expect("the system's random source");
         let mut header = Vec::with_capacity(OVERHEAD + contents.len());
@@ -155,7 +158,7 @@ impl Keyring {
             .encrypt(
                 XNonce::from_slice(&nonce),
                 Payload {
-                    msg: contents,
+                    msg: &packed,
                     aad: &aad,
                 },
             )
@@ -186,7 +189,8 @@ impl Keyring {
         let head = MAGIC.len() + KEY_ID + NONCE;
         let nonce = &object[MAGIC.len() + KEY_ID..head];
         let aad = [&object[..head], name.as_bytes()].concat();
-        key.cipher
+        let packed = key
+            .cipher
             .decrypt(
                 XNonce::from_slice(nonce),
                 Payload {
@@ -199,7 +203,42 @@ impl Keyring {
                     name,
                     "its checksum does not match (changed, cut short, or moved)",
                 )
-            })
+            })?;
+        unpack(packed).map_err(|reason| BackupError::corrupt(name, reason))
+    }
+}
+
+/// How the plaintext holds the contents.
+const RAW: u8 = 0;
+const LZ4: u8 = 1;
+
+/// The contents, compressed if that makes them smaller, after a byte
+/// saying which.
+fn pack(contents: &[u8]) -> Vec<u8> {
+    let compressed = lz4_flex::compress_prepend_size(contents);
+    let (kind, body) = if compressed.len() < contents.len() {
+        (LZ4, compressed.as_slice())
+    } else {
+        (RAW, contents)
+    };
+    let mut out = Vec::with_capacity(1 + body.len());
+    out.push(kind);
+    out.extend_from_slice(body);
+    out
+}
+
+/// The contents `pack` wrapped. (Only authenticated plaintext gets here,
+/// so its stated size is ours.)
+fn unpack(mut packed: Vec<u8>) -> std::result::Result<Vec<u8>, String> {
+    match packed.first() {
+        Some(&RAW) => {
+            packed.remove(0);
+            Ok(packed)
+        }
+        Some(&LZ4) => lz4_flex::decompress_size_prepended(&packed[1..])
+            .map_err(|e| format!("cannot decompress: {e}")),
+        Some(other) => Err(format!("unknown encoding {other}")),
+        None => Err("empty".into()),
     }
 }
 
@@ -235,6 +274,19 @@ mod tests {
             ring.open("a/b", &sealed[..10]),
             Err(BackupError::Corrupt { .. })
         ));
+    }
+
+    #[test]
+    fn compressible_contents_are_stored_smaller_and_come_back_whole() {
+        let ring = Keyring::new(key());
+        let pages = vec![0u8; 40_000];
+        let sealed = ring.seal("p", &pages);
+        assert!(sealed.len() < 2_000, "{} bytes", sealed.len());
+        assert_eq!(ring.open("p", &sealed).unwrap(), pages);
+        let random: Vec<u8> = (0..5000u32)
+            .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+            .collect();
+        assert_eq!(ring.open("r", &ring.seal("r", &random)).unwrap(), random);
     }
 
     #[test]

@@ -11,13 +11,17 @@ pub(crate) struct Logged {
     pub(crate) commit: Commit,
 }
 
+/// The bytes [`append`] adds for `commit`.
+pub(crate) fn encoded_len(commit: &Commit) -> usize {
+    24 + commit.encoded_len()
+}
+
 /// Appends one commit to a segment being written.
 pub(crate) fn append(out: &mut Vec<u8>, seq: u64, time_us: u64, commit: &Commit) {
-    let bytes = commit.to_bytes();
     out.extend_from_slice(&seq.to_be_bytes());
     out.extend_from_slice(&time_us.to_be_bytes());
-    out.extend_from_slice(&(bytes.len() as u64).to_be_bytes());
-    out.extend_from_slice(&bytes);
+    out.extend_from_slice(&(commit.encoded_len() as u64).to_be_bytes());
+    commit.write_to(out);
 }
 
 /// Reads a segment's commits; `Err` names what is wrong.
@@ -61,7 +65,9 @@ mod tests {
         raw.extend_from_slice(&db_pages.to_be_bytes());
         raw.extend_from_slice(&(pages.len() as u32).to_be_bytes());
         for (n, fill) in pages {
+            // A log frame: the page's number, then 20 bytes SQLite uses.
             raw.extend_from_slice(&n.to_be_bytes());
+            raw.extend_from_slice(&[0u8; 20]);
             raw.extend(std::iter::repeat_n(*fill, 512));
         }
         Commit::from_bytes(&raw).expect("well formed")

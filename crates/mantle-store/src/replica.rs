@@ -29,9 +29,14 @@ pub struct Commit {
     pub(crate) page_size: u32,
     pub(crate) db_pages: u32,
     pub(crate) count: u32,
-    /// Each page as its number (4 bytes, big-endian) and its bytes.
-    pub(crate) pages: Vec<u8>,
+    /// The log's frames, whole: a 24-byte header (the page's number in its
+    /// first 4 bytes, big-endian) and the page. Kept as read, so taking a
+    /// commit copies nothing.
+    pub(crate) frames: Vec<u8>,
 }
+
+/// Bytes before each page in a frame.
+const FRAME_HEADER: usize = 24;
 
 impl Commit {
     /// The store's page size.
@@ -52,19 +57,34 @@ impl Commit {
     /// The pages, each as its number (from 1) and its bytes, in the order
     /// written: a page written twice counts as its last version.
     pub fn pages(&self) -> impl Iterator<Item = (u32, &[u8])> {
-        self.pages
-            .chunks_exact(4 + self.page_size as usize)
-            .map(|c| (u32::from_be_bytes([c[0], c[1], c[2], c[3]]), &c[4..]))
+        self.frames
+            .chunks_exact(FRAME_HEADER + self.page_size as usize)
+            .map(|c| {
+                (
+                    u32::from_be_bytes([c[0], c[1], c[2], c[3]]),
+                    &c[FRAME_HEADER..],
+                )
+            })
     }
 
     /// The commit as bytes ([`from_bytes`](Self::from_bytes) reads them).
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(12 + self.pages.len());
+        let mut out = Vec::with_capacity(self.encoded_len());
+        self.write_to(&mut out);
+        out
+    }
+
+    /// How many bytes [`write_to`](Self::write_to) appends.
+    pub fn encoded_len(&self) -> usize {
+        12 + self.frames.len()
+    }
+
+    /// Appends the commit as bytes to `out` (as [`to_bytes`](Self::to_bytes)).
+    pub fn write_to(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(&self.page_size.to_be_bytes());
         out.extend_from_slice(&self.db_pages.to_be_bytes());
         out.extend_from_slice(&self.count.to_be_bytes());
-        out.extend_from_slice(&self.pages);
-        out
+        out.extend_from_slice(&self.frames);
     }
 
     /// Reads what [`to_bytes`](Self::to_bytes) wrote; `None` if it is not
@@ -78,15 +98,15 @@ impl Commit {
         if !(512..=65536).contains(&page_size) || !page_size.is_power_of_two() {
             return None;
         }
-        let pages = &b[12..];
-        if pages.len() as u64 != u64::from(count) * (4 + u64::from(page_size)) {
+        let frames = &b[12..];
+        if frames.len() as u64 != u64::from(count) * (FRAME_HEADER as u64 + u64::from(page_size)) {
             return None;
         }
         let commit = Commit {
             page_size,
             db_pages,
             count,
-            pages: pages.to_vec(),
+            frames: frames.to_vec(),
         };
         if commit.pages().any(|(n, _)| n == 0) {
             return None;

@@ -88,6 +88,8 @@ pub(crate) struct WalCursor {
     pos: u64,
     /// The running checksum at `pos`.
     running: (u32, u32),
+    /// The read buffer, kept between commits.
+    buf: Vec<u8>,
 }
 
 impl WalCursor {
@@ -103,6 +105,7 @@ impl WalCursor {
             header: None,
             pos: HEADER as u64,
             running: (0, 0),
+            buf: Vec::new(),
         };
         let mut any = false;
         while cursor.next_commit()?.is_some() {
@@ -157,48 +160,60 @@ impl WalCursor {
         };
         let file = self.file.as_ref().expect("opened by header");
         let frame = FRAME_HEADER + header.page_size as usize;
-        let mut chunk = vec![0u8; frame * READ_FRAMES];
+        // Frames are read straight into the commit's buffer, kept whole
+        // (their headers name the pages): most commits write a few pages,
+        // so that many are read first, then more at a time.
+        let mut frames = std::mem::take(&mut self.buf);
+        frames.clear();
         let mut at = self.pos;
         let mut running = self.running;
-        let mut pages = Vec::new();
-        let mut count = 0u32;
+        let mut want = FIRST_READ_FRAMES;
         loop {
-            let n = read_some(file, &mut chunk, at).map_err(|e| Error::io(&self.path, e))?;
+            let start = frames.len();
+            let requested = frame * want;
+            frames.resize(start + requested, 0);
+            let n =
+                read_some(file, &mut frames[start..], at).map_err(|e| Error::io(&self.path, e))?;
+            want = READ_FRAMES;
             let whole = n / frame;
-            if whole == 0 {
-                return Ok(None);
-            }
-            for f in chunk[..whole * frame].chunks_exact(frame) {
+            for i in 0..whole {
+                let f = &frames[start + i * frame..start + (i + 1) * frame];
                 let (fh, page) = f.split_at(FRAME_HEADER);
-                if (be32(&fh[8..12]), be32(&fh[12..16])) != header.salts {
+                let valid = (be32(&fh[8..12]), be32(&fh[12..16])) == header.salts && {
+                    running = checksum(header.big_endian, &fh[..8], running);
+                    running = checksum(header.big_endian, page, running);
+                    running == (be32(&fh[16..20]), be32(&fh[20..24]))
+                };
+                if !valid {
+                    self.buf = frames;
                     return Ok(None);
                 }
-                running = checksum(header.big_endian, &fh[..8], running);
-                running = checksum(header.big_endian, page, running);
-                if running != (be32(&fh[16..20]), be32(&fh[20..24])) {
-                    return Ok(None);
-                }
-                pages.extend_from_slice(&fh[0..4]);
-                pages.extend_from_slice(page);
-                count += 1;
                 at += frame as u64;
                 let db_pages = be32(&fh[4..8]);
                 if db_pages != 0 {
+                    let end = start + (i + 1) * frame;
+                    frames.truncate(end);
                     self.pos = at;
                     self.running = running;
                     return Ok(Some(Commit {
                         page_size: header.page_size,
                         db_pages,
-                        count,
-                        pages,
+                        count: (end / frame) as u32,
+                        frames,
                     }));
                 }
+            }
+            if n < requested {
+                // The log ends before a commit frame.
+                self.buf = frames;
+                return Ok(None);
             }
         }
     }
 }
 
-/// Frames read at a time.
+/// Frames read first (most commits write a few pages), then at a time.
+const FIRST_READ_FRAMES: usize = 4;
 const READ_FRAMES: usize = 16;
 
 /// Fills as much of `buf` as the file holds from `at`.
