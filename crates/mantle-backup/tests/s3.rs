@@ -87,6 +87,20 @@ async fn a_store_backed_up_to_s3_restores_to_its_latest_state_and_to_moments_bet
 const OUTAGE_ROWS: i64 = 300;
 const OUTAGE_PAD: usize = 40_000;
 
+/// `len` characters that do not compress (objects are compressed before
+/// they are sealed; the outage must queue more than the memory bound).
+fn noise(seed: i64, len: usize) -> String {
+    let mut x = (seed as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            char::from(b"0123456789abcdef"[(x & 15) as usize])
+        })
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn commits_go_on_while_s3_refuses_writes_and_the_backlog_drains_when_it_is_back() {
     let Some(mut server) = S3Server::start().await else {
@@ -119,7 +133,7 @@ async fn commits_go_on_while_s3_refuses_writes_and_the_backlog_drains_when_it_is
             .transact(move |tx| {
                 tx.insert(&Row {
                     n,
-                    pad: format!("{n:x<OUTAGE_PAD$}"),
+                    pad: noise(n, OUTAGE_PAD),
                 })
             })
             .await
