@@ -14,50 +14,7 @@ async fn a_store_restores_to_its_latest_state_and_to_moments_between() {
     let site = tempfile::tempdir().unwrap();
     let target = tempfile::tempdir().unwrap();
     let backup = backup(site.path(), target.path().to_str().unwrap(), "50ms");
-    let config = store_config(&backup);
-    let store = Store::open(site.path().join("a.store"), &config)
-        .await
-        .unwrap();
-    let mut moments = Vec::new();
-    for n in 0..60i64 {
-        store
-            .transact(move |tx| tx.insert(&Row { n, pad: pad(n) }))
-            .await
-            .unwrap();
-        moments.push((n, now_for_tests()));
-        if n % 7 == 0 {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-    // Updates and deletes too, so pages are reused.
-    store
-        .transact(|tx| {
-            for row in tx.query::<Row>().filter(Row::N.lt(10)).all()? {
-                tx.delete(row.id())?;
-            }
-            mantle_store::ok(())
-        })
-        .await
-        .unwrap();
-    assert!(backup.flush(Duration::from_secs(20)).await);
-    let out = tempfile::tempdir().unwrap();
-    let latest = restored_ns(&backup, "a.store", None, &out.path().join("latest.store")).await;
-    assert_eq!(latest, ns(&store).await);
-    for (i, (n, at)) in moments.iter().enumerate().step_by(6) {
-        let got = restored_ns(
-            &backup,
-            "a.store",
-            Some(*at),
-            &out.path().join(format!("{i}.store")),
-        )
-        .await;
-        assert_eq!(
-            got,
-            (0..=*n).collect::<Vec<_>>(),
-            "as of the moment row {n} was acknowledged"
-        );
-    }
-    store.close().await;
+    restores_to_latest_and_moments(&backup, site.path()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -25,61 +25,13 @@ async fn a_store_backed_up_to_s3_restores_to_its_latest_state_and_to_moments_bet
     let site = tempfile::tempdir().unwrap();
     let backup = backup_with(site.path(), server.config("site-a", "50ms"));
     assert_eq!(backup.target().name(), "s3://mantle-backups/site-a");
-    let config = store_config(&backup);
-    let store = Store::open(site.path().join("a.store"), &config)
-        .await
-        .unwrap();
-    let mut moments = Vec::new();
-    for n in 0..60i64 {
-        store
-            .transact(move |tx| tx.insert(&Row { n, pad: pad(n) }))
-            .await
-            .unwrap();
-        moments.push((n, now_for_tests()));
-        if n % 7 == 0 {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-    // Updates and deletes too, so pages are reused.
-    store
-        .transact(|tx| {
-            for row in tx.query::<Row>().filter(Row::N.lt(10)).all()? {
-                tx.delete(row.id())?;
-            }
-            mantle_store::ok(())
-        })
-        .await
-        .unwrap();
-    assert!(
-        backup.flush(Duration::from_secs(30)).await,
-        "{:?}",
-        backup.status()
-    );
+    restores_to_latest_and_moments(&backup, site.path()).await;
     // The objects are in the bucket, under the prefix.
     let held = common::damage::object_names(&server.objects_dir("site-a"));
     assert!(
         held.iter().any(|o| o.starts_with("stores/a.store/")),
         "{held:?}"
     );
-    let out = tempfile::tempdir().unwrap();
-    let latest = restored_ns(&backup, "a.store", None, &out.path().join("latest.store")).await;
-    assert_eq!(latest, ns(&store).await);
-    assert_eq!(latest, (10..60).collect::<Vec<_>>());
-    for (i, (n, at)) in moments.iter().enumerate().step_by(6) {
-        let got = restored_ns(
-            &backup,
-            "a.store",
-            Some(*at),
-            &out.path().join(format!("{i}.store")),
-        )
-        .await;
-        assert_eq!(
-            got,
-            (0..=*n).collect::<Vec<_>>(),
-            "as of the moment row {n} was acknowledged"
-        );
-    }
-    store.close().await;
 }
 
 /// Bytes of rows written while the target is down: past what a store's
