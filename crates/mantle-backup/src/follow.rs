@@ -479,7 +479,7 @@ impl StoreBackup {
         let copied = tokio::task::spawn_blocking(move || view.copy_to(&c))
             .await
             .map_err(|e| crate::BackupError::Config(format!("snapshot copy panicked: {e}")))?;
-        let cleanup = scopeguard(copy.clone());
+        let cleanup = RemoveOnDrop(copy.clone());
         copied?;
         let len = std::fs::metadata(&copy)
             .map_err(|e| crate::BackupError::io(&copy, e))?
@@ -558,10 +558,6 @@ impl Drop for RemoveOnDrop {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.0);
     }
-}
-
-fn scopeguard(path: PathBuf) -> RemoveOnDrop {
-    RemoveOnDrop(path)
 }
 
 impl Replica for StoreBackup {

@@ -42,15 +42,15 @@ pub use backup::{Backup, STATS_NAMESPACE, keyring};
 pub use config::{BackupConfig, Mode, parse_duration};
 pub use error::{BackupError, Result};
 pub use follow::StoreStatus;
-pub use maintain::{BackupStatus, STATUS_FILE, StoreStatusRecord};
+pub use maintain::{BackupStatus, STATUS_FILE, StoreStatusRecord, choose};
 pub use restore::{Catalog, Restored, StoreSummary, Verified, restore_store, verify};
 pub use retention::{Compacted, Pruned, compact, prune};
 pub use seal::{BackupKey, Keyring};
 pub use site::{restore_site, upload_site_files};
 pub use target::Target;
 
-/// Microseconds since 1970, now.
-pub(crate) fn now_us() -> u64 {
+/// Now, in microseconds since 1970: the clock moments are given in.
+pub fn now_us() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_micros() as u64)
@@ -84,11 +84,6 @@ pub fn parse_moment(text: &str) -> Result<u64> {
 /// what object names may not hold), which seals and opens it.
 pub(crate) fn canonical(name: &str) -> String {
     object_store::path::Path::from(name).to_string()
-}
-
-/// Now, in µs since 1970, as restores take moments (for tests and tools).
-pub fn now_for_tests() -> u64 {
-    now_us()
 }
 
 /// Entry points for the fuzz targets (`fuzz/`): what a restore parses from

@@ -93,6 +93,18 @@ impl BackupStatus {
     }
 }
 
+/// `n` of `stores` chosen at random (all of them if there are no more).
+pub fn choose(mut stores: Vec<String>, n: usize) -> Vec<String> {
+    let mut chosen = Vec::with_capacity(n.min(stores.len()));
+    while chosen.len() < n && !stores.is_empty() {
+        let mut r = [0u8; 8];
+        getrandom::fill(&mut r).expect("the system's random source");
+        let i = (u64::from_be_bytes(r) % stores.len() as u64) as usize;
+        chosen.push(stores.swap_remove(i));
+    }
+    chosen
+}
+
 impl Backup {
     /// Runs the chores until the task is aborted: at once, stores the
     /// site's configuration and ships the spool; then every few seconds
@@ -158,14 +170,7 @@ impl Backup {
             Ok(c) => c,
             Err(e) => return format!("failed: {e}"),
         };
-        let mut all: Vec<String> = catalog.stores().map(String::from).collect();
-        let mut chosen = Vec::new();
-        while chosen.len() < n && !all.is_empty() {
-            let mut r = [0u8; 8];
-            getrandom::fill(&mut r).expect("the system's random source");
-            let i = (u64::from_be_bytes(r) % all.len() as u64) as usize;
-            chosen.push(all.swap_remove(i));
-        }
+        let chosen = choose(catalog.stores().map(String::from).collect(), n);
         match verify(self.target(), self.keys(), &catalog, &chosen).await {
             Ok(v) if v.failed.is_empty() => format!("{} store(s) restored and whole", v.ok.len()),
             Ok(v) => format!(

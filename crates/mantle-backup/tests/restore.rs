@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use mantle_backup::{Catalog, now_for_tests};
+use mantle_backup::{Catalog, now_us};
 use mantle_store::Store;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -82,7 +82,7 @@ async fn compaction_merges_segments_and_moments_still_restore() {
             .transact(move |tx| tx.insert(&Row { n, pad: pad(n) }))
             .await
             .unwrap();
-        moments.push((n, now_for_tests()));
+        moments.push((n, now_us()));
         tokio::time::sleep(Duration::from_millis(15)).await;
     }
     assert!(backup.flush(Duration::from_secs(20)).await);
@@ -132,7 +132,7 @@ async fn pruning_keeps_every_moment_of_the_window_and_drops_what_is_older() {
             .await
             .unwrap();
         assert!(backup.flush(Duration::from_secs(20)).await);
-        moments.push((n, now_for_tests()));
+        moments.push((n, now_us()));
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     let catalog = Catalog::read(backup.target()).await.unwrap();
@@ -140,7 +140,7 @@ async fn pruning_keeps_every_moment_of_the_window_and_drops_what_is_older() {
     assert!(before.snapshots >= 4, "{before:?}");
     // Keep the second half of the run.
     let (_, mid) = moments[20];
-    let keep = Duration::from_micros(now_for_tests() - mid);
+    let keep = Duration::from_micros(now_us() - mid);
     let pruned = mantle_backup::prune(backup.target(), &catalog, keep)
         .await
         .unwrap();

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use common::damage::damaged_objects_are_caught_and_named;
 use common::s3::S3Server;
 use common::*;
-use mantle_backup::{Catalog, now_for_tests};
+use mantle_backup::{Catalog, now_us};
 use mantle_store::Store;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -91,7 +91,7 @@ async fn commits_go_on_while_s3_refuses_writes_and_the_backlog_drains_when_it_is
             .await
             .unwrap_or_else(|e| panic!("commit {n} while the target refuses: {e}"));
         slowest = slowest.max(started.elapsed());
-        during.push((n, now_for_tests()));
+        during.push((n, now_us()));
         if n % 50 == 0 {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }

@@ -83,4 +83,4 @@ pub use site::{
     register,
 };
 pub use slates::{Expect, SlateDoc, Slates, check_slate_name};
-pub use stores::Stores;
+pub use stores::{Stores, user_store_path};

@@ -318,8 +318,15 @@ pub(crate) fn ensure_app_substore(tx: &mut mantle_store::Tx<'_>, name: &str) -> 
 const STORE_NAME_MAX: usize = 64;
 
 /// Where an account's user store lives, relative to the site store: its
-/// `n`th candidate name (`n` > 1 is added to the name, after the cut).
-pub(crate) fn user_store_path(account_hint: &str, n: u32) -> String {
+/// `n`th candidate name (`n` > 1 is added to the name, after the cut),
+/// from the account's full address (`alice@example.com`). Tools that look
+/// for a user's store without the site open (in a backup, say) start
+/// from `n` = 1.
+///
+/// ```
+/// assert_eq!(mantle_site::user_store_path("alice@example.com", 1), "users/alice_example.com.store");
+/// ```
+pub fn user_store_path(account_hint: &str, n: u32) -> String {
     // The file name is fixed at signup; it does not follow later renames.
     let safe: String = account_hint
         .chars()

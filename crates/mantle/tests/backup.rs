@@ -848,3 +848,61 @@ impl TestSiteAt {
         Server::spawn(&["serve", s(&self.0), "--http", "127.0.0.1:0"], &[])
     }
 }
+
+/// The backup commands' refusals: one line each, exit code 1, nothing
+/// written: a site without a target, a store the target does not hold, a
+/// moment that is not one, a moment before the first snapshot, and an
+/// in-place restore while the server has the store open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_backup_commands_refuse_bad_requests_with_one_line() {
+    let refused = |args: &[&str], expected: &str| {
+        let out = mantle(args);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "{args:?}: one line: {err}");
+        assert!(err.contains(expected), "{args:?}: {err}");
+    };
+    let plain = TestSite::init_with("admin", &[]);
+    refused(&["backup", "list", plain.path()], "has no backup target");
+
+    let site = BackedUp::new(Target::directory(), "20ms", &["alice"]);
+    let dest = site.scratch_file("x.store");
+    let to = s(&dest);
+    refused(
+        &["backup", "restore", site.dir(), "nobody", "--to", to],
+        "holds no store",
+    );
+    refused(
+        &[
+            "backup",
+            "restore",
+            site.dir(),
+            ALICE,
+            "--at",
+            "yesterday",
+            "--to",
+            to,
+        ],
+        "RFC 3339",
+    );
+    refused(
+        &[
+            "backup",
+            "restore",
+            site.dir(),
+            ALICE,
+            "--at",
+            "1000",
+            "--to",
+            to,
+        ],
+        "no complete snapshot that early",
+    );
+    assert!(!dest.exists(), "nothing written by a refused restore");
+    let (server, _admin) = serve(&site).await;
+    refused(
+        &["backup", "restore", site.dir(), ALICE],
+        "is open (is `mantle serve` running?)",
+    );
+    drop(server);
+}

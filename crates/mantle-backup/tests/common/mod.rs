@@ -123,7 +123,7 @@ pub async fn restores_to_latest_and_moments(backup: &Backup, site: &Path) {
             .transact(move |tx| tx.insert(&Row { n, pad: pad(n) }))
             .await
             .unwrap();
-        moments.push((n, mantle_backup::now_for_tests()));
+        moments.push((n, mantle_backup::now_us()));
         if n % 7 == 0 {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }

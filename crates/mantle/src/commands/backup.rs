@@ -120,10 +120,7 @@ async fn status(dir: &Path, json: bool) -> Result<u8, CliError> {
     match live {
         None => println!("no status file: the server has not run with backup on"),
         Some(s) => {
-            let now_us = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_micros() as u64);
-            let age = now_us.saturating_sub(s.written_us) as f64 / 1e6;
+            let age = mantle_backup::now_us().saturating_sub(s.written_us) as f64 / 1e6;
             let running = if age < 30.0 {
                 "the server is running"
             } else {
@@ -169,10 +166,7 @@ async fn verify(dir: &Path, only: Vec<String>, sample: Option<usize>) -> Result<
         only
     };
     if let Some(n) = sample {
-        while stores.len() > n {
-            let i = (rand_u64() % stores.len() as u64) as usize;
-            stores.swap_remove(i);
-        }
+        stores = mantle_backup::choose(stores, n);
     }
     let bar = ProgressBar::new(stores.len() as u64).with_style(
         ProgressStyle::with_template("{bar:30} {pos}/{len} stores {msg}")
@@ -203,13 +197,6 @@ async fn verify(dir: &Path, only: Vec<String>, sample: Option<usize>) -> Result<
     Ok(if failed > 0 { EXIT_PROBLEMS } else { 0 })
 }
 
-fn rand_u64() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos() as u64)
-        .wrapping_mul(6364136223846793005)
-}
-
 /// The store `name` means: a path the catalog holds, or a user's login.
 fn resolve(catalog: &Catalog, name: &str, domain: &str) -> Result<String, CliError> {
     if catalog.stores().any(|s| s == name) {
@@ -220,18 +207,7 @@ fn resolve(catalog: &Catalog, name: &str, domain: &str) -> Result<String, CliErr
     } else {
         format!("{name}@{domain}")
     };
-    let safe: String = login
-        .chars()
-        .take(64)
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    let guess = format!("users/{safe}.store");
+    let guess = mantle_site::user_store_path(&login, 1);
     if catalog.stores().any(|s| s == guess) {
         return Ok(guess);
     }
