@@ -20,7 +20,8 @@ use tokio::sync::{Notify, watch};
 
 use crate::backup::Shared;
 use crate::config::Mode;
-use crate::{continuity, names, segment};
+use crate::segment::{self, PageCache, Segment};
+use crate::{continuity, names};
 
 /// A segment is sealed early once its commits reach this size.
 const SEGMENT_MAX: usize = 16 << 20;
@@ -42,9 +43,10 @@ struct Batch {
     generation: String,
     first: Option<(u64, u64, Instant)>,
     last: (u64, u64),
-    /// The commits, as the writer handed them over (encoded only when
-    /// sealed, off the writer thread), and their encoded size.
-    commits: Vec<(u64, u64, Commit)>,
+    /// The commits, copied as the writer hands them over (begun with
+    /// `Segment::new` at the first; finished when sealed, off the writer
+    /// thread), and their size.
+    segment: Segment,
     size: usize,
     /// The count of commits passed through this batch's last.
     upto: u64,
@@ -78,6 +80,9 @@ struct State {
     backlog_bytes: u64,
     oldest_unshipped: Option<Instant>,
     last_error: Option<String>,
+    /// A sealed batch's buffers (to gather commits in, to write a
+    /// segment's contents in), for the next batch.
+    spare: (Vec<u8>, Vec<u8>),
 }
 
 /// What `status` reports of one store.
@@ -106,7 +111,7 @@ struct Sealed {
     upto: u64,
     /// Sealed bytes.
     len: u64,
-    /// The commits' bytes (what the backlog counts).
+    /// The commits' bytes as gathered (what the backlog counts).
     plain: u64,
     /// How long sealing it took.
     sealing: Duration,
@@ -115,7 +120,7 @@ struct Sealed {
 }
 
 enum Body {
-    Memory(Vec<u8>),
+    Memory(bytes::Bytes),
     Spooled(PathBuf),
 }
 
@@ -127,6 +132,9 @@ pub(crate) struct StoreBackup {
     wake: Notify,
     passed: AtomicU64,
     replicated: watch::Sender<u64>,
+    /// The last versions of pages logged, for the next segment (used
+    /// only while sealing, one segment at a time).
+    cache: Mutex<PageCache>,
     /// Told when everything passed is stored (or the task gives up).
     settled: Notify,
     /// Asks the uploader to spool what it holds and end.
@@ -170,11 +178,13 @@ impl StoreBackup {
                 backlog_bytes: 0,
                 oldest_unshipped: None,
                 last_error: None,
+                spare: Default::default(),
             }),
             wake: Notify::new(),
             passed: AtomicU64::new(0),
             replicated: watch::Sender::new(0),
             settled: Notify::new(),
+            cache: Mutex::default(),
             spill_now: Notify::new(),
             finished: watch::Sender::new(false),
         });
@@ -205,7 +215,7 @@ impl StoreBackup {
         st.base_stored
             && !st.snapshot_running
             && st.shipped == self.passed.load(Ordering::Acquire)
-            && st.open.commits.is_empty()
+            && st.open.first.is_none()
             && st.closed.is_empty()
     }
 
@@ -306,7 +316,7 @@ impl StoreBackup {
                 let (drained, snapshotting) = {
                     let st = self.state.lock();
                     (
-                        st.open.commits.is_empty() && st.closed.is_empty(),
+                        st.open.first.is_none() && st.closed.is_empty(),
                         st.snapshot_running,
                     )
                 };
@@ -373,17 +383,25 @@ impl StoreBackup {
             b.last.1,
         );
         let name = crate::canonical(&name);
-        let mut plain = Vec::with_capacity(b.size);
-        for (seq, time_us, commit) in &b.commits {
-            segment::append(&mut plain, *seq, *time_us, commit);
+        let (gathered, mut contents) = {
+            let mut st = self.state.lock();
+            (b.segment, std::mem::take(&mut st.spare.1))
+        };
+        let gathered = gathered.finish(&mut contents, &mut self.cache.lock(), &b.generation);
+        let body = self.shared.keys.seal(&name, &contents);
+        // The buffers serve the next batch, unless the load has fallen (a
+        // small batch in a big buffer): then they are freed.
+        if gathered.len() >= gathered.capacity() / 4 {
+            let mut st = self.state.lock();
+            if st.spare.0.capacity() < gathered.capacity() {
+                st.spare = (gathered, contents);
+            }
         }
-        drop(b.commits);
-        let body = self.shared.keys.seal(&name, &plain);
         Sealed {
             len: body.len() as u64,
-            plain: plain.len() as u64,
+            plain: b.size as u64,
             name,
-            body: Body::Memory(body),
+            body: Body::Memory(body.into()),
             upto: b.upto,
             sealing: began.elapsed(),
             first,
@@ -415,10 +433,7 @@ impl StoreBackup {
     async fn upload(&self, s: &Sealed) -> crate::Result<()> {
         let bytes = match &s.body {
             Body::Memory(b) => b.clone(),
-            Body::Spooled(path) => {
-                let (_, b) = crate::backup::read_spooled(path)?;
-                b
-            }
+            Body::Spooled(path) => crate::backup::read_spooled(path)?.1.into(),
         };
         let put = self.shared.target.put(&s.name, bytes).await;
         self.shared.count_put(&put, s.len);
@@ -500,7 +515,7 @@ impl StoreBackup {
                 part,
                 parts,
             ));
-            let sealed = self.shared.keys.seal(&name, &buf);
+            let sealed = bytes::Bytes::from(self.shared.keys.seal(&name, &buf));
             let size = sealed.len() as u64;
             let mut backoff = Duration::from_millis(100);
             loop {
@@ -586,23 +601,25 @@ impl Replica for StoreBackup {
             .spawn(this.snapshot_task(view, generation, seq, time_us));
     }
 
-    fn commit(&self, commit: Commit) {
+    fn commit(&self, commit: &Commit) {
         let mut st = self.state.lock();
         let seq = st.next_seq;
         st.next_seq += 1;
         let time_us = crate::now_us().max(st.last_time_us + 1);
         st.last_time_us = time_us;
         let before = st.open.size;
-        let added = segment::encoded_len(&commit);
-        st.open.size += added;
-        st.open.commits.push((seq, time_us, commit));
-        let added = added as u64;
-        st.backlog_bytes += added;
-        st.logged_since_snapshot += added;
         if st.open.first.is_none() {
             st.open.first = Some((seq, time_us, Instant::now()));
             st.open.generation = st.generation.clone();
+            let spare = std::mem::take(&mut st.spare.0);
+            st.open.segment = Segment::new(spare);
         }
+        let added = segment::encoded_len(commit);
+        st.open.size += added;
+        st.open.segment.push(seq, time_us, commit);
+        let added = added as u64;
+        st.backlog_bytes += added;
+        st.logged_since_snapshot += added;
         st.oldest_unshipped.get_or_insert_with(Instant::now);
         st.open.last = (seq, time_us);
         st.open.upto = self.passed.fetch_add(1, Ordering::AcqRel) + 1;

@@ -98,7 +98,10 @@ pub mod fuzzing {
         }
         if let Ok(commits) = crate::segment::read(contents) {
             for c in commits {
-                let _ = c.commit.pages().count();
+                let _ = c.resolve(|_, page| {
+                    page.fill(0);
+                    Ok(true)
+                });
             }
         }
         let _ = mantle_store::Commit::from_bytes(contents);

@@ -130,13 +130,18 @@ async fn merge(
     generation: &str,
     run: &[&crate::restore::LogInfo],
 ) -> Result<()> {
-    let mut plain = Vec::new();
+    let mut contents = Vec::new();
     for log in run {
         let sealed = target.get(&log.name).await?;
-        let contents = keys.open(&log.name, &sealed)?;
-        crate::segment::read(&contents).map_err(|r| crate::BackupError::corrupt(&log.name, r))?;
-        plain.extend_from_slice(&contents);
+        contents.push((&log.name, keys.open(&log.name, &sealed)?));
     }
+    let mut commits = Vec::new();
+    for (name, c) in &contents {
+        commits.extend(
+            crate::segment::read(c).map_err(|r| crate::BackupError::corrupt(name.as_str(), r))?,
+        );
+    }
+    let plain = crate::segment::merge(&commits);
     let (first, last) = (run[0], run[run.len() - 1]);
     let name = crate::canonical(&crate::names::log(
         store,

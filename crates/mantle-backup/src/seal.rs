@@ -11,8 +11,8 @@
 
 use std::path::Path;
 
-use chacha20poly1305::aead::{Aead, KeyInit, Payload};
-use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use chacha20poly1305::aead::{AeadInPlace, KeyInit};
+use chacha20poly1305::{Tag, XChaCha20Poly1305, XNonce};
 use sha2::{Digest, Sha256};
 
 use crate::{BackupError, Result};
@@ -144,27 +144,25 @@ impl Keyring {
 
     /// Seals `contents` as the object `name`.
     pub fn seal(&self, name: &str, contents: &[u8]) -> Vec<u8> {
-        let packed = pack(contents);
         let mut nonce = [0u8; NONCE];
         getrandom::fill(&mut nonce).expect("the system's random source");
-        let mut header = Vec::with_capacity(OVERHEAD + contents.len());
-        header.extend_from_slice(MAGIC);
-        header.extend_from_slice(&self.current.id);
-        header.extend_from_slice(&nonce);
-        let aad = [header.as_slice(), name.as_bytes()].concat();
-        let sealed = self
+        // One buffer: the header, the contents packed after it, sealed in
+        // place, then the tag (a segment is megabytes; copies cost).
+        let mut out = Vec::with_capacity(
+            HEAD + PACK_HEAD + lz4_flex::block::get_maximum_output_size(contents.len()) + TAG,
+        );
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(&self.current.id);
+        out.extend_from_slice(&nonce);
+        pack(contents, &mut out);
+        let aad = [&out[..HEAD], name.as_bytes()].concat();
+        let tag = self
             .current
             .cipher
-            .encrypt(
-                XNonce::from_slice(&nonce),
-                Payload {
-                    msg: &packed,
-                    aad: &aad,
-                },
-            )
+            .encrypt_in_place_detached(XNonce::from_slice(&nonce), &aad, &mut out[HEAD..])
             .expect("encryption of an in-memory buffer cannot fail");
-        header.extend_from_slice(&sealed);
-        header
+        out.extend_from_slice(&tag);
+        out
     }
 
     /// Opens the object `name`, checking it is whole and unchanged.
@@ -186,17 +184,16 @@ impl Keyring {
                 object: name.to_string(),
                 key_id: hex(id),
             })?;
-        let head = MAGIC.len() + KEY_ID + NONCE;
-        let nonce = &object[MAGIC.len() + KEY_ID..head];
-        let aad = [&object[..head], name.as_bytes()].concat();
-        let packed = key
-            .cipher
-            .decrypt(
+        let nonce = &object[MAGIC.len() + KEY_ID..HEAD];
+        let aad = [&object[..HEAD], name.as_bytes()].concat();
+        let (body, tag) = object[HEAD..].split_at(object.len() - HEAD - TAG);
+        let mut packed = body.to_vec();
+        key.cipher
+            .decrypt_in_place_detached(
                 XNonce::from_slice(nonce),
-                Payload {
-                    msg: &object[head..],
-                    aad: &aad,
-                },
+                &aad,
+                &mut packed,
+                Tag::from_slice(tag),
             )
             .map_err(|_| {
                 BackupError::corrupt(
@@ -208,23 +205,39 @@ impl Keyring {
     }
 }
 
+/// Bytes before the sealed part of an object.
+const HEAD: usize = MAGIC.len() + KEY_ID + NONCE;
+
 /// How the plaintext holds the contents.
 const RAW: u8 = 0;
 const LZ4: u8 = 1;
+/// The kind byte, and LZ4's stated size (u32, little-endian).
+const PACK_HEAD: usize = 5;
 
-/// The contents, compressed if that makes them smaller, after a byte
-/// saying which.
-fn pack(contents: &[u8]) -> Vec<u8> {
-    let compressed = lz4_flex::compress_prepend_size(contents);
-    let (kind, body) = if compressed.len() < contents.len() {
-        (LZ4, compressed.as_slice())
-    } else {
-        (RAW, contents)
-    };
-    let mut out = Vec::with_capacity(1 + body.len());
-    out.push(kind);
-    out.extend_from_slice(body);
-    out
+/// Appends the contents to `out`, compressed if that makes them smaller,
+/// after a byte saying which.
+fn pack(contents: &[u8], out: &mut Vec<u8>) {
+    let start = out.len();
+    out.push(LZ4);
+    // The size as lz4_flex's `*_size_prepended` functions read it.
+    out.extend_from_slice(&(contents.len() as u32).to_le_bytes());
+    let body = start + PACK_HEAD;
+    out.resize(
+        body + lz4_flex::block::get_maximum_output_size(contents.len()),
+        0,
+    );
+    let compressed = u32::try_from(contents.len())
+        .ok()
+        .and_then(|_| lz4_flex::block::compress_into(contents, &mut out[body..]).ok())
+        .filter(|&n| PACK_HEAD + n < 1 + contents.len());
+    match compressed {
+        Some(n) => out.truncate(body + n),
+        None => {
+            out.truncate(start);
+            out.push(RAW);
+            out.extend_from_slice(contents);
+        }
+    }
 }
 
 /// The contents `pack` wrapped. (Only authenticated plaintext gets here,

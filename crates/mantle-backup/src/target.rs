@@ -154,9 +154,10 @@ impl Target {
         }
     }
 
-    pub(crate) async fn put(&self, name: &str, bytes: Vec<u8>) -> Result<()> {
+    /// Stores `bytes` as `name` (`Bytes`: a retry shares them, uncopied).
+    pub(crate) async fn put(&self, name: &str, bytes: impl Into<bytes::Bytes>) -> Result<()> {
         self.store
-            .put(&ObjectPath::from(name), PutPayload::from(bytes))
+            .put(&ObjectPath::from(name), PutPayload::from(bytes.into()))
             .await
             .map(|_| ())
             .map_err(|e| self.err(e))

@@ -30,8 +30,7 @@ pub struct Commit {
     pub(crate) db_pages: u32,
     pub(crate) count: u32,
     /// The log's frames, whole: a 24-byte header (the page's number in its
-    /// first 4 bytes, big-endian) and the page. Kept as read, so taking a
-    /// commit copies nothing.
+    /// first 4 bytes, big-endian) and the page, as read off the log.
     pub(crate) frames: Vec<u8>,
 }
 
@@ -67,6 +66,42 @@ impl Commit {
             })
     }
 
+    /// A commit with no pages yet, of a store with `page_size`-byte pages
+    /// that is `db_pages` long after it; `None` if SQLite uses no such page
+    /// size. Pages are added with [`push_page`](Self::push_page).
+    ///
+    /// ```
+    /// let mut c = mantle_store::Commit::new(512, 3).unwrap();
+    /// c.push_page(2, &[7u8; 512]);
+    /// assert_eq!(c.pages().map(|(n, p)| (n, p[0])).collect::<Vec<_>>(), [(2, 7)]);
+    /// ```
+    pub fn new(page_size: u32, db_pages: u32) -> Option<Commit> {
+        ((512..=65536).contains(&page_size) && page_size.is_power_of_two()).then_some(Commit {
+            page_size,
+            db_pages,
+            count: 0,
+            frames: Vec::new(),
+        })
+    }
+
+    /// Adds a page the commit wrote, after those added before.
+    ///
+    /// # Panics
+    /// If `number` is 0 (pages are numbered from 1) or `page` is not
+    /// [`page_size`](Self::page_size) bytes.
+    pub fn push_page(&mut self, number: u32, page: &[u8]) {
+        assert!(number != 0, "pages are numbered from 1");
+        assert_eq!(
+            page.len(),
+            self.page_size as usize,
+            "a page of another size"
+        );
+        self.frames.extend_from_slice(&number.to_be_bytes());
+        self.frames.extend_from_slice(&[0u8; FRAME_HEADER - 4]);
+        self.frames.extend_from_slice(page);
+        self.count += 1;
+    }
+
     /// The commit as bytes ([`from_bytes`](Self::from_bytes) reads them).
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.encoded_len());
@@ -95,19 +130,13 @@ impl Commit {
         }
         let word = |i: usize| u32::from_be_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
         let (page_size, db_pages, count) = (word(0), word(4), word(8));
-        if !(512..=65536).contains(&page_size) || !page_size.is_power_of_two() {
-            return None;
-        }
+        let mut commit = Commit::new(page_size, db_pages)?;
         let frames = &b[12..];
         if frames.len() as u64 != u64::from(count) * (FRAME_HEADER as u64 + u64::from(page_size)) {
             return None;
         }
-        let commit = Commit {
-            page_size,
-            db_pages,
-            count,
-            frames: frames.to_vec(),
-        };
+        commit.count = count;
+        commit.frames = frames.to_vec();
         if commit.pages().any(|(n, _)| n == 0) {
             return None;
         }
@@ -138,8 +167,10 @@ pub trait Replica: Send + Sync + 'static {
     fn snapshot(&self, view: SnapshotView);
 
     /// One commit's pages, right after it committed and before any of its
-    /// transactions learn the outcome.
-    fn commit(&self, commit: Commit);
+    /// transactions learn the outcome. Borrowed: the writer reads the next
+    /// commit into the same buffer, so a replica copies what it keeps
+    /// (into buffers of its own, which it can reuse in turn).
+    fn commit(&self, commit: &Commit);
 
     /// A commit's pages could not be read: the replica cannot follow the
     /// store from its last snapshot any longer. The writer asks for a new
@@ -297,6 +328,17 @@ impl PageFile {
         }
         self.db_pages = Some(commit.db_pages);
         Ok(())
+    }
+
+    /// Reads page `number` (from 1) as it stands into `page` (a page's
+    /// size); `false` if the file ends before it.
+    pub fn read_page(&self, number: u32, page: &mut [u8]) -> Result<bool> {
+        let at = (u64::from(number).max(1) - 1) * page.len() as u64;
+        match self.file.read_exact_at(page, at) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(false),
+            Err(e) => Err(Error::io(&self.path, e)),
+        }
     }
 
     /// Cuts the file to the size of the last commit applied and syncs it.
