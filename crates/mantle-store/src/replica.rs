@@ -24,14 +24,37 @@ use crate::{Error, Result};
 pub type ReplicaFuture = Pin<Box<dyn std::future::Future<Output = ()> + Send + 'static>>;
 
 /// The pages one commit wrote, as SQLite logged them.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct Commit {
     pub(crate) page_size: u32,
     pub(crate) db_pages: u32,
     pub(crate) count: u32,
     /// The log's frames, whole: a 24-byte header (the page's number in its
-    /// first 4 bytes, big-endian) and the page, as read off the log.
+    /// first 4 bytes, big-endian) and the page, as read off the log. Only
+    /// the first `count` frames are the commit's: the log's reader keeps
+    /// the buffer's length between commits, so that it is not zeroed
+    /// again before every read.
     pub(crate) frames: Vec<u8>,
+}
+
+impl PartialEq for Commit {
+    fn eq(&self, other: &Self) -> bool {
+        (self.page_size, self.db_pages, self.count)
+            == (other.page_size, other.db_pages, other.count)
+            && self.frames() == other.frames()
+    }
+}
+
+impl Eq for Commit {}
+
+impl std::fmt::Debug for Commit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Commit")
+            .field("page_size", &self.page_size)
+            .field("db_pages", &self.db_pages)
+            .field("pages", &self.pages().map(|(n, _)| n).collect::<Vec<_>>())
+            .finish()
+    }
 }
 
 /// Bytes before each page in a frame.
@@ -56,7 +79,7 @@ impl Commit {
     /// The pages, each as its number (from 1) and its bytes, in the order
     /// written: a page written twice counts as its last version.
     pub fn pages(&self) -> impl Iterator<Item = (u32, &[u8])> {
-        self.frames
+        self.frames()
             .chunks_exact(FRAME_HEADER + self.page_size as usize)
             .map(|c| {
                 (
@@ -64,6 +87,11 @@ impl Commit {
                     &c[FRAME_HEADER..],
                 )
             })
+    }
+
+    /// The commit's frames.
+    fn frames(&self) -> &[u8] {
+        &self.frames[..self.count as usize * (FRAME_HEADER + self.page_size as usize)]
     }
 
     /// A commit with no pages yet, of a store with `page_size`-byte pages
@@ -96,6 +124,9 @@ impl Commit {
             self.page_size as usize,
             "a page of another size"
         );
+        // (A commit read off the log holds stale frames past its own.)
+        let len = self.frames().len();
+        self.frames.truncate(len);
         self.frames.extend_from_slice(&number.to_be_bytes());
         self.frames.extend_from_slice(&[0u8; FRAME_HEADER - 4]);
         self.frames.extend_from_slice(page);
@@ -111,7 +142,7 @@ impl Commit {
 
     /// How many bytes [`write_to`](Self::write_to) appends.
     pub fn encoded_len(&self) -> usize {
-        12 + self.frames.len()
+        12 + self.frames().len()
     }
 
     /// Appends the commit as bytes to `out` (as [`to_bytes`](Self::to_bytes)).
@@ -119,7 +150,7 @@ impl Commit {
         out.extend_from_slice(&self.page_size.to_be_bytes());
         out.extend_from_slice(&self.db_pages.to_be_bytes());
         out.extend_from_slice(&self.count.to_be_bytes());
-        out.extend_from_slice(&self.frames);
+        out.extend_from_slice(self.frames());
     }
 
     /// Reads what [`to_bytes`](Self::to_bytes) wrote; `None` if it is not

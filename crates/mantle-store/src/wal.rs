@@ -173,18 +173,21 @@ impl WalCursor {
         let frame = FRAME_HEADER + header.page_size as usize;
         // Frames are read straight into the commit's buffer, kept whole
         // (their headers name the pages): most commits write a few pages,
-        // so that many are read first, then more at a time.
+        // so that many are read first, then more at a time. The buffer
+        // keeps its length (zeroed only where it grows); the commit is its
+        // first `count` frames.
         let mut frames = std::mem::take(&mut self.last.frames);
-        frames.clear();
+        let mut start = 0;
         let mut at = self.pos;
         let mut running = self.running;
         let mut want = FIRST_READ_FRAMES;
         loop {
-            let start = frames.len();
             let requested = frame * want;
-            frames.resize(start + requested, 0);
-            let n =
-                read_some(file, &mut frames[start..], at).map_err(|e| Error::io(&self.path, e))?;
+            if frames.len() < start + requested {
+                frames.resize(start + requested, 0);
+            }
+            let n = read_some(file, &mut frames[start..start + requested], at)
+                .map_err(|e| Error::io(&self.path, e))?;
             want = READ_FRAMES;
             let whole = n / frame;
             for i in 0..whole {
@@ -204,7 +207,6 @@ impl WalCursor {
                 let db_pages = be32(&fh[4..8]);
                 if db_pages != 0 {
                     let end = start + (i + 1) * frame;
-                    frames.truncate(end);
                     self.pos = at;
                     self.running = running;
                     self.last = Commit {
@@ -221,6 +223,7 @@ impl WalCursor {
                 self.last.frames = frames;
                 return Ok(None);
             }
+            start += requested;
         }
     }
 }
@@ -280,6 +283,31 @@ mod tests {
             .unwrap()
             .expect("a commit after restart");
         assert_eq!(c.pages().map(|(n, _)| n).collect::<Vec<_>>(), [2]);
+    }
+
+    #[test]
+    fn a_small_commit_after_a_big_one_is_only_its_own_pages() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("t.db");
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        conn.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))
+            .unwrap();
+        conn.execute_batch("PRAGMA wal_autocheckpoint = 0; CREATE TABLE t (x)")
+            .unwrap();
+        let (mut cursor, _) = WalCursor::at_end(&db).unwrap();
+        conn.execute_batch(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM n WHERE i < 200)
+             INSERT INTO t SELECT randomblob(500) FROM n",
+        )
+        .unwrap();
+        assert!(cursor.next_commit().unwrap().unwrap().page_count() > 10);
+        conn.execute("INSERT INTO t VALUES (1)", []).unwrap();
+        // The buffer still holds the big commit's frames past this one's.
+        let c = cursor.next_commit().unwrap().unwrap().clone();
+        assert!(c.page_count() <= 2, "{c:?}");
+        assert_eq!(c.pages().count(), c.page_count() as usize);
+        assert_eq!(c.encoded_len(), 12 + c.page_count() as usize * (24 + 4096));
+        assert_eq!(Commit::from_bytes(&c.to_bytes()), Some(c));
     }
 
     #[test]
