@@ -250,13 +250,19 @@ fn read_some(file: &File, buf: &mut [u8], at: u64) -> std::io::Result<usize> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn the_checksum_matches_sqlites_for_a_real_log() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = dir.path().join("t.db");
+    /// A store in WAL mode in `dir`, and a connection to it.
+    fn wal_store(dir: &Path) -> (PathBuf, rusqlite::Connection) {
+        let db = dir.join("t.db");
         let conn = rusqlite::Connection::open(&db).unwrap();
         conn.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))
             .unwrap();
+        (db, conn)
+    }
+
+    #[test]
+    fn the_checksum_matches_sqlites_for_a_real_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let (db, conn) = wal_store(dir.path());
         conn.execute_batch("PRAGMA wal_autocheckpoint = 0; CREATE TABLE t (x)")
             .unwrap();
         let (mut cursor, any) = WalCursor::at_end(&db).unwrap();
@@ -288,10 +294,7 @@ mod tests {
     #[test]
     fn a_small_commit_after_a_big_one_is_only_its_own_pages() {
         let dir = tempfile::tempdir().unwrap();
-        let db = dir.path().join("t.db");
-        let conn = rusqlite::Connection::open(&db).unwrap();
-        conn.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))
-            .unwrap();
+        let (db, conn) = wal_store(dir.path());
         conn.execute_batch("PRAGMA wal_autocheckpoint = 0; CREATE TABLE t (x)")
             .unwrap();
         let (mut cursor, _) = WalCursor::at_end(&db).unwrap();
@@ -313,10 +316,7 @@ mod tests {
     #[test]
     fn a_rolled_back_transaction_is_not_a_commit() {
         let dir = tempfile::tempdir().unwrap();
-        let db = dir.path().join("t.db");
-        let conn = rusqlite::Connection::open(&db).unwrap();
-        conn.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))
-            .unwrap();
+        let (db, conn) = wal_store(dir.path());
         // A tiny cache makes the big transaction spill frames to the log.
         conn.execute_batch("PRAGMA cache_size = 2; CREATE TABLE t (x)")
             .unwrap();
