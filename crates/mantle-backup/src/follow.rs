@@ -20,7 +20,7 @@ use tokio::sync::{Notify, watch};
 
 use crate::backup::Shared;
 use crate::config::Mode;
-use crate::segment::{self, PageCache, Segment};
+use crate::segment::{PageCache, Segment};
 use crate::{continuity, names};
 
 /// A segment is sealed early once its commits reach this size.
@@ -45,9 +45,8 @@ struct Batch {
     last: (u64, u64),
     /// The commits, copied as the writer hands them over (begun with
     /// `Segment::new` at the first; finished when sealed, off the writer
-    /// thread), and their size.
+    /// thread).
     segment: Segment,
-    size: usize,
     /// The count of commits passed through this batch's last.
     upto: u64,
 }
@@ -359,7 +358,7 @@ impl StoreBackup {
                 // Sealed early enough to be stored within the lag.
                 Mode::Lag(lag) => since + lag - (st.ship_time * 2).min(lag / 2),
             };
-            if st.ending || at <= Instant::now() || st.open.size >= SEGMENT_MAX {
+            if st.ending || at <= Instant::now() || st.open.segment.len() >= SEGMENT_MAX {
                 let generation = st.generation.clone();
                 let open = std::mem::take(&mut st.open);
                 st.open.generation = generation;
@@ -383,6 +382,7 @@ impl StoreBackup {
             b.last.1,
         );
         let name = crate::canonical(&name);
+        let plain = b.segment.len() as u64;
         let (gathered, mut contents) = {
             let mut st = self.state.lock();
             (b.segment, std::mem::take(&mut st.spare.1))
@@ -399,7 +399,7 @@ impl StoreBackup {
         }
         Sealed {
             len: body.len() as u64,
-            plain: b.size as u64,
+            plain,
             name,
             body: Body::Memory(body.into()),
             upto: b.upto,
@@ -607,25 +607,24 @@ impl Replica for StoreBackup {
         st.next_seq += 1;
         let time_us = crate::now_us().max(st.last_time_us + 1);
         st.last_time_us = time_us;
-        let before = st.open.size;
-        if st.open.first.is_none() {
+        let first = st.open.first.is_none();
+        if first {
             st.open.first = Some((seq, time_us, Instant::now()));
             st.open.generation = st.generation.clone();
             let spare = std::mem::take(&mut st.spare.0);
             st.open.segment = Segment::new(spare);
         }
-        let added = segment::encoded_len(commit);
-        st.open.size += added;
+        let before = st.open.segment.len();
         st.open.segment.push(seq, time_us, commit);
-        let added = added as u64;
+        let added = (st.open.segment.len() - before) as u64;
         st.backlog_bytes += added;
         st.logged_since_snapshot += added;
         st.oldest_unshipped.get_or_insert_with(Instant::now);
         st.open.last = (seq, time_us);
         st.open.upto = self.passed.fetch_add(1, Ordering::AcqRel) + 1;
-        let wake = before == 0
+        let wake = first
             || matches!(self.shared.mode, Mode::Synchronous)
-            || st.open.size >= SEGMENT_MAX;
+            || st.open.segment.len() >= SEGMENT_MAX;
         drop(st);
         self.shared.stats.commits.inc();
         if wake {

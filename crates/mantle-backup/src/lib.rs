@@ -98,7 +98,7 @@ pub mod fuzzing {
         }
         if let Ok(commits) = crate::segment::read(contents) {
             for c in commits {
-                let _ = c.resolve(|_, page| {
+                let _ = c.resolve(name, |_, page| {
                     page.fill(0);
                     Ok(true)
                 });

@@ -326,12 +326,7 @@ pub async fn restore_store(
                 if c.time_us > at {
                     break 'segments;
                 }
-                let commit =
-                    c.resolve(|n, page| Ok(file.read_page(n, page)?))
-                        .map_err(|e| match e {
-                            segment::ResolveError::Read(e) => e,
-                            segment::ResolveError::Corrupt(r) => BackupError::corrupt(&log.name, r),
-                        })?;
+                let commit = c.resolve(&log.name, |n, page| Ok(file.read_page(n, page)?))?;
                 file.apply(&commit)?;
                 (seq, time_us) = (c.seq, c.time_us);
             }

@@ -4,10 +4,9 @@
 //! An object is `MAGIC | key id (8) | nonce (24) | ciphertext | tag (16)`,
 //! XChaCha20-Poly1305 with a random nonce. The plaintext is the contents
 //! LZ4-compressed (its first byte says so; contents that do not shrink
-//! are kept as they are): store pages compress several times over. The tag also covers the header
-//! and the object's name, so a damaged, cut-short, renamed or swapped
-//! object fails to open instead of restoring the wrong bytes: it is the
-//! object's checksum.
+//! are kept as they are). The tag also covers the header and the object's
+//! name, so a damaged, cut-short, renamed or swapped object fails to open
+//! instead of restoring the wrong bytes: it is the object's checksum.
 
 use std::path::Path;
 

@@ -55,11 +55,12 @@ enum Page<'a> {
 impl Logged<'_> {
     /// The commit's pages, with the page as it was before a commit's
     /// changes read by `before(number, buffer)` (false: the store has no
-    /// such page, and the log is corrupt).
+    /// such page, and `object`, the segment, is corrupt).
     pub(crate) fn resolve(
         &self,
+        object: &str,
         mut before: impl FnMut(u32, &mut [u8]) -> crate::Result<bool>,
-    ) -> std::result::Result<Commit, ResolveError> {
+    ) -> crate::Result<Commit> {
         let mut commit = Commit::new(self.page_size, self.db_pages).expect("checked when read");
         let mut page = vec![0u8; self.page_size as usize];
         for (i, &(n, p)) in self.pages.iter().enumerate() {
@@ -71,35 +72,27 @@ impl Logged<'_> {
                     match earlier {
                         Some((_, bytes)) => page.copy_from_slice(bytes),
                         None => {
-                            if !before(n, &mut page).map_err(ResolveError::Read)? {
-                                return Err(ResolveError::Corrupt(format!(
-                                    "commit {} changes page {n}, which the store does not have",
-                                    self.seq
-                                )));
+                            if !before(n, &mut page)? {
+                                return Err(crate::BackupError::corrupt(
+                                    object,
+                                    format!(
+                                        "commit {} changes page {n}, which the store does not have",
+                                        self.seq
+                                    ),
+                                ));
                             }
                         }
                     }
-                    apply_changes(&mut page, runs);
+                    walk_changes(page.len(), runs, |at, bytes| {
+                        page[at..at + bytes.len()].copy_from_slice(bytes)
+                    })
+                    .expect("checked when read");
                     commit.push_page(n, &page);
                 }
             }
         }
         Ok(commit)
     }
-}
-
-/// Why a logged commit could not be made whole.
-#[derive(Debug)]
-pub(crate) enum ResolveError {
-    /// The page before could not be read.
-    Read(crate::BackupError),
-    /// The log does not fit the store.
-    Corrupt(String),
-}
-
-/// The bytes a segment grows by for `commit` gathered.
-pub(crate) fn encoded_len(commit: &Commit) -> usize {
-    COMMIT_HEAD + commit.page_count() as usize * (PAGE_HEAD + commit.page_size() as usize)
 }
 
 /// The last version of pages the backup has logged in a generation, to
@@ -198,10 +191,15 @@ impl Segment {
         }
     }
 
+    /// The bytes gathered.
+    pub(crate) fn len(&self) -> usize {
+        self.bytes.len()
+    }
+
     /// Appends one commit: its number, time and pages.
     pub(crate) fn push(&mut self, seq: u64, time_us: u64, commit: &Commit) {
         let out = &mut self.bytes;
-        out.reserve(encoded_len(commit));
+        out.reserve(COMMIT_HEAD + commit.page_count() as usize * (4 + commit.page_size() as usize));
         self.commits
             .push((out.len(), commit.page_size(), commit.db_pages()));
         out.extend_from_slice(&seq.to_be_bytes());
@@ -332,9 +330,10 @@ fn changes(before: &[u8], now: &[u8], out: &mut Vec<u8>) {
     out[count_at..count_at + 4].copy_from_slice(&runs.to_be_bytes());
 }
 
-/// Checks runs [`changes`] wrote for a page of `len` bytes; the bytes they
-/// take, or why not.
-fn check_changes(len: usize, b: &[u8]) -> Result<usize, String> {
+/// Walks the runs [`changes`] wrote for a page of `len` bytes, handing
+/// each to `each` (its offset and bytes); the bytes the runs take, or why
+/// they do not fit the page.
+fn walk_changes(len: usize, b: &[u8], mut each: impl FnMut(usize, &[u8])) -> Result<usize, String> {
     let word = |i: usize| -> Result<usize, String> {
         b.get(i..i + 4)
             .map(|w| u32::from_be_bytes(w.try_into().expect("4 bytes")) as usize)
@@ -350,24 +349,11 @@ fn check_changes(len: usize, b: &[u8]) -> Result<usize, String> {
             .checked_add(n)
             .filter(|&to| from >= done && to <= len)
             .ok_or_else(|| format!("a change at {from}..+{n} out of order or of the page"))?;
-        b.get(at..at + n).ok_or("cut short")?;
+        each(from, b.get(at..at + n).ok_or("cut short")?);
         at += n;
         done = to;
     }
     Ok(at)
-}
-
-/// Applies runs [`check_changes`] accepted to `page`.
-fn apply_changes(page: &mut [u8], b: &[u8]) {
-    let word = |i: usize| u32::from_be_bytes(b[i..i + 4].try_into().expect("4 bytes")) as usize;
-    let runs = word(0);
-    let mut at = 4;
-    for _ in 0..runs {
-        let (from, n) = (word(at), word(at + 4));
-        at += 8;
-        page[from..from + n].copy_from_slice(&b[at..at + n]);
-        at += n;
-    }
 }
 
 /// Reads a segment's commits; `Err` names what is wrong.
@@ -403,22 +389,19 @@ pub(crate) fn read(b: &[u8]) -> Result<Vec<Logged<'_>>, String> {
             if n == 0 {
                 return Err(format!("commit {seq} writes a page 0"));
             }
-            let len = match head[4] {
-                WHOLE => size,
-                CHANGES => check_changes(size, &b[at..])
-                    .map_err(|e| format!("commit {seq}, page {n}: {e}"))?,
+            let page = match head[4] {
+                WHOLE => Page::Whole(b.get(at..at + size).ok_or_else(cut)?),
+                CHANGES => {
+                    let len = walk_changes(size, &b[at..], |_, _| {})
+                        .map_err(|e| format!("commit {seq}, page {n}: {e}"))?;
+                    Page::Changes(&b[at..at + len])
+                }
                 other => return Err(format!("commit {seq}, page {n}: unknown kind {other}")),
             };
-            let body = b.get(at..at + len).ok_or_else(cut)?;
-            pages.push((
-                n,
-                if head[4] == WHOLE {
-                    Page::Whole(body)
-                } else {
-                    Page::Changes(body)
-                },
-            ));
-            at += len;
+            at += match page {
+                Page::Whole(p) | Page::Changes(p) => p.len(),
+            };
+            pages.push((n, page));
         }
         out.push(Logged {
             seq,
@@ -502,7 +485,9 @@ mod tests {
                     continue;
                 }
                 let c = l
-                    .resolve(|n, page| Ok(store.get(&n).map(|p| page.copy_from_slice(p)).is_some()))
+                    .resolve("s", |n, page| {
+                        Ok(store.get(&n).map(|p| page.copy_from_slice(p)).is_some())
+                    })
                     .unwrap();
                 assert_eq!(&c, &commits[seq as usize - 1], "commit {seq}");
                 apply(&mut store, &c);
@@ -562,9 +547,11 @@ mod tests {
             }
             let mut out = Vec::new();
             changes(&before, &now, &mut out);
-            prop_assert_eq!(check_changes(64, &out), Ok(out.len()));
             let mut page = before.clone();
-            apply_changes(&mut page, &out);
+            let taken = walk_changes(64, &out, |at, bytes| {
+                page[at..at + bytes.len()].copy_from_slice(bytes)
+            });
+            prop_assert_eq!(taken, Ok(out.len()));
             prop_assert_eq!(page, now);
         }
     }
@@ -610,9 +597,39 @@ mod tests {
         // A store without the page before: refused, not misread.
         let segs = segments(&[commit(&[(3, 1)], 3), commit(&[(3, 2)], 3)], &[1]);
         let err = read(&segs[1]).unwrap()[0]
-            .resolve(|_, _| Ok(false))
+            .resolve("s", |_, _| Ok(false))
             .unwrap_err();
-        assert!(matches!(err, ResolveError::Corrupt(r) if r.contains("page 3")));
+        assert!(matches!(err, crate::BackupError::Corrupt { .. }), "{err}");
+        assert!(err.to_string().contains("page 3"), "{err}");
+    }
+
+    #[test]
+    fn a_change_past_the_page_is_refused() {
+        let segs = segments(&[commit(&[(2, 1)], 2), commit(&[(2, 2)], 2)], &[1]);
+        let mut out = segs[1].clone();
+        // The first run's offset (after the magic, the commit's head, the
+        // page's number and kind, and the count of runs).
+        let at = MAGIC.len() + COMMIT_HEAD + PAGE_HEAD + 4;
+        out[at..at + 4].copy_from_slice(&600u32.to_be_bytes());
+        let err = read(&out).unwrap_err();
+        assert!(err.contains("out of order or of the page"), "{err}");
+    }
+
+    #[test]
+    fn the_page_cache_stays_within_its_bound() {
+        let mut cache = PageCache::default();
+        let page = vec![7u8; 4096];
+        for n in 1..=(2 * CACHE_BYTES / page.len()) as u32 {
+            cache.for_generation("g").put(n, &page);
+            assert!(cache.bytes <= CACHE_BYTES);
+        }
+        assert_eq!(
+            cache.bytes,
+            cache.pages.values().map(Vec::len).sum::<usize>()
+        );
+        assert_eq!(cache.bytes, CACHE_BYTES);
+        // Another generation starts empty.
+        assert!(cache.for_generation("h").pages.is_empty());
     }
 
     #[test]

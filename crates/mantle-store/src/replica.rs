@@ -135,22 +135,12 @@ impl Commit {
 
     /// The commit as bytes ([`from_bytes`](Self::from_bytes) reads them).
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(self.encoded_len());
-        self.write_to(&mut out);
-        out
-    }
-
-    /// How many bytes [`write_to`](Self::write_to) appends.
-    pub fn encoded_len(&self) -> usize {
-        12 + self.frames().len()
-    }
-
-    /// Appends the commit as bytes to `out` (as [`to_bytes`](Self::to_bytes)).
-    pub fn write_to(&self, out: &mut Vec<u8>) {
+        let mut out = Vec::with_capacity(12 + self.frames().len());
         out.extend_from_slice(&self.page_size.to_be_bytes());
         out.extend_from_slice(&self.db_pages.to_be_bytes());
         out.extend_from_slice(&self.count.to_be_bytes());
         out.extend_from_slice(self.frames());
+        out
     }
 
     /// Reads what [`to_bytes`](Self::to_bytes) wrote; `None` if it is not
