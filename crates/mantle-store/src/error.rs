@@ -171,6 +171,19 @@ pub enum Error {
     #[error("commit failed: {0}")]
     CommitFailed(String),
 
+    /// The store's [`Fence`](crate::Fence) refused the commit: this node
+    /// may not write the store now (another owns it, or this node's lease
+    /// may have run out). Refused before `COMMIT`, nothing was written;
+    /// refused after, the transaction was written here but never
+    /// acknowledged, and the store's owner decides what stands.
+    #[error("store {store} is fenced: {why}")]
+    Fenced {
+        /// The store's file.
+        store: PathBuf,
+        /// What the fence said.
+        why: String,
+    },
+
     /// The store was closed.
     #[error("store {0} is closed")]
     Closed(PathBuf),

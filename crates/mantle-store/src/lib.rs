@@ -102,6 +102,7 @@ extern crate self as mantle_store;
 mod backup;
 mod cache;
 mod error;
+mod fence;
 mod files;
 mod inspect;
 mod item;
@@ -125,6 +126,7 @@ mod writer;
 pub use backup::backup;
 pub use cache::{CacheStats, StoreCache};
 pub use error::{Error, Result};
+pub use fence::Fence;
 pub use files::{
     PRIVATE_DIR_MODE, PRIVATE_FILE_MODE, create_private_dir_all, private_file_options,
 };

@@ -55,6 +55,7 @@ pub struct StoreConfig {
     pub(crate) max_attempts: u32,
     pub(crate) stats: Option<Arc<crate::stats::StoreStats>>,
     pub(crate) replicator: Option<Arc<dyn crate::replica::Replicator>>,
+    pub(crate) fence: Option<Arc<dyn crate::fence::Fence>>,
 }
 
 impl std::fmt::Debug for StoreConfig {
@@ -98,7 +99,15 @@ impl StoreConfig {
             max_attempts: 20,
             stats: None,
             replicator: None,
+            fence: None,
         }
+    }
+    /// Asks `fence` before and after every commit of every store opened
+    /// with this config whether the store may be written here (a cluster
+    /// node's ownership and lease): see [`Fence`](crate::Fence).
+    pub fn fence(mut self, fence: Arc<dyn crate::fence::Fence>) -> Self {
+        self.fence = Some(fence);
+        self
     }
     /// Replicates every store opened with this config: each store's
     /// commits and snapshots go to the [`Replica`](crate::Replica) the

@@ -20,7 +20,7 @@
 
 use std::collections::VecDeque;
 use std::fs::File;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -30,6 +30,7 @@ use parking_lot::Mutex;
 use rusqlite::{Connection, TransactionBehavior};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
+use crate::fence::Fence;
 use crate::registry::Registry;
 use crate::replica::{Following, Replica};
 use crate::stats::{GroupTiming, StoreStats};
@@ -134,6 +135,8 @@ pub(crate) struct Writer {
     /// (locked while `conn` is held, after it).
     following: Mutex<Option<Following>>,
     replica: Option<Arc<dyn Replica>>,
+    /// Asked before and after every commit (see `crate::fence`).
+    fence: Option<Arc<dyn Fence>>,
 }
 
 impl Drop for Writer {
@@ -183,6 +186,7 @@ impl Writer {
             stats: config.stats.clone(),
             replica: following.as_ref().map(|f| f.replica.clone()),
             following: Mutex::new(following),
+            fence: config.fence.clone(),
         })
     }
 
@@ -237,14 +241,33 @@ impl Writer {
                     .as_ref()
                     .filter(|s| s.timing())
                     .map(|_| GroupTiming::default());
-                let (commit, jobs, flags) =
-                    run_group(conn, &self.registry, &self.unknown, jobs, timing.as_mut());
+                let fence = self.fence.as_deref().map(|f| (f, self.path.as_path()));
+                let (mut commit, jobs, flags) = run_group(
+                    conn,
+                    &self.registry,
+                    &self.unknown,
+                    jobs,
+                    fence,
+                    timing.as_mut(),
+                );
                 if commit.is_ok()
                     && let Some(f) = self.following.lock().as_mut()
                 {
                     // Before anyone learns of the commit, and before the
                     // next write may restart the log.
                     f.committed();
+                }
+                // Asked again after the commit: a node paused between the
+                // first question and the fsync (past its lease, say) must
+                // not acknowledge what it wrote.
+                if commit.is_ok()
+                    && let Some((fence, path)) = fence
+                    && let Err(why) = fence.check(path)
+                {
+                    commit = Err(Error::Fenced {
+                        store: self.path.clone(),
+                        why,
+                    });
                 }
                 for job in jobs {
                     job.finish(commit.as_ref().map(|_| ()));
@@ -337,6 +360,7 @@ fn run_group(
     registry: &Registry,
     unknown: &Unknown,
     mut jobs: Vec<Job>,
+    fence: Option<(&dyn Fence, &Path)>,
     mut timing: Option<&mut GroupTiming>,
 ) -> (Result<()>, Vec<Job>, Wakes) {
     let mut wakes = Wakes::default();
@@ -383,7 +407,18 @@ fn run_group(
         }
     }
     let committing = timing.is_some().then(Instant::now);
-    let commit = if kept > 0 {
+    let refused = match fence {
+        Some((fence, path)) if kept > 0 => fence.check(path).err().map(|why| Error::Fenced {
+            store: path.to_path_buf(),
+            why,
+        }),
+        _ => None,
+    };
+    let commit = if let Some(refused) = refused {
+        let _ = txn.rollback();
+        undone = true;
+        Err(refused)
+    } else if kept > 0 {
         txn.commit().map_err(Error::from)
     } else {
         let _ = txn.rollback();
@@ -442,6 +477,10 @@ where
         let outcome = match (self.result, commit) {
             (Some(Err(e)), _) => Err(e),
             (Some(Ok(v)), Ok(())) => Ok(v),
+            (_, Err(Error::Fenced { store, why })) => Err(E::from(Error::Fenced {
+                store: store.clone(),
+                why: why.clone(),
+            })),
             (_, Err(e)) => Err(E::from(Error::CommitFailed(e.to_string()))),
             (None, Ok(())) => Err(E::from(Error::CommitFailed(
                 "transaction did not run".into(),

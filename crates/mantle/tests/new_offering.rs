@@ -41,17 +41,24 @@ fn a_new_offering_builds_and_its_test_passes_as_made() {
     assert!(lib.contains("MANTLE_FIELD_NOTES_GREETING"));
 
     // The same dependency versions as this tree, without the network; a
-    // target directory of its own under this tree's, kept between runs.
+    // target directory of its own under this tree's, kept between runs,
+    // built without debug info or incremental state (with them it took
+    // several GB of the test disk).
     std::fs::copy(workspace().join("Cargo.lock"), root.join("Cargo.lock")).unwrap();
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let target = workspace().join("target/new-offering");
-    let test = Command::new(&cargo)
-        .args(["test", "--offline", "--quiet"])
-        .current_dir(&root)
-        .env("CARGO_TARGET_DIR", &target)
-        .env_remove("RUSTFLAGS")
-        .output()
-        .expect("run cargo");
+    let cargo_in = |args: &[&str]| {
+        Command::new(&cargo)
+            .args(args)
+            .current_dir(&root)
+            .env("CARGO_TARGET_DIR", &target)
+            .env("CARGO_PROFILE_DEV_DEBUG", "false")
+            .env("CARGO_INCREMENTAL", "0")
+            .env_remove("RUSTFLAGS")
+            .output()
+            .expect("run cargo")
+    };
+    let test = cargo_in(&["test", "--offline", "--quiet"]);
     assert!(
         test.status.success(),
         "cargo test in the new offering failed:\n{}\n{}",
@@ -62,20 +69,15 @@ fn a_new_offering_builds_and_its_test_passes_as_made() {
     assert!(says.contains("1 passed"), "{says}");
 
     // Its program is the mantle command with the offering included.
-    let help = Command::new(&cargo)
-        .args([
-            "run",
-            "--offline",
-            "--quiet",
-            "--",
-            "offering",
-            "list",
-            "--help",
-        ])
-        .current_dir(&root)
-        .env("CARGO_TARGET_DIR", &target)
-        .output()
-        .expect("run cargo");
+    let help = cargo_in(&[
+        "run",
+        "--offline",
+        "--quiet",
+        "--",
+        "offering",
+        "list",
+        "--help",
+    ]);
     assert!(
         help.status.success(),
         "{}",
@@ -90,12 +92,7 @@ fn a_new_offering_builds_and_its_test_passes_as_made() {
          mantle::main(|site| site.offering(field_notes::offering().requires(\"absent\")))\n}\n",
     )
     .unwrap();
-    let build = Command::new(&cargo)
-        .args(["build", "--offline", "--quiet"])
-        .current_dir(&root)
-        .env("CARGO_TARGET_DIR", &target)
-        .output()
-        .expect("run cargo");
+    let build = cargo_in(&["build", "--offline", "--quiet"]);
     assert!(
         build.status.success(),
         "{}",
