@@ -51,7 +51,9 @@ async fn count(store: &Store) -> u64 {
         .unwrap()
 }
 
-fn insert(name: &str) -> impl FnOnce(&mut mantle_store::Tx<'_>) -> Result<(), Error> + Send + use<> {
+fn insert(
+    name: &str,
+) -> impl FnOnce(&mut mantle_store::Tx<'_>) -> Result<(), Error> + Send + use<> {
     let name = name.to_string();
     move |tx| tx.insert(&Counter::new(&name, 1)).map(|_| ())
 }
@@ -80,7 +82,10 @@ async fn refused_before_the_commit_nothing_is_written() {
         }
         other => panic!("expected Fenced, got {other:?}"),
     }
-    assert!(err.to_string().contains("is fenced: the lease ran out"), "{err}");
+    assert!(
+        err.to_string().contains("is fenced: the lease ran out"),
+        "{err}"
+    );
     assert_eq!(count(&store).await, 0);
     // The fence says yes again: the store commits as before.
     store.transact(insert("b")).await.unwrap();

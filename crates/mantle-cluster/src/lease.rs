@@ -1,0 +1,405 @@
+//! A node's lease: its liveness key in etcd, renewed in the background,
+//! and the node's own view of how long the lease surely lasts.
+//!
+//! **Own clock.** etcd expires a lease `ttl` after the last renewal it
+//! received. A renewal that this node *sent* at `t` and saw acknowledged
+//! was received at or after `t`, so the lease lives at least until
+//! `t + ttl` by any clock that runs at the same rate. The node counts its
+//! lease valid until `t + ttl - margin` (the margin covers clock rate
+//! differences), measured on the monotonic clock, and its fence refuses
+//! commits past that, whether or not the process was paused meanwhile:
+//! by the time another node may take its stores over (etcd removed its
+//! node key), it has stopped writing them.
+//!
+//! A lease that ran out is not renewed but replaced: the node joins again
+//! with a new lease (a new *generation*), and stores it owned under the
+//! old one must be confirmed in the directory again before it writes them
+//! (see [`Ownership`]).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use etcdv3client::pb;
+use parking_lot::Mutex;
+use serde::Serialize;
+
+use crate::directory::{Directory, NodeRecord, Owned, json, parse};
+use crate::etcd::{exists, put, read, read_in, unchanged_since};
+use crate::{ClusterError, Result};
+
+/// What a node knows of its own lease, for status reports.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LeaseView {
+    /// The node.
+    pub node: String,
+    /// The current lease's id (hexadecimal, as `etcdctl` shows it).
+    pub lease: String,
+    /// Incremented every time the node joins with a new lease.
+    pub generation: u64,
+    /// Milliseconds the lease surely lasts by this node's clock (0: it may
+    /// have run out; the node writes nothing).
+    pub valid_for_ms: u64,
+    /// Renewals acknowledged since the node started.
+    pub renewals: u64,
+    /// The last failure to renew, if the last attempt failed.
+    pub last_error: Option<String>,
+}
+
+struct State {
+    id: i64,
+    generation: u64,
+    valid_until: Option<Instant>,
+    renewals: u64,
+    last_error: Option<String>,
+}
+
+/// A node's membership of the cluster: its lease, renewed in the
+/// background until [`NodeLease::leave`].
+pub struct NodeLease {
+    directory: Directory,
+    record: NodeRecord,
+    ttl: Duration,
+    margin: Duration,
+    state: Mutex<State>,
+    renewer: Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for NodeLease {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeLease")
+            .field("node", &self.record.node)
+            .field("view", &self.view())
+            .finish()
+    }
+}
+
+impl NodeLease {
+    /// Joins the cluster as `node`, reachable at `advertise`, with a lease
+    /// of `ttl`, renewed every third of it. `site_id` names the site
+    /// directory: an earlier incarnation of this node on the same
+    /// directory (killed before its lease ran out) is replaced; a live
+    /// node of the same name elsewhere is refused.
+    pub async fn join(
+        directory: Directory,
+        node: &str,
+        advertise: &str,
+        site_id: &str,
+        ttl: Duration,
+    ) -> Result<Arc<Self>> {
+        let record = NodeRecord {
+            node: node.to_string(),
+            advertise: advertise.to_string(),
+            joined_unix_ms: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64),
+            site_id: site_id.to_string(),
+            lease: 0,
+        };
+        let lease = Arc::new(Self {
+            directory,
+            record,
+            ttl,
+            margin: (ttl / 10).max(Duration::from_millis(200)),
+            state: Mutex::new(State {
+                id: 0,
+                generation: 0,
+                valid_until: None,
+                renewals: 0,
+                last_error: None,
+            }),
+            renewer: Mutex::new(None),
+        });
+        lease.register().await?;
+        let renewing = Arc::downgrade(&lease);
+        let handle = tokio::spawn(async move {
+            loop {
+                let Some(lease) = renewing.upgrade() else {
+                    return;
+                };
+                let pause = lease.renew_once().await;
+                drop(lease);
+                tokio::time::sleep(pause).await;
+            }
+        });
+        *lease.renewer.lock() = Some(handle);
+        Ok(lease)
+    }
+
+    /// The node's name.
+    pub fn node(&self) -> &str {
+        &self.record.node
+    }
+
+    /// The directory the node joined.
+    pub fn directory(&self) -> &Directory {
+        &self.directory
+    }
+
+    /// Grants a lease and puts the node key under it (a new generation).
+    async fn register(&self) -> Result<()> {
+        let etcd = self.directory.etcd();
+        let key = self.directory.keys().node(&self.record.node);
+        let sent = Instant::now();
+        let id = etcd.grant(self.ttl).await?;
+        let mut record = self.record.clone();
+        record.lease = id;
+        // Twice at most: once more after replacing an earlier incarnation.
+        for _ in 0..2 {
+            let answer = etcd
+                .txn(
+                    &format!("the registration of node {}", record.node),
+                    pb::TxnRequest {
+                        compare: vec![exists(&key, false)],
+                        success: vec![put(&key, json(&record), id)],
+                        failure: vec![read(&key)],
+                    },
+                )
+                .await?;
+            if answer.succeeded {
+                self.registered(id, sent);
+                return Ok(());
+            }
+            let Some(kv) = read_in(&answer, 0) else {
+                continue;
+            };
+            let other: NodeRecord = parse(kv)?;
+            if other.lease == id {
+                // An earlier attempt of this very call put it (its answer
+                // was lost).
+                continue;
+            }
+            if other.site_id != record.site_id {
+                let _ = etcd.revoke(id).await;
+                return Err(ClusterError::NodeTaken {
+                    node: record.node.clone(),
+                    address: other.advertise,
+                });
+            }
+            // This node's earlier incarnation: the site directory is ours
+            // (its lock is held), so that process is gone. Replace it,
+            // if the record is still the one read.
+            tracing::info!(node = %record.node, old_lease = other.lease, "replacing this node's earlier incarnation");
+            let replaced = etcd
+                .txn(
+                    &format!("the replacement of node {}", record.node),
+                    pb::TxnRequest {
+                        compare: vec![unchanged_since(&key, kv.mod_revision)],
+                        success: vec![put(&key, json(&record), id)],
+                        failure: vec![],
+                    },
+                )
+                .await?;
+            let _ = etcd.revoke(other.lease).await;
+            if replaced.succeeded {
+                self.registered(id, sent);
+                return Ok(());
+            }
+        }
+        let _ = etcd.revoke(id).await;
+        Err(ClusterError::NoLease {
+            node: record.node.clone(),
+            why: "the node key kept changing while registering".into(),
+        })
+    }
+
+    /// Records the new lease `id`, granted by a request sent at `sent`.
+    fn registered(&self, id: i64, sent: Instant) {
+        let mut s = self.state.lock();
+        s.id = id;
+        s.generation += 1;
+        s.valid_until = Some(sent + self.ttl.saturating_sub(self.margin));
+        s.last_error = None;
+    }
+
+    /// Renews the lease once (or joins again with a new one if it ran
+    /// out); how long to wait before the next attempt.
+    async fn renew_once(&self) -> Duration {
+        let id = self.state.lock().id;
+        let sent = Instant::now();
+        match self.directory.etcd().keep_alive(id).await {
+            Ok(ttl) if ttl > 0 => {
+                let mut s = self.state.lock();
+                if s.id == id {
+                    let until = sent + Duration::from_secs(ttl as u64).saturating_sub(self.margin);
+                    s.valid_until = Some(s.valid_until.map_or(until, |u| u.max(until)));
+                    s.renewals += 1;
+                    s.last_error = None;
+                }
+                self.ttl / 3
+            }
+            Ok(_) => {
+                // etcd expired the lease: the node key is gone, and other
+                // nodes may have taken stores over. Join again.
+                tracing::warn!(node = %self.record.node, lease = id, "lease ran out; joining again");
+                self.state.lock().valid_until = None;
+                match self.register().await {
+                    Ok(()) => self.ttl / 3,
+                    Err(e) => {
+                        self.state.lock().last_error = Some(e.to_string());
+                        Duration::from_millis(500)
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::warn!(node = %self.record.node, error = %e, "lease renewal failed");
+                self.state.lock().last_error = Some(e.to_string());
+                Duration::from_millis(500)
+            }
+        }
+    }
+
+    /// Whether the lease surely lasts now by this node's clock, and its
+    /// generation.
+    pub fn valid(&self) -> (bool, u64) {
+        let s = self.state.lock();
+        let valid = s.valid_until.is_some_and(|u| Instant::now() < u);
+        (valid, s.generation)
+    }
+
+    /// What the node knows of its lease.
+    pub fn view(&self) -> LeaseView {
+        let s = self.state.lock();
+        LeaseView {
+            node: self.record.node.clone(),
+            lease: format!("{:x}", s.id),
+            generation: s.generation,
+            valid_for_ms: s.valid_until.map_or(0, |u| {
+                u.saturating_duration_since(Instant::now()).as_millis() as u64
+            }),
+            renewals: s.renewals,
+            last_error: s.last_error.clone(),
+        }
+    }
+
+    /// Stops renewing and revokes the lease: the node key goes at once,
+    /// and the node writes nothing more.
+    pub async fn leave(&self) -> Result<()> {
+        if let Some(h) = self.renewer.lock().take() {
+            h.abort();
+        }
+        let id = {
+            let mut s = self.state.lock();
+            s.valid_until = None;
+            s.id
+        };
+        self.directory.etcd().revoke(id).await
+    }
+}
+
+impl Drop for NodeLease {
+    fn drop(&mut self) {
+        if let Some(h) = self.renewer.get_mut().take() {
+            h.abort();
+        }
+    }
+}
+
+struct Held {
+    owned: Owned,
+    generation: u64,
+}
+
+/// The stores this node owns, by file: the [`Fence`](mantle_store::Fence)
+/// its stores are opened with. A store may commit while the node's lease
+/// is valid by its own clock and the node confirmed its ownership in the
+/// directory under the current lease generation.
+pub struct Ownership {
+    lease: Arc<NodeLease>,
+    held: Mutex<HashMap<PathBuf, Held>>,
+}
+
+impl std::fmt::Debug for Ownership {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ownership")
+            .field("node", &self.lease.node())
+            .field("stores", &self.held.lock().len())
+            .finish()
+    }
+}
+
+impl Ownership {
+    /// No stores yet, under `lease`.
+    pub fn new(lease: Arc<NodeLease>) -> Arc<Self> {
+        Arc::new(Self {
+            lease,
+            held: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The node's lease.
+    pub fn lease(&self) -> &Arc<NodeLease> {
+        &self.lease
+    }
+
+    /// Claims `store` (kept in the file `path`) for this node, or confirms
+    /// that it still owns it: from now on the file may commit.
+    pub async fn acquire(&self, store: &str, path: &Path) -> Result<Owned> {
+        let (valid, generation) = self.lease.valid();
+        if !valid {
+            return Err(self.no_lease());
+        }
+        let owned = self
+            .lease
+            .directory()
+            .claim(store, self.lease.node())
+            .await?;
+        self.held.lock().insert(
+            path.to_path_buf(),
+            Held {
+                owned: owned.clone(),
+                generation,
+            },
+        );
+        Ok(owned)
+    }
+
+    /// Records `owned` (just taken by a transfer or a takeover to this
+    /// node) for the file `path`.
+    pub fn adopt(&self, owned: Owned, path: &Path) {
+        let generation = self.lease.valid().1;
+        self.held
+            .lock()
+            .insert(path.to_path_buf(), Held { owned, generation });
+    }
+
+    /// Stops writing the file `path` (before its store is given away);
+    /// what it was held as.
+    pub fn release(&self, path: &Path) -> Option<Owned> {
+        self.held.lock().remove(path).map(|h| h.owned)
+    }
+
+    /// The store held as the file `path`, with its epoch.
+    pub fn held(&self, path: &Path) -> Option<Owned> {
+        self.held.lock().get(path).map(|h| h.owned.clone())
+    }
+
+    fn no_lease(&self) -> ClusterError {
+        ClusterError::NoLease {
+            node: self.lease.node().to_string(),
+            why: "it may have run out by this node's clock".into(),
+        }
+    }
+}
+
+impl mantle_store::Fence for Ownership {
+    fn check(&self, store: &Path) -> std::result::Result<(), String> {
+        let (valid, generation) = self.lease.valid();
+        if !valid {
+            return Err(self.no_lease().to_string());
+        }
+        match self.held.lock().get(store) {
+            None => Err(format!(
+                "node {} does not own this store",
+                self.lease.node()
+            )),
+            Some(h) if h.generation != generation => Err(format!(
+                "node {} has not confirmed its ownership of {} since it joined again",
+                self.lease.node(),
+                h.owned.store
+            )),
+            Some(_) => Ok(()),
+        }
+    }
+}

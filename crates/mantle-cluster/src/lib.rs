@@ -1,0 +1,46 @@
+//! Several Mantle nodes as one site, coordinated through etcd.
+//!
+//! One node with no `[cluster]` configuration runs alone, as always. In a
+//! cluster, etcd (an existing, proven engine: linearizable transactions,
+//! leases) holds only small data: which node is alive and where, and
+//! which node owns which store, as `{node, epoch}`. Never user data.
+//!
+//! - [`Etcd`]: the etcd members, asked in turn (a dead member costs one
+//!   time-out).
+//! - [`NodeLease`]: a node's liveness key under a lease, renewed in the
+//!   background; the node's own clock says how long it surely lasts.
+//! - [`Directory`]: nodes and store owners, changed only by transactions
+//!   that compare the revision they read; every change of owner raises
+//!   the store's epoch.
+//! - [`Ownership`]: the stores a node owns, and the
+//!   [`Fence`](mantle_store::Fence) its stores commit through: no commit
+//!   and no acknowledgement once the lease may have run out.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use std::time::Duration;
+//! use mantle_cluster::{Directory, Etcd, NodeLease, Ownership};
+//!
+//! # async fn demo() -> mantle_cluster::Result<()> {
+//! let etcd = Arc::new(Etcd::new(&["http://127.0.0.1:2379".into()], Duration::from_secs(2))?);
+//! let directory = Directory::new(etcd, "mantle");
+//! let lease = NodeLease::join(directory, "n1", "10.0.0.11:7001", "site-1", Duration::from_secs(10)).await?;
+//! let ownership = Ownership::new(lease);
+//! let owned = ownership.acquire("users/alice", "/srv/mantle/users/alice.mantle".as_ref()).await?;
+//! println!("n1 owns {} at epoch {}", owned.store, owned.owner.epoch);
+//! # Ok(()) }
+//! ```
+
+mod config;
+mod directory;
+mod error;
+mod etcd;
+#[cfg(feature = "harness")]
+pub mod harness;
+mod lease;
+
+pub use config::ClusterConfig;
+pub use directory::{Directory, NodeRecord, Owned, Owner};
+pub use error::{ClusterError, Result};
+pub use etcd::Etcd;
+pub use lease::{LeaseView, NodeLease, Ownership};
