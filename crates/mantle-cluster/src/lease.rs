@@ -307,6 +307,9 @@ struct Held {
 /// directory under the current lease generation.
 pub struct Ownership {
     lease: Arc<NodeLease>,
+    /// The site directory (absolute): stores are named by their files'
+    /// paths in it.
+    dir: PathBuf,
     held: Mutex<HashMap<PathBuf, Held>>,
 }
 
@@ -320,12 +323,21 @@ impl std::fmt::Debug for Ownership {
 }
 
 impl Ownership {
-    /// No stores yet, under `lease`.
-    pub fn new(lease: Arc<NodeLease>) -> Arc<Self> {
+    /// No stores yet, under `lease`, for the site in `dir`.
+    pub fn new(lease: Arc<NodeLease>, dir: &Path) -> Arc<Self> {
         Arc::new(Self {
             lease,
+            dir: std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf()),
             held: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// The directory name of the store kept in the file `path`: its path
+    /// in the site directory without the extension (`users/alice-1`), the
+    /// node's own site store as `sites/NODE`. `None` for a file outside
+    /// the site directory.
+    pub fn store_name(&self, path: &Path) -> Option<String> {
+        store_name(&self.dir, self.lease.node(), path)
     }
 
     /// The node's lease.
@@ -383,7 +395,35 @@ impl Ownership {
     }
 }
 
+/// See [`Ownership::store_name`].
+pub fn store_name(dir: &Path, node: &str, path: &Path) -> Option<String> {
+    let relative = path.strip_prefix(dir).ok()?;
+    if relative == Path::new(mantle_site::SITE_STORE) {
+        return Some(format!("sites/{node}"));
+    }
+    let name = relative.with_extension("");
+    let name = name.to_str()?;
+    (!name.is_empty()).then(|| name.to_string())
+}
+
 impl mantle_store::Fence for Ownership {
+    /// Claims the store for this node, or confirms it owns it.
+    fn opening<'a>(&'a self, store: &'a Path) -> mantle_store::FenceFuture<'a> {
+        Box::pin(async move {
+            let name = self.store_name(store).ok_or_else(|| {
+                format!(
+                    "{} is outside the site directory {}",
+                    store.display(),
+                    self.dir.display()
+                )
+            })?;
+            self.acquire(&name, store)
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        })
+    }
+
     fn check(&self, store: &Path) -> std::result::Result<(), String> {
         let (valid, generation) = self.lease.valid();
         if !valid {
@@ -401,5 +441,24 @@ impl mantle_store::Fence for Ownership {
             )),
             Some(_) => Ok(()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::store_name;
+    use std::path::Path;
+
+    #[test]
+    fn stores_are_named_by_their_files_in_the_site() {
+        let dir = Path::new("/srv/site");
+        let name = |p: &str| store_name(dir, "n1", Path::new(p));
+        assert_eq!(name("/srv/site/site.store").as_deref(), Some("sites/n1"));
+        assert_eq!(
+            name("/srv/site/users/alice-1.mantle").as_deref(),
+            Some("users/alice-1")
+        );
+        assert_eq!(name("/srv/other/users/alice-1.mantle"), None);
+        assert_eq!(name("/srv/site"), None);
     }
 }

@@ -25,8 +25,10 @@
 //! let etcd = Arc::new(Etcd::new(&["http://127.0.0.1:2379".into()], Duration::from_secs(2))?);
 //! let directory = Directory::new(etcd, "mantle");
 //! let lease = NodeLease::join(directory, "n1", "10.0.0.11:7001", "site-1", Duration::from_secs(10)).await?;
-//! let ownership = Ownership::new(lease);
-//! let owned = ownership.acquire("users/alice", "/srv/mantle/users/alice.mantle".as_ref()).await?;
+//! let ownership = Ownership::new(lease, "/srv/mantle".as_ref());
+//! let file = std::path::Path::new("/srv/mantle/users/alice.mantle");
+//! assert_eq!(ownership.store_name(file).as_deref(), Some("users/alice"));
+//! let owned = ownership.acquire("users/alice", file).await?;
 //! println!("n1 owns {} at epoch {}", owned.store, owned.owner.epoch);
 //! # Ok(()) }
 //! ```

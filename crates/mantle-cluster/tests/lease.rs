@@ -86,10 +86,10 @@ async fn losing_the_majority_stops_writes_and_etcd_coming_back_restarts_them() {
     };
     let d = directory(&etcd);
     let lease = join(&d, "n1").await;
-    let ownership = Ownership::new(lease.clone());
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("a.mantle");
-    ownership.acquire("users/a", &path).await.unwrap();
+    let ownership = Ownership::new(lease.clone(), dir.path());
+    let path = std::path::absolute(dir.path().join("users/a.mantle")).unwrap();
+    std::fs::create_dir(dir.path().join("users")).unwrap();
     let store = Store::open(&path, &config(ownership.clone()))
         .await
         .unwrap();
@@ -136,13 +136,17 @@ async fn a_store_given_away_is_fenced_here() {
     let d = directory(&etcd);
     let lease = join(&d, "n1").await;
     let _other = join(&d, "n2").await;
-    let ownership = Ownership::new(lease);
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("a.mantle");
-    let owned = ownership.acquire("users/a", &path).await.unwrap();
+    let ownership = Ownership::new(lease, dir.path());
+    let path = std::path::absolute(dir.path().join("users/a.mantle")).unwrap();
+    std::fs::create_dir(dir.path().join("users")).unwrap();
+    // Opening the store claims it ("users/a": its file in the site).
     let store = Store::open(&path, &config(ownership.clone()))
         .await
         .unwrap();
+    let owned = ownership.held(&path).unwrap();
+    assert_eq!((owned.store.as_str(), owned.owner.epoch), ("users/a", 1));
+    assert_eq!(d.owner("users/a").await.unwrap().unwrap(), owned);
     write(&store, "mine").await.unwrap();
 
     // Released before the transfer: from then on nothing commits here.

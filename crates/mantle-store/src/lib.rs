@@ -126,7 +126,7 @@ mod writer;
 pub use backup::backup;
 pub use cache::{CacheStats, StoreCache};
 pub use error::{Error, Result};
-pub use fence::Fence;
+pub use fence::{Fence, FenceFuture};
 pub use files::{
     PRIVATE_DIR_MODE, PRIVATE_FILE_MODE, create_private_dir_all, private_file_options,
 };

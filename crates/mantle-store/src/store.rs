@@ -427,6 +427,12 @@ impl Store {
         mut progress: impl FnMut(&UpgradeProgress) + Send + 'static,
     ) -> Result<Store> {
         let path = std::path::absolute(path.as_ref()).map_err(|e| Error::io(path.as_ref(), e))?;
+        if let Some(fence) = &config.fence {
+            fence.opening(&path).await.map_err(|why| Error::Fenced {
+                store: path.clone(),
+                why,
+            })?;
+        }
         let cfg = config.clone();
         let p = path.clone();
         let (conn, lock, unknown, following) = tokio::task::spawn_blocking(move || {

@@ -133,3 +133,38 @@ async fn a_group_refused_is_refused_whole() {
     );
     assert_eq!(count(&store).await, 1);
 }
+
+/// Refuses to open one store, says yes to everything else.
+struct RefuseOpening(PathBuf);
+
+impl Fence for RefuseOpening {
+    fn check(&self, _store: &Path) -> Result<(), String> {
+        Ok(())
+    }
+    fn opening<'a>(&'a self, store: &'a Path) -> mantle_store::FenceFuture<'a> {
+        Box::pin(async move {
+            if store == self.0 {
+                Err("owned by node n2".to_string())
+            } else {
+                Ok(())
+            }
+        })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_the_fence_refuses_to_open_is_not_opened() {
+    let dir = tempfile::tempdir().unwrap();
+    let refused = std::path::absolute(dir.path().join("theirs.store")).unwrap();
+    let config = common::config(counter_registry()).fence(Arc::new(RefuseOpening(refused.clone())));
+    let err = Store::open(&refused, &config).await.unwrap_err();
+    assert!(
+        matches!(&err, Error::Fenced { store, why } if store == &refused && why == "owned by node n2"),
+        "{err:?}"
+    );
+    assert!(!refused.exists(), "nothing was made");
+    let mine = Store::open(dir.path().join("mine.store"), &config)
+        .await
+        .unwrap();
+    mine.transact(insert("a")).await.unwrap();
+}
