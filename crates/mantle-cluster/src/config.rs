@@ -8,6 +8,7 @@
 //! | `MANTLE_CLUSTER_ADVERTISE` | `cluster.advertise` |
 //! | `MANTLE_CLUSTER_NAME` | `cluster.name` |
 //! | `MANTLE_CLUSTER_LEASE_TTL_SECS` | `cluster.lease_ttl_secs` |
+//! | `MANTLE_CLUSTER_REQUEST_TIMEOUT_MS` | `cluster.request_timeout_ms` |
 
 use std::time::Duration;
 
@@ -111,6 +112,9 @@ impl ConfigSection for ClusterConfig {
         }
         if let Some(v) = var("MANTLE_CLUSTER_LEASE_TTL_SECS") {
             self.lease_ttl_secs = parse_env("MANTLE_CLUSTER_LEASE_TTL_SECS", &v)?;
+        }
+        if let Some(v) = var("MANTLE_CLUSTER_REQUEST_TIMEOUT_MS") {
+            self.request_timeout_ms = parse_env("MANTLE_CLUSTER_REQUEST_TIMEOUT_MS", &v)?;
         }
         Ok(())
     }

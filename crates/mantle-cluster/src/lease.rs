@@ -19,18 +19,18 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use etcdv3client::pb;
 use parking_lot::Mutex;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::directory::{Directory, NodeRecord, Owned, json, parse};
 use crate::etcd::{exists, put, read, read_in, unchanged_since};
 use crate::{ClusterError, Result};
 
 /// What a node knows of its own lease, for status reports.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LeaseView {
     /// The node.
     pub node: String,
@@ -64,6 +64,9 @@ pub struct NodeLease {
     margin: Duration,
     state: Mutex<State>,
     renewer: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// The generation, for those who confirm what they held under the
+    /// previous one ([`Ownership`]).
+    generations: tokio::sync::watch::Sender<u64>,
 }
 
 impl std::fmt::Debug for NodeLease {
@@ -91,9 +94,7 @@ impl NodeLease {
         let record = NodeRecord {
             node: node.to_string(),
             advertise: advertise.to_string(),
-            joined_unix_ms: SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| d.as_millis() as u64),
+            joined_unix_ms: crate::node::now_unix_ms(),
             site_id: site_id.to_string(),
             lease: 0,
         };
@@ -110,6 +111,7 @@ impl NodeLease {
                 last_error: None,
             }),
             renewer: Mutex::new(None),
+            generations: tokio::sync::watch::Sender::new(0),
         });
         lease.register().await?;
         let renewing = Arc::downgrade(&lease);
@@ -211,6 +213,7 @@ impl NodeLease {
         s.generation += 1;
         s.valid_until = Some(sent + self.ttl.saturating_sub(self.margin));
         s.last_error = None;
+        self.generations.send_replace(s.generation);
     }
 
     /// Renews the lease once (or joins again with a new one if it ran
@@ -256,6 +259,12 @@ impl NodeLease {
         let s = self.state.lock();
         let valid = s.valid_until.is_some_and(|u| Instant::now() < u);
         (valid, s.generation)
+    }
+
+    /// Watches the lease's generation (it changes when the node joins
+    /// again after its lease ran out).
+    pub fn generations(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.generations.subscribe()
     }
 
     /// What the node knows of its lease.
@@ -323,13 +332,78 @@ impl std::fmt::Debug for Ownership {
 }
 
 impl Ownership {
-    /// No stores yet, under `lease`, for the site in `dir`.
+    /// No stores yet, under `lease`, for the site in `dir`. Whenever the
+    /// node joins again with a new lease, a background task confirms in
+    /// the directory that it still owns what it held (see
+    /// [`Ownership::confirm`]).
     pub fn new(lease: Arc<NodeLease>, dir: &Path) -> Arc<Self> {
-        Arc::new(Self {
+        let mut generations = lease.generations();
+        let ownership = Arc::new(Self {
             lease,
             dir: std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf()),
             held: Mutex::new(HashMap::new()),
-        })
+        });
+        let weak = Arc::downgrade(&ownership);
+        tokio::spawn(async move {
+            while generations.changed().await.is_ok() {
+                let Some(ownership) = weak.upgrade() else {
+                    return;
+                };
+                // Until every store is confirmed or known lost (etcd may
+                // still be coming back), or a newer generation arrives.
+                while !ownership.confirm().await {
+                    if generations.has_changed().unwrap_or(true) {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                }
+            }
+        });
+        ownership
+    }
+
+    /// Confirms, under the current lease generation, every store held
+    /// under an earlier one: kept if the directory still names this node
+    /// with the same epoch (no one took it meanwhile), dropped (fenced for
+    /// good) otherwise. Whether every store was decided (`false`: etcd did
+    /// not answer for some; try again).
+    pub async fn confirm(&self) -> bool {
+        let generation = self.lease.valid().1;
+        let stale: Vec<(PathBuf, Owned)> = self
+            .held
+            .lock()
+            .iter()
+            .filter(|(_, h)| h.generation != generation)
+            .map(|(p, h)| (p.clone(), h.owned.clone()))
+            .collect();
+        let mut decided = true;
+        for (path, was) in stale {
+            match self.lease.directory().owner(&was.store).await {
+                Ok(now) => {
+                    let mut held = self.held.lock();
+                    match now {
+                        Some(now) if now.owner == was.owner => {
+                            held.insert(
+                                path,
+                                Held {
+                                    owned: now,
+                                    generation,
+                                },
+                            );
+                        }
+                        _ => {
+                            tracing::warn!(store = %was.store, "store taken over while this node's lease was gone");
+                            held.remove(&path);
+                        }
+                    }
+                }
+                Err(e) => {
+                    tracing::debug!(store = %was.store, error = %e, "cannot confirm ownership yet");
+                    decided = false;
+                }
+            }
+        }
+        decided
     }
 
     /// The directory name of the store kept in the file `path`: its path

@@ -40,9 +40,11 @@ mod etcd;
 #[cfg(feature = "harness")]
 pub mod harness;
 mod lease;
+mod node;
 
 pub use config::ClusterConfig;
 pub use directory::{Directory, NodeRecord, Owned, Owner};
 pub use error::{ClusterError, Result};
 pub use etcd::Etcd;
-pub use lease::{LeaseView, NodeLease, Ownership};
+pub use lease::{LeaseView, NodeLease, Ownership, store_name};
+pub use node::{Node, NodeStatus, STATUS_FILE, now_unix_ms, read_status};

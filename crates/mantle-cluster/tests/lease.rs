@@ -123,7 +123,12 @@ async fn losing_the_majority_stops_writes_and_etcd_coming_back_restarts_them() {
         "{:?}",
         lease.view()
     );
-    ownership.acquire("users/a", &path).await.unwrap();
+    // No one took the store meanwhile: the node confirms it by itself.
+    assert!(
+        within(Duration::from_secs(10), || ownership.check(&path).is_ok()).await,
+        "{:?}",
+        ownership.check(&path)
+    );
     write(&store, "after").await.unwrap();
     store.close().await;
 }
@@ -161,4 +166,51 @@ async fn a_store_given_away_is_fenced_here() {
         "{err}"
     );
     assert!(ownership.check(&path).is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lease_that_ran_out_is_replaced_and_only_stores_no_one_took_come_back() {
+    let Some(etcd) = EtcdCluster::start(1) else {
+        return;
+    };
+    let d = directory(&etcd);
+    let lease = join(&d, "n1").await;
+    let _n2 = join(&d, "n2").await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("users")).unwrap();
+    let ownership = Ownership::new(lease.clone(), dir.path());
+    let kept = std::path::absolute(dir.path().join("users/kept.mantle")).unwrap();
+    let taken = std::path::absolute(dir.path().join("users/taken.mantle")).unwrap();
+    let kept_store = Store::open(&kept, &config(ownership.clone()))
+        .await
+        .unwrap();
+    let taken_store = Store::open(&taken, &config(ownership.clone()))
+        .await
+        .unwrap();
+    write(&kept_store, "1").await.unwrap();
+    write(&taken_store, "1").await.unwrap();
+
+    // The lease is gone at etcd (as when the node was paused past it):
+    // n2 takes one store over meanwhile.
+    let id = i64::from_str_radix(&lease.view().lease, 16).unwrap();
+    d.etcd().revoke(id).await.unwrap();
+    d.take_over("users/taken", "n2").await.unwrap();
+
+    // The node finds out at its next renewal, joins again (generation 2)
+    // and confirms what no one took.
+    assert!(
+        within(Duration::from_secs(5), || lease.view().generation == 2
+            && ownership.check(&kept).is_ok())
+        .await,
+        "{:?} {:?}",
+        lease.view(),
+        ownership.check(&kept)
+    );
+    write(&kept_store, "2").await.unwrap();
+    let err = write(&taken_store, "2").await.unwrap_err();
+    assert!(err.to_string().contains("does not own this store"), "{err}");
+    assert_eq!(
+        d.owner("users/taken").await.unwrap().unwrap().owner.node,
+        "n2"
+    );
 }

@@ -59,7 +59,9 @@ pub(crate) fn status_of(e: &SiteError) -> StatusCode {
         SiteError::TooManyAttempts { .. } | SiteError::SignupsPaused { .. } => {
             StatusCode::TOO_MANY_REQUESTS
         }
-        SiteError::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
+        SiteError::Busy { .. } | SiteError::Store(mantle_store::Error::Fenced { .. }) => {
+            StatusCode::SERVICE_UNAVAILABLE
+        }
         SiteError::BadCredentials | SiteError::BadToken => StatusCode::UNAUTHORIZED,
         SiteError::Disabled(_) | SiteError::SignupClosed(_) | SiteError::BadInvite => {
             StatusCode::FORBIDDEN
@@ -111,6 +113,20 @@ fn retry_after_of(e: &SiteError) -> Option<u64> {
 
 impl From<SiteError> for ApiError {
     fn from(e: SiteError) -> Self {
+        if let SiteError::Store(mantle_store::Error::Fenced { .. }) = &e {
+            // A cluster node that may not write the store now (it moved,
+            // or the node lost touch with etcd): nothing was acknowledged,
+            // and the client may try again. The store's file is not the
+            // client's business.
+            tracing::warn!(error = %e, "refused a write: fenced");
+            let mut a = Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "this node cannot write this store now (it may have moved to another node); \
+                 nothing was saved, try again",
+            );
+            a.retry_after = Some(1);
+            return a;
+        }
         if let Some(wait) = retry_after_of(&e) {
             // Refusals that say when to come back; an overloaded server
             // is not a fault to log at every refused guess.

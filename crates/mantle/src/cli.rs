@@ -129,6 +129,11 @@ pub enum Command {
     /// site, restoring needs it.
     #[command(subcommand)]
     Backup(BackupCommand),
+    /// Several nodes as one site, coordinated through etcd (when
+    /// `[cluster] etcd` is set in mantle.toml): the nodes, their leases,
+    /// and which node owns which store. See docs/cluster.md.
+    #[command(subcommand)]
+    Cluster(ClusterCommand),
     /// Show a running server's statistics, and pause or resume a
     /// namespace's collection.
     ///
@@ -238,6 +243,20 @@ impl std::str::FromStr for InitTls {
             )),
         }
     }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClusterCommand {
+    /// The cluster's live nodes (address, when each joined, stores it
+    /// owns), stores whose owner is not alive, and this node's own view of
+    /// its lease (from the running server's status file).
+    Status {
+        /// The site directory (its mantle.toml names the etcd endpoints).
+        dir: PathBuf,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -17,6 +17,9 @@ pub enum CliError {
     /// From backups.
     #[error(transparent)]
     Backup(#[from] mantle_backup::BackupError),
+    /// From the cluster layer.
+    #[error(transparent)]
+    Cluster(#[from] mantle_cluster::ClusterError),
     /// From the ledger offering (`mantle ledger …`).
     #[cfg(feature = "examples")]
     #[error(transparent)]

@@ -27,6 +27,7 @@ impl Program {
     pub fn site(&self, dir: &Path) -> SiteBuilder {
         (self.0)(
             Site::builder(dir)
+                .section::<mantle_cluster::ClusterConfig>()
                 .offering(mantle_web::offering())
                 .offering(mantle_live_server::offering()),
         )

@@ -253,6 +253,15 @@ impl SiteBuilder {
         self
     }
 
+    /// Commits every store of the site (the site store first) through
+    /// `fence`, which also sees each store before it opens: a cluster
+    /// node's ownership and lease (see [`mantle_store::Fence`]).
+    pub fn fence(mut self, fence: Arc<dyn mantle_store::Fence>) -> Self {
+        self.effects
+            .push(Box::new(move |config: StoreConfig, _| config.fence(fence)));
+        self
+    }
+
     /// Declares that a layer of the program reads the configuration
     /// section `T` (see [`ConfigSection`](crate::ConfigSection)): it is
     /// parsed and checked when the site opens, and read with

@@ -4,6 +4,7 @@ mod amp;
 mod backup;
 #[cfg(feature = "bench")]
 mod bench;
+mod cluster;
 mod fanout;
 mod http;
 #[cfg(feature = "examples")]
@@ -27,6 +28,7 @@ pub async fn run(program: &Program, cli: Cli) -> Result<u8, CliError> {
     match cli.command {
         Command::Store(cmd) => store::run(program, cmd).await,
         Command::Backup(cmd) => backup::run(cmd).await,
+        Command::Cluster(cmd) => cluster::run(cmd).await,
         Command::Amp(cmd) => amp::run(cmd).await,
         Command::Init {
             dir,

@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use mantle_cluster::{ClusterConfig, Node};
 use mantle_live_server::LiveConfig;
 use mantle_site::{RunningService, Site, SiteConfig};
 use mantle_web::{HttpConfig, HttpService};
@@ -144,8 +145,35 @@ pub async fn serve(
     if let Some(addr) = amp {
         config.edit_section::<LiveConfig>(|l| l.amp = Some(addr))?;
     }
-    let site = program.site(&dir).config(config).open().await?;
-    run_until_signal(&site).await
+    // A cluster node joins before its site opens: every store it opens
+    // is claimed in the directory and commits through the node's fence.
+    let cluster: ClusterConfig = config.section()?;
+    let node = match cluster.enabled() {
+        true => Some(Node::join(&dir, &cluster).await?),
+        false => None,
+    };
+    let mut builder = program.site(&dir).config(config);
+    if let Some(node) = &node {
+        builder = builder.fence(node.fence());
+        eprintln!(
+            "mantle: node {} joined cluster {} (lease {})",
+            cluster.node,
+            cluster.name,
+            node.lease().view().lease
+        );
+    }
+    let served = match builder.open().await {
+        Ok(site) => run_until_signal(&site).await,
+        Err(e) => Err(e.into()),
+    };
+    if let Some(node) = node {
+        // Leaving revokes the lease: the node's stores may be taken over
+        // at once instead of a lease length later.
+        if let Err(e) = node.leave().await {
+            eprintln!("mantle: warning: leaving the cluster: {e}");
+        }
+    }
+    served
 }
 
 /// Starts the site's services, says where they listen, and stops them

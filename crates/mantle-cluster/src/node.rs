@@ -1,0 +1,149 @@
+//! A site as a cluster node: what `mantle serve` starts when `[cluster]`
+//! names etcd endpoints, and what `mantle cluster status` reads.
+//!
+//! The running node rewrites `DIR/cluster-node.json` (its [`LeaseView`])
+//! every second, so that `mantle cluster status DIR` can show the node's
+//! own view of its lease beside what etcd says.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    ClusterConfig, ClusterError, Directory, Etcd, LeaseView, NodeLease, Ownership, Result,
+};
+
+/// The file in the site directory naming the site for the cluster.
+const SITE_ID_FILE: &str = "cluster-site-id";
+/// The file the running node rewrites with its view of its lease.
+pub const STATUS_FILE: &str = "cluster-node.json";
+
+/// A site's membership of the cluster, while it serves.
+pub struct Node {
+    lease: Arc<NodeLease>,
+    ownership: Arc<Ownership>,
+    status: tokio::task::JoinHandle<()>,
+}
+
+impl std::fmt::Debug for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Node").field("lease", &self.lease).finish()
+    }
+}
+
+/// What the status file holds.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NodeStatus {
+    /// The node's view of its lease.
+    pub lease: LeaseView,
+    /// The serving process.
+    pub pid: u32,
+    /// When the file was written (milliseconds since the Unix epoch).
+    pub written_unix_ms: u64,
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+impl Node {
+    /// Joins the cluster `config` describes as the site in `dir`: its
+    /// lease, and the ownership every store it opens is claimed and
+    /// fenced through ([`Node::fence`]).
+    pub async fn join(dir: &Path, config: &ClusterConfig) -> Result<Self> {
+        let etcd = Arc::new(Etcd::new(&config.etcd, config.request_timeout())?);
+        let directory = Directory::new(etcd, &config.name);
+        let site_id = site_id(dir)?;
+        let lease = NodeLease::join(
+            directory,
+            &config.node,
+            &config.advertise,
+            &site_id,
+            config.lease_ttl(),
+        )
+        .await?;
+        let ownership = Ownership::new(lease.clone(), dir);
+        let status_path = dir.join(STATUS_FILE);
+        let watched = Arc::downgrade(&lease);
+        let status = tokio::spawn(async move {
+            while let Some(lease) = watched.upgrade() {
+                let status = NodeStatus {
+                    lease: lease.view(),
+                    pid: std::process::id(),
+                    written_unix_ms: now_unix_ms(),
+                };
+                drop(lease);
+                if let Err(e) = write_atomically(&status_path, &status) {
+                    tracing::warn!(error = %e, "cannot write the cluster status file");
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        });
+        Ok(Self {
+            lease,
+            ownership,
+            status,
+        })
+    }
+
+    /// The fence the site's stores commit through.
+    pub fn fence(&self) -> Arc<Ownership> {
+        self.ownership.clone()
+    }
+
+    /// The node's lease.
+    pub fn lease(&self) -> &Arc<NodeLease> {
+        &self.lease
+    }
+
+    /// Leaves the cluster (after the site closed): the lease is revoked,
+    /// so the node's stores may be taken over at once.
+    pub async fn leave(self) -> Result<()> {
+        self.status.abort();
+        self.lease.leave().await
+    }
+}
+
+/// The site's identity for the cluster, made on first use.
+fn site_id(dir: &Path) -> Result<String> {
+    let path = dir.join(SITE_ID_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(id) if !id.trim().is_empty() => return Ok(id.trim().to_string()),
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => {
+            return Err(ClusterError::Config(format!(
+                "cannot read {}: {e}",
+                path.display()
+            )));
+        }
+    }
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes)
+        .map_err(|e| ClusterError::Config(format!("no randomness for the site id: {e}")))?;
+    let id: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    std::fs::write(&path, format!("{id}\n"))
+        .map_err(|e| ClusterError::Config(format!("cannot write {}: {e}", path.display())))?;
+    Ok(id)
+}
+
+fn write_atomically(path: &Path, status: &NodeStatus) -> std::io::Result<()> {
+    let tmp: PathBuf = path.with_extension("json.tmp");
+    std::fs::write(
+        &tmp,
+        serde_json::to_vec_pretty(status).map_err(std::io::Error::other)?,
+    )?;
+    std::fs::rename(tmp, path)
+}
+
+/// The status file the node serving `dir` wrote, if any (it may be old:
+/// see `written_unix_ms`).
+pub fn read_status(dir: &Path) -> Option<NodeStatus> {
+    let text = std::fs::read(dir.join(STATUS_FILE)).ok()?;
+    serde_json::from_slice(&text).ok()
+}
