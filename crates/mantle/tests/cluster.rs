@@ -1,0 +1,197 @@
+//! `mantle serve` as a cluster node, on a real three-member etcd: it
+//! joins, claims the stores it opens, shows in `mantle cluster status`,
+//! leaves at shutdown; paused past its lease, it acknowledges nothing, and
+//! its stores can be taken over only then.
+
+mod support;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mantle_cluster::harness::EtcdCluster;
+use mantle_cluster::{ClusterError, Directory, Etcd};
+use reqwest::StatusCode;
+use serde_json::Value;
+use support::*;
+
+const PW: &str = "correct horse battery";
+
+/// The environment making `mantle` a node of the cluster in `etcd`.
+fn node_env(etcd: &EtcdCluster, node: &str) -> Vec<(String, String)> {
+    vec![
+        ("MANTLE_CLUSTER_ETCD".into(), etcd.endpoints().join(",")),
+        ("MANTLE_CLUSTER_NODE".into(), node.into()),
+        (
+            "MANTLE_CLUSTER_ADVERTISE".into(),
+            format!("127.0.0.1:{}", free_port()),
+        ),
+        ("MANTLE_CLUSTER_LEASE_TTL_SECS".into(), "2".into()),
+        ("MANTLE_CLUSTER_REQUEST_TIMEOUT_MS".into(), "400".into()),
+    ]
+}
+
+fn pairs(env: &[(String, String)]) -> Vec<(&str, &str)> {
+    env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
+}
+
+fn directory(etcd: &EtcdCluster) -> Directory {
+    let client = Etcd::new(&etcd.endpoints(), Duration::from_millis(400)).unwrap();
+    Directory::new(Arc::new(client), "mantle")
+}
+
+/// `mantle cluster status DIR --json` with the node's environment.
+fn status(site: &TestSite, env: &[(String, String)]) -> Value {
+    let mut cmd = std::process::Command::new(mantle_bin());
+    cmd.args(["cluster", "status", site.path(), "--json"]);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = ok(cmd.output().expect("run mantle cluster status"));
+    serde_json::from_str(&out).expect("status JSON")
+}
+
+/// Makes the slate `sN` (a new one each time: no version needed).
+async fn put_slate(c: &reqwest::Client, server: &Server, token: &str, n: u32) -> StatusCode {
+    c.put(server.url(&format!("/api/slates/s{n}")))
+        .bearer_auth(token)
+        .json(&serde_json::json!({ "n": n }))
+        .send()
+        .await
+        .expect("PUT slate")
+        .status()
+}
+
+/// The user stores `node` owns.
+async fn user_stores_of(d: &Directory, node: &str) -> Vec<String> {
+    d.owners()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|o| o.owner.node == node && o.store.starts_with("users/"))
+        .map(|o| o.store)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_joins_claims_what_it_opens_shows_in_status_and_leaves() {
+    let Some(etcd) = EtcdCluster::start(3) else {
+        return;
+    };
+    let site = TestSite::init_bare("admin", &[]);
+    site.add_user("alice", PW);
+    let env = node_env(&etcd, "n1");
+    let server = site.serve(&pairs(&env));
+    assert!(
+        server
+            .stderr()
+            .iter()
+            .any(|l| l.contains("node n1 joined cluster mantle")),
+        "{:?}",
+        server.stderr()
+    );
+    let c = client();
+    let t = token(&c, &server, "alice", PW).await;
+    assert_eq!(put_slate(&c, &server, &t, 1).await, StatusCode::CREATED);
+
+    let d = directory(&etcd);
+    let site_store = d
+        .owner("sites/n1")
+        .await
+        .unwrap()
+        .expect("the site store's owner");
+    assert_eq!(
+        (site_store.owner.node.as_str(), site_store.owner.epoch),
+        ("n1", 1)
+    );
+    assert_eq!(user_stores_of(&d, "n1").await.len(), 1);
+
+    let s = status(&site, &env);
+    assert_eq!(s["nodes"][0]["node"], "n1", "{s}");
+    assert!(s["nodes"][0]["stores"].as_u64().unwrap() >= 2, "{s}");
+    assert_eq!(s["this_node"]["lease"]["node"], "n1", "{s}");
+    assert!(
+        s["this_node"]["lease"]["valid_for_ms"].as_u64().unwrap() > 0,
+        "{s}"
+    );
+
+    // A clean stop leaves the cluster: the node key goes at once (its
+    // stores stay its own until someone takes them).
+    server.stop_cleanly();
+    assert!(d.node("n1").await.unwrap().is_none());
+    let s = status(&site, &env);
+    assert_eq!(s["nodes"].as_array().unwrap().len(), 0, "{s}");
+    assert!(s["orphaned_stores"].as_array().unwrap().len() >= 2, "{s}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_node_acknowledges_nothing_once_its_lease_may_have_run_out() {
+    let Some(etcd) = EtcdCluster::start(3) else {
+        return;
+    };
+    let (one, two) = (
+        TestSite::init_bare("admin", &[]),
+        TestSite::init_bare("admin", &[]),
+    );
+    one.add_user("alice", PW);
+    let n1 = one.serve(&pairs(&node_env(&etcd, "n1")));
+    let _n2 = two.serve(&pairs(&node_env(&etcd, "n2")));
+    let c = client();
+    let t = token(&c, &n1, "alice", PW).await;
+    assert_eq!(put_slate(&c, &n1, &t, 1).await, StatusCode::CREATED);
+    let d = directory(&etcd);
+    let alice = user_stores_of(&d, "n1").await.pop().expect("alice's store");
+
+    // While n1's lease lives, n2 may not take its store.
+    let err = d.take_over(&alice, "n2").await.unwrap_err();
+    assert!(matches!(err, ClusterError::OwnerAlive { .. }), "{err}");
+
+    // Paused past its lease: etcd drops its node key, and only then does
+    // the takeover go through, with the next epoch.
+    unsafe { libc::kill(n1.pid() as i32, libc::SIGSTOP) };
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while d.node("n1").await.unwrap().is_some() {
+        assert!(
+            Instant::now() < deadline,
+            "n1's node key outlived its lease"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let taken = d.take_over(&alice, "n2").await.unwrap();
+    assert_eq!((taken.owner.node.as_str(), taken.owner.epoch), ("n2", 2));
+
+    // A write sent while n1 is stopped is answered when it wakes: refused,
+    // and nothing of it saved.
+    let (c2, t2, url) = (c.clone(), t.clone(), n1.url("/api/slates/s2"));
+    let pending = tokio::spawn(async move {
+        c2.put(url)
+            .bearer_auth(&t2)
+            .json(&serde_json::json!({ "n": 2 }))
+            .send()
+            .await
+            .expect("PUT slate")
+            .status()
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    unsafe { libc::kill(n1.pid() as i32, libc::SIGCONT) };
+    let woke = pending.await.unwrap();
+    assert_eq!(woke, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(
+        n1.stderr()
+            .iter()
+            .any(|l| l.contains("refused a write: fenced")),
+        "{:?}",
+        n1.stderr()
+    );
+    // And later writes too: the store is n2's now, whatever n1's lease.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        put_slate(&c, &n1, &t, 3).await,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    for (slate, there) in [("s1", true), ("s2", false), ("s3", false)] {
+        let r = get_auth(&c, &n1, &format!("/api/slates/{slate}"), &t).await;
+        assert_eq!(r.status().is_success(), there, "{slate}: {}", r.status());
+    }
+    // n1 is back in the cluster, under a new lease.
+    assert!(d.node("n1").await.unwrap().is_some());
+}
