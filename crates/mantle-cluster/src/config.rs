@@ -6,6 +6,7 @@
 //! | `MANTLE_CLUSTER_ETCD` | `cluster.etcd` (endpoints, comma-separated; empty: no cluster) |
 //! | `MANTLE_CLUSTER_NODE` | `cluster.node` |
 //! | `MANTLE_CLUSTER_ADVERTISE` | `cluster.advertise` |
+//! | `MANTLE_CLUSTER_SECRET_FILE` | `cluster.secret_file` |
 //! | `MANTLE_CLUSTER_NAME` | `cluster.name` |
 //! | `MANTLE_CLUSTER_LEASE_TTL_SECS` | `cluster.lease_ttl_secs` |
 //! | `MANTLE_CLUSTER_REQUEST_TIMEOUT_MS` | `cluster.request_timeout_ms` |
@@ -38,6 +39,10 @@ pub struct ClusterConfig {
     pub node: String,
     /// Where the other nodes reach this one (`host:port`).
     pub advertise: String,
+    /// A file holding the secret every node of the cluster shares (at
+    /// least 32 bytes; a relative path is relative to the site
+    /// directory): nodes vouch with it for the requests they forward.
+    pub secret_file: Option<std::path::PathBuf>,
     /// The cluster's name: every key in etcd starts with `/NAME/`, so
     /// several clusters can share one etcd.
     pub name: String,
@@ -56,6 +61,7 @@ impl Default for ClusterConfig {
             etcd: Vec::new(),
             node: String::new(),
             advertise: String::new(),
+            secret_file: None,
             name: "mantle".into(),
             lease_ttl_secs: 10,
             request_timeout_ms: 2000,
@@ -72,6 +78,32 @@ impl ClusterConfig {
     /// How long the node's lease lasts without renewal.
     pub fn lease_ttl(&self) -> Duration {
         Duration::from_secs(self.lease_ttl_secs)
+    }
+
+    /// The cluster's shared secret, read from `secret_file` (relative to
+    /// the site directory `dir`).
+    pub fn secret(&self, dir: &std::path::Path) -> crate::Result<Vec<u8>> {
+        let Some(file) = &self.secret_file else {
+            return Err(crate::ClusterError::Config(
+                "cluster.secret_file is not set".into(),
+            ));
+        };
+        let path = dir.join(file);
+        let text = std::fs::read(&path).map_err(|e| {
+            crate::ClusterError::Config(format!(
+                "cannot read the cluster secret {}: {e}",
+                path.display()
+            ))
+        })?;
+        let secret = text.trim_ascii().to_vec();
+        if secret.len() < 32 {
+            return Err(crate::ClusterError::Config(format!(
+                "the cluster secret {} holds {} bytes: at least 32",
+                path.display(),
+                secret.len()
+            )));
+        }
+        Ok(secret)
     }
 
     /// How long one etcd request may take.
@@ -106,6 +138,9 @@ impl ConfigSection for ClusterConfig {
         }
         if let Some(v) = var("MANTLE_CLUSTER_ADVERTISE") {
             self.advertise = v;
+        }
+        if let Some(v) = var("MANTLE_CLUSTER_SECRET_FILE") {
+            self.secret_file = (!v.trim().is_empty()).then(|| v.into());
         }
         if let Some(v) = var("MANTLE_CLUSTER_NAME") {
             self.name = v;
@@ -143,6 +178,12 @@ impl ConfigSection for ClusterConfig {
                 "cluster.advertise '{}' must be host:port, where the other nodes reach this one",
                 self.advertise
             ));
+        }
+        if self.secret_file.is_none() {
+            return bad(
+                "cluster.secret_file is not set: every node needs the cluster's shared secret"
+                    .into(),
+            );
         }
         for e in &self.etcd {
             if !(e.starts_with("http://") || e.starts_with("https://")) {
@@ -182,6 +223,7 @@ mod tests {
             etcd: vec!["http://127.0.0.1:2379".into()],
             node: "n1".into(),
             advertise: "127.0.0.1:7001".into(),
+            secret_file: Some("cluster.secret".into()),
             ..ClusterConfig::default()
         }
     }
@@ -208,6 +250,12 @@ mod tests {
         })
         .unwrap_err();
         assert!(e.contains("cluster.advertise"), "{e}");
+        let e = validate(&ClusterConfig {
+            secret_file: None,
+            ..enabled()
+        })
+        .unwrap_err();
+        assert!(e.contains("cluster.secret_file"), "{e}");
         let e = validate(&ClusterConfig {
             etcd: vec!["127.0.0.1:2379".into()],
             ..enabled()

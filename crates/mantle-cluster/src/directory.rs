@@ -24,7 +24,7 @@ use std::sync::Arc;
 use etcdv3client::pb;
 use serde::{Deserialize, Serialize};
 
-use crate::etcd::{Etcd, exists, put, read, read_in, unchanged_since};
+use crate::etcd::{Etcd, delete, exists, put, read, read_in, unchanged_since};
 use crate::{ClusterError, Result};
 
 /// What a live node says of itself, under its lease.
@@ -42,6 +42,20 @@ pub struct NodeRecord {
     pub site_id: String,
     /// The lease the record is attached to.
     pub lease: i64,
+    /// Where the node's HTTP front answers forwarded requests
+    /// (`http://host:port`; empty until it listens).
+    #[serde(default)]
+    pub http: String,
+}
+
+/// A login's record: the store holding its account, and the node that
+/// claimed it (the store's owner now is the store's record).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoginRecord {
+    /// The account's user store (its name, `users/…`).
+    pub store: String,
+    /// The node where the account was made.
+    pub node: String,
 }
 
 /// A store's owner: a node, and the epoch of its ownership.
@@ -88,6 +102,9 @@ impl Keys {
     }
     fn stores(&self) -> String {
         format!("{}/stores/", self.root)
+    }
+    fn login(&self, address: &str) -> String {
+        format!("{}/logins/{address}", self.root)
     }
 }
 
@@ -183,6 +200,71 @@ impl Directory {
             owner: parse(kv)?,
             revision: kv.mod_revision,
         })
+    }
+
+    /// The record of the login `address`, if an account holds it.
+    pub async fn login(&self, address: &str) -> Result<Option<LoginRecord>> {
+        self.etcd
+            .get(&self.keys.login(address))
+            .await?
+            .as_ref()
+            .map(parse)
+            .transpose()
+    }
+
+    /// Reserves the login `address` for the account whose store is
+    /// `record.store`: refused with [`ClusterError::LoginTaken`] when
+    /// another account holds it (another store's, or one made on another
+    /// node: store names derive from logins, so two nodes name their
+    /// stores alike). Claiming it again as claimed is no error.
+    pub async fn claim_login(&self, address: &str, record: &LoginRecord) -> Result<()> {
+        let key = self.keys.login(address);
+        let answer = self
+            .etcd
+            .txn(
+                &format!("the claim of login {address}"),
+                pb::TxnRequest {
+                    compare: vec![exists(&key, false)],
+                    success: vec![put(&key, json(record), 0)],
+                    failure: vec![read(&key)],
+                },
+            )
+            .await?;
+        if answer.succeeded {
+            return Ok(());
+        }
+        match read_in(&answer, 0).map(parse::<LoginRecord>).transpose()? {
+            Some(now) if now == *record => Ok(()),
+            Some(now) => Err(ClusterError::LoginTaken {
+                address: address.to_string(),
+                node: now.node,
+            }),
+            // Released meanwhile: claim again.
+            None => Box::pin(self.claim_login(address, record)).await,
+        }
+    }
+
+    /// Gives up the login `address` if the account of `store` holds it.
+    pub async fn release_login(&self, address: &str, store: &str) -> Result<()> {
+        let key = self.keys.login(address);
+        let Some(kv) = self.etcd.get(&key).await? else {
+            return Ok(());
+        };
+        let now: LoginRecord = parse(&kv)?;
+        if now.store != store {
+            return Ok(());
+        }
+        self.etcd
+            .txn(
+                &format!("the release of login {address}"),
+                pb::TxnRequest {
+                    compare: vec![unchanged_since(&key, kv.mod_revision)],
+                    success: vec![delete(&key)],
+                    failure: vec![],
+                },
+            )
+            .await
+            .map(|_| ())
     }
 
     /// Makes live `node` the first owner of `store` (epoch 1). Claiming a

@@ -46,6 +46,15 @@ pub enum ClusterError {
         node: String,
     },
 
+    /// The login belongs to an account made on another node.
+    #[error("the login {address} is taken (its account was made on node {node})")]
+    LoginTaken {
+        /// The login.
+        address: String,
+        /// Where its account was made.
+        node: String,
+    },
+
     /// The store has no owner record.
     #[error("store {0} is not in the directory")]
     UnknownStore(String),

@@ -246,6 +246,18 @@ pub(crate) fn put(key: &str, value: Vec<u8>, lease: i64) -> pb::RequestOp {
     }
 }
 
+/// A delete, in a transaction.
+pub(crate) fn delete(key: &str) -> pb::RequestOp {
+    pb::RequestOp {
+        request: Some(pb::request_op::Request::RequestDeleteRange(
+            pb::DeleteRangeRequest {
+                key: key.as_bytes().to_vec(),
+                ..Default::default()
+            },
+        )),
+    }
+}
+
 /// A read, in a transaction.
 pub(crate) fn read(key: &str) -> pb::RequestOp {
     pb::RequestOp {

@@ -59,7 +59,10 @@ struct State {
 /// background until [`NodeLease::leave`].
 pub struct NodeLease {
     directory: Directory,
-    record: NodeRecord,
+    /// The node's name.
+    node: String,
+    /// What the node key says (its lease set at each registration).
+    record: Mutex<NodeRecord>,
     ttl: Duration,
     margin: Duration,
     state: Mutex<State>,
@@ -72,7 +75,7 @@ pub struct NodeLease {
 impl std::fmt::Debug for NodeLease {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("NodeLease")
-            .field("node", &self.record.node)
+            .field("node", &self.node)
             .field("view", &self.view())
             .finish()
     }
@@ -97,10 +100,12 @@ impl NodeLease {
             joined_unix_ms: crate::node::now_unix_ms(),
             site_id: site_id.to_string(),
             lease: 0,
+            http: String::new(),
         };
         let lease = Arc::new(Self {
             directory,
-            record,
+            node: record.node.clone(),
+            record: Mutex::new(record),
             ttl,
             margin: (ttl / 10).max(Duration::from_millis(200)),
             state: Mutex::new(State {
@@ -131,7 +136,37 @@ impl NodeLease {
 
     /// The node's name.
     pub fn node(&self) -> &str {
-        &self.record.node
+        &self.node
+    }
+
+    /// Says in the node key where the node's HTTP front answers
+    /// (`http://host:port`), for the nodes that forward requests to it.
+    pub async fn set_http(&self, url: &str) -> Result<()> {
+        let (record, id) = {
+            let mut r = self.record.lock();
+            r.http = url.to_string();
+            (r.clone(), self.state.lock().id)
+        };
+        let mut record = record;
+        record.lease = id;
+        let key = self.directory.keys().node(&self.node);
+        self.directory
+            .etcd()
+            .txn(
+                &format!("the address of node {}", self.node),
+                pb::TxnRequest {
+                    compare: vec![crate::etcd::compare(
+                        &key,
+                        pb::compare::CompareTarget::Lease,
+                        pb::compare::CompareResult::Equal,
+                        pb::compare::TargetUnion::Lease(id),
+                    )],
+                    success: vec![put(&key, json(&record), id)],
+                    failure: vec![],
+                },
+            )
+            .await
+            .map(|_| ())
     }
 
     /// The directory the node joined.
@@ -142,10 +177,10 @@ impl NodeLease {
     /// Grants a lease and puts the node key under it (a new generation).
     async fn register(&self) -> Result<()> {
         let etcd = self.directory.etcd();
-        let key = self.directory.keys().node(&self.record.node);
+        let key = self.directory.keys().node(&self.node);
         let sent = Instant::now();
         let id = etcd.grant(self.ttl).await?;
-        let mut record = self.record.clone();
+        let mut record = self.record.lock().clone();
         record.lease = id;
         // Twice at most: once more after replacing an earlier incarnation.
         for _ in 0..2 {
@@ -235,7 +270,7 @@ impl NodeLease {
             Ok(_) => {
                 // etcd expired the lease: the node key is gone, and other
                 // nodes may have taken stores over. Join again.
-                tracing::warn!(node = %self.record.node, lease = id, "lease ran out; joining again");
+                tracing::warn!(node = %self.node, lease = id, "lease ran out; joining again");
                 self.state.lock().valid_until = None;
                 match self.register().await {
                     Ok(()) => self.ttl / 3,
@@ -246,7 +281,7 @@ impl NodeLease {
                 }
             }
             Err(e) => {
-                tracing::warn!(node = %self.record.node, error = %e, "lease renewal failed");
+                tracing::warn!(node = %self.node, error = %e, "lease renewal failed");
                 self.state.lock().last_error = Some(e.to_string());
                 Duration::from_millis(500)
             }
@@ -271,7 +306,7 @@ impl NodeLease {
     pub fn view(&self) -> LeaseView {
         let s = self.state.lock();
         LeaseView {
-            node: self.record.node.clone(),
+            node: self.node.clone(),
             lease: format!("{:x}", s.id),
             generation: s.generation,
             valid_for_ms: s.valid_until.map_or(0, |u| {
@@ -475,9 +510,8 @@ pub fn store_name(dir: &Path, node: &str, path: &Path) -> Option<String> {
     if relative == Path::new(mantle_site::SITE_STORE) {
         return Some(format!("sites/{node}"));
     }
-    let name = relative.with_extension("");
-    let name = name.to_str()?;
-    (!name.is_empty()).then(|| name.to_string())
+    let name = mantle_site::store_name(relative.to_str()?);
+    (!name.is_empty()).then_some(name)
 }
 
 impl mantle_store::Fence for Ownership {

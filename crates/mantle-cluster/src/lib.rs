@@ -41,10 +41,12 @@ mod etcd;
 pub mod harness;
 mod lease;
 mod node;
+mod routing;
 
 pub use config::ClusterConfig;
-pub use directory::{Directory, NodeRecord, Owned, Owner};
+pub use directory::{Directory, LoginRecord, NodeRecord, Owned, Owner};
 pub use error::{ClusterError, Result};
 pub use etcd::Etcd;
 pub use lease::{LeaseView, NodeLease, Ownership, store_name};
 pub use node::{Node, NodeStatus, STATUS_FILE, now_unix_ms, read_status};
+pub use routing::{ClusterLogins, Routing};

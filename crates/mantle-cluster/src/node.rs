@@ -12,7 +12,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    ClusterConfig, ClusterError, Directory, Etcd, LeaseView, NodeLease, Ownership, Result,
+    ClusterConfig, ClusterError, ClusterLogins, Directory, Etcd, LeaseView, NodeLease, Ownership,
+    Result, Routing,
 };
 
 /// The file in the site directory naming the site for the cluster.
@@ -24,6 +25,8 @@ pub const STATUS_FILE: &str = "cluster-node.json";
 pub struct Node {
     lease: Arc<NodeLease>,
     ownership: Arc<Ownership>,
+    routing: Arc<Routing>,
+    logins: Arc<ClusterLogins>,
     status: tokio::task::JoinHandle<()>,
 }
 
@@ -52,13 +55,23 @@ pub fn now_unix_ms() -> u64 {
 }
 
 impl Node {
-    /// Joins the cluster `config` describes as the site in `dir`: its
-    /// lease, and the ownership every store it opens is claimed and
-    /// fenced through ([`Node::fence`]).
-    pub async fn join(dir: &Path, config: &ClusterConfig) -> Result<Self> {
+    /// Joins the cluster `config` describes as the site in `dir`, whose
+    /// domain is `domain`: its lease, the ownership every store it opens
+    /// is claimed and fenced through ([`Node::fence`]), the routing of
+    /// requests ([`Node::routing`]) and the cluster's logins
+    /// ([`Node::logins`]).
+    pub async fn join(dir: &Path, config: &ClusterConfig, domain: &str) -> Result<Self> {
+        let secret = config.secret(dir)?;
         let etcd = Arc::new(Etcd::new(&config.etcd, config.request_timeout())?);
         let directory = Directory::new(etcd, &config.name);
         let site_id = site_id(dir)?;
+        let routing = Arc::new(Routing::new(
+            directory.clone(),
+            &config.node,
+            domain,
+            secret,
+        ));
+        let logins = Arc::new(ClusterLogins::new(directory.clone(), &config.node));
         let lease = NodeLease::join(
             directory,
             &config.node,
@@ -87,6 +100,8 @@ impl Node {
         Ok(Self {
             lease,
             ownership,
+            routing,
+            logins,
             status,
         })
     }
@@ -94,6 +109,16 @@ impl Node {
     /// The fence the site's stores commit through.
     pub fn fence(&self) -> Arc<Ownership> {
         self.ownership.clone()
+    }
+
+    /// Where requests belong: the web front's forwarding.
+    pub fn routing(&self) -> Arc<Routing> {
+        self.routing.clone()
+    }
+
+    /// The cluster's logins: the site's login directory.
+    pub fn logins(&self) -> Arc<ClusterLogins> {
+        self.logins.clone()
     }
 
     /// The node's lease.

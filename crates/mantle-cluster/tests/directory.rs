@@ -53,10 +53,11 @@ async fn nodes_join_under_leases_and_a_live_name_is_not_taken_twice() {
 
     // The same site directory (a restart after kill -9) replaces its
     // earlier incarnation at once.
+    // (Its process is gone: it renews no more, its lease still lives.)
+    drop(n1);
     let again = join(&d, "n1", "site-a").await;
     let record = d.node("n1").await.unwrap().unwrap();
     assert_eq!(format!("{:x}", record.lease), again.view().lease);
-    drop(n1);
 
     // Leaving removes the node key at once.
     again.leave().await.unwrap();

@@ -111,6 +111,11 @@ pub enum SiteError {
     #[error("'{0}' is already taken")]
     AddressTaken(String),
 
+    /// A directory shared with other sites (a cluster's) cannot be reached
+    /// now; nothing was changed. Try again.
+    #[error("the cluster directory is unavailable: {0}")]
+    DirectoryUnavailable(String),
+
     /// Not a message address: a login, `account:ID`, `app:NAME` or `site`.
     #[error("'{0}' is not a message address (expected a login, account:ID, app:NAME or site)")]
     InvalidRecipient(String),
@@ -372,6 +377,7 @@ impl SiteError {
                 | SiteError::FanoutFailed { .. }
                 | SiteError::TaskFailed { .. }
                 | SiteError::Busy { .. }
+                | SiteError::DirectoryUnavailable(_)
                 | SiteError::PasswordWorkersGone
                 | SiteError::NoRandomness(_)
                 | SiteError::Hashing(_)

@@ -48,6 +48,7 @@ mod auth;
 mod config;
 mod error;
 mod items;
+mod logins;
 mod messaging;
 pub mod offerings;
 mod process_stats;
@@ -68,6 +69,7 @@ pub use config::{
 };
 pub use error::{Result, SiteError};
 pub use items::{Account, AuthToken, Invite, LoginMethod, Slate, TokenSweeper};
+pub use logins::{LoginDirectory, LoginFuture, LoginRefusal, store_name, token_route};
 pub use messaging::{
     Envelope, MESSAGING_NAMESPACE, Message, MessageHandlers, MessageId, MessageRegistration,
     Messaging, NO_HANDLER, ParkedMessage, Receipt, Recipient, Refusal, SendMessage, StoreKind,

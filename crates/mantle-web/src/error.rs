@@ -59,9 +59,9 @@ pub(crate) fn status_of(e: &SiteError) -> StatusCode {
         SiteError::TooManyAttempts { .. } | SiteError::SignupsPaused { .. } => {
             StatusCode::TOO_MANY_REQUESTS
         }
-        SiteError::Busy { .. } | SiteError::Store(mantle_store::Error::Fenced { .. }) => {
-            StatusCode::SERVICE_UNAVAILABLE
-        }
+        SiteError::Busy { .. }
+        | SiteError::DirectoryUnavailable(_)
+        | SiteError::Store(mantle_store::Error::Fenced { .. }) => StatusCode::SERVICE_UNAVAILABLE,
         SiteError::BadCredentials | SiteError::BadToken => StatusCode::UNAUTHORIZED,
         SiteError::Disabled(_) | SiteError::SignupClosed(_) | SiteError::BadInvite => {
             StatusCode::FORBIDDEN

@@ -50,6 +50,7 @@ mod config;
 pub mod connections;
 mod csrf;
 mod error;
+mod forward;
 #[cfg(feature = "harness")]
 pub mod harness;
 mod headers;
@@ -79,6 +80,7 @@ pub use auth::{
 pub use config::HttpConfig;
 pub use csrf::{CSRF_COOKIE, CSRF_HEADER};
 pub use error::ApiError;
+pub use forward::{FORWARDED_HEADER, ForwardFuture, Forwarder, Forwarding};
 pub use headers::CONTENT_SECURITY_POLICY;
 /// The template engine of pages, for offerings that render their own
 /// ([`render_page`] takes its `Value`, made with `minijinja::context!`).
@@ -121,9 +123,21 @@ pub fn router(site: Site) -> Router {
     let policy = headers::HeaderPolicy {
         tls: http.over_tls(),
     };
+    let forwarding = site
+        .extension::<Forwarder>()
+        .and_then(|f| f.0.clone())
+        .map(|f| forward::ForwardState::new(f, http.max_body_bytes));
     let state = AppState::new(site);
-    all.with_state(state)
-        .layer(DefaultBodyLimit::max(http.max_body_bytes))
+    let mut all = all.with_state(state);
+    // Innermost: a request for a user served elsewhere is passed on
+    // before any handler reads it.
+    if let Some(forwarding) = forwarding {
+        all = all.layer(axum::middleware::from_fn_with_state(
+            forwarding,
+            forward::forward,
+        ));
+    }
+    all.layer(DefaultBodyLimit::max(http.max_body_bytes))
         .layer(RequestBodyTimeoutLayer::new(Duration::from_secs(
             http.body_timeout_secs.max(1),
         )))

@@ -16,9 +16,20 @@ use support::*;
 
 const PW: &str = "correct horse battery";
 
+/// The cluster's shared secret, in a file of the etcd harness's
+/// directory (every node of a test reads the same one).
+fn secret_file(etcd: &EtcdCluster) -> String {
+    let path = etcd.path().join("cluster.secret");
+    if !path.exists() {
+        std::fs::write(&path, "a secret the test's nodes share, long enough\n").unwrap();
+    }
+    s(&path).to_string()
+}
+
 /// The environment making `mantle` a node of the cluster in `etcd`.
 fn node_env(etcd: &EtcdCluster, node: &str) -> Vec<(String, String)> {
     vec![
+        ("MANTLE_CLUSTER_SECRET_FILE".into(), secret_file(etcd)),
         ("MANTLE_CLUSTER_ETCD".into(), etcd.endpoints().join(",")),
         ("MANTLE_CLUSTER_NODE".into(), node.into()),
         (
@@ -128,17 +139,24 @@ async fn a_paused_node_acknowledges_nothing_once_its_lease_may_have_run_out() {
     let Some(etcd) = EtcdCluster::start(3) else {
         return;
     };
-    let (one, two) = (
-        TestSite::init_bare("admin", &[]),
-        TestSite::init_bare("admin", &[]),
-    );
+    let one = TestSite::init_bare("admin", &[]);
     one.add_user("alice", PW);
     let n1 = one.serve(&pairs(&node_env(&etcd, "n1")));
-    let _n2 = two.serve(&pairs(&node_env(&etcd, "n2")));
+    let d = directory(&etcd);
+    // The node taking over: alive in the cluster but serving no HTTP, so
+    // n1 routes nothing to it, and n1's own fence must refuse.
+    let _n2 = mantle_cluster::NodeLease::join(
+        d.clone(),
+        "n2",
+        "127.0.0.1:1",
+        "test",
+        Duration::from_secs(2),
+    )
+    .await
+    .unwrap();
     let c = client();
     let t = token(&c, &n1, "alice", PW).await;
     assert_eq!(put_slate(&c, &n1, &t, 1).await, StatusCode::CREATED);
-    let d = directory(&etcd);
     let alice = user_stores_of(&d, "n1").await.pop().expect("alice's store");
 
     // While n1's lease lives, n2 may not take its store.
@@ -194,4 +212,97 @@ async fn a_paused_node_acknowledges_nothing_once_its_lease_may_have_run_out() {
     }
     // n1 is back in the cluster, under a new lease.
     assert!(d.node("n1").await.unwrap().is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_user_logs_in_and_works_through_every_node() {
+    let Some(etcd) = EtcdCluster::start(3) else {
+        return;
+    };
+    let users = ["alice", "bob", "carol"];
+    let sites: Vec<TestSite> = (0..3).map(|_| TestSite::init_bare("admin", &[])).collect();
+    // Made before the site became a node: its login is published when
+    // the node starts.
+    sites[0].add_user("dave", PW);
+    let servers: Vec<Server> = sites
+        .iter()
+        .enumerate()
+        .map(|(i, site)| site.serve(&pairs(&node_env(&etcd, &format!("n{}", i + 1)))))
+        .collect();
+    // Each user is made on its own node (through that node's admin API).
+    for (site, user) in sites.iter().zip(users) {
+        site.add_user(user, PW);
+    }
+    // A login names one account across the cluster.
+    let taken = mantle_with_stdin(
+        &["user", "add", sites[1].path(), "alice"],
+        &format!("{PW}\n"),
+    );
+    assert!(!taken.status.success());
+    assert!(
+        stderr(&taken).contains("'alice@localhost' is already taken"),
+        "{}",
+        stderr(&taken)
+    );
+
+    let c = client();
+    let mut n = 0;
+    for (home, user) in users.iter().enumerate() {
+        for (i, server) in servers.iter().enumerate() {
+            // Logging in through any node, and working through any other.
+            let t = token(&c, server, user, PW).await;
+            let other = &servers[(i + 1) % 3];
+            n += 1;
+            assert_eq!(
+                put_slate(&c, other, &t, n).await,
+                StatusCode::CREATED,
+                "{user} (home n{}) through n{}",
+                home + 1,
+                (i + 1) % 3 + 1
+            );
+            let me: Value = get_auth(&c, server, "/api/me", &t)
+                .await
+                .json()
+                .await
+                .unwrap();
+            assert_eq!(me["primary"], format!("{user}@localhost"), "{me}");
+            let wrong = login(&c, server, user, "not the password").await;
+            assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+        }
+        // Everything the user wrote through any node is in its home store.
+        let slates: Value = {
+            let t = token(&c, &servers[home], user, PW).await;
+            get_auth(&c, &servers[home], "/api/slates", &t)
+                .await
+                .json()
+                .await
+                .unwrap()
+        };
+        assert_eq!(
+            slates["slates"].as_array().map(Vec::len),
+            Some(3),
+            "{slates}"
+        );
+    }
+    let t = token(&c, &servers[2], "dave", PW).await;
+    assert_eq!(
+        put_slate(&c, &servers[1], &t, 99).await,
+        StatusCode::CREATED
+    );
+    // Unknown users and bad tokens are refused wherever they arrive.
+    assert_eq!(
+        login(&c, &servers[0], "nobody", PW).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let forged = format!("users~alice_localhost.{}", "A".repeat(43));
+    let r = get_auth(&c, &servers[2], "/api/me", &forged).await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    // A forged forwarding voucher is refused.
+    let r = c
+        .get(servers[0].url("/api/me"))
+        .header(mantle_web::FORWARDED_HEADER, "n2 127.0.0.1 0 00")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
 }

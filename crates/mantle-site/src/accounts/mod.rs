@@ -7,9 +7,11 @@ use crate::address::Address;
 use crate::auth::{Auth, digest, new_secret};
 use crate::config::{SignupPolicy, SiteConfig};
 use crate::items::{Account, AuthToken, Invite, LoginMethod};
+use crate::logins::{LoginDirectory, LoginRefusal};
 use crate::offerings::grant_in;
 use crate::stores::{Stores, user_store_path};
 use crate::{Result, SiteError};
+use std::sync::Arc;
 
 mod fanout;
 
@@ -93,16 +95,56 @@ pub struct Accounts {
     policy: SignupPolicy,
     /// The product new accounts are granted, if any.
     product: Option<String>,
+    /// Logins shared with other sites (a cluster's), if any.
+    logins: Option<Arc<dyn LoginDirectory>>,
 }
 
 impl Accounts {
-    pub(crate) fn new(stores: Stores, auth: Auth, config: &SiteConfig) -> Self {
+    pub(crate) fn new(
+        stores: Stores,
+        auth: Auth,
+        config: &SiteConfig,
+        logins: Option<Arc<dyn LoginDirectory>>,
+    ) -> Self {
         Self {
             stores,
             auth,
             domain: config.domain.clone(),
             policy: config.signup.policy,
             product: config.signup.product.clone(),
+            logins,
+        }
+    }
+
+    /// Reserves `address` for the account whose user store is the file
+    /// `store` in the shared login directory, if the site has one.
+    async fn claim_login(&self, address: &str, store: &str) -> Result<()> {
+        let Some(logins) = &self.logins else {
+            return Ok(());
+        };
+        let name = crate::logins::store_name(store);
+        logins
+            .claim(address, &name)
+            .await
+            .map_err(|refusal| match refusal {
+                LoginRefusal::Taken(elsewhere) => {
+                    tracing::info!(login = address, %elsewhere, "login taken on another node");
+                    SiteError::AddressTaken(address.to_string())
+                }
+                LoginRefusal::Unavailable(why) => SiteError::DirectoryUnavailable(why),
+            })
+    }
+
+    /// Gives `address` up in the shared login directory, if any (a failure
+    /// is logged: the login then stays reserved for nobody until an
+    /// operator releases it).
+    async fn release_login(&self, address: &str, store: &str) {
+        if let Some(logins) = &self.logins
+            && let Err(e) = logins
+                .release(address, &crate::logins::store_name(store))
+                .await
+        {
+            tracing::warn!(login = address, error = ?e, "could not release a login in the cluster directory");
         }
     }
 
@@ -214,9 +256,20 @@ impl Accounts {
                 describe(tx, &account)
             })
             .await?;
-        // The user store is made now, so an account always has one; if it
-        // cannot be, the account is taken back (nothing half-made stays).
-        if let Err(e) = self.stores.user_store_unchecked(info.id).await {
+        // The login is claimed among the sites sharing a directory, then
+        // the user store made, so an account always has one; if either
+        // fails, the account is taken back (nothing half-made stays).
+        let made = match self.claim_login(&info.primary, &info.store).await {
+            Ok(()) => {
+                let store = self.stores.user_store_unchecked(info.id).await.map(|_| ());
+                if store.is_err() {
+                    self.release_login(&info.primary, &info.store).await;
+                }
+                store
+            }
+            Err(e) => Err(e),
+        };
+        if let Err(e) = made {
             let id = info.id;
             let undone = self
                 .stores
@@ -339,7 +392,17 @@ impl Accounts {
     pub async fn add_login(&self, login: &str, new_login: &str) -> Result<()> {
         let address = self.address(login)?;
         let new_address = self.address(new_login)?;
-        self.stores
+        let store = match self.logins {
+            Some(_) => {
+                let store = self.get(&address).await?.store;
+                self.claim_login(&new_address, &store).await?;
+                store
+            }
+            None => String::new(),
+        };
+        let claimed = new_address.clone();
+        let added = self
+            .stores
             .site_store()
             .transact(move |tx| {
                 let acc = find(tx, &address)?;
@@ -357,7 +420,11 @@ impl Accounts {
                 })?;
                 Ok(())
             })
-            .await
+            .await;
+        if added.is_err() {
+            self.release_login(&claimed, &store).await;
+        }
+        added
     }
 
     /// Deletes an account: its login methods and tokens go with it. Its
@@ -365,21 +432,33 @@ impl Accounts {
     /// explicit confirmation); returns the store file's path either way.
     pub async fn delete(&self, login: &str, delete_store: bool) -> Result<std::path::PathBuf> {
         let address = self.address(login)?;
-        let (account, sub) = self
+        let (account, sub, logins) = self
             .stores
             .site_store()
             .transact(move |tx| {
                 let acc = find(tx, &address)?;
+                let logins: Vec<String> = tx
+                    .query::<LoginMethod>()
+                    .filter(LoginMethod::ACCOUNT.eq(acc.id()))
+                    .all()?
+                    .into_iter()
+                    .map(|m| m.into_inner().address)
+                    .collect();
                 let sub = tx.get(acc.user_store)?;
                 tx.delete(acc.id())?;
                 if let Some(s) = &sub {
                     tx.delete(s.id())?;
                 }
-                Ok::<_, SiteError>((acc.id(), sub.map(Stored::into_inner)))
+                Ok::<_, SiteError>((acc.id(), sub.map(Stored::into_inner), logins))
             })
             .await?;
         self.stores.forget_account(account);
         self.auth.forget_account(account);
+        if let Some(sub) = &sub {
+            for login in &logins {
+                self.release_login(login, &sub.path).await;
+            }
+        }
         let Some(sub) = sub else {
             return Ok(std::path::PathBuf::new());
         };

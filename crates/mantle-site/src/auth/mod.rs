@@ -56,10 +56,7 @@ pub fn new_secret() -> Result<String> {
 /// Whether a presented token has the shape of one we issue (cheap check
 /// before touching the store).
 fn plausible_token(token: &str) -> bool {
-    token.len() == 43
-        && token
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    crate::logins::split_token(token).is_some()
 }
 
 /// A token just issued: the only time the secret is seen.
@@ -127,6 +124,8 @@ struct Inner {
     /// The threads that hash and check passwords.
     passwords: PasswordWorkers,
     stats: AuthStats,
+    /// Tokens name their account's store (see `crate::logins`).
+    route_tokens: bool,
 }
 
 impl Auth {
@@ -137,6 +136,7 @@ impl Auth {
         site_store: Store,
         config: &SiteConfig,
         stats: AuthStats,
+        route_tokens: bool,
     ) -> Result<Self> {
         ensure_sweeper(
             &site_store,
@@ -158,6 +158,7 @@ impl Auth {
             guard,
             passwords,
             stats,
+            route_tokens,
         })))
     }
 
@@ -366,7 +367,20 @@ impl Auth {
     /// Issues a token for an account without a password (for trusted
     /// callers such as the CLI).
     pub async fn issue_token(&self, account: Id<Account>, label: &str) -> Result<IssuedToken> {
-        let token = new_secret()?;
+        let mut token = new_secret()?;
+        if self.0.route_tokens {
+            let store = self.0.site_store.read_now(move |r| {
+                let acc = r
+                    .get(account)?
+                    .ok_or(SiteError::NoSuchAccount(format!("#{}", account.raw())))?;
+                let sub = r
+                    .get(acc.user_store)?
+                    .ok_or(SiteError::NoSuchAccount(format!("#{}", account.raw())))?;
+                Ok::<_, SiteError>(sub.into_inner().path)
+            })?;
+            let name = crate::logins::store_name(&store);
+            token = format!("{}.{token}", crate::logins::route_for(&name));
+        }
         let hash = digest(&token);
         let now = Timestamp::now();
         let expires = now + self.0.token_ttl;

@@ -52,6 +52,8 @@ pub struct SiteBuilder {
     stats: Option<mantle_stats::StatsRegistry>,
     effects: Vec<EffectsHook>,
     sections: Vec<SectionCheck>,
+    logins: Option<Arc<dyn crate::LoginDirectory>>,
+    route_tokens: bool,
 }
 
 /// A declared configuration section: its name (`NAME` for `[NAME]`,
@@ -143,6 +145,8 @@ impl SiteBuilder {
             stats: None,
             effects: Vec::new(),
             sections: Vec::new(),
+            logins: None,
+            route_tokens: false,
         }
     }
 
@@ -259,6 +263,22 @@ impl SiteBuilder {
     pub fn fence(mut self, fence: Arc<dyn mantle_store::Fence>) -> Self {
         self.effects
             .push(Box::new(move |config: StoreConfig, _| config.fence(fence)));
+        self
+    }
+
+    /// Consults `logins`, a directory shared with other sites, whenever an
+    /// account or a login is made or an account deleted, so that a login
+    /// names one account across all of them (see [`crate::LoginDirectory`]).
+    pub fn logins(mut self, logins: Arc<dyn crate::LoginDirectory>) -> Self {
+        self.logins = Some(logins);
+        self
+    }
+
+    /// Issues tokens that name their account's store, so that any of
+    /// several sites serving as one can route them
+    /// ([`token_route`](crate::token_route)).
+    pub fn route_tokens(mut self) -> Self {
+        self.route_tokens = true;
         self
     }
 
@@ -390,7 +410,7 @@ impl SiteBuilder {
         let cache = StoreCache::new(store_config, config.stores.cache_capacity);
         let stores = Stores::new(dir.clone(), site_store.clone(), cache);
         stores.declare_apps(self.apps.clone()).await?;
-        let auth = Auth::start(site_store, &config, auth_stats).await?;
+        let auth = Auth::start(site_store, &config, auth_stats, self.route_tokens).await?;
         let offerings = Offerings::open(
             stores.clone(),
             declared.clone(),
@@ -399,7 +419,7 @@ impl SiteBuilder {
         )
         .await?;
         let products = Products::new(stores.clone(), declared, installed.clone());
-        let accounts = Accounts::new(stores.clone(), auth.clone(), &config);
+        let accounts = Accounts::new(stores.clone(), auth.clone(), &config, self.logins.clone());
         let messaging = Messaging::new(
             stores.clone(),
             config.domain.clone(),

@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use mantle_cluster::{ClusterConfig, Node};
 use mantle_live_server::LiveConfig;
@@ -149,12 +150,17 @@ pub async fn serve(
     // is claimed in the directory and commits through the node's fence.
     let cluster: ClusterConfig = config.section()?;
     let node = match cluster.enabled() {
-        true => Some(Node::join(&dir, &cluster).await?),
+        true => Some(Node::join(&dir, &cluster, &config.domain).await?),
         false => None,
     };
     let mut builder = program.site(&dir).config(config);
     if let Some(node) = &node {
-        builder = builder.fence(node.fence());
+        let routing: Arc<dyn mantle_web::Forwarding> = node.routing();
+        builder = builder
+            .fence(node.fence())
+            .logins(node.logins())
+            .route_tokens()
+            .extension::<mantle_web::Forwarder>(|f| f.0 = Some(routing));
         eprintln!(
             "mantle: node {} joined cluster {} (lease {})",
             cluster.node,
@@ -163,7 +169,7 @@ pub async fn serve(
         );
     }
     let served = match builder.open().await {
-        Ok(site) => run_until_signal(&site).await,
+        Ok(site) => run_until_signal(&site, node.as_ref()).await,
         Err(e) => Err(e.into()),
     };
     if let Some(node) = node {
@@ -178,14 +184,60 @@ pub async fn serve(
 
 /// Starts the site's services, says where they listen, and stops them
 /// gracefully at SIGINT / SIGTERM.
-async fn run_until_signal(site: &Site) -> Result<u8, CliError> {
+async fn run_until_signal(site: &Site, node: Option<&Node>) -> Result<u8, CliError> {
     // Listening before anything starts: a SIGTERM sent as soon as the
     // services are up (and the runtime file written) must stop them
     // gracefully, not kill the process.
     let signals = Signals::listen();
-    start(site).await?;
+    if let Some(node) = node
+        && let Err(e) = publish_logins(site, node).await
+    {
+        site.close().await;
+        return Err(e);
+    }
+    let started = start(site).await?;
+    if let Some(node) = node {
+        // The other nodes forward requests to the HTTP front.
+        let http = started
+            .iter()
+            .filter_map(|(_, a)| a.as_deref())
+            .find(|a| a.starts_with("http://") || a.starts_with("https://"));
+        if let Some(http) = http
+            && let Err(e) = node.lease().set_http(http).await
+        {
+            site.close().await;
+            return Err(e.into());
+        }
+    }
     let amp = start_amp(site).await?;
     stop_at_signal(site, amp, signals).await
+}
+
+/// Claims in the cluster's directory every login of this node's accounts
+/// (accounts made before the site joined a cluster, or by a command run
+/// offline), so that every node can route them. A login another node's
+/// account holds is left to that node, with a warning.
+async fn publish_logins(site: &Site, node: &Node) -> Result<(), CliError> {
+    use mantle_site::{LoginDirectory, LoginRefusal};
+    let logins = node.logins();
+    for account in site.accounts().list().await? {
+        let store = mantle_site::store_name(&account.store);
+        for login in &account.logins {
+            match logins.claim(login, &store).await {
+                Ok(()) => {}
+                Err(LoginRefusal::Taken(elsewhere)) => eprintln!(
+                    "mantle: warning: the login {login} is held by an account of {elsewhere}; \
+                     requests for it go there"
+                ),
+                Err(LoginRefusal::Unavailable(why)) => {
+                    return Err(CliError::Message(format!(
+                        "cannot publish this node's logins in the cluster directory: {why}"
+                    )));
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Starts the AMP listener if the configuration asks for one.

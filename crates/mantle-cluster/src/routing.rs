@@ -1,0 +1,255 @@
+//! Requests and logins routed to the node that owns their store, the
+//! vouchers nodes forward with, and logins claimed across the cluster.
+//!
+//! - [`Routing`] is the web front's [`Forwarding`]: a routed token names
+//!   its store, a login names its account's store (through the login's
+//!   record in the directory), and the store's owner record names the
+//!   node, whose node key says where its HTTP front answers. Lookups are
+//!   remembered for a second: a request routed by a stale answer reaches
+//!   the old owner, which refuses to write (503) and the client tries
+//!   again.
+//! - A voucher is `NODE CLIENT-IP UNIX-SECONDS HMAC`, the HMAC-SHA256 of
+//!   the rest and the request's method and path under the cluster's
+//!   shared secret; it holds for a minute.
+//! - [`ClusterLogins`] is the site's [`LoginDirectory`]: the logins'
+//!   records in etcd, so a login names one account across every node.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+use hmac::{Hmac, Mac};
+use mantle_site::{LoginDirectory, LoginFuture, LoginRefusal};
+use mantle_web::{ForwardFuture, Forwarding};
+use parking_lot::Mutex;
+use sha2::Sha256;
+
+use crate::{ClusterError, Directory, LoginRecord};
+
+/// How long a lookup is remembered.
+const REMEMBER: Duration = Duration::from_secs(1);
+/// How long a voucher holds (either way, for clocks a little apart).
+const VOUCHER_LIFE_SECS: u64 = 60;
+
+/// Where requests belong in the cluster (see the module docs).
+pub struct Routing {
+    directory: Directory,
+    node: String,
+    domain: String,
+    secret: Vec<u8>,
+    /// Store → the base URL of the node serving it (`None`: here), and
+    /// when that was learnt.
+    remembered: Mutex<HashMap<String, (Option<String>, Instant)>>,
+}
+
+impl std::fmt::Debug for Routing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Routing").field("node", &self.node).finish()
+    }
+}
+
+impl Routing {
+    /// Routing for `node` of the cluster in `directory`, whose site's
+    /// domain (for logins given without one) is `domain`, with the
+    /// cluster's shared `secret`.
+    pub fn new(directory: Directory, node: &str, domain: &str, secret: Vec<u8>) -> Self {
+        Self {
+            directory,
+            node: node.to_string(),
+            domain: domain.to_string(),
+            secret,
+            remembered: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The base URL of the node serving `store`, unless it is this one
+    /// (or no live node serves it: then it is tried here).
+    pub async fn node_for_store(&self, store: &str) -> Option<String> {
+        if let Some((base, at)) = self.remembered.lock().get(store)
+            && at.elapsed() < REMEMBER
+        {
+            return base.clone();
+        }
+        let base = self.look_up(store).await;
+        let mut remembered = self.remembered.lock();
+        if remembered.len() > 100_000 {
+            remembered.clear();
+        }
+        remembered.insert(store.to_string(), (base.clone(), Instant::now()));
+        base
+    }
+
+    async fn look_up(&self, store: &str) -> Option<String> {
+        let owner = match self.directory.owner(store).await {
+            Ok(o) => o?,
+            Err(e) => {
+                tracing::warn!(store, error = %e, "cannot route: the directory did not answer");
+                return None;
+            }
+        };
+        if owner.owner.node == self.node {
+            return None;
+        }
+        let record = self.directory.node(&owner.owner.node).await.ok()??;
+        (!record.http.is_empty()).then_some(record.http)
+    }
+
+    fn mac(&self, text: &str) -> Hmac<Sha256> {
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.secret).expect("HMAC takes any key");
+        mac.update(text.as_bytes());
+        mac
+    }
+}
+
+fn now_secs() -> u64 {
+    crate::node::now_unix_ms() / 1000
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(text: &str) -> Option<Vec<u8>> {
+    if !text.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+impl Forwarding for Routing {
+    fn for_store<'a>(&'a self, store: &'a str) -> ForwardFuture<'a> {
+        Box::pin(self.node_for_store(store))
+    }
+
+    fn for_login<'a>(&'a self, login: &'a str) -> ForwardFuture<'a> {
+        Box::pin(async move {
+            let address = mantle_site::Address::parse(login, &self.domain).ok()?;
+            let record = match self.directory.login(&address.to_string()).await {
+                Ok(r) => r?,
+                Err(e) => {
+                    tracing::warn!(login, error = %e, "cannot route a login: the directory did not answer");
+                    return None;
+                }
+            };
+            self.node_for_store(&record.store).await
+        })
+    }
+
+    fn vouch(&self, client: IpAddr, method: &str, path: &str) -> String {
+        let head = format!("{} {client} {}", self.node, now_secs());
+        let mac = self.mac(&format!("{head} {method} {path}"));
+        format!("{head} {}", hex(&mac.finalize().into_bytes()))
+    }
+
+    fn verify(&self, voucher: &str, method: &str, path: &str) -> Option<IpAddr> {
+        let mut parts = voucher.split(' ');
+        let (node, client, secs, tag) =
+            (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+        if parts.next().is_some() {
+            return None;
+        }
+        let at: u64 = secs.parse().ok()?;
+        if now_secs().abs_diff(at) > VOUCHER_LIFE_SECS {
+            return None;
+        }
+        let client: IpAddr = client.parse().ok()?;
+        let mac = self.mac(&format!("{node} {client} {secs} {method} {path}"));
+        mac.verify_slice(&unhex(tag)?).ok()?;
+        Some(client)
+    }
+}
+
+/// The cluster's logins, for the site (see the module docs).
+#[derive(Debug)]
+pub struct ClusterLogins {
+    directory: Directory,
+    node: String,
+}
+
+impl ClusterLogins {
+    /// The logins of the cluster in `directory`, claimed by `node`.
+    pub fn new(directory: Directory, node: &str) -> Self {
+        Self {
+            directory,
+            node: node.to_string(),
+        }
+    }
+}
+
+fn refusal(e: ClusterError) -> LoginRefusal {
+    match e {
+        ClusterError::LoginTaken { node, .. } => LoginRefusal::Taken(format!("node {node}")),
+        other => LoginRefusal::Unavailable(other.to_string()),
+    }
+}
+
+impl LoginDirectory for ClusterLogins {
+    fn claim<'a>(&'a self, address: &'a str, store: &'a str) -> LoginFuture<'a> {
+        Box::pin(async move {
+            let record = LoginRecord {
+                store: store.to_string(),
+                node: self.node.clone(),
+            };
+            self.directory
+                .claim_login(address, &record)
+                .await
+                .map_err(refusal)
+        })
+    }
+
+    fn release<'a>(&'a self, address: &'a str, store: &'a str) -> LoginFuture<'a> {
+        Box::pin(async move {
+            self.directory
+                .release_login(address, store)
+                .await
+                .map_err(refusal)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    fn routing(node: &str, secret: &[u8]) -> Routing {
+        let etcd =
+            crate::Etcd::new(&["http://127.0.0.1:1".into()], Duration::from_millis(10)).unwrap();
+        Routing::new(
+            Directory::new(Arc::new(etcd), "t"),
+            node,
+            "example.com",
+            secret.to_vec(),
+        )
+    }
+
+    #[tokio::test]
+    async fn a_voucher_holds_for_its_request_under_the_shared_secret_only() {
+        let (n1, n2) = (
+            routing("n1", b"shared secret"),
+            routing("n2", b"shared secret"),
+        );
+        let client: IpAddr = "203.0.113.7".parse().unwrap();
+        let v = n1.vouch(client, "PUT", "/api/slates/x?y=1");
+        assert_eq!(n2.verify(&v, "PUT", "/api/slates/x?y=1"), Some(client));
+        // Another request, another secret, a changed client: refused.
+        assert_eq!(n2.verify(&v, "GET", "/api/slates/x?y=1"), None);
+        assert_eq!(n2.verify(&v, "PUT", "/api/slates/z"), None);
+        assert_eq!(
+            routing("n3", b"other").verify(&v, "PUT", "/api/slates/x?y=1"),
+            None
+        );
+        let forged = v.replacen("203.0.113.7", "198.51.100.1", 1);
+        assert_eq!(n2.verify(&forged, "PUT", "/api/slates/x?y=1"), None);
+        // Old, or not a voucher at all.
+        let head = format!("n1 {client} {}", now_secs() - 120);
+        let tag = hex(&n1.mac(&format!("{head} PUT /")).finalize().into_bytes());
+        assert_eq!(n2.verify(&format!("{head} {tag}"), "PUT", "/"), None);
+        assert_eq!(n2.verify("garbage", "PUT", "/"), None);
+        assert_eq!(n2.verify("a b c d e", "PUT", "/"), None);
+    }
+}

@@ -1,0 +1,261 @@
+//! Forwarding: when several nodes serve one site (a cluster), a request
+//! for a user whose store another node owns is passed to that node and
+//! its answer passed back, so that a client may talk to any node.
+//!
+//! The web front knows nothing of clusters: a layer above gives it a
+//! [`Forwarding`] (through the site's [`Forwarder`] extension), which says
+//! where a store or a login is served, and vouches for the requests this
+//! node forwards. A request is routed by its token (a routed token names
+//! its store, see [`mantle_site::token_route`]) or, for a login, by its
+//! username. Everything else is served here.
+//!
+//! A forwarded request carries [`FORWARDED_HEADER`]: the forwarding
+//! node's voucher for the client it forwards for. The owner serves it as
+//! that client's (login limits count the client, not the node), and never
+//! forwards it again: if the store moved meanwhile, the owner answers
+//! 503 and the client tries again. A voucher that does not check out is
+//! refused (403).
+
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::sync::Arc;
+
+use axum::body::{Body, to_bytes};
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderMap, HeaderName, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use crate::auth::presented_token;
+use crate::error::ApiError;
+
+/// What [`Forwarding`] lookups hand back: the base URL of the node that
+/// serves it (`http://host:port`), or `None` to serve it here.
+pub type ForwardFuture<'a> = Pin<Box<dyn Future<Output = Option<String>> + Send + 'a>>;
+
+/// Where requests belong, and the vouchers nodes forward with.
+pub trait Forwarding: Send + Sync + 'static {
+    /// The node serving the store named `store` (see
+    /// [`mantle_site::store_name`]), unless it is this one.
+    fn for_store<'a>(&'a self, store: &'a str) -> ForwardFuture<'a>;
+    /// The node serving the account with the login `login` (as typed),
+    /// unless it is this one.
+    fn for_login<'a>(&'a self, login: &'a str) -> ForwardFuture<'a>;
+    /// This node's voucher for forwarding `method path` for `client`.
+    fn vouch(&self, client: IpAddr, method: &str, path: &str) -> String;
+    /// The client a forwarded request was forwarded for, if `voucher` is
+    /// a valid one of a peer's for `method path`.
+    fn verify(&self, voucher: &str, method: &str, path: &str) -> Option<IpAddr>;
+}
+
+/// The site extension holding the [`Forwarding`] in force (none: a node
+/// alone serves everything itself).
+#[derive(Default, Clone)]
+pub struct Forwarder(pub Option<Arc<dyn Forwarding>>);
+
+/// The header a forwarded request carries.
+pub const FORWARDED_HEADER: &str = "x-mantle-forwarded";
+
+/// The middleware's state.
+#[derive(Clone)]
+pub(crate) struct ForwardState {
+    pub(crate) forwarding: Arc<dyn Forwarding>,
+    pub(crate) client: reqwest::Client,
+    pub(crate) max_body: usize,
+}
+
+impl ForwardState {
+    pub(crate) fn new(forwarding: Arc<dyn Forwarding>, max_body: usize) -> Self {
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(std::time::Duration::from_secs(2))
+            .timeout(std::time::Duration::from_secs(60))
+            .build()
+            .expect("an HTTP client without TLS settings builds");
+        Self {
+            forwarding,
+            client,
+            max_body,
+        }
+    }
+}
+
+/// Whether a request logs in (its body names the login).
+fn is_login(req: &Request) -> bool {
+    req.method() == Method::POST && matches!(req.uri().path(), "/api/login" | "/login")
+}
+
+/// The login a login request's body names (JSON or a form).
+fn login_of(headers: &HeaderMap, body: &[u8]) -> Option<String> {
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| t.starts_with("application/json"));
+    if json {
+        let v: serde_json::Value = serde_json::from_slice(body).ok()?;
+        return v.get("username")?.as_str().map(String::from);
+    }
+    form_urlencoded_value(body, "username")
+}
+
+/// The value of `key` in a form body.
+fn form_urlencoded_value(body: &[u8], key: &str) -> Option<String> {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(body).ok()?;
+    pairs.into_iter().find(|(k, _)| k == key).map(|(_, v)| v)
+}
+
+/// Headers that belong to one connection, not passed on.
+fn hop_by_hop(name: &HeaderName) -> bool {
+    matches!(
+        name.as_str(),
+        "connection"
+            | "keep-alive"
+            | "proxy-authenticate"
+            | "proxy-authorization"
+            | "te"
+            | "trailer"
+            | "transfer-encoding"
+            | "upgrade"
+            | "host"
+            | "content-length"
+    )
+}
+
+/// The middleware: serves a peer's forwarded request as its client's,
+/// forwards a request whose user another node serves, serves the rest.
+pub(crate) async fn forward(
+    State(state): State<ForwardState>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    let path = req
+        .uri()
+        .path_and_query()
+        .map_or_else(|| req.uri().path().to_string(), |p| p.as_str().to_string());
+    if let Some(voucher) = req.headers().get(FORWARDED_HEADER) {
+        let client = voucher
+            .to_str()
+            .ok()
+            .and_then(|v| state.forwarding.verify(v, req.method().as_str(), &path));
+        let Some(client) = client else {
+            return ApiError::new(
+                StatusCode::FORBIDDEN,
+                "a forwarded request whose voucher does not check out",
+            )
+            .into_response();
+        };
+        req.extensions_mut()
+            .insert(ConnectInfo(SocketAddr::new(client, 0)));
+        return next.run(req).await;
+    }
+    let route = presented_token(req.headers()).and_then(mantle_site::token_route);
+    let target = if let Some(store) = route {
+        state.forwarding.for_store(&store).await
+    } else if is_login(&req) {
+        let (parts, body) = req.into_parts();
+        let bytes = match read_body(body, state.max_body).await {
+            Ok(b) => b,
+            Err(refused) => return refused,
+        };
+        let target = match login_of(&parts.headers, &bytes) {
+            Some(login) => state.forwarding.for_login(&login).await,
+            None => None,
+        };
+        req = Request::from_parts(parts, Body::from(bytes));
+        target
+    } else {
+        None
+    };
+    match target {
+        None => next.run(req).await,
+        Some(base) => pass_on(&state, &base, &path, req).await,
+    }
+}
+
+/// A request's whole body, up to `max` bytes (past it, 413).
+async fn read_body(body: Body, max: usize) -> Result<axum::body::Bytes, Response> {
+    to_bytes(body, max).await.map_err(|_| {
+        ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "request body too large").into_response()
+    })
+}
+
+/// Sends `req` to the node at `base` and its answer back.
+async fn pass_on(state: &ForwardState, base: &str, path: &str, req: Request) -> Response {
+    let client = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or(IpAddr::from([127, 0, 0, 1]), |c| c.0.ip());
+    let (parts, body) = req.into_parts();
+    let bytes = match read_body(body, state.max_body).await {
+        Ok(b) => b,
+        Err(refused) => return refused,
+    };
+    let voucher = state.forwarding.vouch(client, parts.method.as_str(), path);
+    let mut out = state
+        .client
+        .request(parts.method.clone(), format!("{base}{path}"))
+        .header(FORWARDED_HEADER, voucher)
+        .body(bytes);
+    for (name, value) in &parts.headers {
+        if !hop_by_hop(name) && name.as_str() != FORWARDED_HEADER {
+            out = out.header(name, value);
+        }
+    }
+    let answer = match out.send().await {
+        Ok(a) => a,
+        Err(e) => {
+            tracing::warn!(%base, error = %e, "forwarding failed");
+            let mut a = ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                "the node serving this user did not answer; try again",
+            );
+            a.retry_after = Some(1);
+            return a.into_response();
+        }
+    };
+    let status = answer.status();
+    let mut headers = HeaderMap::new();
+    for (name, value) in answer.headers() {
+        if !hop_by_hop(name) {
+            headers.append(name, value.clone());
+        }
+    }
+    let body = match answer.bytes().await {
+        Ok(b) => b,
+        Err(e) => {
+            tracing::warn!(%base, error = %e, "forwarded answer cut off");
+            return ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                "the node serving this user broke off its answer",
+            )
+            .into_response();
+        }
+    };
+    let mut response = Response::new(Body::from(body));
+    *response.status_mut() = status;
+    *response.headers_mut() = headers;
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn logins_are_read_from_json_and_forms() {
+        let mut json = HeaderMap::new();
+        json.insert(header::CONTENT_TYPE, "application/json".parse().unwrap());
+        assert_eq!(
+            login_of(&json, br#"{"username":"alice@x.org","password":"p"}"#).as_deref(),
+            Some("alice@x.org")
+        );
+        assert_eq!(login_of(&json, b"not json"), None);
+        let form = HeaderMap::new();
+        assert_eq!(
+            login_of(&form, b"password=p&username=bob%40x.org&csrf=1").as_deref(),
+            Some("bob@x.org")
+        );
+        assert_eq!(login_of(&form, b"password=p"), None);
+    }
+}
