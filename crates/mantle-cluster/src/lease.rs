@@ -355,6 +355,9 @@ pub struct Ownership {
     /// paths in it.
     dir: PathBuf,
     held: Mutex<HashMap<PathBuf, Held>>,
+    /// Stores being moved away: neither opened nor written here until the
+    /// move ends (see `moving.rs`).
+    moving: Mutex<std::collections::HashSet<PathBuf>>,
 }
 
 impl std::fmt::Debug for Ownership {
@@ -377,6 +380,7 @@ impl Ownership {
             lease,
             dir: std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf()),
             held: Mutex::new(HashMap::new()),
+            moving: Mutex::default(),
         });
         let weak = Arc::downgrade(&ownership);
         tokio::spawn(async move {
@@ -491,6 +495,19 @@ impl Ownership {
         self.held.lock().remove(path).map(|h| h.owned)
     }
 
+    /// Stops writing the file `path` for a move: it is neither written nor
+    /// opened again here until [`Ownership::moved`] (the move is over).
+    pub fn quiesce(&self, path: &Path) -> Option<Owned> {
+        self.moving.lock().insert(path.to_path_buf());
+        self.release(path)
+    }
+
+    /// The move of the file `path` is over (done, or given up: then
+    /// [`Ownership::acquire`] takes it back).
+    pub fn moved(&self, path: &Path) {
+        self.moving.lock().remove(path);
+    }
+
     /// The store held as the file `path`, with its epoch.
     pub fn held(&self, path: &Path) -> Option<Owned> {
         self.held.lock().get(path).map(|h| h.owned.clone())
@@ -518,6 +535,12 @@ impl mantle_store::Fence for Ownership {
     /// Claims the store for this node, or confirms it owns it.
     fn opening<'a>(&'a self, store: &'a Path) -> mantle_store::FenceFuture<'a> {
         Box::pin(async move {
+            if self.moving.lock().contains(store) {
+                return Err(format!(
+                    "{} is being moved to another node",
+                    self.store_name(store).unwrap_or_default()
+                ));
+            }
             let name = self.store_name(store).ok_or_else(|| {
                 format!(
                     "{} is outside the site directory {}",

@@ -40,6 +40,7 @@ mod etcd;
 #[cfg(feature = "harness")]
 pub mod harness;
 mod lease;
+mod moving;
 mod node;
 mod routing;
 
@@ -48,5 +49,9 @@ pub use directory::{Directory, LoginRecord, NodeRecord, Owned, Owner};
 pub use error::{ClusterError, Result};
 pub use etcd::Etcd;
 pub use lease::{LeaseView, NodeLease, Ownership, store_name};
+pub use moving::{
+    ADOPT_PATH, ClusterHandle, DISCARD_PATH, MOVE_PATH, MoveRequest, Moved, NODE_HEADER, move_out,
+    routes as web_routes,
+};
 pub use node::{Node, NodeStatus, STATUS_FILE, now_unix_ms, read_status};
 pub use routing::{ClusterLogins, Routing};

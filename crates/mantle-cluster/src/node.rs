@@ -27,6 +27,8 @@ pub struct Node {
     ownership: Arc<Ownership>,
     routing: Arc<Routing>,
     logins: Arc<ClusterLogins>,
+    /// For requests to other nodes (moves).
+    http: reqwest::Client,
     status: tokio::task::JoinHandle<()>,
 }
 
@@ -102,6 +104,11 @@ impl Node {
             ownership,
             routing,
             logins,
+            http: reqwest::Client::builder()
+                .connect_timeout(Duration::from_secs(2))
+                .timeout(Duration::from_secs(600))
+                .build()
+                .map_err(|e| ClusterError::Config(format!("no HTTP client: {e}")))?,
             status,
         })
     }
@@ -126,9 +133,14 @@ impl Node {
         &self.lease
     }
 
+    /// The client this node asks other nodes with.
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
     /// Leaves the cluster (after the site closed): the lease is revoked,
     /// so the node's stores may be taken over at once.
-    pub async fn leave(self) -> Result<()> {
+    pub async fn leave(&self) -> Result<()> {
         self.status.abort();
         self.lease.leave().await
     }

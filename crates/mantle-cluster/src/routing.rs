@@ -79,6 +79,11 @@ impl Routing {
         base
     }
 
+    /// Forgets what was learnt of `store` (it just moved here or away).
+    pub fn forget(&self, store: &str) {
+        self.remembered.lock().remove(store);
+    }
+
     async fn look_up(&self, store: &str) -> Option<String> {
         let owner = match self.directory.owner(store).await {
             Ok(o) => o?,

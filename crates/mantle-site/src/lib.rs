@@ -57,7 +57,9 @@ mod site;
 mod slates;
 mod stores;
 
-pub use accounts::{AccountInfo, Accounts, FanoutResult, ItemCount, sum_results};
+pub use accounts::{
+    AccountExport, AccountInfo, Accounts, ExportedToken, FanoutResult, ItemCount, sum_results,
+};
 pub use address::Address;
 pub use auth::{
     AUTH_NAMESPACE, Auth, Avatar, Gated, IssuedToken, SUSPECT_FOR, SuspectGate, TokenInfo,

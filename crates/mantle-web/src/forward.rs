@@ -145,6 +145,19 @@ pub(crate) async fn forward(
             )
             .into_response();
         };
+        // Routed here by a node that thought this one served it: if it
+        // is served elsewhere now (it just moved), the client tries again
+        // (the forwarding node soon learns too).
+        if let Some(store) = presented_token(req.headers()).and_then(mantle_site::token_route)
+            && state.forwarding.for_store(&store).await.is_some()
+        {
+            let mut a = ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "this user's data just moved to another node; try again",
+            );
+            a.retry_after = Some(1);
+            return a.into_response();
+        }
         req.extensions_mut()
             .insert(ConnectInfo(SocketAddr::new(client, 0)));
         return next.run(req).await;

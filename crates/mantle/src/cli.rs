@@ -257,6 +257,37 @@ pub enum ClusterCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Move a user's store (`users/…`, as `status --json` and the
+    /// directory name it) to another node while the cluster serves: its
+    /// owner stops writing it, copies it to NODE, which verifies it, then
+    /// hands it over with a new epoch. Writes meanwhile are answered 503
+    /// (nothing saved) and tried again by their clients.
+    Move {
+        /// A site directory of the cluster (for its etcd endpoints and
+        /// secret).
+        dir: PathBuf,
+        /// The store.
+        store: String,
+        /// The node to move it to.
+        #[arg(long)]
+        to: String,
+    },
+    /// Move every user store off NODE to the other live nodes, each to
+    /// the one with the fewest, with a progress bar (before taking NODE
+    /// down, say).
+    Drain {
+        /// A site directory of the cluster.
+        dir: PathBuf,
+        /// The node to empty.
+        node: String,
+    },
+    /// Even out the user stores among the live nodes: while one node has
+    /// two stores more than another, move one store from the node with
+    /// the most to the node with the fewest (see docs/cluster.md).
+    Rebalance {
+        /// A site directory of the cluster.
+        dir: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -306,3 +306,117 @@ async fn every_user_logs_in_and_works_through_every_node() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
 }
+
+/// `mantle cluster ARGS` with a node's environment; its output.
+fn cluster_cli(env: &[(String, String)], args: &[&str]) -> std::process::Output {
+    let mut cmd = std::process::Command::new(mantle_bin());
+    cmd.arg("cluster").args(args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("run mantle cluster")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_moves_back_and_forth_under_writes_and_loses_nothing() {
+    let Some(etcd) = EtcdCluster::start(3) else {
+        return;
+    };
+    let sites: Vec<TestSite> = (0..2).map(|_| TestSite::init_bare("admin", &[])).collect();
+    let envs: Vec<_> = (0..2)
+        .map(|i| node_env(&etcd, &format!("n{}", i + 1)))
+        .collect();
+    let servers: Vec<Server> = sites
+        .iter()
+        .zip(&envs)
+        .map(|(s, e)| s.serve(&pairs(e)))
+        .collect();
+    sites[0].add_user("alice", PW);
+    let c = client();
+    let t = token(&c, &servers[0], "alice", PW).await;
+    let d = directory(&etcd);
+    let store = user_stores_of(&d, "n1").await.pop().expect("alice's store");
+
+    // A client writes new slates through both nodes all along, trying
+    // again whatever is not acknowledged.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let urls: Vec<String> = servers.iter().map(|s| s.url("/api/slates/")).collect();
+    let writer = {
+        let (c, t, stop) = (c.clone(), t.clone(), stop.clone());
+        tokio::spawn(async move {
+            let (mut acknowledged, mut attempts) = (Vec::new(), 0u32);
+            let mut n = 0u32;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                n += 1;
+                let name = format!("w{n}");
+                loop {
+                    attempts += 1;
+                    let url = format!("{}{name}", urls[attempts as usize % 2]);
+                    let r = c
+                        .put(url)
+                        .bearer_auth(&t)
+                        .json(&serde_json::json!({ "n": n }))
+                        .send()
+                        .await;
+                    match r.map(|r| r.status()) {
+                        Ok(StatusCode::CREATED) => {
+                            acknowledged.push(name.clone());
+                            break;
+                        }
+                        // Made by an attempt whose answer was lost.
+                        Ok(StatusCode::PRECONDITION_REQUIRED) => break,
+                        Ok(s) if s.is_server_error() => {}
+                        Ok(s) => panic!("{name}: unexpected {s}"),
+                        Err(_) => {}
+                    }
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            }
+            (acknowledged, n)
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut epoch = 1;
+    for to in ["n2", "n1", "n2"] {
+        let out = cluster_cli(&envs[0], &["move", sites[0].path(), &store, "--to", to]);
+        let said = ok(out);
+        epoch += 1;
+        assert!(said.contains(&format!("to {to} (epoch {epoch}")), "{said}");
+        tokio::time::sleep(Duration::from_millis(400)).await;
+    }
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let (acknowledged, made) = writer.await.unwrap();
+    assert!(
+        acknowledged.len() > 10,
+        "{} writes acknowledged",
+        acknowledged.len()
+    );
+
+    let owner = d.owner(&store).await.unwrap().unwrap();
+    assert_eq!((owner.owner.node.as_str(), owner.owner.epoch), ("n2", 4));
+    // Every acknowledged write is there, and nothing that was not tried;
+    // the token from before the moves still works, through either node.
+    for server in &servers {
+        let r = get_auth(&c, server, "/api/slates", &t).await;
+        assert_eq!(r.status(), StatusCode::OK);
+        let body: Value = r.json().await.unwrap();
+        let names: Vec<String> = body["slates"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s.as_str().unwrap().to_string())
+            .collect();
+        for a in &acknowledged {
+            assert!(names.contains(a), "{a} acknowledged but missing");
+        }
+        for name in &names {
+            let n: u32 = name.trim_start_matches('w').parse().unwrap();
+            assert!(n <= made, "{name} was never written");
+        }
+    }
+    // The old copies were set aside on n1 (moved out twice).
+    let aside = std::fs::read_dir(sites[0].dir.join("moved"))
+        .unwrap()
+        .count();
+    assert_eq!(aside, 2);
+}

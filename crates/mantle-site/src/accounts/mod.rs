@@ -1,7 +1,11 @@
 //! Accounts and login methods.
 
+mod transfer;
+
 use mantle_store::{Id, ReadTx, Stored, SubStore, Timestamp};
+
 use serde::{Deserialize, Serialize};
+pub use transfer::{AccountExport, ExportedToken};
 
 use crate::address::Address;
 use crate::auth::{Auth, digest, new_secret};

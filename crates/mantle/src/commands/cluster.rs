@@ -4,7 +4,10 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use mantle_cluster::{ClusterConfig, Directory, Etcd, read_status};
+use indicatif::{ProgressBar, ProgressStyle};
+use mantle_cluster::{
+    ClusterConfig, Directory, Etcd, MOVE_PATH, MoveRequest, Moved, NODE_HEADER, read_status,
+};
 use mantle_site::SiteConfig;
 use serde_json::json;
 
@@ -17,6 +20,9 @@ const FRESH_MS: u64 = 5_000;
 pub async fn run(cmd: ClusterCommand) -> Result<u8, CliError> {
     match cmd {
         ClusterCommand::Status { dir, json } => status(&dir, json).await,
+        ClusterCommand::Move { dir, store, to } => move_one(&dir, &store, &to).await,
+        ClusterCommand::Drain { dir, node } => drain(&dir, &node).await,
+        ClusterCommand::Rebalance { dir } => rebalance(&dir).await,
     }
 }
 
@@ -125,4 +131,242 @@ async fn status(dir: &Path, as_json: bool) -> Result<u8, CliError> {
         None => println!("this node ({}): not running", cluster.node),
     }
     Ok(0)
+}
+
+/// What the cluster commands that act need: the directory, and how to
+/// vouch for a request to a node.
+struct Acting {
+    directory: Directory,
+    routing: mantle_cluster::Routing,
+    http: reqwest::Client,
+}
+
+impl Acting {
+    fn new(dir: &Path) -> Result<Self, CliError> {
+        let cluster = cluster_of(dir)?;
+        let config = SiteConfig::load(dir)?;
+        let secret = cluster.secret(dir)?;
+        let etcd = Arc::new(Etcd::new(&cluster.etcd, cluster.request_timeout())?);
+        let directory = Directory::new(etcd, &cluster.name);
+        let routing =
+            mantle_cluster::Routing::new(directory.clone(), "cli", &config.domain, secret);
+        let http = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(3600))
+            .build()
+            .map_err(|e| CliError::Message(format!("no HTTP client: {e}")))?;
+        Ok(Self {
+            directory,
+            routing,
+            http,
+        })
+    }
+
+    /// Asks the owner of `store` to move it to `to`.
+    async fn move_store(&self, store: &str, to: &str) -> Result<Moved, CliError> {
+        let owner = self.directory.owner(store).await?.ok_or_else(|| {
+            CliError::Message(format!("store {store} is not in the cluster's directory"))
+        })?;
+        let node = self
+            .directory
+            .node(&owner.owner.node)
+            .await?
+            .filter(|n| !n.http.is_empty())
+            .ok_or_else(|| {
+                CliError::Message(format!(
+                    "store {store}'s owner {} is not serving: it cannot move the store",
+                    owner.owner.node
+                ))
+            })?;
+        let voucher = mantle_web::Forwarding::vouch(
+            &self.routing,
+            std::net::IpAddr::from([127, 0, 0, 1]),
+            "POST",
+            MOVE_PATH,
+        );
+        let answer = self
+            .http
+            .post(format!("{}{MOVE_PATH}", node.http))
+            .header(NODE_HEADER, voucher)
+            .json(&MoveRequest {
+                store: store.to_string(),
+                to: to.to_string(),
+            })
+            .send()
+            .await
+            .map_err(|e| CliError::Message(format!("node {} did not answer: {e}", node.node)))?;
+        if !answer.status().is_success() {
+            let status = answer.status();
+            let body: serde_json::Value = answer.json().await.unwrap_or_default();
+            return Err(CliError::Message(format!(
+                "moving {store} to {to} failed ({status}): {}",
+                body["error"].as_str().unwrap_or("no reason given")
+            )));
+        }
+        answer
+            .json()
+            .await
+            .map_err(|e| CliError::Message(format!("a move's answer: {e}")))
+    }
+
+    /// The user stores of every live node (nodes with none included).
+    async fn user_stores(&self) -> Result<BTreeMap<String, Vec<String>>, CliError> {
+        let mut by_node: BTreeMap<String, Vec<String>> = self
+            .directory
+            .nodes()
+            .await?
+            .into_iter()
+            .filter(|n| !n.http.is_empty())
+            .map(|n| (n.node, Vec::new()))
+            .collect();
+        for o in self.directory.owners().await? {
+            if o.store.starts_with("users/")
+                && let Some(stores) = by_node.get_mut(&o.owner.node)
+            {
+                stores.push(o.store);
+            }
+        }
+        Ok(by_node)
+    }
+}
+
+fn describe(m: &Moved) -> String {
+    format!(
+        "moved {} from {} to {} (epoch {}, {:.1} MB, writes paused {} ms)",
+        m.store,
+        m.from,
+        m.to,
+        m.epoch,
+        m.bytes as f64 / 1e6,
+        m.paused_ms
+    )
+}
+
+fn bar(len: usize, what: &str) -> ProgressBar {
+    let bar = ProgressBar::new(len as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {msg} [{bar:30}] {pos}/{len} ({elapsed})")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar.set_message(what.to_string());
+    bar.enable_steady_tick(std::time::Duration::from_millis(200));
+    bar
+}
+
+async fn move_one(dir: &Path, store: &str, to: &str) -> Result<u8, CliError> {
+    let acting = Acting::new(dir)?;
+    let progress = bar(1, &format!("moving {store} to {to}"));
+    let moved = acting.move_store(store, to).await;
+    progress.finish_and_clear();
+    println!("{}", describe(&moved?));
+    Ok(0)
+}
+
+/// Moves `plan` (store, target) in order, with a progress bar; stops at
+/// the first failure.
+async fn run_plan(
+    acting: &Acting,
+    plan: Vec<(String, String)>,
+    what: &str,
+) -> Result<u8, CliError> {
+    if plan.is_empty() {
+        println!("nothing to move");
+        return Ok(0);
+    }
+    let progress = bar(plan.len(), what);
+    for (store, to) in plan {
+        progress.set_message(format!("{what}: {store} to {to}"));
+        match acting.move_store(&store, &to).await {
+            Ok(m) => progress.println(describe(&m)),
+            Err(e) => {
+                progress.abandon();
+                return Err(e);
+            }
+        }
+        progress.inc(1);
+    }
+    progress.finish_and_clear();
+    Ok(0)
+}
+
+async fn drain(dir: &Path, node: &str) -> Result<u8, CliError> {
+    let acting = Acting::new(dir)?;
+    let mut by_node = acting.user_stores().await?;
+    let leaving = by_node.remove(node).unwrap_or_default();
+    if by_node.is_empty() {
+        return Err(CliError::Message(format!(
+            "no other live node to take {node}'s stores"
+        )));
+    }
+    let mut counts: BTreeMap<String, usize> =
+        by_node.iter().map(|(n, s)| (n.clone(), s.len())).collect();
+    let plan = leaving
+        .into_iter()
+        .map(|store| {
+            let (to, count) = counts
+                .iter_mut()
+                .min_by_key(|(_, c)| **c)
+                .expect("another node");
+            *count += 1;
+            (store, to.clone())
+        })
+        .collect();
+    run_plan(&acting, plan, &format!("draining {node}")).await
+}
+
+/// The moves that even out `by_node`: while the fullest node has two
+/// stores more than the emptiest, one store from the one to the other.
+fn rebalance_plan(mut by_node: BTreeMap<String, Vec<String>>) -> Vec<(String, String)> {
+    let mut plan = Vec::new();
+    loop {
+        let Some((most, _)) = by_node
+            .iter()
+            .max_by_key(|(n, s)| (s.len(), std::cmp::Reverse((*n).clone())))
+        else {
+            return plan;
+        };
+        let Some((least, _)) = by_node.iter().min_by_key(|(n, s)| (s.len(), (*n).clone())) else {
+            return plan;
+        };
+        let (most, least) = (most.clone(), least.clone());
+        if by_node[&most].len() < by_node[&least].len() + 2 {
+            return plan;
+        }
+        let store = by_node.get_mut(&most).and_then(Vec::pop).expect("a store");
+        by_node.get_mut(&least).expect("a node").push(store.clone());
+        plan.push((store, least));
+    }
+}
+
+async fn rebalance(dir: &Path) -> Result<u8, CliError> {
+    let acting = Acting::new(dir)?;
+    let plan = rebalance_plan(acting.user_stores().await?);
+    run_plan(&acting, plan, "rebalancing").await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rebalancing_evens_out_to_within_one_store() {
+        let of = |n: usize, p: &str| (0..n).map(|i| format!("users/{p}{i}")).collect::<Vec<_>>();
+        let by_node: BTreeMap<String, Vec<String>> = [
+            ("n1".to_string(), of(7, "a")),
+            ("n2".to_string(), of(1, "b")),
+            ("n3".to_string(), Vec::new()),
+        ]
+        .into();
+        let plan = rebalance_plan(by_node);
+        assert_eq!(plan.len(), 4, "{plan:?}");
+        let to = |n: &str| plan.iter().filter(|(_, t)| t == n).count();
+        // 7 / 1 / 0 becomes 3 / 3 / 2.
+        assert_eq!((to("n2"), to("n3")), (2, 2), "{plan:?}");
+        assert!(plan.iter().all(|(s, _)| s.starts_with("users/a")));
+        let even: BTreeMap<String, Vec<String>> = [
+            ("n1".to_string(), of(2, "a")),
+            ("n2".to_string(), of(1, "b")),
+        ]
+        .into();
+        assert!(rebalance_plan(even).is_empty());
+    }
 }

@@ -150,7 +150,7 @@ pub async fn serve(
     // is claimed in the directory and commits through the node's fence.
     let cluster: ClusterConfig = config.section()?;
     let node = match cluster.enabled() {
-        true => Some(Node::join(&dir, &cluster, &config.domain).await?),
+        true => Some(Arc::new(Node::join(&dir, &cluster, &config.domain).await?)),
         false => None,
     };
     let mut builder = program.site(&dir).config(config);
@@ -160,7 +160,11 @@ pub async fn serve(
             .fence(node.fence())
             .logins(node.logins())
             .route_tokens()
-            .extension::<mantle_web::Forwarder>(|f| f.0 = Some(routing));
+            .extension::<mantle_web::Forwarder>(|f| f.0 = Some(routing))
+            .extension::<mantle_cluster::ClusterHandle>(|h| h.0 = Some(node.clone()))
+            .extension::<mantle_web::WebRoutes>(|r| {
+                r.add(mantle_cluster::web_routes);
+            });
         eprintln!(
             "mantle: node {} joined cluster {} (lease {})",
             cluster.node,
@@ -169,7 +173,7 @@ pub async fn serve(
         );
     }
     let served = match builder.open().await {
-        Ok(site) => run_until_signal(&site, node.as_ref()).await,
+        Ok(site) => run_until_signal(&site, node.as_deref()).await,
         Err(e) => Err(e.into()),
     };
     if let Some(node) = node {
