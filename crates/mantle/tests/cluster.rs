@@ -420,3 +420,65 @@ async fn a_store_moves_back_and_forth_under_writes_and_loses_nothing() {
         .count();
     assert_eq!(aside, 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_node_takes_stores_by_rebalancing_and_a_drained_node_keeps_none() {
+    let Some(etcd) = EtcdCluster::start(3) else {
+        return;
+    };
+    let sites: Vec<TestSite> = (0..3).map(|_| TestSite::init_bare("admin", &[])).collect();
+    let envs: Vec<_> = (0..3)
+        .map(|i| node_env(&etcd, &format!("n{}", i + 1)))
+        .collect();
+    // One node with every user, then two more join.
+    let mut servers = vec![sites[0].serve(&pairs(&envs[0]))];
+    let users = ["u1", "u2", "u3", "u4", "u5"];
+    for u in users {
+        sites[0].add_user(u, PW);
+    }
+    servers.push(sites[1].serve(&pairs(&envs[1])));
+    servers.push(sites[2].serve(&pairs(&envs[2])));
+    let c = client();
+    let mut tokens = Vec::new();
+    for u in users {
+        let t = token(&c, &servers[0], u, PW).await;
+        assert_eq!(put_slate(&c, &servers[0], &t, 1).await, StatusCode::CREATED);
+        tokens.push(t);
+    }
+    let d = directory(&etcd);
+    let counts = async || {
+        let mut n = Vec::new();
+        for node in ["n1", "n2", "n3"] {
+            n.push(user_stores_of(&d, node).await.len());
+        }
+        n
+    };
+    assert_eq!(counts().await, [5, 0, 0]);
+
+    let said = ok(cluster_cli(&envs[0], &["rebalance", sites[0].path()]));
+    assert_eq!(said.matches("moved users/").count(), 3, "{said}");
+    let mut after = counts().await;
+    after.sort();
+    assert_eq!(after, [1, 2, 2]);
+    // Rebalancing a balanced cluster moves nothing.
+    let said = ok(cluster_cli(&envs[1], &["rebalance", sites[1].path()]));
+    assert!(said.contains("nothing to move"), "{said}");
+
+    let said = ok(cluster_cli(&envs[2], &["drain", sites[2].path(), "n1"]));
+    assert!(said.contains("moved users/"), "{said}");
+    let now = counts().await;
+    assert_eq!(now[0], 0, "{now:?}");
+    assert_eq!(now.iter().sum::<usize>(), 5);
+    // Every user still works, with the token from before, through n1.
+    for t in &tokens {
+        let r = get_auth(&c, &servers[0], "/api/slates/s1", t).await;
+        assert_eq!(r.status(), StatusCode::OK);
+    }
+    // Moving to a node that does not exist is refused, and nothing moves.
+    let out = cluster_cli(
+        &envs[0],
+        &["move", sites[0].path(), "users/u1_localhost", "--to", "n9"],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("not alive"), "{}", stderr(&out));
+}

@@ -276,7 +276,8 @@ async fn run_plan(
     for (store, to) in plan {
         progress.set_message(format!("{what}: {store} to {to}"));
         match acting.move_store(&store, &to).await {
-            Ok(m) => progress.println(describe(&m)),
+            // Printed whether or not the bar shows (not on a terminal).
+            Ok(m) => progress.suspend(|| println!("{}", describe(&m))),
             Err(e) => {
                 progress.abandon();
                 return Err(e);
