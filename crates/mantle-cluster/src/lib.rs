@@ -40,6 +40,7 @@ mod etcd;
 #[cfg(feature = "harness")]
 pub mod harness;
 mod lease;
+mod messages;
 mod moving;
 mod node;
 mod routing;
@@ -49,6 +50,7 @@ pub use directory::{Directory, LoginRecord, NodeRecord, Owned, Owner};
 pub use error::{ClusterError, Result};
 pub use etcd::Etcd;
 pub use lease::{LeaseView, NodeLease, Ownership, store_name};
+pub use messages::{ANSWERS_PATH, DELIVER_PATH, RemoteMessages};
 pub use moving::{
     ADOPT_PATH, ClusterHandle, DISCARD_PATH, MOVE_PATH, MoveRequest, Moved, NODE_HEADER, move_out,
     routes as web_routes,

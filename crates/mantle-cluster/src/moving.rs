@@ -99,20 +99,21 @@ pub fn routes() -> Router<AppState> {
         .route(ADOPT_PATH, post(adopt))
         .route(DISCARD_PATH, post(discard))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_STORE_BYTES))
+        .merge(crate::messages::routes())
 }
 
 /// The node's cluster state, for the routes (a site extension).
 #[derive(Default, Clone)]
 pub struct ClusterHandle(pub Option<std::sync::Arc<crate::Node>>);
 
-fn node_of(site: &Site) -> std::result::Result<std::sync::Arc<crate::Node>, ApiError> {
+pub(crate) fn node_of(site: &Site) -> std::result::Result<std::sync::Arc<crate::Node>, ApiError> {
     site.extension::<ClusterHandle>()
         .and_then(|h| h.0.clone())
         .ok_or_else(|| ApiError::not_found("not a cluster node"))
 }
 
 /// Checks a peer's voucher for `path`.
-fn vouched(
+pub(crate) fn vouched(
     node: &crate::Node,
     headers: &HeaderMap,
     path: &str,

@@ -73,9 +73,9 @@ pub use error::{Result, SiteError};
 pub use items::{Account, AuthToken, Invite, LoginMethod, Slate, TokenSweeper};
 pub use logins::{LoginDirectory, LoginFuture, LoginRefusal, store_name, token_route};
 pub use messaging::{
-    Envelope, MESSAGING_NAMESPACE, Message, MessageHandlers, MessageId, MessageRegistration,
-    Messaging, NO_HANDLER, ParkedMessage, Receipt, Recipient, Refusal, SendMessage, StoreKind,
-    UNDECODABLE,
+    Envelope, Located, MESSAGING_NAMESPACE, Message, MessageHandlers, MessageId,
+    MessageRegistration, Messaging, NO_HANDLER, ParkedMessage, Receipt, Recipient, Refusal,
+    RemoteFuture, RemoteStores, SendMessage, StoreKind, UNDECODABLE,
 };
 pub use offerings::{
     Giving, Installing, Offering, OfferingInfo, OfferingState, Offerings, ProductInfo, Products,

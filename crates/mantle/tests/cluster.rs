@@ -482,3 +482,138 @@ async fn a_new_node_takes_stores_by_rebalancing_and_a_drained_node_keeps_none() 
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("not alive"), "{}", stderr(&out));
 }
+
+/// A user's ledger balance, asked through `server`.
+async fn balance(c: &reqwest::Client, server: &Server, token: &str) -> i64 {
+    let r = get_auth(c, server, "/api/ledger/balance", token).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let body: Value = r.json().await.unwrap();
+    body["balance"].as_i64().expect("balance")
+}
+
+/// `POST /api/ledger/transfer` as the holder of `token`; the status.
+async fn transfer(
+    c: &reqwest::Client,
+    server: &Server,
+    token: &str,
+    to: &str,
+    amount: i64,
+) -> StatusCode {
+    c.post(server.url("/api/ledger/transfer"))
+        .bearer_auth(token)
+        .json(&serde_json::json!({ "to": to, "amount": amount }))
+        .send()
+        .await
+        .expect("POST transfer")
+        .status()
+}
+
+/// Waits until `check` holds (a hang guard, not a speed check).
+async fn settles(what: &str, mut check: impl AsyncFnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !check().await {
+        assert!(Instant::now() < deadline, "{what} did not happen");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_between_users_on_different_nodes_take_effect_once_and_answer() {
+    let Some(etcd) = EtcdCluster::start(3) else {
+        return;
+    };
+    let sites: Vec<TestSite> = (0..2).map(|_| TestSite::init("admin")).collect();
+    let envs: Vec<_> = (0..2)
+        .map(|i| node_env(&etcd, &format!("n{}", i + 1)))
+        .collect();
+    let servers: Vec<Server> = sites
+        .iter()
+        .zip(&envs)
+        .map(|(s, e)| s.serve(&pairs(e)))
+        .collect();
+    sites[0].add_admin("root", PW);
+    sites[0].add_user("alice", PW);
+    sites[1].add_user("bob", PW);
+    let c = client();
+    let root = token(&c, &servers[0], "root", PW).await;
+    let r = c
+        .post(servers[0].url("/api/ledger/grant"))
+        .bearer_auth(&root)
+        .json(&serde_json::json!({ "to": "alice@localhost", "amount": 100 }))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{:?}", r.text().await);
+    // Alice (on n1) pays Bob (on n2), through either node.
+    let alice = token(&c, &servers[1], "alice", PW).await;
+    let bob = token(&c, &servers[0], "bob", PW).await;
+    settles("the grant", async || {
+        balance(&c, &servers[1], &alice).await == 100
+    })
+    .await;
+    for (server, amount) in [(&servers[0], 30), (&servers[1], 12)] {
+        assert_eq!(
+            transfer(&c, server, &alice, "bob@localhost", amount).await,
+            StatusCode::ACCEPTED
+        );
+    }
+    settles("bob's credits", async || {
+        balance(&c, &servers[0], &bob).await == 42
+    })
+    .await;
+    assert_eq!(balance(&c, &servers[0], &alice).await, 58);
+    // To nobody, anywhere: refused, and the answer refunds Alice.
+    assert_eq!(
+        transfer(&c, &servers[0], &alice, "ghost@localhost", 8).await,
+        StatusCode::ACCEPTED
+    );
+    settles("the refund", async || {
+        balance(&c, &servers[0], &alice).await == 58
+    })
+    .await;
+    // Bob pays back (n2 to n1); his history names Alice's store.
+    assert_eq!(
+        transfer(&c, &servers[1], &bob, "alice@localhost", 2).await,
+        StatusCode::ACCEPTED
+    );
+    settles("alice's credit", async || {
+        balance(&c, &servers[1], &alice).await == 60
+    })
+    .await;
+    assert_eq!(balance(&c, &servers[1], &bob).await, 40);
+    // Sums hold, once settled: nothing applied twice.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        balance(&c, &servers[0], &alice).await + balance(&c, &servers[0], &bob).await,
+        100
+    );
+
+    // A batch from a store at a stale epoch is refused.
+    let secret = std::fs::read(secret_file(&etcd)).unwrap();
+    let routing = mantle_cluster::Routing::new(
+        directory(&etcd),
+        "t",
+        "localhost",
+        secret.trim_ascii().to_vec(),
+    );
+    let voucher = mantle_web::Forwarding::vouch(
+        &routing,
+        "127.0.0.1".parse().unwrap(),
+        "POST",
+        mantle_cluster::DELIVER_PATH,
+    );
+    let alice_store = user_stores_of(&directory(&etcd), "n1").await;
+    let alice_store = alice_store.iter().find(|s| s.contains("alice")).unwrap();
+    let r = c
+        .post(servers[1].url(mantle_cluster::DELIVER_PATH))
+        .header(mantle_cluster::NODE_HEADER, voucher)
+        .json(&serde_json::json!({
+            "from": alice_store, "from_node": "n1", "from_epoch": 7,
+            "to": "users/bob_localhost", "body": { "from_store": alice_store, "from_login": null, "msgs": [] },
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CONFLICT);
+    assert!(r.text().await.unwrap().contains("stale epoch"));
+}

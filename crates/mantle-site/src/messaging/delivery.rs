@@ -61,15 +61,18 @@ fn group_by<T>(items: &[T], key: impl Fn(&T) -> &str) -> Vec<(String, Vec<usize>
 
 /// Who sent a batch of messages (all from one store).
 #[derive(Debug, Clone)]
-struct Sender {
-    /// The sending store's address (`account:ID`, `app:NAME`, `site`).
-    address: String,
+pub(super) struct Sender {
+    /// The sending store's address (`account:ID`, `app:NAME`, `site`;
+    /// `store:NAME` for a store of another node).
+    pub(super) address: String,
     /// The sending account's primary login (see [`Envelope::sender_login`]).
-    login: Option<String>,
+    pub(super) login: Option<String>,
+    /// A user store's name among the nodes (see `remote.rs`).
+    pub(super) store: Option<String>,
 }
 
 /// What became of one message at its recipient.
-enum Applied {
+pub(super) enum Applied {
     /// Applied now or before (its answer, if any, is in the recipient's outbox).
     Done,
     /// Refused for good: answer (if expected) and park.
@@ -100,6 +103,7 @@ async fn deliver_messages(
         Ok(login) => Sender {
             address: from,
             login,
+            store: messaging.user_store_name(&sender),
         },
         Err(e) => {
             return batch
@@ -176,7 +180,7 @@ async fn deliver_fresh(
     let groups = group_by(&batch, |(_, m)| m.to.as_str());
     let runs = groups.iter().map(|(to, idx)| {
         let msgs: Vec<Outgoing> = idx.iter().map(|&i| batch[i].1.clone()).collect();
-        apply_at_recipient(messaging, handlers, to.clone(), from.clone(), msgs)
+        apply_at_recipient(messaging, handlers, to.clone(), from.clone(), msgs, true)
     });
     let outcomes = join_all(runs).await;
 
@@ -248,16 +252,41 @@ async fn deliver_fresh(
         .collect()
 }
 
-/// Applies messages for one recipient in one of its transactions.
-async fn apply_at_recipient(
+/// Applies messages for one recipient in one of its transactions. A
+/// recipient no store here answers to is looked for on the other nodes
+/// when `may_forward` (not for batches another node carried here: they
+/// were sent here because this node holds the store, and if it moved on
+/// meanwhile, the sender tries again).
+pub(super) async fn apply_at_recipient(
     messaging: &Messaging,
     handlers: &MessageHandlers,
     to: String,
     from: Sender,
     msgs: Vec<Outgoing>,
+    may_forward: bool,
 ) -> Vec<Applied> {
     let (recipient, kind) = match messaging.resolve_from(&from.address, &to).await {
         Ok(found) => found,
+        Err(Resolve::Refused(r)) if r.code == NO_SUCH_RECIPIENT => {
+            let Some(remote) = messaging.remote() else {
+                return msgs.iter().map(|_| Applied::Refused(r.clone())).collect();
+            };
+            if !may_forward {
+                let later = format!("{to} is not on this node (it may have moved)");
+                return msgs.iter().map(|_| Applied::Later(later.clone())).collect();
+            }
+            return match remote.locate(&to).await {
+                super::remote::Located::Elsewhere(store) => {
+                    super::remote::deliver(remote.as_ref(), &from, &store, msgs).await
+                }
+                super::remote::Located::Nowhere => {
+                    msgs.iter().map(|_| Applied::Refused(r.clone())).collect()
+                }
+                super::remote::Located::Unavailable(why) => {
+                    msgs.iter().map(|_| Applied::Later(why.clone())).collect()
+                }
+            };
+        }
         Err(Resolve::Refused(r)) => {
             return msgs.iter().map(|_| Applied::Refused(r.clone())).collect();
         }
@@ -358,7 +387,7 @@ fn apply_one(
 }
 
 /// Applies one answer in the original sender's transaction, once.
-fn apply_answer(
+pub(super) fn apply_answer(
     tx: &mut Tx<'_>,
     handlers: &MessageHandlers,
     a: &Answer,
@@ -392,10 +421,30 @@ async fn deliver_answers(
         let answers: Vec<Answer> = idx.iter().map(|&i| batch[i].1.clone()).collect();
         let handlers = handlers.clone();
         let to = to.clone();
+        let answering = batch.first().map(|(d, _)| d.store.clone());
         async move {
             let store = match messaging.resolve_sender(&to).await {
                 Ok(s) => s,
-                Err(reason) => return Err(reason),
+                Err(reason) => {
+                    // The sender may live on another node (or have moved
+                    // there): carry the answers to it.
+                    let Some(remote) = messaging.remote() else {
+                        return Err(reason);
+                    };
+                    let from = answering
+                        .as_ref()
+                        .and_then(|s| messaging.user_store_name(s))
+                        .unwrap_or_default();
+                    return match remote.locate(&to).await {
+                        super::remote::Located::Elsewhere(store) => {
+                            super::remote::answer(remote.as_ref(), &from, &store, &answers)
+                                .await
+                                .map_err(DispatchError::retry)
+                        }
+                        super::remote::Located::Nowhere => Err(reason),
+                        super::remote::Located::Unavailable(why) => Err(DispatchError::retry(why)),
+                    };
+                }
             };
             store
                 .transact(move |tx| {

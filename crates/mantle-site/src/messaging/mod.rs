@@ -34,7 +34,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock, Weak};
 
-use mantle_store::{DispatchError, Effect, Id, Item, Store, Timestamp, Tx};
+use mantle_store::{DispatchError, Effect, Id, Item, Store, SubStore, Timestamp, Tx};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -46,10 +46,12 @@ use crate::stores::Stores;
 
 mod delivery;
 mod parked;
+mod remote;
 mod stats;
 
 pub(crate) use delivery::install;
 pub use parked::ParkedMessage;
+pub use remote::{Located, RemoteFuture, RemoteStores};
 pub use stats::MESSAGING_NAMESPACE;
 pub(crate) use stats::MessagingStats;
 
@@ -467,6 +469,11 @@ struct Inner {
     /// The site's domain, for logins given as a bare localpart.
     domain: String,
     stats: MessagingStats,
+    /// The handlers messages are applied with (also for batches other
+    /// nodes carry here).
+    handlers: Arc<MessageHandlers>,
+    /// The other nodes' stores, in a cluster.
+    remote: Option<Arc<dyn RemoteStores>>,
 }
 
 /// Registers the messaging items (receipts of messages applied).
@@ -494,14 +501,37 @@ impl Messaging {
         domain: String,
         stats: MessagingStats,
         link: &MessagingLink,
+        handlers: Arc<MessageHandlers>,
+        remote: Option<Arc<dyn RemoteStores>>,
     ) -> Self {
         let messaging = Self(Arc::new(Inner {
             stores,
             domain,
             stats,
+            handlers,
+            remote,
         }));
         let _ = link.0.set(Arc::downgrade(&messaging.0));
         messaging
+    }
+
+    fn handlers(&self) -> crate::Result<Arc<MessageHandlers>> {
+        Ok(self.0.handlers.clone())
+    }
+
+    /// The other nodes' stores, in a cluster.
+    pub(crate) fn remote(&self) -> Option<&Arc<dyn RemoteStores>> {
+        self.0.remote.as_ref()
+    }
+
+    /// A user store's name among the nodes (see
+    /// [`store_name`](crate::store_name)); `None` for other stores.
+    pub(crate) fn user_store_name(&self, store: &Store) -> Option<String> {
+        let relative = store.path().strip_prefix(self.0.stores.dir()).ok()?;
+        let relative = relative.to_str()?;
+        relative
+            .starts_with("users/")
+            .then(|| crate::logins::store_name(relative))
     }
 }
 
@@ -525,9 +555,12 @@ impl From<mantle_store::Error> for Resolve {
     }
 }
 
+/// The refusal code of a message to an address no store answers to.
+pub(crate) const NO_SUCH_RECIPIENT: &str = "NO_SUCH_RECIPIENT";
+
 fn no_such(to: &str) -> Resolve {
     Resolve::Refused(Refusal::new(
-        "NO_SUCH_RECIPIENT",
+        NO_SUCH_RECIPIENT,
         format!("no store answers to '{to}'"),
     ))
 }
@@ -565,6 +598,37 @@ impl Messaging {
         }
         if let Some(app) = to.strip_prefix("app:") {
             return Ok(Recipient::App(app.to_string()));
+        }
+        if let Some(name) = to.strip_prefix("store:") {
+            // A user store by its name among the nodes (see `remote.rs`).
+            let path = format!("{name}.store");
+            return self
+                .0
+                .stores
+                .site_store()
+                .read(move |r| {
+                    let Some(sub) = r
+                        .query::<SubStore>()
+                        .filter(SubStore::PATH.eq(path.as_str()))
+                        .first()?
+                    else {
+                        return Ok(Recipient::NoAccount);
+                    };
+                    Ok(
+                        match r
+                            .query::<Account>()
+                            .filter(Account::USER_STORE.eq(sub.id()))
+                            .first()?
+                        {
+                            Some(a) => Recipient::Account {
+                                id: a.id(),
+                                disabled: a.disabled,
+                            },
+                            None => Recipient::NoAccount,
+                        },
+                    )
+                })
+                .await;
         }
         let invalid = || SiteError::InvalidRecipient(to.to_string());
         let login = match to.strip_prefix("account:") {

@@ -54,6 +54,7 @@ pub struct SiteBuilder {
     sections: Vec<SectionCheck>,
     logins: Option<Arc<dyn crate::LoginDirectory>>,
     route_tokens: bool,
+    remote_stores: Option<Arc<dyn crate::RemoteStores>>,
 }
 
 /// A declared configuration section: its name (`NAME` for `[NAME]`,
@@ -147,6 +148,7 @@ impl SiteBuilder {
             sections: Vec::new(),
             logins: None,
             route_tokens: false,
+            remote_stores: None,
         }
     }
 
@@ -274,6 +276,13 @@ impl SiteBuilder {
         self
     }
 
+    /// Carries messages to stores of other sites serving as one, and
+    /// applies theirs (see [`crate::RemoteStores`]).
+    pub fn remote_stores(mut self, remote: Arc<dyn crate::RemoteStores>) -> Self {
+        self.remote_stores = Some(remote);
+        self
+    }
+
     /// Issues tokens that name their account's store, so that any of
     /// several sites serving as one can route them
     /// ([`token_route`](crate::token_route)).
@@ -386,12 +395,13 @@ impl SiteBuilder {
         crate::process_stats::install(&stats);
 
         let (site_link, messaging_link) = (SiteLink::default(), MessagingLink::default());
+        let handlers = Arc::new(handlers);
         let mut store_config = crate::messaging::install(
             StoreConfig::new(self.registry())
                 .durability(config.durability()?)
                 .stats(stats.clone()),
             messaging_link.clone(),
-            Arc::new(handlers),
+            handlers.clone(),
         );
         for hook in std::mem::take(&mut self.effects) {
             store_config = hook(store_config, site_link.clone());
@@ -425,6 +435,8 @@ impl SiteBuilder {
             config.domain.clone(),
             messaging_stats,
             &messaging_link,
+            handlers,
+            self.remote_stores.clone(),
         );
         let shareable = self
             .extensions

@@ -153,6 +153,7 @@ pub async fn serve(
         true => Some(Arc::new(Node::join(&dir, &cluster, &config.domain).await?)),
         false => None,
     };
+    let domain = config.domain.clone();
     let mut builder = program.site(&dir).config(config);
     if let Some(node) = &node {
         let routing: Arc<dyn mantle_web::Forwarding> = node.routing();
@@ -161,6 +162,11 @@ pub async fn serve(
             .logins(node.logins())
             .route_tokens()
             .extension::<mantle_web::Forwarder>(|f| f.0 = Some(routing))
+            .remote_stores(Arc::new(mantle_cluster::RemoteMessages::new(
+                node.clone(),
+                &dir,
+                &domain,
+            )))
             .extension::<mantle_cluster::ClusterHandle>(|h| h.0 = Some(node.clone()))
             .extension::<mantle_web::WebRoutes>(|r| {
                 r.add(mantle_cluster::web_routes);

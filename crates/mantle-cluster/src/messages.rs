@@ -1,0 +1,247 @@
+//! Interstore messages between nodes: the site's [`RemoteStores`] in a
+//! cluster, and the routes that take other nodes' batches.
+//!
+//! A batch travels from the sender's node to the recipient store's owner
+//! (`POST /cluster/deliver`, vouched for with the cluster's secret), with
+//! the sending store's name and epoch. The receiving node refuses a batch
+//! whose sender is not, in the directory, owned by the sending node at
+//! that epoch (a paused or moved-away node's late batch), then applies it
+//! (the site's receipts make a batch carried twice take effect once) and
+//! answers after its commit. Answers travel back the same way
+//! (`POST /cluster/answers`).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::post;
+use axum::{Json, Router};
+use mantle_site::{Located, RemoteFuture, RemoteStores};
+use mantle_web::{ApiError, AppState};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::moving::{NODE_HEADER, node_of, vouched};
+use crate::{ClusterError, Node};
+
+/// Where batches of messages arrive.
+pub const DELIVER_PATH: &str = "/cluster/deliver";
+/// Where answers arrive.
+pub const ANSWERS_PATH: &str = "/cluster/answers";
+
+/// A batch, or answers, as they travel between nodes.
+#[derive(Debug, Serialize, Deserialize)]
+struct Carried {
+    /// The sending store's name.
+    from: String,
+    /// The sending node.
+    from_node: String,
+    /// The sending store's epoch there.
+    from_epoch: u64,
+    /// The receiving store's name.
+    to: String,
+    /// The batch or the answers (the site's own shape).
+    body: Value,
+}
+
+/// The other nodes' stores, for this node's messaging.
+pub struct RemoteMessages {
+    node: Arc<Node>,
+    domain: String,
+    dir: PathBuf,
+}
+
+impl std::fmt::Debug for RemoteMessages {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RemoteMessages")
+            .field("node", &self.node.lease().node())
+            .finish()
+    }
+}
+
+impl RemoteMessages {
+    /// Messaging across the cluster for `node`, serving the site in `dir`
+    /// whose domain is `domain`.
+    pub fn new(node: Arc<Node>, dir: &std::path::Path, domain: &str) -> Self {
+        Self {
+            node,
+            domain: domain.to_string(),
+            dir: std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf()),
+        }
+    }
+
+    fn me(&self) -> &str {
+        self.node.lease().node()
+    }
+
+    /// Where the store named `store` lives, seen from here.
+    async fn locate_store(&self, store: &str) -> Located {
+        match self.node.lease().directory().owner(store).await {
+            Ok(Some(o)) if o.owner.node != self.me() => Located::Elsewhere(store.to_string()),
+            // The directory says here, but no store here answers: it is
+            // arriving, or just left. Not for good.
+            Ok(Some(_)) => Located::Unavailable(format!("{store} is not open here yet")),
+            Ok(None) => Located::Nowhere,
+            Err(e) => Located::Unavailable(e.to_string()),
+        }
+    }
+
+    /// Carries `body` from `from` to `to`'s owner at `path`.
+    async fn carry(&self, path: &str, from: &str, to: &str, body: Value) -> Result<Value, String> {
+        let file = self.dir.join(format!("{from}.store"));
+        let held = self
+            .node
+            .fence()
+            .held(&file)
+            .ok_or_else(|| format!("this node does not hold {from} now"))?;
+        let directory = self.node.lease().directory();
+        let owner = directory
+            .owner(to)
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("{to} has no owner"))?;
+        let target = directory
+            .node(&owner.owner.node)
+            .await
+            .map_err(|e| e.to_string())?
+            .filter(|n| !n.http.is_empty())
+            .ok_or_else(|| format!("{to}'s owner {} is not serving", owner.owner.node))?;
+        let carried = Carried {
+            from: from.to_string(),
+            from_node: self.me().to_string(),
+            from_epoch: held.owner.epoch,
+            to: to.to_string(),
+            body,
+        };
+        let voucher = mantle_web::Forwarding::vouch(
+            &*self.node.routing(),
+            std::net::IpAddr::from([127, 0, 0, 1]),
+            "POST",
+            path,
+        );
+        let answer = self
+            .node
+            .http()
+            .post(format!("{}{path}", target.http))
+            .header(NODE_HEADER, voucher)
+            .json(&carried)
+            .send()
+            .await
+            .map_err(|e| format!("node {} did not answer: {e}", target.node))?;
+        let status = answer.status();
+        if !status.is_success() {
+            let text = answer.text().await.unwrap_or_default();
+            return Err(format!("node {} answered {status}: {text}", target.node));
+        }
+        answer
+            .json()
+            .await
+            .map_err(|e| format!("node {}'s answer: {e}", target.node))
+    }
+}
+
+impl RemoteStores for RemoteMessages {
+    fn locate<'a>(&'a self, address: &'a str) -> RemoteFuture<'a, Located> {
+        Box::pin(async move {
+            if let Some(store) = address.strip_prefix("store:") {
+                return self.locate_store(store).await;
+            }
+            let Ok(login) = mantle_site::Address::parse(address, &self.domain) else {
+                return Located::Nowhere;
+            };
+            match self
+                .node
+                .lease()
+                .directory()
+                .login(&login.to_string())
+                .await
+            {
+                Ok(Some(record)) => match self.locate_store(&record.store).await {
+                    Located::Nowhere => {
+                        Located::Unavailable(format!("{address}'s store is not claimed yet"))
+                    }
+                    other => other,
+                },
+                Ok(None) => Located::Nowhere,
+                Err(e) => Located::Unavailable(e.to_string()),
+            }
+        })
+    }
+
+    fn deliver<'a>(
+        &'a self,
+        from: &'a str,
+        to: &'a str,
+        batch: Value,
+    ) -> RemoteFuture<'a, Result<Value, String>> {
+        Box::pin(self.carry(DELIVER_PATH, from, to, batch))
+    }
+
+    fn answer<'a>(
+        &'a self,
+        from: &'a str,
+        to: &'a str,
+        answers: Value,
+    ) -> RemoteFuture<'a, Result<(), String>> {
+        Box::pin(async move {
+            self.carry(ANSWERS_PATH, from, to, answers)
+                .await
+                .map(|_| ())
+        })
+    }
+}
+
+/// The routes other nodes carry batches and answers to.
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new()
+        .route(DELIVER_PATH, post(take_batch))
+        .route(ANSWERS_PATH, post(take_answers))
+}
+
+/// Checks that `c.from` is owned by `c.from_node` at `c.from_epoch`.
+async fn current_sender(node: &Node, c: &Carried) -> Result<(), ApiError> {
+    let owner = node
+        .lease()
+        .directory()
+        .owner(&c.from)
+        .await
+        .map_err(|e: ClusterError| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
+    match owner {
+        Some(o) if o.owner.node == c.from_node && o.owner.epoch == c.from_epoch => Ok(()),
+        other => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            format!(
+                "stale epoch: {} is not {}'s at epoch {} (the directory says {:?})",
+                c.from,
+                c.from_node,
+                c.from_epoch,
+                other.map(|o| o.owner)
+            ),
+        )),
+    }
+}
+
+async fn take_batch(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Json(c): Json<Carried>,
+) -> Result<Json<Value>, ApiError> {
+    let node = node_of(&state.site)?;
+    vouched(&node, &headers, DELIVER_PATH)?;
+    current_sender(&node, &c).await?;
+    let outcomes = state.site.messaging().apply_remote(&c.to, c.body).await?;
+    Ok(Json(outcomes))
+}
+
+async fn take_answers(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Json(c): Json<Carried>,
+) -> Result<Json<Value>, ApiError> {
+    let node = node_of(&state.site)?;
+    vouched(&node, &headers, ANSWERS_PATH)?;
+    current_sender(&node, &c).await?;
+    state.site.messaging().answer_remote(&c.to, c.body).await?;
+    Ok(Json(Value::Null))
+}
