@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+pub mod cluster;
 pub mod python;
 
 use std::io::{BufRead, BufReader, Write};
