@@ -18,6 +18,9 @@ use crate::{
 
 /// The file in the site directory naming the site for the cluster.
 const SITE_ID_FILE: &str = "cluster-site-id";
+/// How long a starting node keeps trying to reach etcd.
+const JOIN_PATIENCE: Duration = Duration::from_secs(30);
+
 /// The file the running node rewrites with its view of its lease.
 pub const STATUS_FILE: &str = "cluster-node.json";
 
@@ -74,14 +77,30 @@ impl Node {
             secret,
         ));
         let logins = Arc::new(ClusterLogins::new(directory.clone(), &config.node));
-        let lease = NodeLease::join(
-            directory,
-            &config.node,
-            &config.advertise,
-            &site_id,
-            config.lease_ttl(),
-        )
-        .await?;
+        // etcd may be starting, or electing a leader: keep trying for a
+        // while before giving up (a node taken for a live one is refused
+        // at once).
+        let deadline = std::time::Instant::now() + JOIN_PATIENCE;
+        let lease = loop {
+            match NodeLease::join(
+                directory.clone(),
+                &config.node,
+                &config.advertise,
+                &site_id,
+                config.lease_ttl(),
+            )
+            .await
+            {
+                Ok(lease) => break lease,
+                Err(e @ ClusterError::Unreachable { .. })
+                    if std::time::Instant::now() < deadline =>
+                {
+                    tracing::warn!(error = %e, "cannot join the cluster yet; trying again");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        };
         let ownership = Ownership::new(lease.clone(), dir);
         let status_path = dir.join(STATUS_FILE);
         let watched = Arc::downgrade(&lease);

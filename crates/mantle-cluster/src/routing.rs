@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use hmac::{Hmac, Mac};
 use mantle_site::{LoginDirectory, LoginFuture, LoginRefusal};
-use mantle_web::{ForwardFuture, Forwarding};
+use mantle_web::{ForwardFuture, Forwarding, Route};
 use parking_lot::Mutex;
 use sha2::Sha256;
 
@@ -37,9 +37,9 @@ pub struct Routing {
     node: String,
     domain: String,
     secret: Vec<u8>,
-    /// Store → the base URL of the node serving it (`None`: here), and
-    /// when that was learnt.
-    remembered: Mutex<HashMap<String, (Option<String>, Instant)>>,
+    /// Store → where it is served, and when that was learnt (only
+    /// answers that hold are remembered).
+    remembered: Mutex<HashMap<String, (Route, Instant)>>,
 }
 
 impl std::fmt::Debug for Routing {
@@ -62,21 +62,24 @@ impl Routing {
         }
     }
 
-    /// The base URL of the node serving `store`, unless it is this one
-    /// (or no live node serves it: then it is tried here).
-    pub async fn node_for_store(&self, store: &str) -> Option<String> {
-        if let Some((base, at)) = self.remembered.lock().get(store)
+    /// Where `store` is served: here (this node owns it, or no node
+    /// does), by another node, or (its owner not reachable now) nowhere
+    /// for the moment.
+    pub async fn route_store(&self, store: &str) -> Route {
+        if let Some((route, at)) = self.remembered.lock().get(store)
             && at.elapsed() < REMEMBER
         {
-            return base.clone();
+            return route.clone();
         }
-        let base = self.look_up(store).await;
-        let mut remembered = self.remembered.lock();
-        if remembered.len() > 100_000 {
-            remembered.clear();
+        let route = self.look_up(store).await;
+        if !matches!(route, Route::Unavailable(_)) {
+            let mut remembered = self.remembered.lock();
+            if remembered.len() > 100_000 {
+                remembered.clear();
+            }
+            remembered.insert(store.to_string(), (route.clone(), Instant::now()));
         }
-        remembered.insert(store.to_string(), (base.clone(), Instant::now()));
-        base
+        route
     }
 
     /// Forgets what was learnt of `store` (it just moved here or away).
@@ -84,19 +87,21 @@ impl Routing {
         self.remembered.lock().remove(store);
     }
 
-    async fn look_up(&self, store: &str) -> Option<String> {
+    async fn look_up(&self, store: &str) -> Route {
         let owner = match self.directory.owner(store).await {
-            Ok(o) => o?,
-            Err(e) => {
-                tracing::warn!(store, error = %e, "cannot route: the directory did not answer");
-                return None;
-            }
+            Ok(Some(o)) => o,
+            Ok(None) => return Route::Here,
+            Err(e) => return Route::Unavailable(e.to_string()),
         };
         if owner.owner.node == self.node {
-            return None;
+            return Route::Here;
         }
-        let record = self.directory.node(&owner.owner.node).await.ok()??;
-        (!record.http.is_empty()).then_some(record.http)
+        match self.directory.node(&owner.owner.node).await {
+            Ok(Some(record)) if !record.http.is_empty() => Route::There(record.http),
+            Ok(Some(_)) => Route::Unavailable(format!("node {} is starting", owner.owner.node)),
+            Ok(None) => Route::Unavailable(format!("node {} is down", owner.owner.node)),
+            Err(e) => Route::Unavailable(e.to_string()),
+        }
     }
 
     fn mac(&self, text: &str) -> Hmac<Sha256> {
@@ -126,20 +131,19 @@ fn unhex(text: &str) -> Option<Vec<u8>> {
 
 impl Forwarding for Routing {
     fn for_store<'a>(&'a self, store: &'a str) -> ForwardFuture<'a> {
-        Box::pin(self.node_for_store(store))
+        Box::pin(self.route_store(store))
     }
 
     fn for_login<'a>(&'a self, login: &'a str) -> ForwardFuture<'a> {
         Box::pin(async move {
-            let address = mantle_site::Address::parse(login, &self.domain).ok()?;
-            let record = match self.directory.login(&address.to_string()).await {
-                Ok(r) => r?,
-                Err(e) => {
-                    tracing::warn!(login, error = %e, "cannot route a login: the directory did not answer");
-                    return None;
-                }
+            let Ok(address) = mantle_site::Address::parse(login, &self.domain) else {
+                return Route::Here;
             };
-            self.node_for_store(&record.store).await
+            match self.directory.login(&address.to_string()).await {
+                Ok(Some(record)) => self.route_store(&record.store).await,
+                Ok(None) => Route::Here,
+                Err(e) => Route::Unavailable(e.to_string()),
+            }
         })
     }
 

@@ -30,17 +30,27 @@ use axum::response::{IntoResponse, Response};
 use crate::auth::presented_token;
 use crate::error::ApiError;
 
-/// What [`Forwarding`] lookups hand back: the base URL of the node that
-/// serves it (`http://host:port`), or `None` to serve it here.
-pub type ForwardFuture<'a> = Pin<Box<dyn Future<Output = Option<String>> + Send + 'a>>;
+/// Where a request belongs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    /// Served here (this node owns it, or no node does).
+    Here,
+    /// Served by the node at this base URL (`http://host:port`).
+    There(String),
+    /// Its node cannot be reached now (starting, down, or the directory
+    /// does not answer): the client is told to try again (503).
+    Unavailable(String),
+}
+
+/// What [`Forwarding`] lookups hand back.
+pub type ForwardFuture<'a> = Pin<Box<dyn Future<Output = Route> + Send + 'a>>;
 
 /// Where requests belong, and the vouchers nodes forward with.
 pub trait Forwarding: Send + Sync + 'static {
-    /// The node serving the store named `store` (see
-    /// [`mantle_site::store_name`]), unless it is this one.
+    /// Where the store named `store` (see [`mantle_site::store_name`]) is
+    /// served.
     fn for_store<'a>(&'a self, store: &'a str) -> ForwardFuture<'a>;
-    /// The node serving the account with the login `login` (as typed),
-    /// unless it is this one.
+    /// Where the account with the login `login` (as typed) is served.
     fn for_login<'a>(&'a self, login: &'a str) -> ForwardFuture<'a>;
     /// This node's voucher for forwarding `method path` for `client`.
     fn vouch(&self, client: IpAddr, method: &str, path: &str) -> String;
@@ -149,7 +159,7 @@ pub(crate) async fn forward(
         // is served elsewhere now (it just moved), the client tries again
         // (the forwarding node soon learns too).
         if let Some(store) = presented_token(req.headers()).and_then(mantle_site::token_route)
-            && state.forwarding.for_store(&store).await.is_some()
+            && state.forwarding.for_store(&store).await != Route::Here
         {
             let mut a = ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -173,16 +183,25 @@ pub(crate) async fn forward(
         };
         let target = match login_of(&parts.headers, &bytes) {
             Some(login) => state.forwarding.for_login(&login).await,
-            None => None,
+            None => Route::Here,
         };
         req = Request::from_parts(parts, Body::from(bytes));
         target
     } else {
-        None
+        Route::Here
     };
     match target {
-        None => next.run(req).await,
-        Some(base) => pass_on(&state, &base, &path, req).await,
+        Route::Here => next.run(req).await,
+        Route::There(base) => pass_on(&state, &base, &path, req).await,
+        Route::Unavailable(why) => {
+            tracing::debug!(%why, "cannot route a request now");
+            let mut a = ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the node serving this user cannot be reached now; try again",
+            );
+            a.retry_after = Some(1);
+            a.into_response()
+        }
     }
 }
 

@@ -80,7 +80,7 @@ pub use auth::{
 pub use config::HttpConfig;
 pub use csrf::{CSRF_COOKIE, CSRF_HEADER};
 pub use error::ApiError;
-pub use forward::{FORWARDED_HEADER, ForwardFuture, Forwarder, Forwarding};
+pub use forward::{FORWARDED_HEADER, ForwardFuture, Forwarder, Forwarding, Route};
 pub use headers::CONTENT_SECURITY_POLICY;
 /// The template engine of pages, for offerings that render their own
 /// ([`render_page`] takes its `Value`, made with `minijinja::context!`).

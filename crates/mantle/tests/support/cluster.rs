@@ -29,8 +29,8 @@ pub fn node_env(etcd: &EtcdCluster, node: &str) -> Vec<(String, String)> {
             "MANTLE_CLUSTER_ADVERTISE".into(),
             format!("127.0.0.1:{}", free_port()),
         ),
-        ("MANTLE_CLUSTER_LEASE_TTL_SECS".into(), "2".into()),
-        ("MANTLE_CLUSTER_REQUEST_TIMEOUT_MS".into(), "400".into()),
+        ("MANTLE_CLUSTER_LEASE_TTL_SECS".into(), "3".into()),
+        ("MANTLE_CLUSTER_REQUEST_TIMEOUT_MS".into(), "900".into()),
     ]
 }
 
@@ -52,4 +52,11 @@ pub async fn user_stores_of(d: &Directory, node: &str) -> Vec<String> {
         .filter(|o| o.owner.node == node && o.store.starts_with("users/"))
         .map(|o| o.store)
         .collect()
+}
+
+/// Cluster tests start three etcd members and several nodes each: on a
+/// small machine, one at a time (the guard, held for the test).
+pub fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static ONE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    ONE.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
