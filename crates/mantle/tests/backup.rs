@@ -53,34 +53,6 @@ fn now_us() -> u64 {
         .as_micros() as u64
 }
 
-/// SplitMix64: small and seedable.
-struct Rng(u64);
-
-impl Rng {
-    /// Seeded from `BACKUP_SEED`, else the clock; prints the seed.
-    fn from_env(test: &str) -> Rng {
-        let seed = std::env::var("BACKUP_SEED")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or_else(now_us);
-        eprintln!("{test}: seed {seed} (set BACKUP_SEED to repeat the choices)");
-        Rng(seed)
-    }
-
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// A number in `from..=to`.
-    fn between(&mut self, from: u64, to: u64) -> u64 {
-        from + self.next() % (to - from + 1)
-    }
-}
-
 /// The kinds of target a test backs up to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum TargetKind {

@@ -41,7 +41,7 @@ async fn put_slate(c: &reqwest::Client, server: &Server, token: &str, n: u32) ->
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_joins_claims_what_it_opens_shows_in_status_and_leaves() {
-    let _one = one_at_a_time();
+    let _one = one_at_a_time().await;
     let Some(etcd) = EtcdCluster::start(3) else {
         return;
     };
@@ -93,7 +93,7 @@ async fn a_node_joins_claims_what_it_opens_shows_in_status_and_leaves() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_paused_node_acknowledges_nothing_once_its_lease_may_have_run_out() {
-    let _one = one_at_a_time();
+    let _one = one_at_a_time().await;
     let Some(etcd) = EtcdCluster::start(3) else {
         return;
     };
@@ -176,7 +176,7 @@ async fn a_paused_node_acknowledges_nothing_once_its_lease_may_have_run_out() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_user_logs_in_and_works_through_every_node() {
-    let _one = one_at_a_time();
+    let _one = one_at_a_time().await;
     let Some(etcd) = EtcdCluster::start(3) else {
         return;
     };
@@ -280,7 +280,7 @@ fn cluster_cli(env: &[(String, String)], args: &[&str]) -> std::process::Output 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_store_moves_back_and_forth_under_writes_and_loses_nothing() {
-    let _one = one_at_a_time();
+    let _one = one_at_a_time().await;
     let Some(etcd) = EtcdCluster::start(3) else {
         return;
     };
@@ -385,7 +385,7 @@ async fn a_store_moves_back_and_forth_under_writes_and_loses_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_node_takes_stores_by_rebalancing_and_a_drained_node_keeps_none() {
-    let _one = one_at_a_time();
+    let _one = one_at_a_time().await;
     let Some(etcd) = EtcdCluster::start(3) else {
         return;
     };
@@ -482,7 +482,7 @@ async fn settles(what: &str, mut check: impl AsyncFnMut() -> bool) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn messages_between_users_on_different_nodes_take_effect_once_and_answer() {
-    let _one = one_at_a_time();
+    let _one = one_at_a_time().await;
     let Some(etcd) = EtcdCluster::start(3) else {
         return;
     };

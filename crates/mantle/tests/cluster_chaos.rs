@@ -34,19 +34,6 @@ fn login(i: usize) -> String {
     format!("user{i}@localhost")
 }
 
-/// SplitMix64, seedable.
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        (z ^ (z >> 31)) % n
-    }
-}
-
 #[derive(Default)]
 struct Shared {
     done: AtomicBool,
@@ -105,25 +92,18 @@ async fn books(base: &str, tokens: &[String]) -> Option<(i64, usize, usize)> {
     let c = client();
     let (mut total, mut debits, mut settled) = (0, Vec::new(), HashMap::<String, usize>::new());
     for t in tokens {
-        let b: Value = c
-            .get(format!("{base}/api/ledger/balance"))
-            .bearer_auth(t)
-            .send()
-            .await
-            .ok()?
-            .json()
-            .await
-            .ok()?;
-        total += b["balance"].as_i64()?;
-        let h: Value = c
-            .get(format!("{base}/api/ledger/history?limit=10000"))
-            .bearer_auth(t)
-            .send()
-            .await
-            .ok()?
-            .json()
-            .await
-            .ok()?;
+        let get = async |path: &str| -> Option<Value> {
+            c.get(format!("{base}{path}"))
+                .bearer_auth(t)
+                .send()
+                .await
+                .ok()?
+                .json()
+                .await
+                .ok()
+        };
+        total += get("/api/ledger/balance").await?["balance"].as_i64()?;
+        let h = get("/api/ledger/history?limit=10000").await?;
         for e in h["entries"].as_array()? {
             let id = e["transfer"].as_str()?.to_string();
             match e["kind"].as_str()? {

@@ -56,7 +56,7 @@ pub async fn user_stores_of(d: &Directory, node: &str) -> Vec<String> {
 
 /// Cluster tests start three etcd members and several nodes each: on a
 /// small machine, one at a time (the guard, held for the test).
-pub fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
-    static ONE: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    ONE.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+pub async fn one_at_a_time() -> tokio::sync::MutexGuard<'static, ()> {
+    static ONE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    ONE.lock().await
 }

@@ -530,3 +530,42 @@ pub async fn eventually<T: std::fmt::Debug>(what: &str, mut check: impl AsyncFnM
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// SplitMix64: small, seedable, good enough to pick transfers.
+pub struct Rng(pub u64);
+
+impl Rng {
+    /// Seeded from `BACKUP_SEED`, else the clock; prints the seed.
+    pub fn from_env(test: &str) -> Rng {
+        let seed = std::env::var("BACKUP_SEED")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| {
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .expect("after 1970")
+                    .as_micros() as u64
+            });
+        eprintln!("{test}: seed {seed} (set BACKUP_SEED to repeat the choices)");
+        Rng(seed)
+    }
+
+    /// A number in `from..=to`.
+    pub fn between(&mut self, from: u64, to: u64) -> u64 {
+        from + self.next() % (to - from + 1)
+    }
+
+    pub fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+    pub fn millis(&mut self, from: u64, to: u64) -> Duration {
+        Duration::from_millis(from + self.below(to - from + 1))
+    }
+}
