@@ -15,7 +15,10 @@
 //! user who reaches it through groups, against its owner's direct read)
 //! and `backup` ([`run_backup`]: small transactions and one-way messages
 //! with continuous backup to a local directory against the same without
-//! it, and a restore against copying the same bytes).
+//! it, and a restore against copying the same bytes) and `cluster`
+//! ([`run_cluster`]: two nodes of a cluster in this process: messages
+//! across nodes against on one node, a forwarded request against a
+//! direct one, and moving a store against copying its file).
 //!
 //! Each bench measures Mantle's code and, in the same run, a *reference*:
 //! the plainest competent implementation of the same work on the same
@@ -45,6 +48,7 @@
 //! mantle -- bench store`.
 
 pub mod backup;
+pub mod cluster;
 pub mod hostile;
 pub mod live;
 pub mod messaging;
@@ -124,6 +128,7 @@ impl Default for BenchOptions {
 }
 
 pub use backup::{BACKUP_BENCHES, BackupBenchOptions, run_backup};
+pub use cluster::{CLUSTER_BENCHES, ClusterBenchOptions, run_cluster};
 pub use hostile::{
     HOLD_COMMAND, HOSTILE_BENCHES, HoldSpec, HostileBenchOptions, hold_idle, run_hostile,
 };
@@ -144,6 +149,7 @@ fn known_benches() -> String {
         HOSTILE_BENCHES,
         SHARING_BENCHES,
         BACKUP_BENCHES,
+        CLUSTER_BENCHES,
     ]
     .concat()
     .join(", ")

@@ -69,8 +69,8 @@ const ROUND_TRIPS: u64 = 50_000;
 const REF_MESSAGES: u64 = 2_000;
 const REF_BATCHED_MESSAGES: u64 = 20_000;
 
-const DOMAIN: &str = "bench.test";
-const PASSWORD: &str = "bench password, not secret";
+pub(crate) const DOMAIN: &str = "bench.test";
+pub(crate) const PASSWORD: &str = "bench password, not secret";
 const POLL: Duration = Duration::from_millis(10);
 const TARGET: &str = ">= 20000 one-way messages/s on a 2-core machine";
 
@@ -112,7 +112,7 @@ pub async fn run_messaging(
 
 /// A one-way message: the recipient stores one [`Received`].
 #[derive(Serialize, Deserialize)]
-struct Note {
+pub(crate) struct Note {
     /// The bench run it belongs to (see [`Latencies`]).
     run: u64,
     seq: i64,
@@ -143,7 +143,7 @@ impl Message for Request {
 /// What a recipient stores per message.
 #[derive(Item, Debug, Clone)]
 #[item(name = "bench_received", version = 1)]
-struct Received {
+pub(crate) struct Received {
     seq: i64,
     sent: i64,
 }
@@ -157,7 +157,7 @@ struct Answered {
     ok: bool,
 }
 
-fn types(registry: &mut Registry) {
+pub(crate) fn types(registry: &mut Registry) {
     registry.register::<Received>().register::<Answered>();
 }
 
@@ -207,7 +207,7 @@ impl Latencies {
     }
 }
 
-fn handlers(h: &mut MessageHandlers) {
+pub(crate) fn handlers(h: &mut MessageHandlers) {
     h.on::<Note>(|tx, _env, note| {
         tx.insert(&Received {
             seq: note.seq,
@@ -234,7 +234,7 @@ fn handlers(h: &mut MessageHandlers) {
 // ---- The site ------------------------------------------------------------------
 
 /// A fresh site with the sender and recipient accounts' stores open.
-struct BenchSite {
+pub(crate) struct BenchSite {
     site: Site,
     senders: Vec<Store>,
     recipients: Vec<Store>,
@@ -252,6 +252,17 @@ pub(crate) fn site_config() -> SiteConfig {
 }
 
 impl BenchSite {
+    /// Senders of `site` sending to `to`, whose stores (maybe another
+    /// site's) are `recipients`.
+    pub(crate) fn of(site: Site, senders: Vec<Store>, recipients: Vec<Store>, to: Vec<String>) -> Self {
+        Self {
+            site,
+            senders,
+            recipients,
+            to: Arc::new(to),
+        }
+    }
+
     async fn new(dir: &Path, config: SiteConfig) -> Result<Self, BenchError> {
         let site = Site::builder(dir)
             .with(types)
@@ -341,7 +352,7 @@ async fn wait_for<T: Item>(
 
 /// How senders send.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Sending {
+pub(crate) enum Sending {
     /// Each sender sends its messages in transactions of [`PER_TX`], one
     /// transaction after another.
     Batched,
@@ -555,7 +566,7 @@ where
 
 // ---- The benches ---------------------------------------------------------------
 
-fn note(run: u64, seq: i64, sent_micros: i64) -> Note {
+pub(crate) fn note(run: u64, seq: i64, sent_micros: i64) -> Note {
     Note {
         run,
         seq,
@@ -584,7 +595,7 @@ pub(crate) struct Ours {
 /// Sends `n` messages made by `make` and times them until `already + n`
 /// items `T` are found in `until` (what the handlers write when they are
 /// done; `already` were there before).
-async fn timed_sends<M: Message, T: Item>(
+pub(crate) async fn timed_sends<M: Message, T: Item>(
     name: &'static str,
     bs: &BenchSite,
     (n, already): (u64, u64),

@@ -132,6 +132,34 @@ impl Node {
         })
     }
 
+    /// Makes the site `builder` builds (in `dir`, with `domain`) this
+    /// node's: its stores claimed and fenced, its logins in the cluster's
+    /// directory, its tokens routed, its requests forwarded, its messages
+    /// carried to other nodes, and the cluster's routes on its web front.
+    pub fn install(
+        self: &Arc<Self>,
+        builder: mantle_site::SiteBuilder,
+        dir: &Path,
+        domain: &str,
+    ) -> mantle_site::SiteBuilder {
+        let routing: Arc<dyn mantle_web::Forwarding> = self.routing();
+        let node = self.clone();
+        builder
+            .fence(self.fence())
+            .logins(self.logins())
+            .route_tokens()
+            .extension::<mantle_web::Forwarder>(|f| f.0 = Some(routing))
+            .remote_stores(Arc::new(crate::RemoteMessages::new(
+                self.clone(),
+                dir,
+                domain,
+            )))
+            .extension::<crate::ClusterHandle>(|h| h.0 = Some(node))
+            .extension::<mantle_web::WebRoutes>(|r| {
+                r.add(crate::web_routes);
+            })
+    }
+
     /// The fence the site's stores commit through.
     pub fn fence(&self) -> Arc<Ownership> {
         self.ownership.clone()

@@ -617,6 +617,11 @@ pub enum BenchArea {
     /// one-way messages with backup on against off, and a restore against
     /// copying the same bytes.
     Backup,
+    /// Two nodes of a cluster (on an etcd member started for the run;
+    /// needs Debian's etcd-server): one-way messages across nodes against
+    /// on one node, a forwarded slate read against a direct one, and
+    /// moving a 100 MB store against copying its file.
+    Cluster,
 }
 
 #[derive(Debug, Subcommand)]

@@ -60,6 +60,10 @@ pub async fn run(
             let opts = mantle_bench::BackupBenchOptions { scale, dir, only };
             mantle_bench::run_backup(&opts, &mut emit).await
         }
+        BenchArea::Cluster => {
+            let opts = mantle_bench::ClusterBenchOptions { scale, dir, only };
+            mantle_bench::run_cluster(&opts, &mut emit).await
+        }
     };
     result.map_err(|e| CliError::Message(format!("bench {}: {e}", area_name(area))))?;
     Ok(0)
@@ -74,6 +78,7 @@ fn area_name(area: BenchArea) -> &'static str {
         BenchArea::Hostile => "hostile",
         BenchArea::Sharing => "sharing",
         BenchArea::Backup => "backup",
+        BenchArea::Cluster => "cluster",
     }
 }
 

@@ -156,21 +156,7 @@ pub async fn serve(
     let domain = config.domain.clone();
     let mut builder = program.site(&dir).config(config);
     if let Some(node) = &node {
-        let routing: Arc<dyn mantle_web::Forwarding> = node.routing();
-        builder = builder
-            .fence(node.fence())
-            .logins(node.logins())
-            .route_tokens()
-            .extension::<mantle_web::Forwarder>(|f| f.0 = Some(routing))
-            .remote_stores(Arc::new(mantle_cluster::RemoteMessages::new(
-                node.clone(),
-                &dir,
-                &domain,
-            )))
-            .extension::<mantle_cluster::ClusterHandle>(|h| h.0 = Some(node.clone()))
-            .extension::<mantle_web::WebRoutes>(|r| {
-                r.add(mantle_cluster::web_routes);
-            });
+        builder = node.install(builder, &dir, &domain);
         eprintln!(
             "mantle: node {} joined cluster {} (lease {})",
             cluster.node,
