@@ -28,8 +28,7 @@ use mantle_store::{Item, Store};
 
 use crate::BenchError;
 use crate::messaging::{
-    BenchSite, DOMAIN, PASSWORD, Received, Sending, handlers, note, site_config, timed_sends,
-    types,
+    BenchSite, DOMAIN, PASSWORD, Received, Sending, handlers, note, site_config, timed_sends, types,
 };
 use crate::report::BenchRecord;
 use crate::store::{BenchDir, check, scaled};
@@ -68,7 +67,12 @@ struct BenchNode {
 }
 
 impl BenchNode {
-    async fn start(etcd: &EtcdCluster, dir: &Path, name: &str, secret: &Path) -> Result<Self, BenchError> {
+    async fn start(
+        etcd: &EtcdCluster,
+        dir: &Path,
+        name: &str,
+        secret: &Path,
+    ) -> Result<Self, BenchError> {
         std::fs::create_dir_all(dir)?;
         let config = ClusterConfig {
             etcd: etcd.endpoints(),
@@ -105,7 +109,11 @@ impl BenchNode {
     }
 
     /// Makes accounts `prefix0…` here; their stores and logins.
-    async fn accounts(&self, prefix: &str, n: usize) -> Result<(Vec<Store>, Vec<String>), BenchError> {
+    async fn accounts(
+        &self,
+        prefix: &str,
+        n: usize,
+    ) -> Result<(Vec<Store>, Vec<String>), BenchError> {
         let (mut stores, mut logins) = (Vec::new(), Vec::new());
         for i in 0..n {
             let a = self
@@ -172,7 +180,11 @@ pub async fn run_cluster(
     result
 }
 
-async fn cross_node(scale: f64, one: &BenchNode, two: &BenchNode) -> Result<BenchRecord, BenchError> {
+async fn cross_node(
+    scale: f64,
+    one: &BenchNode,
+    two: &BenchNode,
+) -> Result<BenchRecord, BenchError> {
     const NAME: &str = "messages_cross_node";
     let n = scaled(MESSAGES, scale).max(2 * STORES as u64);
     let (senders, _) = one.accounts("s", STORES).await?;
@@ -183,11 +195,19 @@ async fn cross_node(scale: f64, one: &BenchNode, two: &BenchNode) -> Result<Benc
     let half = n / 2;
     let before =
         timed_sends::<_, Received>(NAME, &same, (half, 0), Sending::Batched, note, &near).await?;
-    let ours = timed_sends::<_, Received>(NAME, &cross, (n, 0), Sending::Batched, note, &far).await?;
+    let ours =
+        timed_sends::<_, Received>(NAME, &cross, (n, 0), Sending::Batched, note, &far).await?;
     let after =
         timed_sends::<_, Received>(NAME, &same, (n - half, half), Sending::Batched, note, &near)
             .await?;
-    let mut rec = BenchRecord::new(NAME, "message", n, scale, ours.took, before.took + after.took);
+    let mut rec = BenchRecord::new(
+        NAME,
+        "message",
+        n,
+        scale,
+        ours.took,
+        before.took + after.took,
+    );
     rec.note = Some(format!(
         "{STORES} sender stores on node n1 → {STORES} recipient stores on node n2 (ours) or on \
          n1 (reference), messages_one_way's batches; timed until read back at the recipients; \
@@ -215,7 +235,9 @@ async fn gets(url: &str, token: &str, n: u64) -> Result<Duration, BenchError> {
                 if r.status() != reqwest::StatusCode::OK {
                     return Err(BenchError::Http(format!("GET {url}: {}", r.status())));
                 }
-                r.bytes().await.map_err(|e| BenchError::Http(e.to_string()))?;
+                r.bytes()
+                    .await
+                    .map_err(|e| BenchError::Http(e.to_string()))?;
                 i += IN_FLIGHT as u64;
             }
             Ok::<_, BenchError>(())
@@ -227,16 +249,29 @@ async fn gets(url: &str, token: &str, n: u64) -> Result<Duration, BenchError> {
     Ok(started.elapsed())
 }
 
-async fn forwarded_get(scale: f64, one: &BenchNode, two: &BenchNode) -> Result<BenchRecord, BenchError> {
+async fn forwarded_get(
+    scale: f64,
+    one: &BenchNode,
+    two: &BenchNode,
+) -> Result<BenchRecord, BenchError> {
     const NAME: &str = "forwarded_get";
     let n = scaled(REQUESTS, scale).max(IN_FLIGHT as u64);
-    let account = one.site.accounts().create("reader", PASSWORD, false).await?;
+    let account = one
+        .site
+        .accounts()
+        .create("reader", PASSWORD, false)
+        .await?;
     let doc = serde_json::json!({ "title": "a slate read through another node", "n": 42 });
     one.site
         .slates()
         .put(account.id, "profile", doc, Expect::Unspecified, None)
         .await?;
-    let token = one.site.auth().issue_token(account.id, "bench").await?.token;
+    let token = one
+        .site
+        .auth()
+        .issue_token(account.id, "bench")
+        .await?
+        .token;
     let path = "/api/slates/profile";
     let direct = format!("{}{path}", one.base);
     let forwarded = format!("{}{path}", two.base);
@@ -294,7 +329,9 @@ async fn move_store(
         .await
         .map_err(cluster)?;
     let ours = started.elapsed();
-    check(NAME, moved.epoch == 2 && moved.bytes > 0, || format!("{moved:?}"))?;
+    check(NAME, moved.epoch == 2 && moved.bytes > 0, || {
+        format!("{moved:?}")
+    })?;
     let arrived = two
         .site
         .accounts()
@@ -302,7 +339,9 @@ async fn move_store(
         .await
         .map(|a| a.store)?;
     let there = two.site.dir().join(&arrived);
-    check(NAME, there.exists(), || format!("{} is not on n2", there.display()))?;
+    check(NAME, there.exists(), || {
+        format!("{} is not on n2", there.display())
+    })?;
     // The reference: the same bytes copied, file to file, on the same disk.
     let copy = dir.join("copy.store");
     let started = Instant::now();

@@ -254,7 +254,12 @@ pub(crate) fn site_config() -> SiteConfig {
 impl BenchSite {
     /// Senders of `site` sending to `to`, whose stores (maybe another
     /// site's) are `recipients`.
-    pub(crate) fn of(site: Site, senders: Vec<Store>, recipients: Vec<Store>, to: Vec<String>) -> Self {
+    pub(crate) fn of(
+        site: Site,
+        senders: Vec<Store>,
+        recipients: Vec<Store>,
+        to: Vec<String>,
+    ) -> Self {
         Self {
             site,
             senders,

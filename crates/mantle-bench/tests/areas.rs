@@ -159,3 +159,33 @@ async fn every_backup_bench_reports_both_sides() {
     let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
     assert!(left.is_empty(), "files left behind: {left:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_cluster_bench_reports_both_sides() {
+    if mantle_cluster::harness::etcd_binary().is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let opts = mantle_bench::ClusterBenchOptions {
+        scale: 0.01,
+        dir: Some(dir.path().to_path_buf()),
+        only: None,
+    };
+    let mut records: Vec<BenchRecord> = Vec::new();
+    mantle_bench::run_cluster(&opts, &mut |r| records.push(r))
+        .await
+        .unwrap();
+    let names: Vec<&str> = records.iter().map(|r| r.bench.as_str()).collect();
+    assert_eq!(
+        names,
+        mantle_bench::CLUSTER_BENCHES,
+        "one record per bench, in order"
+    );
+    for r in &records {
+        assert_sane(r);
+    }
+    assert_eq!(records[0].ops, 200);
+    assert_eq!(records[2].op, "MB");
+    let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert!(left.is_empty(), "files left behind: {left:?}");
+}

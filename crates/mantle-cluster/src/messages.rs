@@ -10,8 +10,10 @@
 //! answers after its commit. Answers travel back the same way
 //! (`POST /cluster/answers`).
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -23,7 +25,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::moving::{NODE_HEADER, node_of, vouched};
-use crate::{ClusterError, Node};
+use crate::{ClusterError, Node, Owner};
+use mantle_web::Route;
+use parking_lot::Mutex;
 
 /// Where batches of messages arrive.
 pub const DELIVER_PATH: &str = "/cluster/deliver";
@@ -95,18 +99,14 @@ impl RemoteMessages {
             .fence()
             .held(&file)
             .ok_or_else(|| format!("this node does not hold {from} now"))?;
-        let directory = self.node.lease().directory();
-        let owner = directory
-            .owner(to)
-            .await
-            .map_err(|e| e.to_string())?
-            .ok_or_else(|| format!("{to} has no owner"))?;
-        let target = directory
-            .node(&owner.owner.node)
-            .await
-            .map_err(|e| e.to_string())?
-            .filter(|n| !n.http.is_empty())
-            .ok_or_else(|| format!("{to}'s owner {} is not serving", owner.owner.node))?;
+        // Where requests for it go (remembered for a second: a batch sent
+        // to a node that just gave the store away is refused there, and
+        // sent again).
+        let target = match self.node.routing().route_store(to).await {
+            Route::There(base) => base,
+            Route::Here => return Err(format!("{to} is on this node now")),
+            Route::Unavailable(why) => return Err(why),
+        };
         let carried = Carried {
             from: from.to_string(),
             from_node: self.me().to_string(),
@@ -123,21 +123,21 @@ impl RemoteMessages {
         let answer = self
             .node
             .http()
-            .post(format!("{}{path}", target.http))
+            .post(format!("{target}{path}"))
             .header(NODE_HEADER, voucher)
             .json(&carried)
             .send()
             .await
-            .map_err(|e| format!("node {} did not answer: {e}", target.node))?;
+            .map_err(|e| format!("{target} did not answer: {e}"))?;
         let status = answer.status();
         if !status.is_success() {
             let text = answer.text().await.unwrap_or_default();
-            return Err(format!("node {} answered {status}: {text}", target.node));
+            return Err(format!("{target} answered {status}: {text}"));
         }
         answer
             .json()
             .await
-            .map_err(|e| format!("node {}'s answer: {e}", target.node))
+            .map_err(|e| format!("{target}'s answer: {e}"))
     }
 }
 
@@ -199,14 +199,53 @@ pub(crate) fn routes() -> Router<AppState> {
         .route(ANSWERS_PATH, post(take_answers))
 }
 
-/// Checks that `c.from` is owned by `c.from_node` at `c.from_epoch`.
+/// Epochs of senders checked lately, by store: the highest seen, its
+/// node, and when it was read from the directory.
+#[derive(Default)]
+pub(crate) struct SenderEpochs(Mutex<HashMap<String, (Owner, Instant)>>);
+
+/// How long a sender's checked epoch is taken on trust.
+const EPOCH_TRUST: Duration = Duration::from_secs(1);
+
+/// Checks that `c.from` is owned by `c.from_node` at `c.from_epoch`: an
+/// epoch below the highest seen for the store is refused at once; the
+/// current one is read from the directory, at most once a second. (A
+/// batch at an epoch that ended less than a second ago was committed
+/// before it ended: the old owner's fence refuses commits once it gives
+/// a store away.)
 async fn current_sender(node: &Node, c: &Carried) -> Result<(), ApiError> {
+    let stale = |now: Option<&Owner>| {
+        ApiError::new(
+            StatusCode::CONFLICT,
+            format!(
+                "stale epoch: {} is not {}'s at epoch {} (the directory says {:?})",
+                c.from, c.from_node, c.from_epoch, now
+            ),
+        )
+    };
+    if let Some((seen, at)) = node.sender_epochs().0.lock().get(&c.from) {
+        if c.from_epoch < seen.epoch {
+            return Err(stale(Some(seen)));
+        }
+        if c.from_epoch == seen.epoch && seen.node == c.from_node && at.elapsed() < EPOCH_TRUST {
+            return Ok(());
+        }
+    }
     let owner = node
         .lease()
         .directory()
         .owner(&c.from)
         .await
         .map_err(|e: ClusterError| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
+    if let Some(o) = &owner {
+        let mut seen = node.sender_epochs().0.lock();
+        let keep = seen
+            .get(&c.from)
+            .is_none_or(|(s, _)| s.epoch <= o.owner.epoch);
+        if keep {
+            seen.insert(c.from.clone(), (o.owner.clone(), Instant::now()));
+        }
+    }
     match owner {
         Some(o) if o.owner.node == c.from_node && o.owner.epoch == c.from_epoch => Ok(()),
         other => Err(ApiError::new(

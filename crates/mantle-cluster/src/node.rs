@@ -32,6 +32,8 @@ pub struct Node {
     logins: Arc<ClusterLogins>,
     /// For requests to other nodes (moves).
     http: reqwest::Client,
+    /// Senders' epochs checked lately (messages from other nodes).
+    sender_epochs: crate::messages::SenderEpochs,
     status: tokio::task::JoinHandle<()>,
 }
 
@@ -128,6 +130,7 @@ impl Node {
                 .timeout(Duration::from_secs(600))
                 .build()
                 .map_err(|e| ClusterError::Config(format!("no HTTP client: {e}")))?,
+            sender_epochs: Default::default(),
             status,
         })
     }
@@ -178,6 +181,10 @@ impl Node {
     /// The node's lease.
     pub fn lease(&self) -> &Arc<NodeLease> {
         &self.lease
+    }
+
+    pub(crate) fn sender_epochs(&self) -> &crate::messages::SenderEpochs {
+        &self.sender_epochs
     }
 
     /// The client this node asks other nodes with.
