@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::routing::post;
 use axum::{Json, Router};
 use mantle_site::{Located, RemoteFuture, RemoteStores};
@@ -24,7 +24,7 @@ use mantle_web::{ApiError, AppState};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::moving::{NODE_HEADER, node_of, vouched};
+use crate::moving::{MAX_PEER_JSON, NODE_HEADER, from_peer, peer_json};
 use crate::{ClusterError, Node, Owner};
 use mantle_web::Route;
 use parking_lot::Mutex;
@@ -263,11 +263,10 @@ async fn current_sender(node: &Node, c: &Carried) -> Result<(), ApiError> {
 
 async fn take_batch(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    Json(c): Json<Carried>,
+    req: axum::extract::Request,
 ) -> Result<Json<Value>, ApiError> {
-    let node = node_of(&state.site)?;
-    vouched(&node, &headers, DELIVER_PATH)?;
+    let (node, body) = from_peer(&state, req, DELIVER_PATH, MAX_PEER_JSON).await?;
+    let c: Carried = peer_json(&body)?;
     current_sender(&node, &c).await?;
     let outcomes = state.site.messaging().apply_remote(&c.to, c.body).await?;
     Ok(Json(outcomes))
@@ -275,11 +274,10 @@ async fn take_batch(
 
 async fn take_answers(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    Json(c): Json<Carried>,
+    req: axum::extract::Request,
 ) -> Result<Json<Value>, ApiError> {
-    let node = node_of(&state.site)?;
-    vouched(&node, &headers, ANSWERS_PATH)?;
+    let (node, body) = from_peer(&state, req, ANSWERS_PATH, MAX_PEER_JSON).await?;
+    let c: Carried = peer_json(&body)?;
     current_sender(&node, &c).await?;
     state.site.messaging().answer_remote(&c.to, c.body).await?;
     Ok(Json(Value::Null))

@@ -98,7 +98,6 @@ pub fn routes() -> Router<AppState> {
         .route(MOVE_PATH, post(move_here))
         .route(ADOPT_PATH, post(adopt))
         .route(DISCARD_PATH, post(discard))
-        .layer(axum::extract::DefaultBodyLimit::max(MAX_STORE_BYTES))
         .merge(crate::messages::routes())
 }
 
@@ -113,7 +112,7 @@ pub(crate) fn node_of(site: &Site) -> std::result::Result<std::sync::Arc<crate::
 }
 
 /// Checks a peer's voucher for `path`.
-pub(crate) fn vouched(
+fn vouched(
     node: &crate::Node,
     headers: &HeaderMap,
     path: &str,
@@ -133,6 +132,33 @@ pub(crate) fn vouched(
     }
 }
 
+/// Largest body of a peer's JSON request (a batch of messages).
+pub(crate) const MAX_PEER_JSON: usize = 64 << 20;
+
+/// A peer's request to `path`: the site's node, and the body (up to
+/// `limit` bytes), read only once the voucher checks out, so that a
+/// stranger cannot make the node hold a large body.
+pub(crate) async fn from_peer(
+    state: &AppState,
+    req: axum::extract::Request,
+    path: &str,
+    limit: usize,
+) -> std::result::Result<(std::sync::Arc<crate::Node>, Bytes), ApiError> {
+    let node = node_of(&state.site)?;
+    vouched(&node, req.headers(), path)?;
+    let body = axum::body::to_bytes(req.into_body(), limit)
+        .await
+        .map_err(|_| ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "request body too large"))?;
+    Ok((node, body))
+}
+
+/// A peer's JSON request body.
+pub(crate) fn peer_json<T: serde::de::DeserializeOwned>(
+    body: &[u8],
+) -> std::result::Result<T, ApiError> {
+    serde_json::from_slice(body).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.to_string()))
+}
+
 fn refused(e: ClusterError) -> ApiError {
     let status = match &e {
         ClusterError::OwnedElsewhere { .. }
@@ -147,11 +173,10 @@ fn refused(e: ClusterError) -> ApiError {
 
 async fn move_here(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    Json(request): Json<MoveRequest>,
+    req: axum::extract::Request,
 ) -> std::result::Result<Json<Moved>, ApiError> {
-    let node = node_of(&state.site)?;
-    vouched(&node, &headers, MOVE_PATH)?;
+    let (node, body) = from_peer(&state, req, MOVE_PATH, MAX_PEER_JSON).await?;
+    let request: MoveRequest = peer_json(&body)?;
     move_out(&state.site, &node, &request.store, &request.to)
         .await
         .map(Json)
@@ -323,11 +348,9 @@ async fn post_to(node: &crate::Node, base: &str, path: &str, body: Vec<u8>) -> R
 
 async fn adopt(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Bytes,
+    req: axum::extract::Request,
 ) -> std::result::Result<Json<serde_json::Value>, ApiError> {
-    let node = node_of(&state.site)?;
-    vouched(&node, &headers, ADOPT_PATH)?;
+    let (node, body) = from_peer(&state, req, ADOPT_PATH, MAX_STORE_BYTES).await?;
     let bad = |what: &str| ApiError::new(StatusCode::BAD_REQUEST, what.to_string());
     let len = u32::from_be_bytes(
         body.get(..4)
@@ -398,11 +421,10 @@ async fn adopt(
 
 async fn discard(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    Json(request): Json<serde_json::Value>,
+    req: axum::extract::Request,
 ) -> std::result::Result<Json<serde_json::Value>, ApiError> {
-    let node = node_of(&state.site)?;
-    vouched(&node, &headers, DISCARD_PATH)?;
+    let (_, body) = from_peer(&state, req, DISCARD_PATH, MAX_PEER_JSON).await?;
+    let request: serde_json::Value = peer_json(&body)?;
     let store = request["store"].as_str().unwrap_or_default();
     if !store.starts_with("users/") || store.contains("..") {
         return Err(ApiError::new(

@@ -258,6 +258,19 @@ async fn every_user_logs_in_and_works_through_every_node() {
     let forged = format!("users~alice_localhost.{}", "A".repeat(43));
     let r = get_auth(&c, &servers[2], "/api/me", &forged).await;
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    // A stranger's store "moved in" is refused before its 4 GB body is
+    // read, as is a batch of messages.
+    for path in [mantle_cluster::ADOPT_PATH, mantle_cluster::DELIVER_PATH] {
+        let mut raw =
+            std::net::TcpStream::connect(servers[0].base.trim_start_matches("http://")).unwrap();
+        let head =
+            format!("POST {path} HTTP/1.1\r\nHost: n1\r\nContent-Length: 4000000000\r\n\r\n");
+        std::io::Write::write_all(&mut raw, head.as_bytes()).unwrap();
+        raw.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut answer = [0u8; 12];
+        std::io::Read::read_exact(&mut raw, &mut answer).unwrap();
+        assert_eq!(&answer, b"HTTP/1.1 403", "{path}");
+    }
     // A forged forwarding voucher is refused.
     let r = c
         .get(servers[0].url("/api/me"))
