@@ -192,6 +192,9 @@ pub(crate) async fn forward(
     };
     match target {
         Route::Here => next.run(req).await,
+        Route::There(base) if req.headers().contains_key(header::UPGRADE) => {
+            pass_upgrade(&state, &base, &path, req).await
+        }
         Route::There(base) => pass_on(&state, &base, &path, req).await,
         Route::Unavailable(why) => {
             tracing::debug!(%why, "cannot route a request now");
@@ -205,6 +208,110 @@ pub(crate) async fn forward(
     }
 }
 
+/// The client a request came from (for the voucher).
+fn client_of(req: &Request) -> IpAddr {
+    req.extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or(IpAddr::from([127, 0, 0, 1]), |c| c.0.ip())
+}
+
+/// Largest response head the owner may answer an upgrade with.
+const MAX_UPGRADE_HEAD: usize = 16 * 1024;
+
+/// Passes an upgrade (a WebSocket) on to the node at `base`: the request
+/// is sent there with a voucher, and once that node has switched
+/// protocols, the client's upgraded connection and the one to the owner
+/// are joined, byte for byte, until either side closes.
+async fn pass_upgrade(state: &ForwardState, base: &str, path: &str, mut req: Request) -> Response {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let refused = |why: String| {
+        tracing::warn!(%base, %why, "cannot pass an upgrade on");
+        let mut a = ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            "the node serving this user did not take the connection; try again",
+        );
+        a.retry_after = Some(1);
+        a.into_response()
+    };
+    let Some(authority) = base.strip_prefix("http://") else {
+        return refused(format!(
+            "{base}: only plain HTTP between nodes carries upgrades"
+        ));
+    };
+    let voucher = state
+        .forwarding
+        .vouch(client_of(&req), req.method().as_str(), path);
+    let on_upgrade = hyper::upgrade::on(&mut req);
+    let connect = tokio::net::TcpStream::connect(authority);
+    let mut owner = match tokio::time::timeout(std::time::Duration::from_secs(2), connect).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => return refused(e.to_string()),
+        Err(_) => return refused("no connection in 2 s".into()),
+    };
+    let mut head = format!("{} {path} HTTP/1.1\r\n", req.method());
+    for (name, value) in req.headers() {
+        if name.as_str() != FORWARDED_HEADER
+            && let Ok(value) = value.to_str()
+        {
+            head.push_str(&format!("{name}: {value}\r\n"));
+        }
+    }
+    head.push_str(&format!("{FORWARDED_HEADER}: {voucher}\r\n\r\n"));
+    if let Err(e) = owner.write_all(head.as_bytes()).await {
+        return refused(e.to_string());
+    }
+    // The owner's answer, up to the end of its head.
+    let mut got = Vec::with_capacity(1024);
+    let end = loop {
+        if let Some(end) = got.windows(4).position(|w| w == b"\r\n\r\n") {
+            break end + 4;
+        }
+        if got.len() > MAX_UPGRADE_HEAD {
+            return refused("an answer head too long".into());
+        }
+        let mut chunk = [0u8; 1024];
+        match tokio::time::timeout(std::time::Duration::from_secs(10), owner.read(&mut chunk)).await
+        {
+            Ok(Ok(0)) => return refused("the owner closed the connection".into()),
+            Ok(Ok(n)) => got.extend_from_slice(&chunk[..n]),
+            Ok(Err(e)) => return refused(e.to_string()),
+            Err(_) => return refused("no answer in 10 s".into()),
+        }
+    };
+    let mut fields = [httparse::EMPTY_HEADER; 64];
+    let mut parsed = httparse::Response::new(&mut fields);
+    if !matches!(parsed.parse(&got[..end]), Ok(httparse::Status::Complete(_))) {
+        return refused("an answer that does not parse".into());
+    }
+    let status =
+        StatusCode::from_u16(parsed.code.unwrap_or(502)).unwrap_or(StatusCode::BAD_GATEWAY);
+    let mut response = Response::new(Body::empty());
+    *response.status_mut() = status;
+    for h in parsed.headers.iter() {
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(h.name.as_bytes()),
+            axum::http::HeaderValue::from_bytes(h.value),
+        ) {
+            response.headers_mut().append(name, value);
+        }
+    }
+    if status != StatusCode::SWITCHING_PROTOCOLS {
+        return response;
+    }
+    let early = got[end..].to_vec();
+    tokio::spawn(async move {
+        let Ok(upgraded) = on_upgrade.await else {
+            return;
+        };
+        let mut client = hyper_util::rt::TokioIo::new(upgraded);
+        if !early.is_empty() && client.write_all(&early).await.is_err() {
+            return;
+        }
+        let _ = tokio::io::copy_bidirectional(&mut client, &mut owner).await;
+    });
+    response
+}
+
 /// A request's whole body, up to `max` bytes (past it, 413).
 async fn read_body(body: Body, max: usize) -> Result<axum::body::Bytes, Response> {
     to_bytes(body, max).await.map_err(|_| {
@@ -214,10 +321,7 @@ async fn read_body(body: Body, max: usize) -> Result<axum::body::Bytes, Response
 
 /// Sends `req` to the node at `base` and its answer back.
 async fn pass_on(state: &ForwardState, base: &str, path: &str, req: Request) -> Response {
-    let client = req
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map_or(IpAddr::from([127, 0, 0, 1]), |c| c.0.ip());
+    let client = client_of(&req);
     let (parts, body) = req.into_parts();
     let bytes = match read_body(body, state.max_body).await {
         Ok(b) => b,

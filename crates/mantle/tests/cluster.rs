@@ -250,6 +250,18 @@ async fn every_user_logs_in_and_works_through_every_node() {
         put_slate(&c, &servers[1], &t, 99).await,
         StatusCode::CREATED
     );
+    // A WebSocket to any node reaches the user's own node.
+    for (home, user) in users.iter().enumerate() {
+        let t = token(&c, &servers[home], user, PW).await;
+        for server in &servers {
+            let me = whoami_over_websocket(server, &t).await;
+            assert_eq!(
+                me["answer"]["username"],
+                format!("{user}@localhost"),
+                "{me}"
+            );
+        }
+    }
     // Unknown users and bad tokens are refused wherever they arrive.
     assert_eq!(
         login(&c, &servers[0], "nobody", PW).await.status(),
@@ -279,6 +291,31 @@ async fn every_user_logs_in_and_works_through_every_node() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
+}
+
+/// `Whoami` over a WebSocket to `server`'s `/live`, logged in by `token`.
+async fn whoami_over_websocket(server: &Server, token: &str) -> Value {
+    use futures::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::{Message, client::IntoClientRequest};
+    let url = format!("{}/live", server.base.replace("http://", "ws://"));
+    let mut request = url.into_client_request().unwrap();
+    request
+        .headers_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    let (mut ws, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    ws.send(Message::Text(r#"{"id":1,"command":"Whoami"}"#.into()))
+        .await
+        .unwrap();
+    loop {
+        let m = tokio::time::timeout(Duration::from_secs(20), ws.next())
+            .await
+            .expect("an answer in time")
+            .expect("an open socket")
+            .unwrap();
+        if let Message::Text(text) = m {
+            return serde_json::from_str(&text).unwrap();
+        }
+    }
 }
 
 /// `mantle cluster ARGS` with a node's environment; its output.
