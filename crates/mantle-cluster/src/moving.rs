@@ -43,6 +43,9 @@ pub const MOVE_PATH: &str = "/cluster/move";
 pub const ADOPT_PATH: &str = "/cluster/adopt";
 /// Where the owner tells the target to drop a copy it will not get.
 pub const DISCARD_PATH: &str = "/cluster/discard";
+/// Where a node is asked to count a type's items in its user stores
+/// (`mantle fanout` across the cluster).
+pub const FANOUT_COUNT_PATH: &str = "/cluster/fanout/count";
 /// The header carrying a node's voucher on these requests.
 pub const NODE_HEADER: &str = "x-mantle-node";
 /// Largest store moved (its file, whole in one request).
@@ -98,6 +101,7 @@ pub fn routes() -> Router<AppState> {
         .route(MOVE_PATH, post(move_here))
         .route(ADOPT_PATH, post(adopt))
         .route(DISCARD_PATH, post(discard))
+        .route(FANOUT_COUNT_PATH, post(fanout_count))
         .merge(crate::messages::routes())
 }
 
@@ -440,4 +444,27 @@ async fn discard(
         .await
         .map_err(ApiError::from)?;
     Ok(Json(serde_json::json!({ "discarded": store })))
+}
+
+/// A count asked of every node.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FanoutCount {
+    /// The item type's stored name.
+    pub type_name: String,
+    /// Stores worked on at once.
+    pub parallel: usize,
+}
+
+async fn fanout_count(
+    State(state): State<AppState>,
+    req: axum::extract::Request,
+) -> std::result::Result<Json<mantle_site::ItemCount>, ApiError> {
+    let (_, body) = from_peer(&state, req, FANOUT_COUNT_PATH, MAX_PEER_JSON).await?;
+    let ask: FanoutCount = peer_json(&body)?;
+    let count = state
+        .site
+        .accounts()
+        .count_items(&ask.type_name, ask.parallel.clamp(1, 64), |_, _| {})
+        .await?;
+    Ok(Json(count))
 }

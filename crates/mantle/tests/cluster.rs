@@ -250,6 +250,18 @@ async fn every_user_logs_in_and_works_through_every_node() {
         put_slate(&c, &servers[1], &t, 99).await,
         StatusCode::CREATED
     );
+    // A fan-out from any node counts every node's stores.
+    let env = node_env(&etcd, "n3");
+    let mut fanout = std::process::Command::new(mantle_bin());
+    fanout.args(["fanout", sites[2].path(), "count", "mantle_slate"]);
+    for (k, v) in &env {
+        fanout.env(k, v);
+    }
+    let said = ok(fanout.output().unwrap());
+    assert!(
+        said.contains("mantle_slate: 10 items in 4 user stores (4 hold some) on 3 nodes"),
+        "{said}"
+    );
     // A WebSocket to any node reaches the user's own node.
     for (home, user) in users.iter().enumerate() {
         let t = token(&c, &servers[home], user, PW).await;

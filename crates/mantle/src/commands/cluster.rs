@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use indicatif::{ProgressBar, ProgressStyle};
 use mantle_cluster::{
-    ClusterConfig, Directory, Etcd, MOVE_PATH, MoveRequest, Moved, NODE_HEADER, read_status,
+    ClusterConfig, Directory, Etcd, FANOUT_COUNT_PATH, FanoutCount, MOVE_PATH, MoveRequest, Moved,
+    NODE_HEADER, read_status,
 };
 use mantle_site::SiteConfig;
 use serde_json::json;
@@ -227,6 +228,74 @@ impl Acting {
         }
         Ok(by_node)
     }
+}
+
+/// `mantle fanout DIR count TYPE` on a cluster node: the count asked of
+/// every live node (vouched), collated; `None` when DIR is no cluster
+/// node.
+pub(super) async fn fanout_count(
+    dir: &Path,
+    type_name: &str,
+    parallel: usize,
+) -> Result<Option<(mantle_site::ItemCount, usize)>, CliError> {
+    let config = SiteConfig::load(dir)?;
+    let cluster: ClusterConfig = config.section()?;
+    if !cluster.enabled() {
+        return Ok(None);
+    }
+    let acting = Acting::new(dir)?;
+    let nodes: Vec<_> = acting
+        .directory
+        .nodes()
+        .await?
+        .into_iter()
+        .filter(|n| !n.http.is_empty())
+        .collect();
+    let mut total = mantle_site::ItemCount {
+        type_name: type_name.to_string(),
+        items: 0,
+        stores: 0,
+        holding: 0,
+    };
+    let progress = bar(nodes.len(), &format!("counting {type_name}"));
+    for node in &nodes {
+        let voucher = mantle_web::Forwarding::vouch(
+            &acting.routing,
+            std::net::IpAddr::from([127, 0, 0, 1]),
+            "POST",
+            FANOUT_COUNT_PATH,
+        );
+        let answer = acting
+            .http
+            .post(format!("{}{FANOUT_COUNT_PATH}", node.http))
+            .header(NODE_HEADER, voucher)
+            .json(&FanoutCount {
+                type_name: type_name.to_string(),
+                parallel,
+            })
+            .send()
+            .await
+            .map_err(|e| CliError::Message(format!("node {} did not answer: {e}", node.node)))?;
+        if !answer.status().is_success() {
+            let status = answer.status();
+            let body: serde_json::Value = answer.json().await.unwrap_or_default();
+            return Err(CliError::Message(format!(
+                "node {} could not count ({status}): {}",
+                node.node,
+                body["error"].as_str().unwrap_or("no reason given")
+            )));
+        }
+        let count: mantle_site::ItemCount = answer
+            .json()
+            .await
+            .map_err(|e| CliError::Message(format!("node {}'s count: {e}", node.node)))?;
+        total.items += count.items;
+        total.stores += count.stores;
+        total.holding += count.holding;
+        progress.inc(1);
+    }
+    progress.finish_and_clear();
+    Ok(Some((total, nodes.len())))
 }
 
 fn describe(m: &Moved) -> String {

@@ -17,6 +17,14 @@ pub async fn run(
     parallel: usize,
 ) -> Result<u8, CliError> {
     let FanoutQuery::Count { type_name } = query;
+    // A cluster node asks every node, and adds up.
+    if let Some((count, nodes)) = super::cluster::fanout_count(&dir, &type_name, parallel).await? {
+        println!(
+            "{type_name}: {} items in {} user stores ({} hold some) on {nodes} nodes",
+            count.items, count.stores, count.holding
+        );
+        return Ok(0);
+    }
     let bar = ProgressBar::new(0);
     bar.set_style(
         ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} stores ({eta} left)")
