@@ -178,35 +178,53 @@ impl Acting {
                     owner.owner.node
                 ))
             })?;
+        self.post(
+            &node,
+            MOVE_PATH,
+            &MoveRequest {
+                store: store.to_string(),
+                to: to.to_string(),
+            },
+        )
+        .await
+        .map_err(|e| CliError::Message(format!("moving {store} to {to} failed: {e}")))
+    }
+
+    /// A vouched POST of `body` to `node`'s `path`; its JSON answer, or
+    /// what went wrong (the node's own words when it refused).
+    async fn post<R: serde::de::DeserializeOwned>(
+        &self,
+        node: &mantle_cluster::NodeRecord,
+        path: &str,
+        body: &impl serde::Serialize,
+    ) -> Result<R, String> {
         let voucher = mantle_web::Forwarding::vouch(
             &self.routing,
             std::net::IpAddr::from([127, 0, 0, 1]),
             "POST",
-            MOVE_PATH,
+            path,
         );
         let answer = self
             .http
-            .post(format!("{}{MOVE_PATH}", node.http))
+            .post(format!("{}{path}", node.http))
             .header(NODE_HEADER, voucher)
-            .json(&MoveRequest {
-                store: store.to_string(),
-                to: to.to_string(),
-            })
+            .json(body)
             .send()
             .await
-            .map_err(|e| CliError::Message(format!("node {} did not answer: {e}", node.node)))?;
+            .map_err(|e| format!("node {} did not answer: {e}", node.node))?;
         if !answer.status().is_success() {
             let status = answer.status();
             let body: serde_json::Value = answer.json().await.unwrap_or_default();
-            return Err(CliError::Message(format!(
-                "moving {store} to {to} failed ({status}): {}",
+            return Err(format!(
+                "node {} answered {status}: {}",
+                node.node,
                 body["error"].as_str().unwrap_or("no reason given")
-            )));
+            ));
         }
         answer
             .json()
             .await
-            .map_err(|e| CliError::Message(format!("a move's answer: {e}")))
+            .map_err(|e| format!("node {}'s answer: {e}", node.node))
     }
 
     /// The user stores of every live node (nodes with none included).
@@ -259,36 +277,17 @@ pub(super) async fn fanout_count(
     };
     let progress = bar(nodes.len(), &format!("counting {type_name}"));
     for node in &nodes {
-        let voucher = mantle_web::Forwarding::vouch(
-            &acting.routing,
-            std::net::IpAddr::from([127, 0, 0, 1]),
-            "POST",
-            FANOUT_COUNT_PATH,
-        );
-        let answer = acting
-            .http
-            .post(format!("{}{FANOUT_COUNT_PATH}", node.http))
-            .header(NODE_HEADER, voucher)
-            .json(&FanoutCount {
-                type_name: type_name.to_string(),
-                parallel,
-            })
-            .send()
+        let count: mantle_site::ItemCount = acting
+            .post(
+                node,
+                FANOUT_COUNT_PATH,
+                &FanoutCount {
+                    type_name: type_name.to_string(),
+                    parallel,
+                },
+            )
             .await
-            .map_err(|e| CliError::Message(format!("node {} did not answer: {e}", node.node)))?;
-        if !answer.status().is_success() {
-            let status = answer.status();
-            let body: serde_json::Value = answer.json().await.unwrap_or_default();
-            return Err(CliError::Message(format!(
-                "node {} could not count ({status}): {}",
-                node.node,
-                body["error"].as_str().unwrap_or("no reason given")
-            )));
-        }
-        let count: mantle_site::ItemCount = answer
-            .json()
-            .await
-            .map_err(|e| CliError::Message(format!("node {}'s count: {e}", node.node)))?;
+            .map_err(|e| CliError::Message(format!("counting on node {}: {e}", node.node)))?;
         total.items += count.items;
         total.stores += count.stores;
         total.holding += count.holding;
