@@ -46,6 +46,10 @@ pub struct NodeRecord {
     /// (`http://host:port`; empty until it listens).
     #[serde(default)]
     pub http: String,
+    /// Where the node's AMP listener answers (`amp://host:port`; empty
+    /// without one).
+    #[serde(default)]
+    pub amp: String,
 }
 
 /// A login's record: the store holding its account, and the node that

@@ -101,6 +101,7 @@ impl NodeLease {
             site_id: site_id.to_string(),
             lease: 0,
             http: String::new(),
+            amp: String::new(),
         };
         let lease = Arc::new(Self {
             directory,
@@ -142,9 +143,21 @@ impl NodeLease {
     /// Says in the node key where the node's HTTP front answers
     /// (`http://host:port`), for the nodes that forward requests to it.
     pub async fn set_http(&self, url: &str) -> Result<()> {
+        self.announce(|r| r.http = url.to_string()).await
+    }
+
+    /// Says in the node key where the node's AMP listener answers
+    /// (`amp://host:port`), for the nodes that pass AMP connections on.
+    pub async fn set_amp(&self, url: &str) -> Result<()> {
+        self.announce(|r| r.amp = url.to_string()).await
+    }
+
+    /// Changes the node key's record with `change`, under the current
+    /// lease.
+    async fn announce(&self, change: impl FnOnce(&mut NodeRecord)) -> Result<()> {
         let (record, id) = {
             let mut r = self.record.lock();
-            r.http = url.to_string();
+            change(&mut r);
             (r.clone(), self.state.lock().id)
         };
         let mut record = record;

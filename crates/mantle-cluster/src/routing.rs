@@ -24,7 +24,7 @@ use mantle_web::{ForwardFuture, Forwarding, Route};
 use parking_lot::Mutex;
 use sha2::Sha256;
 
-use crate::{ClusterError, Directory, LoginRecord};
+use crate::{ClusterError, Directory, LoginRecord, NodeRecord};
 
 /// How long a lookup is remembered.
 const REMEMBER: Duration = Duration::from_secs(1);
@@ -37,9 +37,10 @@ pub struct Routing {
     node: String,
     domain: String,
     secret: Vec<u8>,
-    /// Store → where it is served, and when that was learnt (only
-    /// answers that hold are remembered).
-    remembered: Mutex<HashMap<String, (Route, Instant)>>,
+    /// Store → its owner (`None`: no owner), and when that was learnt.
+    owners: Mutex<HashMap<String, (Option<String>, Instant)>>,
+    /// Node → its record (`None`: not alive), and when that was learnt.
+    nodes: Mutex<HashMap<String, (Option<NodeRecord>, Instant)>>,
 }
 
 impl std::fmt::Debug for Routing {
@@ -58,50 +59,76 @@ impl Routing {
             node: node.to_string(),
             domain: domain.to_string(),
             secret,
-            remembered: Mutex::new(HashMap::new()),
+            owners: Mutex::new(HashMap::new()),
+            nodes: Mutex::new(HashMap::new()),
         }
     }
 
-    /// Where `store` is served: here (this node owns it, or no node
-    /// does), by another node, or (its owner not reachable now) nowhere
-    /// for the moment.
+    /// Where `store` is served over HTTP: here (this node owns it, or no
+    /// node does), by another node, or (its owner not reachable now)
+    /// nowhere for the moment.
     pub async fn route_store(&self, store: &str) -> Route {
-        if let Some((route, at)) = self.remembered.lock().get(store)
-            && at.elapsed() < REMEMBER
-        {
-            return route.clone();
+        self.route(store, |r| &r.http).await
+    }
+
+    /// Where AMP connections for `store` go: as [`Routing::route_store`],
+    /// the owner's AMP listener (`host:port`; plain AMP only).
+    pub async fn amp_route_store(&self, store: &str) -> Route {
+        match self.route(store, |r| &r.amp).await {
+            Route::There(url) => match url.strip_prefix("amp://") {
+                Some(addr) => Route::There(addr.to_string()),
+                None => Route::Unavailable(format!("{url}: only plain AMP is passed on")),
+            },
+            other => other,
         }
-        let route = self.look_up(store).await;
-        if !matches!(route, Route::Unavailable(_)) {
-            let mut remembered = self.remembered.lock();
-            if remembered.len() > 100_000 {
-                remembered.clear();
-            }
-            remembered.insert(store.to_string(), (route.clone(), Instant::now()));
-        }
-        route
     }
 
     /// Forgets what was learnt of `store` (it just moved here or away).
     pub fn forget(&self, store: &str) {
-        self.remembered.lock().remove(store);
+        self.owners.lock().remove(store);
     }
 
-    async fn look_up(&self, store: &str) -> Route {
-        let owner = match self.directory.owner(store).await {
-            Ok(Some(o)) => o,
+    async fn route(&self, store: &str, address: fn(&NodeRecord) -> &String) -> Route {
+        let owner = match self.owner_of(store).await {
+            Ok(Some(node)) => node,
             Ok(None) => return Route::Here,
             Err(e) => return Route::Unavailable(e.to_string()),
         };
-        if owner.owner.node == self.node {
+        if owner == self.node {
             return Route::Here;
         }
-        match self.directory.node(&owner.owner.node).await {
-            Ok(Some(record)) if !record.http.is_empty() => Route::There(record.http),
-            Ok(Some(_)) => Route::Unavailable(format!("node {} is starting", owner.owner.node)),
-            Ok(None) => Route::Unavailable(format!("node {} is down", owner.owner.node)),
+        match self.record_of(&owner).await {
+            Ok(Some(record)) if !address(&record).is_empty() => {
+                Route::There(address(&record).clone())
+            }
+            Ok(Some(_)) => Route::Unavailable(format!("node {owner} does not serve this yet")),
+            Ok(None) => Route::Unavailable(format!("node {owner} is down")),
             Err(e) => Route::Unavailable(e.to_string()),
         }
+    }
+
+    /// The owner of `store`, remembered for a second.
+    async fn owner_of(&self, store: &str) -> crate::Result<Option<String>> {
+        if let Some((owner, at)) = self.owners.lock().get(store)
+            && at.elapsed() < REMEMBER
+        {
+            return Ok(owner.clone());
+        }
+        let owner = self.directory.owner(store).await?.map(|o| o.owner.node);
+        remember(&self.owners, store, owner.clone());
+        Ok(owner)
+    }
+
+    /// The record of live `node`, remembered for a second.
+    async fn record_of(&self, node: &str) -> crate::Result<Option<NodeRecord>> {
+        if let Some((record, at)) = self.nodes.lock().get(node)
+            && at.elapsed() < REMEMBER
+        {
+            return Ok(record.clone());
+        }
+        let record = self.directory.node(node).await?;
+        remember(&self.nodes, node, record.clone());
+        Ok(record)
     }
 
     fn mac(&self, text: &str) -> Hmac<Sha256> {
@@ -109,6 +136,16 @@ impl Routing {
         mac.update(text.as_bytes());
         mac
     }
+}
+
+/// Remembers `value` for `key` from now (a cache kept from growing past
+/// 100,000 entries: it only saves reads).
+fn remember<T>(map: &Mutex<HashMap<String, (T, Instant)>>, key: &str, value: T) {
+    let mut map = map.lock();
+    if map.len() > 100_000 {
+        map.clear();
+    }
+    map.insert(key.to_string(), (value, Instant::now()));
 }
 
 fn now_secs() -> u64 {
@@ -129,6 +166,19 @@ fn unhex(text: &str) -> Option<Vec<u8>> {
         .collect()
 }
 
+impl Routing {
+    /// The store holding the account with `login` (as typed), if any.
+    async fn store_of_login(&self, login: &str) -> std::result::Result<Option<String>, String> {
+        let Ok(address) = mantle_site::Address::parse(login, &self.domain) else {
+            return Ok(None);
+        };
+        match self.directory.login(&address.to_string()).await {
+            Ok(r) => Ok(r.map(|r| r.store)),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+}
+
 impl Forwarding for Routing {
     fn for_store<'a>(&'a self, store: &'a str) -> ForwardFuture<'a> {
         Box::pin(self.route_store(store))
@@ -136,13 +186,24 @@ impl Forwarding for Routing {
 
     fn for_login<'a>(&'a self, login: &'a str) -> ForwardFuture<'a> {
         Box::pin(async move {
-            let Ok(address) = mantle_site::Address::parse(login, &self.domain) else {
-                return Route::Here;
-            };
-            match self.directory.login(&address.to_string()).await {
-                Ok(Some(record)) => self.route_store(&record.store).await,
+            match self.store_of_login(login).await {
+                Ok(Some(store)) => self.route_store(&store).await,
                 Ok(None) => Route::Here,
-                Err(e) => Route::Unavailable(e.to_string()),
+                Err(e) => Route::Unavailable(e),
+            }
+        })
+    }
+
+    fn amp_for_store<'a>(&'a self, store: &'a str) -> ForwardFuture<'a> {
+        Box::pin(self.amp_route_store(store))
+    }
+
+    fn amp_for_login<'a>(&'a self, login: &'a str) -> ForwardFuture<'a> {
+        Box::pin(async move {
+            match self.store_of_login(login).await {
+                Ok(Some(store)) => self.amp_route_store(&store).await,
+                Ok(None) => Route::Here,
+                Err(e) => Route::Unavailable(e),
             }
         })
     }

@@ -141,7 +141,7 @@ pub async fn tls_connection(site: Site, stream: TcpStream, place: Admitted, tls:
 /// login.
 async fn session<R, W>(
     site: Site,
-    peer: Option<std::net::IpAddr>,
+    mut peer: Option<std::net::IpAddr>,
     rd: R,
     wr: W,
     deadline: DeadlineHandle,
@@ -150,16 +150,60 @@ async fn session<R, W>(
     W: AsyncWrite + Unpin + Send + 'static,
 {
     let config = site.section::<crate::LiveConfig>().clone();
+    let mut boxes = FramedRead::new(
+        rd,
+        BoxDecoder::with_max_box_size(PRE_LOGIN_MAX_BOX.min(config.max_box_bytes)),
+    );
+    // In a cluster the first box decides: a peer passing its client's
+    // connection on says so first; a login for a user another node
+    // serves is passed on to that node.
+    let mut first = None;
+    if let Some(forwarding) = site
+        .extension::<mantle_web::Forwarder>()
+        .and_then(|f| f.0.clone())
+    {
+        use futures::StreamExt;
+        let Some(Ok(b)) = boxes.next().await else {
+            return;
+        };
+        if b.get(frame::COMMAND) == Some(FORWARDED_COMMAND) {
+            let client = b
+                .get(VOUCHER_KEY)
+                .and_then(|v| std::str::from_utf8(v).ok())
+                .and_then(|v| forwarding.verify(v, "AMP", AMP_VOUCHER_PATH));
+            match client {
+                Some(c) => peer = Some(c),
+                None => {
+                    tracing::debug!(
+                        ?peer,
+                        "closing AMP connection: a voucher that does not check out"
+                    );
+                    return;
+                }
+            }
+        } else {
+            match passed_on(&*forwarding, &b).await {
+                Some(owner) => {
+                    pass_on(&*forwarding, peer, owner, b, boxes, wr).await;
+                    return;
+                }
+                None => first = Some(b),
+            }
+        }
+    }
     let mut proved = false;
     let (tx, rx) = mpsc::channel::<Out<Vec<u8>>>(1024);
     let (done_tx, done_rx) = oneshot::channel();
     let writer = tokio::spawn(write_loop(wr, rx, done_rx));
     let mut requests = Requests::new(site, peer, None, tx.clone());
-    let mut boxes = FramedRead::new(
-        rd,
-        BoxDecoder::with_max_box_size(PRE_LOGIN_MAX_BOX.min(config.max_box_bytes)),
-    );
-    while let Some(next) = requests.next(&mut boxes).await {
+    loop {
+        let next = match first.take() {
+            Some(b) => Ok(b),
+            None => match requests.next(&mut boxes).await {
+                Some(next) => next,
+                None => break,
+            },
+        };
         let b = match next {
             Ok(b) => b,
             Err(e) => {
@@ -186,6 +230,82 @@ async fn session<R, W>(
     requests.finish().await;
     let _ = done_tx.send(());
     let _ = writer.await;
+}
+
+/// The command a node sends first on a connection it passes on, with its
+/// voucher for the client (see `mantle_web::Forwarding`).
+pub const FORWARDED_COMMAND: &[u8] = b"MantleForwarded";
+/// The voucher's key in that box.
+const VOUCHER_KEY: &str = "voucher";
+/// What a voucher for an AMP connection names as its "path".
+const AMP_VOUCHER_PATH: &str = "/amp";
+
+/// The AMP listener (`host:port`) of the node serving the user a first
+/// box logs in as, if that is another node.
+async fn passed_on(forwarding: &dyn mantle_web::Forwarding, b: &AmpBox) -> Option<String> {
+    let text = |key: &str| b.get(key).and_then(|v| std::str::from_utf8(v).ok());
+    let route = match b.get(frame::COMMAND)? {
+        b"Login" => forwarding.amp_for_login(text("username")?).await,
+        b"Authenticate" => {
+            let store = mantle_site::token_route(text("token")?)?;
+            forwarding.amp_for_store(&store).await
+        }
+        _ => return None,
+    };
+    match route {
+        mantle_web::Route::There(addr) => Some(addr),
+        _ => None,
+    }
+}
+
+/// Passes the connection on to the node at `owner`: this node's voucher
+/// for the client first, then the first box and whatever followed it, then
+/// both ways byte for byte until either side closes. If the owner cannot
+/// be reached, the connection is closed (the client connects again).
+async fn pass_on<R, W>(
+    forwarding: &dyn mantle_web::Forwarding,
+    peer: Option<std::net::IpAddr>,
+    owner: String,
+    first: AmpBox,
+    boxes: FramedRead<R, BoxDecoder>,
+    mut wr: W,
+) where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let client = peer.unwrap_or(std::net::IpAddr::from([127, 0, 0, 1]));
+    let voucher = forwarding.vouch(client, "AMP", AMP_VOUCHER_PATH);
+    let hello = AmpBox::new()
+        .with(frame::COMMAND, FORWARDED_COMMAND)
+        .with(VOUCHER_KEY, voucher.into_bytes());
+    let connect = TcpStream::connect(&owner);
+    let mut to_owner = match tokio::time::timeout(Duration::from_secs(2), connect).await {
+        Ok(Ok(s)) => s,
+        _ => {
+            tracing::warn!(%owner, "cannot pass an AMP connection on: no connection");
+            return;
+        }
+    };
+    let _ = to_owner.set_nodelay(true);
+    let mut opening = Vec::new();
+    let encoded = mantle_amp::encode_into(&hello, &mut opening)
+        .and_then(|()| mantle_amp::encode_into(&first, &mut opening));
+    if encoded.is_err() {
+        return;
+    }
+    opening.extend_from_slice(boxes.read_buffer());
+    if to_owner.write_all(&opening).await.is_err() {
+        return;
+    }
+    let mut rd = boxes.into_inner();
+    let (mut owner_rd, mut owner_wr) = to_owner.split();
+    let up = tokio::io::copy(&mut rd, &mut owner_wr);
+    let down = tokio::io::copy(&mut owner_rd, &mut wr);
+    tokio::select! {
+        _ = up => {}
+        _ = down => {}
+    }
+    let _ = wr.shutdown().await;
 }
 
 /// Turns a box into a request. `None`: close the connection;

@@ -52,6 +52,11 @@ pub trait Forwarding: Send + Sync + 'static {
     fn for_store<'a>(&'a self, store: &'a str) -> ForwardFuture<'a>;
     /// Where the account with the login `login` (as typed) is served.
     fn for_login<'a>(&'a self, login: &'a str) -> ForwardFuture<'a>;
+    /// Where AMP connections for the store named `store` go
+    /// ([`Route::There`] holds the owner's AMP `host:port`).
+    fn amp_for_store<'a>(&'a self, store: &'a str) -> ForwardFuture<'a>;
+    /// Where AMP connections logging in as `login` go.
+    fn amp_for_login<'a>(&'a self, login: &'a str) -> ForwardFuture<'a>;
     /// This node's voucher for forwarding `method path` for `client`.
     fn vouch(&self, client: IpAddr, method: &str, path: &str) -> String;
     /// The client a forwarded request was forwarded for, if `voucher` is

@@ -188,7 +188,18 @@ async fn every_user_logs_in_and_works_through_every_node() {
     let servers: Vec<Server> = sites
         .iter()
         .enumerate()
-        .map(|(i, site)| site.serve(&pairs(&node_env(&etcd, &format!("n{}", i + 1)))))
+        .map(|(i, site)| {
+            let env = node_env(&etcd, &format!("n{}", i + 1));
+            let args = [
+                "serve",
+                site.path(),
+                "--http",
+                "127.0.0.1:0",
+                "--amp",
+                "127.0.0.1:0",
+            ];
+            Server::spawn(&args, &pairs(&env))
+        })
         .collect();
     // Each user is made on its own node (through that node's admin API).
     for (site, user) in sites.iter().zip(users) {
@@ -274,6 +285,29 @@ async fn every_user_logs_in_and_works_through_every_node() {
             );
         }
     }
+    // An AMP connection to any node is passed on to the user's own node
+    // (`mantle amp call`, logging in with a password).
+    for user in &users {
+        for server in &servers {
+            let amp = amp_address(server);
+            let login = format!("{user}:{PW}");
+            let said = ok(mantle(&["amp", "call", &amp, "Whoami", "--login", &login]));
+            assert!(said.contains(&format!("{user}@localhost")), "{said}");
+        }
+    }
+    // A stranger claiming to be a node passing a connection on is cut off.
+    let forged = mantle_amp::encode(
+        &mantle_amp::AmpBox::new()
+            .with(&b"_command"[..], &b"MantleForwarded"[..])
+            .with(&b"voucher"[..], &b"n2 198.51.100.7 0 00"[..]),
+    )
+    .unwrap();
+    let mut raw = std::net::TcpStream::connect(amp_address(&servers[0])).unwrap();
+    raw.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    std::io::Write::write_all(&mut raw, &forged).unwrap();
+    let mut rest = Vec::new();
+    let _ = std::io::Read::read_to_end(&mut raw, &mut rest);
+    assert!(rest.is_empty(), "answered a forged voucher: {rest:?}");
     // Unknown users and bad tokens are refused wherever they arrive.
     assert_eq!(
         login(&c, &servers[0], "nobody", PW).await.status(),

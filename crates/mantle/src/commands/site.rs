@@ -206,6 +206,13 @@ async fn run_until_signal(site: &Site, node: Option<&Node>) -> Result<u8, CliErr
         }
     }
     let amp = start_amp(site).await?;
+    if let Some(node) = node
+        && let Some(address) = amp.as_ref().and_then(|a| a.address.as_deref())
+        && let Err(e) = node.lease().set_amp(address).await
+    {
+        site.close().await;
+        return Err(e.into());
+    }
     stop_at_signal(site, amp, signals).await
 }
 
