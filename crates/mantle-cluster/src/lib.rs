@@ -53,7 +53,7 @@ pub use lease::{LeaseView, NodeLease, Ownership, store_name};
 pub use messages::{ANSWERS_PATH, DELIVER_PATH, RemoteMessages};
 pub use moving::{
     ADOPT_PATH, ClusterHandle, DISCARD_PATH, FANOUT_COUNT_PATH, FanoutCount, MOVE_PATH,
-    MoveRequest, Moved, NODE_HEADER, move_out, routes as web_routes,
+    MoveRequest, Moved, NODE_HEADER, Peer, move_out, routes as web_routes,
 };
 pub use node::{Node, NodeStatus, STATUS_FILE, now_unix_ms, read_status};
 pub use routing::{ClusterLogins, Routing};

@@ -237,13 +237,7 @@ pub async fn move_out(site: &Site, node: &crate::Node, store: &str, to: &str) ->
     let moved: Owned = match directory.transfer(&owned, to).await {
         Ok(m) => m,
         Err(e) => {
-            let _ = post_json(
-                node,
-                &target.http,
-                DISCARD_PATH,
-                &serde_json::json!({ "store": store }),
-            )
-            .await;
+            let _ = node.peer().discard(&target.http, store).await;
             take_back(&ownership, store, &path).await;
             return Err(e);
         }
@@ -291,19 +285,88 @@ async fn hand_over(
     let file = tokio::fs::read(path)
         .await
         .map_err(|e| ClusterError::Config(format!("cannot read {}: {e}", path.display())))?;
-    let manifest = Manifest {
-        store: store.to_string(),
-        from: node.lease().node().to_string(),
-        sha256: hex(&Sha256::digest(&file)),
-        account,
-    };
-    let head = serde_json::to_vec(&manifest).expect("a manifest serialises");
-    let mut body = Vec::with_capacity(4 + head.len() + file.len());
-    body.extend_from_slice(&(head.len() as u32).to_be_bytes());
-    body.extend_from_slice(&head);
-    body.extend_from_slice(&file);
-    post_to(node, target, ADOPT_PATH, body).await?;
+    node.peer()
+        .offer_store(target, store, account, &file)
+        .await?;
     Ok(file.len() as u64)
+}
+
+/// Asks other nodes, as a node of the cluster (or a command run with the
+/// cluster's secret): vouched requests.
+pub struct Peer<'a> {
+    http: &'a reqwest::Client,
+    routing: &'a crate::Routing,
+    /// Who asks (a node's name, for the logs).
+    from: &'a str,
+}
+
+impl<'a> Peer<'a> {
+    /// Requests sent with `http`, vouched for by `routing`, from `from`.
+    pub fn new(http: &'a reqwest::Client, routing: &'a crate::Routing, from: &'a str) -> Self {
+        Self {
+            http,
+            routing,
+            from,
+        }
+    }
+
+    /// Hands `store` (its `file`, and its `account`) to the node at
+    /// `base`, which verifies and keeps it, serving nothing of it until
+    /// the directory names it the owner.
+    pub async fn offer_store(
+        &self,
+        base: &str,
+        store: &str,
+        account: AccountExport,
+        file: &[u8],
+    ) -> Result<()> {
+        let manifest = Manifest {
+            store: store.to_string(),
+            from: self.from.to_string(),
+            sha256: hex(&Sha256::digest(file)),
+            account,
+        };
+        let head = serde_json::to_vec(&manifest).expect("a manifest serialises");
+        let mut body = Vec::with_capacity(4 + head.len() + file.len());
+        body.extend_from_slice(&(head.len() as u32).to_be_bytes());
+        body.extend_from_slice(&head);
+        body.extend_from_slice(file);
+        self.post(base, ADOPT_PATH, body).await
+    }
+
+    /// Tells the node at `base` to drop its copy of `store` (it will not
+    /// own it).
+    pub async fn discard(&self, base: &str, store: &str) -> Result<()> {
+        let body = serde_json::to_vec(&serde_json::json!({ "store": store })).expect("JSON");
+        self.post(base, DISCARD_PATH, body).await
+    }
+
+    /// A vouched POST; an error unless the node answers 2xx.
+    async fn post(&self, base: &str, path: &str, body: Vec<u8>) -> Result<()> {
+        let voucher = mantle_web::Forwarding::vouch(
+            self.routing,
+            std::net::IpAddr::from([127, 0, 0, 1]),
+            "POST",
+            path,
+        );
+        let answer = self
+            .http
+            .post(format!("{base}{path}"))
+            .header(NODE_HEADER, voucher)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| ClusterError::NodeDown(format!("{base}: {e}")))?;
+        if answer.status().is_success() {
+            return Ok(());
+        }
+        let status = answer.status();
+        let text = answer.text().await.unwrap_or_default();
+        Err(ClusterError::Config(format!(
+            "{base}{path} answered {status}: {text}"
+        )))
+    }
 }
 
 /// Takes a store back after a failed move: it may commit here again.
@@ -312,42 +375,6 @@ async fn take_back(ownership: &crate::Ownership, store: &str, path: &Path) {
     if let Err(e) = ownership.acquire(store, path).await {
         tracing::error!(store, error = %e, "a failed move could not take its store back");
     }
-}
-
-async fn post_json(
-    node: &crate::Node,
-    base: &str,
-    path: &str,
-    body: &serde_json::Value,
-) -> Result<()> {
-    post_to(node, base, path, serde_json::to_vec(body).expect("JSON")).await
-}
-
-/// A vouched POST to another node; an error unless it answers 2xx.
-async fn post_to(node: &crate::Node, base: &str, path: &str, body: Vec<u8>) -> Result<()> {
-    let voucher = mantle_web::Forwarding::vouch(
-        &*node.routing(),
-        std::net::IpAddr::from([127, 0, 0, 1]),
-        "POST",
-        path,
-    );
-    let answer = node
-        .http()
-        .post(format!("{base}{path}"))
-        .header(NODE_HEADER, voucher)
-        .header("content-type", "application/json")
-        .body(body)
-        .send()
-        .await
-        .map_err(|e| ClusterError::NodeDown(format!("{base}: {e}")))?;
-    if answer.status().is_success() {
-        return Ok(());
-    }
-    let status = answer.status();
-    let text = answer.text().await.unwrap_or_default();
-    Err(ClusterError::Config(format!(
-        "{base}{path} answered {status}: {text}"
-    )))
 }
 
 async fn adopt(

@@ -187,6 +187,11 @@ impl Node {
         &self.sender_epochs
     }
 
+    /// This node's vouched requests to other nodes.
+    pub fn peer(&self) -> crate::moving::Peer<'_> {
+        crate::moving::Peer::new(&self.http, &self.routing, self.lease.node())
+    }
+
     /// The client this node asks other nodes with.
     pub fn http(&self) -> &reqwest::Client {
         &self.http

@@ -288,6 +288,30 @@ pub enum ClusterCommand {
         /// A site directory of the cluster.
         dir: PathBuf,
     },
+    /// Bring a dead node's users back on the live nodes from its backup:
+    /// its site is restored from TARGET into a temporary directory, and
+    /// each user store goes to the live node with the fewest, which
+    /// verifies it and takes it over with a new epoch (refused while NODE
+    /// is alive: drain it instead). Writes the dead node made after its
+    /// backup's point of loss are lost; a zombie NODE coming back is fenced.
+    Recover {
+        /// A site directory of the cluster (a live node's).
+        dir: PathBuf,
+        /// The dead node.
+        node: String,
+        /// The dead node's backup target, as in its `[backup] target`.
+        #[arg(long = "from", value_name = "TARGET")]
+        target: String,
+        /// The dead node's backup key.
+        #[arg(long, value_name = "FILE")]
+        key_file: PathBuf,
+        /// S3: the endpoint of an S3-compatible service.
+        #[arg(long)]
+        endpoint: Option<String>,
+        /// S3: the region.
+        #[arg(long, default_value = "us-east-1")]
+        region: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -677,3 +677,87 @@ async fn messages_between_users_on_different_nodes_take_effect_once_and_answer()
     assert_eq!(r.status(), StatusCode::CONFLICT);
     assert!(r.text().await.unwrap().contains("stale epoch"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_nodes_users_come_back_on_a_live_node_from_its_backup() {
+    let _one = one_at_a_time().await;
+    let Some(etcd) = EtcdCluster::start(3) else {
+        return;
+    };
+    let backups = tempfile::tempdir().unwrap();
+    let target = format!("file://{}", backups.path().display());
+    let dead = TestSite::init_bare("admin", &["--backup", &target]);
+    let live = TestSite::init_bare("admin", &[]);
+    let (dead_env, live_env) = (node_env(&etcd, "n1"), node_env(&etcd, "n2"));
+    let n1 = dead.serve(&pairs(&dead_env));
+    let n2 = live.serve(&pairs(&live_env));
+    dead.add_user("alice", PW);
+    let c = client();
+    let t = token(&c, &n1, "alice", PW).await;
+    for n in 1..=2 {
+        assert_eq!(put_slate(&c, &n1, &t, n).await, StatusCode::CREATED);
+    }
+    let key = dead.dir.join("backup.key");
+    let recover = |env: &[(String, String)]| {
+        let mut cmd = std::process::Command::new(mantle_bin());
+        cmd.args(["cluster", "recover", live.path(), "n1", "--from", &target])
+            .arg("--key-file")
+            .arg(&key);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd.output().unwrap()
+    };
+    // Refused while n1 lives.
+    let alive = recover(&live_env);
+    assert_eq!(alive.status.code(), Some(1));
+    assert!(
+        stderr(&alive).contains("node n1 is alive"),
+        "{}",
+        stderr(&alive)
+    );
+
+    // n1 dies after its backup caught up (1 s point of loss).
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    n1.kill();
+    let d = directory(&etcd);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while d.node("n1").await.unwrap().is_some() {
+        assert!(Instant::now() < deadline, "n1's lease outlived it");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let said = ok(recover(&live_env));
+    assert!(
+        said.contains("recovered users/alice_localhost on n2 (epoch 2"),
+        "{said}"
+    );
+    // Alice logs in through n2 with her password, and her token from
+    // before works too; her slates are there.
+    let again = token(&c, &n2, "alice", PW).await;
+    for token in [&again, &t] {
+        let body: Value = get_auth(&c, &n2, "/api/slates", token)
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(body["slates"], serde_json::json!(["s1", "s2"]), "{body}");
+    }
+    // n1 coming back is fenced off the store: it routes alice to n2.
+    let back = dead.serve(&pairs(&dead_env));
+    let body: Value = get_auth(&c, &back, "/api/slates", &t)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["slates"], serde_json::json!(["s1", "s2"]), "{body}");
+    assert_eq!(put_slate(&c, &back, &t, 3).await, StatusCode::CREATED);
+    assert_eq!(
+        d.owner("users/alice_localhost")
+            .await
+            .unwrap()
+            .unwrap()
+            .owner
+            .node,
+        "n2"
+    );
+}

@@ -18,8 +18,24 @@ use crate::error::CliError;
 /// A status file older than this is a server's that stopped.
 const FRESH_MS: u64 = 5_000;
 
-pub async fn run(cmd: ClusterCommand) -> Result<u8, CliError> {
+pub async fn run(program: &crate::Program, cmd: ClusterCommand) -> Result<u8, CliError> {
     match cmd {
+        ClusterCommand::Recover {
+            dir,
+            node,
+            target,
+            key_file,
+            endpoint,
+            region,
+        } => {
+            let backup = mantle_backup::BackupConfig {
+                target,
+                endpoint: endpoint.unwrap_or_default(),
+                region,
+                ..mantle_backup::BackupConfig::default()
+            };
+            recover(program, &dir, &node, &backup, &key_file).await
+        }
         ClusterCommand::Status { dir, json } => status(&dir, json).await,
         ClusterCommand::Move { dir, store, to } => move_one(&dir, &store, &to).await,
         ClusterCommand::Drain { dir, node } => drain(&dir, &node).await,
@@ -295,6 +311,101 @@ pub(super) async fn fanout_count(
     }
     progress.finish_and_clear();
     Ok(Some((total, nodes.len())))
+}
+
+/// `mantle cluster recover`: see its `--help`.
+async fn recover(
+    program: &crate::Program,
+    dir: &Path,
+    dead: &str,
+    backup: &mantle_backup::BackupConfig,
+    key_file: &Path,
+) -> Result<u8, CliError> {
+    let acting = Acting::new(dir)?;
+    if acting.directory.node(dead).await?.is_some() {
+        return Err(CliError::Message(format!(
+            "node {dead} is alive: its stores cannot be taken over (drain it instead)"
+        )));
+    }
+    let stores: Vec<String> = acting
+        .directory
+        .owners()
+        .await?
+        .into_iter()
+        .filter(|o| o.owner.node == dead && o.store.starts_with("users/"))
+        .map(|o| o.store)
+        .collect();
+    if stores.is_empty() {
+        println!("node {dead} owns no user store");
+        return Ok(0);
+    }
+    let mut counts: BTreeMap<String, (usize, String)> = BTreeMap::new();
+    for (node, owned) in acting.user_stores().await? {
+        if let Some(record) = acting.directory.node(&node).await? {
+            counts.insert(node, (owned.len(), record.http));
+        }
+    }
+    if counts.is_empty() {
+        return Err(CliError::Message("no live node to take the stores".into()));
+    }
+    // The dead node's site as its backup has it, in a temporary directory,
+    // opened without backing up or joining anything.
+    let temp = tempfile::tempdir()
+        .map_err(|e| CliError::Message(format!("a temporary directory: {e}")))?;
+    let restored_dir = temp.path().join("site");
+    let base = std::env::current_dir()
+        .map_err(|e| CliError::Message(format!("current directory: {e}")))?;
+    let target = mantle_backup::Target::open(backup, &base)?;
+    let keys = mantle_backup::Keyring::new(mantle_backup::BackupKey::read_file(key_file)?);
+    let progress = bar(stores.len(), &format!("restoring {dead}'s site"));
+    mantle_backup::restore_site(&target, &keys, &restored_dir, |_| {}).await?;
+    let mut config = SiteConfig::load(&restored_dir)?;
+    config.backup.target = String::new();
+    let site = program.site(&restored_dir).config(config).open().await?;
+    let peer = mantle_cluster::Peer::new(&acting.http, &acting.routing, "recover");
+    let mut recovered = Vec::new();
+    for store in &stores {
+        progress.set_message(format!("recovering {store}"));
+        let (to, base) = counts
+            .iter()
+            .min_by_key(|(_, (n, _))| *n)
+            .map(|(node, (_, http))| (node.clone(), http.clone()))
+            .expect("a live node");
+        let relative = format!("{store}.store");
+        let account = site.accounts().export(&relative).await?;
+        let file = std::fs::read(restored_dir.join(&relative))
+            .map_err(|e| CliError::Message(format!("{store} in the restored site: {e}")))?;
+        peer.offer_store(&base, store, account, &file).await?;
+        match acting.directory.take_over(store, &to).await {
+            Ok(owned) => {
+                progress.suspend(|| {
+                    println!(
+                        "recovered {store} on {to} (epoch {}, {:.1} MB)",
+                        owned.owner.epoch,
+                        file.len() as f64 / 1e6
+                    )
+                });
+                if let Some((n, _)) = counts.get_mut(&to) {
+                    *n += 1;
+                }
+                recovered.push(store.clone());
+            }
+            Err(e) => {
+                let _ = peer.discard(&base, store).await;
+                progress.abandon();
+                site.close().await;
+                return Err(e.into());
+            }
+        }
+        progress.inc(1);
+    }
+    progress.finish_and_clear();
+    site.close().await;
+    println!(
+        "recovered {} user store(s) of {dead} from its backup",
+        recovered.len()
+    );
+    Ok(0)
 }
 
 fn describe(m: &Moved) -> String {

@@ -28,7 +28,7 @@ pub async fn run(program: &Program, cli: Cli) -> Result<u8, CliError> {
     match cli.command {
         Command::Store(cmd) => store::run(program, cmd).await,
         Command::Backup(cmd) => backup::run(cmd).await,
-        Command::Cluster(cmd) => cluster::run(cmd).await,
+        Command::Cluster(cmd) => cluster::run(program, cmd).await,
         Command::Amp(cmd) => amp::run(cmd).await,
         Command::Init {
             dir,
