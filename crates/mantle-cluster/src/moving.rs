@@ -35,6 +35,7 @@ use mantle_web::{ApiError, AppState};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::routing::hex;
 use crate::{ClusterError, Owned, Result};
 
 /// Where a node asks a store's owner to move it.
@@ -89,10 +90,6 @@ struct Manifest {
 /// The file a store name is kept in, relative to the site directory.
 fn relative_file(store: &str) -> String {
     format!("{store}.store")
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The cluster's routes on a node's web front (see the module docs).

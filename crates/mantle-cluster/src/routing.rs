@@ -16,6 +16,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hmac::{Hmac, Mac};
@@ -31,6 +32,9 @@ const REMEMBER: Duration = Duration::from_secs(1);
 /// How long a voucher holds (either way, for clocks a little apart).
 const VOUCHER_LIFE_SECS: u64 = 60;
 
+/// Lookups remembered for a while: key → (answer, when it was learnt).
+type Remembered<T> = Mutex<HashMap<String, (Option<T>, Instant)>>;
+
 /// Where requests belong in the cluster (see the module docs).
 pub struct Routing {
     directory: Directory,
@@ -38,9 +42,9 @@ pub struct Routing {
     domain: String,
     secret: Vec<u8>,
     /// Store → its owner (`None`: no owner), and when that was learnt.
-    owners: Mutex<HashMap<String, (Option<String>, Instant)>>,
+    owners: Remembered<Arc<str>>,
     /// Node → its record (`None`: not alive), and when that was learnt.
-    nodes: Mutex<HashMap<String, (Option<NodeRecord>, Instant)>>,
+    nodes: Remembered<Arc<NodeRecord>>,
 }
 
 impl std::fmt::Debug for Routing {
@@ -94,7 +98,7 @@ impl Routing {
             Ok(None) => return Route::Here,
             Err(e) => return Route::Unavailable(e.to_string()),
         };
-        if owner == self.node {
+        if *owner == *self.node {
             return Route::Here;
         }
         match self.record_of(&owner).await {
@@ -108,25 +112,29 @@ impl Routing {
     }
 
     /// The owner of `store`, remembered for a second.
-    async fn owner_of(&self, store: &str) -> crate::Result<Option<String>> {
+    async fn owner_of(&self, store: &str) -> crate::Result<Option<Arc<str>>> {
         if let Some((owner, at)) = self.owners.lock().get(store)
             && at.elapsed() < REMEMBER
         {
             return Ok(owner.clone());
         }
-        let owner = self.directory.owner(store).await?.map(|o| o.owner.node);
+        let owner: Option<Arc<str>> = self
+            .directory
+            .owner(store)
+            .await?
+            .map(|o| o.owner.node.into());
         remember(&self.owners, store, owner.clone());
         Ok(owner)
     }
 
     /// The record of live `node`, remembered for a second.
-    async fn record_of(&self, node: &str) -> crate::Result<Option<NodeRecord>> {
+    async fn record_of(&self, node: &str) -> crate::Result<Option<Arc<NodeRecord>>> {
         if let Some((record, at)) = self.nodes.lock().get(node)
             && at.elapsed() < REMEMBER
         {
             return Ok(record.clone());
         }
-        let record = self.directory.node(node).await?;
+        let record = self.directory.node(node).await?.map(Arc::new);
         remember(&self.nodes, node, record.clone());
         Ok(record)
     }
@@ -152,8 +160,15 @@ fn now_secs() -> u64 {
     crate::node::now_unix_ms() / 1000
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+/// Lower-case hexadecimal.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 15)]));
+    }
+    out
 }
 
 fn unhex(text: &str) -> Option<Vec<u8>> {

@@ -72,22 +72,31 @@ pub struct Forwarder(pub Option<Arc<dyn Forwarding>>);
 /// The header a forwarded request carries.
 pub const FORWARDED_HEADER: &str = "x-mantle-forwarded";
 
+/// The client requests are passed on with: plain HTTP/1.1 between nodes,
+/// connections kept alive and reused.
+type NodeClient =
+    hyper_util::client::legacy::Client<hyper_util::client::legacy::connect::HttpConnector, Body>;
+
+/// How long the owner may take to begin its answer to a forwarded request.
+const ANSWER_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// The middleware's state.
 #[derive(Clone)]
 pub(crate) struct ForwardState {
     pub(crate) forwarding: Arc<dyn Forwarding>,
-    pub(crate) client: reqwest::Client,
+    pub(crate) client: NodeClient,
     pub(crate) max_body: usize,
 }
 
 impl ForwardState {
     pub(crate) fn new(forwarding: Arc<dyn Forwarding>, max_body: usize) -> Self {
-        let client = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(std::time::Duration::from_secs(2))
-            .timeout(std::time::Duration::from_secs(60))
-            .build()
-            .expect("an HTTP client without TLS settings builds");
+        let mut connector = hyper_util::client::legacy::connect::HttpConnector::new();
+        connector.set_connect_timeout(Some(std::time::Duration::from_secs(2)));
+        connector.set_nodelay(true);
+        let client =
+            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                .pool_idle_timeout(std::time::Duration::from_secs(30))
+                .build(connector);
         Self {
             forwarding,
             client,
@@ -327,56 +336,51 @@ async fn read_body(body: Body, max: usize) -> Result<axum::body::Bytes, Response
 /// Sends `req` to the node at `base` and its answer back.
 async fn pass_on(state: &ForwardState, base: &str, path: &str, req: Request) -> Response {
     let client = client_of(&req);
-    let (parts, body) = req.into_parts();
-    let bytes = match read_body(body, state.max_body).await {
-        Ok(b) => b,
-        Err(refused) => return refused,
-    };
+    let (mut parts, body) = req.into_parts();
     let voucher = state.forwarding.vouch(client, parts.method.as_str(), path);
-    let mut out = state
-        .client
-        .request(parts.method.clone(), format!("{base}{path}"))
-        .header(FORWARDED_HEADER, voucher)
-        .body(bytes);
-    for (name, value) in &parts.headers {
-        if !hop_by_hop(name) && name.as_str() != FORWARDED_HEADER {
-            out = out.header(name, value);
-        }
-    }
-    let answer = match out.send().await {
-        Ok(a) => a,
-        Err(e) => {
-            tracing::warn!(%base, error = %e, "forwarding failed");
-            let mut a = ApiError::new(
-                StatusCode::BAD_GATEWAY,
-                "the node serving this user did not answer; try again",
-            );
-            a.retry_after = Some(1);
-            return a.into_response();
-        }
+    // The request itself goes on, its headers moved and its body streamed
+    // (the owner holds it to its own limits and time-outs).
+    let uri = match format!("{base}{path}").parse() {
+        Ok(u) => u,
+        Err(e) => return unreachable_owner(base, &format!("{base}{path}: {e}")),
     };
-    let status = answer.status();
-    let mut headers = HeaderMap::new();
-    for (name, value) in answer.headers() {
-        if !hop_by_hop(name) {
-            headers.append(name, value.clone());
+    parts.uri = uri;
+    parts.version = axum::http::Version::HTTP_11;
+    strip_hop_by_hop(&mut parts.headers);
+    match axum::http::HeaderValue::from_str(&voucher) {
+        Ok(v) => {
+            parts.headers.insert(FORWARDED_HEADER, v);
         }
+        Err(e) => return unreachable_owner(base, &e.to_string()),
     }
-    let body = match answer.bytes().await {
-        Ok(b) => b,
-        Err(e) => {
-            tracing::warn!(%base, error = %e, "forwarded answer cut off");
-            return ApiError::new(
-                StatusCode::BAD_GATEWAY,
-                "the node serving this user broke off its answer",
-            )
-            .into_response();
-        }
+    let sent = state.client.request(Request::from_parts(parts, body));
+    let answer = match tokio::time::timeout(ANSWER_WAIT, sent).await {
+        Ok(Ok(a)) => a,
+        Ok(Err(e)) => return unreachable_owner(base, &e.to_string()),
+        Err(_) => return unreachable_owner(base, "no answer in time"),
     };
-    let mut response = Response::new(Body::from(body));
-    *response.status_mut() = status;
-    *response.headers_mut() = headers;
-    response
+    let (mut parts, body) = answer.into_parts();
+    strip_hop_by_hop(&mut parts.headers);
+    Response::from_parts(parts, Body::new(body))
+}
+
+/// Drops the headers that belong to one connection.
+fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let names: Vec<HeaderName> = headers.keys().filter(|n| hop_by_hop(n)).cloned().collect();
+    for name in names {
+        headers.remove(name);
+    }
+}
+
+/// 502 for a node that did not take a forwarded request.
+fn unreachable_owner(base: &str, why: &str) -> Response {
+    tracing::warn!(%base, %why, "forwarding failed");
+    let mut a = ApiError::new(
+        StatusCode::BAD_GATEWAY,
+        "the node serving this user did not answer; try again",
+    );
+    a.retry_after = Some(1);
+    a.into_response()
 }
 
 #[cfg(test)]

@@ -128,19 +128,9 @@ pub fn router(site: Site) -> Router {
         .and_then(|f| f.0.clone())
         .map(|f| forward::ForwardState::new(f, http.max_body_bytes));
     let state = AppState::new(site);
-    let mut all = all.with_state(state);
-    // Innermost: a request for a user served elsewhere is passed on
-    // before any handler reads it.
-    if let Some(forwarding) = forwarding {
-        all = all.layer(axum::middleware::from_fn_with_state(
-            forwarding,
-            forward::forward,
-        ));
-    }
-    all.layer(DefaultBodyLimit::max(http.max_body_bytes))
-        .layer(RequestBodyTimeoutLayer::new(Duration::from_secs(
-            http.body_timeout_secs.max(1),
-        )))
+    let mut all = all
+        .with_state(state)
+        .layer(DefaultBodyLimit::max(http.max_body_bytes))
         .layer(axum::middleware::from_fn_with_state(
             caching::Started(std::time::SystemTime::now()),
             caching::conditional,
@@ -148,12 +138,24 @@ pub fn router(site: Site) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             policy,
             headers::secure,
-        ))
-        // Outermost, so every answer is counted (time-outs, 404s included).
-        .layer(axum::middleware::from_fn_with_state(
-            http_stats,
-            stats::track,
-        ))
+        ));
+    // A request for a user served elsewhere is passed on before this
+    // node does any work of its own on it (the owner answers with its
+    // own validators and headers), but under the body's time-out.
+    if let Some(forwarding) = forwarding {
+        all = all.layer(axum::middleware::from_fn_with_state(
+            forwarding,
+            forward::forward,
+        ));
+    }
+    all.layer(RequestBodyTimeoutLayer::new(Duration::from_secs(
+        http.body_timeout_secs.max(1),
+    )))
+    // Outermost, so every answer is counted (time-outs, 404s included).
+    .layer(axum::middleware::from_fn_with_state(
+        http_stats,
+        stats::track,
+    ))
 }
 
 /// The routes, before state and limits (for embedding in a larger router).
