@@ -15,6 +15,15 @@
 //! - [`Ownership`]: the stores a node owns, and the
 //!   [`Fence`](mantle_store::Fence) its stores commit through: no commit
 //!   and no acknowledgement once the lease may have run out.
+//! - [`Routing`]: where a request, a login or an AMP connection belongs,
+//!   and the vouchers (HMAC under the cluster's secret) nodes forward
+//!   with; [`ClusterLogins`], logins unique across the cluster.
+//! - [`RemoteMessages`]: interstore messages carried between nodes, with
+//!   their sender's epoch.
+//! - [`move_out`], [`Peer`]: moving a user's store to another node (and
+//!   recovering a dead node's from its backup), verified before the flip.
+//! - [`Node`]: all of it for a site that `mantle serve` runs
+//!   ([`Node::install`]); [`web_routes`], what a node answers other nodes.
 //!
 //! ```no_run
 //! use std::sync::Arc;
@@ -43,17 +52,20 @@ mod lease;
 mod messages;
 mod moving;
 mod node;
+mod ownership;
+mod peers;
 mod routing;
 
 pub use config::ClusterConfig;
 pub use directory::{Directory, LoginRecord, NodeRecord, Owned, Owner};
 pub use error::{ClusterError, Result};
 pub use etcd::Etcd;
-pub use lease::{LeaseView, NodeLease, Ownership, store_name};
+pub use lease::{LeaseView, NodeLease};
 pub use messages::{ANSWERS_PATH, DELIVER_PATH, RemoteMessages};
-pub use moving::{
-    ADOPT_PATH, ClusterHandle, DISCARD_PATH, FANOUT_COUNT_PATH, FanoutCount, MOVE_PATH,
-    MoveRequest, Moved, NODE_HEADER, Peer, move_out, routes as web_routes,
-};
+pub use moving::{ADOPT_PATH, DISCARD_PATH, MOVE_PATH, MoveRequest, Moved, move_out};
 pub use node::{Node, NodeStatus, STATUS_FILE, now_unix_ms, read_status};
+pub use ownership::{Ownership, store_name};
+pub use peers::{
+    ClusterHandle, FANOUT_COUNT_PATH, FanoutCount, NODE_HEADER, Peer, routes as web_routes,
+};
 pub use routing::{ClusterLogins, Routing};

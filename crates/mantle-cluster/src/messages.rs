@@ -24,7 +24,7 @@ use mantle_web::{ApiError, AppState};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::moving::{MAX_PEER_JSON, NODE_HEADER, from_peer, peer_json};
+use crate::peers::{MAX_PEER_JSON, NODE_HEADER, from_peer, peer_json};
 use crate::{ClusterError, Node, Owner};
 use mantle_web::Route;
 use parking_lot::Mutex;

@@ -188,8 +188,8 @@ impl Node {
     }
 
     /// This node's vouched requests to other nodes.
-    pub fn peer(&self) -> crate::moving::Peer<'_> {
-        crate::moving::Peer::new(&self.http, &self.routing, self.lease.node())
+    pub fn peer(&self) -> crate::peers::Peer<'_> {
+        crate::peers::Peer::new(&self.http, &self.routing, self.lease.node())
     }
 
     /// The client this node asks other nodes with.
