@@ -84,6 +84,17 @@ pub enum ClusterError {
         why: String,
     },
 
+    /// Another node refused a request (its status and its words).
+    #[error("{node} answered {status}: {said}")]
+    Refused {
+        /// The node's base URL.
+        node: String,
+        /// The HTTP status.
+        status: u16,
+        /// What it said.
+        said: String,
+    },
+
     /// A record in etcd that does not parse.
     #[error("the record under {key} cannot be read: {detail}")]
     BadRecord {

@@ -24,7 +24,7 @@ use mantle_web::{ApiError, AppState};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::peers::{MAX_PEER_JSON, NODE_HEADER, from_peer, peer_json};
+use crate::peers::{MAX_PEER_JSON, from_peer, peer_json};
 use crate::{ClusterError, Node, Owner};
 use mantle_web::Route;
 use parking_lot::Mutex;
@@ -114,30 +114,11 @@ impl RemoteMessages {
             to: to.to_string(),
             body,
         };
-        let voucher = mantle_web::Forwarding::vouch(
-            &*self.node.routing(),
-            std::net::IpAddr::from([127, 0, 0, 1]),
-            "POST",
-            path,
-        );
-        let answer = self
-            .node
-            .http()
-            .post(format!("{target}{path}"))
-            .header(NODE_HEADER, voucher)
-            .json(&carried)
-            .send()
+        self.node
+            .peer()
+            .call(&target, path, &carried)
             .await
-            .map_err(|e| format!("{target} did not answer: {e}"))?;
-        let status = answer.status();
-        if !status.is_success() {
-            let text = answer.text().await.unwrap_or_default();
-            return Err(format!("{target} answered {status}: {text}"));
-        }
-        answer
-            .json()
-            .await
-            .map_err(|e| format!("{target}'s answer: {e}"))
+            .map_err(|e| e.to_string())
     }
 }
 

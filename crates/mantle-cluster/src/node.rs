@@ -192,11 +192,6 @@ impl Node {
         crate::peers::Peer::new(&self.http, &self.routing, self.lease.node())
     }
 
-    /// The client this node asks other nodes with.
-    pub fn http(&self) -> &reqwest::Client {
-        &self.http
-    }
-
     /// Leaves the cluster (after the site closed): the lease is revoked,
     /// so the node's stores may be taken over at once.
     pub async fn leave(&self) -> Result<()> {

@@ -132,18 +132,37 @@ impl<'a> Peer<'a> {
         body.extend_from_slice(&(head.len() as u32).to_be_bytes());
         body.extend_from_slice(&head);
         body.extend_from_slice(file);
-        self.post(base, ADOPT_PATH, body).await
+        self.send(base, ADOPT_PATH, body).await.map(|_| ())
     }
 
     /// Tells the node at `base` to drop its copy of `store` (it will not
     /// own it).
     pub async fn discard(&self, base: &str, store: &str) -> Result<()> {
-        let body = serde_json::to_vec(&serde_json::json!({ "store": store })).expect("JSON");
-        self.post(base, DISCARD_PATH, body).await
+        let _: serde_json::Value = self
+            .call(base, DISCARD_PATH, &serde_json::json!({ "store": store }))
+            .await?;
+        Ok(())
     }
 
-    /// A vouched POST; an error unless the node answers 2xx.
-    async fn post(&self, base: &str, path: &str, body: Vec<u8>) -> Result<()> {
+    /// A vouched POST of `body` as JSON to the node at `base`; its JSON
+    /// answer.
+    pub async fn call<R: serde::de::DeserializeOwned>(
+        &self,
+        base: &str,
+        path: &str,
+        body: &impl Serialize,
+    ) -> Result<R> {
+        let body = serde_json::to_vec(body).expect("a request serialises");
+        let answer = self.send(base, path, body).await?;
+        serde_json::from_slice(&answer).map_err(|e| ClusterError::BadRecord {
+            key: format!("{base}{path}"),
+            detail: format!("the answer: {e}"),
+        })
+    }
+
+    /// A vouched POST; the answer's body, or an error unless the node
+    /// answers 2xx (with the node's own words).
+    async fn send(&self, base: &str, path: &str, body: Vec<u8>) -> Result<Bytes> {
         let voucher = mantle_web::Forwarding::vouch(
             self.routing,
             std::net::IpAddr::from([127, 0, 0, 1]),
@@ -159,14 +178,23 @@ impl<'a> Peer<'a> {
             .send()
             .await
             .map_err(|e| ClusterError::NodeDown(format!("{base}: {e}")))?;
-        if answer.status().is_success() {
-            return Ok(());
-        }
         let status = answer.status();
+        if status.is_success() {
+            return answer
+                .bytes()
+                .await
+                .map_err(|e| ClusterError::NodeDown(format!("{base}: the answer was cut: {e}")));
+        }
         let text = answer.text().await.unwrap_or_default();
-        Err(ClusterError::Config(format!(
-            "{base}{path} answered {status}: {text}"
-        )))
+        let said = serde_json::from_str::<serde_json::Value>(&text)
+            .ok()
+            .and_then(|v| v["error"].as_str().map(String::from))
+            .unwrap_or(text);
+        Err(ClusterError::Refused {
+            node: base.to_string(),
+            status: status.as_u16(),
+            said,
+        })
     }
 }
 

@@ -129,7 +129,9 @@ fn form_urlencoded_value(body: &[u8], key: &str) -> Option<String> {
     pairs.into_iter().find(|(k, _)| k == key).map(|(_, v)| v)
 }
 
-/// Headers that belong to one connection, not passed on.
+/// Headers that belong to one connection, not passed on (`Host` too: the
+/// client sets the owner's). `Content-Length` goes on: bodies are passed
+/// on as they are.
 fn hop_by_hop(name: &HeaderName) -> bool {
     matches!(
         name.as_str(),
@@ -142,7 +144,6 @@ fn hop_by_hop(name: &HeaderName) -> bool {
             | "transfer-encoding"
             | "upgrade"
             | "host"
-            | "content-length"
     )
 }
 

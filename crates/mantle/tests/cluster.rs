@@ -19,12 +19,10 @@ const PW: &str = "correct horse battery";
 
 /// `mantle cluster status DIR --json` with the node's environment.
 fn status(site: &TestSite, env: &[(String, String)]) -> Value {
-    let mut cmd = std::process::Command::new(mantle_bin());
-    cmd.args(["cluster", "status", site.path(), "--json"]);
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let out = ok(cmd.output().expect("run mantle cluster status"));
+    let out = ok(mantle_in(
+        env,
+        &["cluster", "status", site.path(), "--json"],
+    ));
     serde_json::from_str(&out).expect("status JSON")
 }
 
@@ -263,12 +261,10 @@ async fn every_user_logs_in_and_works_through_every_node() {
     );
     // A fan-out from any node counts every node's stores.
     let env = node_env(&etcd, "n3");
-    let mut fanout = std::process::Command::new(mantle_bin());
-    fanout.args(["fanout", sites[2].path(), "count", "mantle_slate"]);
-    for (k, v) in &env {
-        fanout.env(k, v);
-    }
-    let said = ok(fanout.output().unwrap());
+    let said = ok(mantle_in(
+        &env,
+        &["fanout", sites[2].path(), "count", "mantle_slate"],
+    ));
     assert!(
         said.contains("mantle_slate: 10 items in 4 user stores (4 hold some) on 3 nodes"),
         "{said}"
@@ -366,12 +362,7 @@ async fn whoami_over_websocket(server: &Server, token: &str) -> Value {
 
 /// `mantle cluster ARGS` with a node's environment; its output.
 fn cluster_cli(env: &[(String, String)], args: &[&str]) -> std::process::Output {
-    let mut cmd = std::process::Command::new(mantle_bin());
-    cmd.arg("cluster").args(args);
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    cmd.output().expect("run mantle cluster")
+    mantle_in(env, &[&["cluster"], args].concat())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -381,9 +372,7 @@ async fn a_store_moves_back_and_forth_under_writes_and_loses_nothing() {
         return;
     };
     let sites: Vec<TestSite> = (0..2).map(|_| TestSite::init_bare("admin", &[])).collect();
-    let envs: Vec<_> = (0..2)
-        .map(|i| node_env(&etcd, &format!("n{}", i + 1)))
-        .collect();
+    let envs = envs(&etcd, 2);
     let servers: Vec<Server> = sites
         .iter()
         .zip(&envs)
@@ -486,9 +475,7 @@ async fn a_new_node_takes_stores_by_rebalancing_and_a_drained_node_keeps_none() 
         return;
     };
     let sites: Vec<TestSite> = (0..3).map(|_| TestSite::init_bare("admin", &[])).collect();
-    let envs: Vec<_> = (0..3)
-        .map(|i| node_env(&etcd, &format!("n{}", i + 1)))
-        .collect();
+    let envs = envs(&etcd, 3);
     // One node with every user, then two more join.
     let mut servers = vec![sites[0].serve(&pairs(&envs[0]))];
     let users = ["u1", "u2", "u3", "u4", "u5"];
@@ -583,9 +570,7 @@ async fn messages_between_users_on_different_nodes_take_effect_once_and_answer()
         return;
     };
     let sites: Vec<TestSite> = (0..2).map(|_| TestSite::init("admin")).collect();
-    let envs: Vec<_> = (0..2)
-        .map(|i| node_env(&etcd, &format!("n{}", i + 1)))
-        .collect();
+    let envs = envs(&etcd, 2);
     let servers: Vec<Server> = sites
         .iter()
         .zip(&envs)
@@ -676,6 +661,79 @@ async fn messages_between_users_on_different_nodes_take_effect_once_and_answer()
         .unwrap();
     assert_eq!(r.status(), StatusCode::CONFLICT);
     assert!(r.text().await.unwrap().contains("stale epoch"));
+
+    // A store handed over cut short, or whose bytes are not what its
+    // manifest says, is refused and nothing is kept.
+    let adopt = |body: Vec<u8>| {
+        let voucher = mantle_web::Forwarding::vouch(
+            &routing,
+            "127.0.0.1".parse().unwrap(),
+            "POST",
+            mantle_cluster::ADOPT_PATH,
+        );
+        c.post(servers[1].url(mantle_cluster::ADOPT_PATH))
+            .header(mantle_cluster::NODE_HEADER, voucher)
+            .body(body)
+            .send()
+    };
+    let r = adopt(vec![0, 0, 1, 0, b'{']).await.unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert!(r.text().await.unwrap().contains("manifest cut off"));
+    let manifest = serde_json::to_vec(&serde_json::json!({
+        "store": "users/mallory_localhost", "from": "n1", "sha256": "00",
+        "account": {
+            "store": "users/mallory_localhost.store", "password_hash": "x",
+            "disabled": false, "admin": false, "created": 0,
+            "logins": [["mallory@localhost", true]], "tokens": [], "products": [],
+        },
+    }))
+    .unwrap();
+    let mut body = (manifest.len() as u32).to_be_bytes().to_vec();
+    body.extend_from_slice(&manifest);
+    body.extend_from_slice(b"not a store");
+    let r = adopt(body).await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.text().await.unwrap().contains("SHA-256 does not match"));
+    assert!(!sites[1].dir.join("users/mallory_localhost.store").exists());
+    assert_eq!(
+        login(&c, &servers[1], "mallory", "x").await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+#[test]
+fn a_site_that_is_no_node_is_told_so_and_a_node_without_its_secret_does_not_start() {
+    let site = TestSite::init_bare("admin", &[]);
+    for args in [
+        vec!["cluster", "status", site.path()],
+        vec!["cluster", "rebalance", site.path()],
+    ] {
+        let out = mantle(&args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        assert!(
+            stderr(&out).contains("is not a cluster node: set [cluster] etcd"),
+            "{}",
+            stderr(&out)
+        );
+    }
+    let env = [
+        (
+            "MANTLE_CLUSTER_ETCD".to_string(),
+            "http://127.0.0.1:1".to_string(),
+        ),
+        ("MANTLE_CLUSTER_NODE".to_string(), "n1".to_string()),
+        (
+            "MANTLE_CLUSTER_ADVERTISE".to_string(),
+            "127.0.0.1:1".to_string(),
+        ),
+    ];
+    let out = mantle_in(&env, &["serve", site.path(), "--http", "127.0.0.1:0"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("cluster.secret_file is not set"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -698,15 +756,10 @@ async fn a_dead_nodes_users_come_back_on_a_live_node_from_its_backup() {
         assert_eq!(put_slate(&c, &n1, &t, n).await, StatusCode::CREATED);
     }
     let key = dead.dir.join("backup.key");
+    let key = s(&key).to_string();
     let recover = |env: &[(String, String)]| {
-        let mut cmd = std::process::Command::new(mantle_bin());
-        cmd.args(["cluster", "recover", live.path(), "n1", "--from", &target])
-            .arg("--key-file")
-            .arg(&key);
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        cmd.output().unwrap()
+        let args = ["cluster", "recover", live.path(), "n1", "--from", &target];
+        mantle_in(env, &[&args[..], &["--key-file", &key]].concat())
     };
     // Refused while n1 lives.
     let alive = recover(&live_env);

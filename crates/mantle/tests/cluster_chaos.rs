@@ -124,9 +124,7 @@ async fn the_ledger_across_nodes_survives_killed_nodes_and_a_lost_etcd_member() 
         return;
     };
     let sites: Vec<TestSite> = (0..NODES).map(|_| TestSite::init("admin")).collect();
-    let envs: Vec<_> = (0..NODES)
-        .map(|i| node_env(&etcd, &format!("n{}", i + 1)))
-        .collect();
+    let envs = envs(&etcd, NODES);
     let ports: Vec<u16> = (0..NODES).map(|_| free_port()).collect();
     let mut servers: Vec<Option<Server>> = (0..NODES)
         .map(|i| Some(sites[i].serve_on(ports[i], &pairs(&envs[i]))))

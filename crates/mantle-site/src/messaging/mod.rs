@@ -515,10 +515,6 @@ impl Messaging {
         messaging
     }
 
-    fn handlers(&self) -> crate::Result<Arc<MessageHandlers>> {
-        Ok(self.0.handlers.clone())
-    }
-
     /// The other nodes' stores, in a cluster.
     pub(crate) fn remote(&self) -> Option<&Arc<dyn RemoteStores>> {
         self.0.remote.as_ref()

@@ -111,7 +111,7 @@ impl Messaging {
     pub async fn apply_remote(&self, to: &str, batch: Value) -> Result<Value> {
         let batch: Batch = serde_json::from_value(batch)
             .map_err(|e| SiteError::InvalidRecipient(format!("a batch for {to}: {e}")))?;
-        let handlers = self.handlers()?;
+        let handlers = self.0.handlers.clone();
         let from = Sender {
             address: store_address(&batch.from_store),
             login: batch.from_login,
@@ -134,7 +134,7 @@ impl Messaging {
     pub async fn answer_remote(&self, to: &str, answers: Value) -> Result<()> {
         let answers: Vec<Answer> = serde_json::from_value(answers)
             .map_err(|e| SiteError::InvalidRecipient(format!("answers for {to}: {e}")))?;
-        let handlers = self.handlers()?;
+        let handlers = self.0.handlers.clone();
         let store = self
             .resolve_sender(&store_address(to))
             .await

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use indicatif::{ProgressBar, ProgressStyle};
 use mantle_cluster::{
     ClusterConfig, Directory, Etcd, FANOUT_COUNT_PATH, FanoutCount, MOVE_PATH, MoveRequest, Moved,
-    NODE_HEADER, read_status,
+    read_status,
 };
 use mantle_site::SiteConfig;
 use serde_json::json;
@@ -194,53 +194,22 @@ impl Acting {
                     owner.owner.node
                 ))
             })?;
-        self.post(
-            &node,
-            MOVE_PATH,
-            &MoveRequest {
-                store: store.to_string(),
-                to: to.to_string(),
-            },
-        )
-        .await
-        .map_err(|e| CliError::Message(format!("moving {store} to {to} failed: {e}")))
+        self.peer()
+            .call(
+                &node.http,
+                MOVE_PATH,
+                &MoveRequest {
+                    store: store.to_string(),
+                    to: to.to_string(),
+                },
+            )
+            .await
+            .map_err(|e| CliError::Message(format!("moving {store} to {to} failed: {e}")))
     }
 
-    /// A vouched POST of `body` to `node`'s `path`; its JSON answer, or
-    /// what went wrong (the node's own words when it refused).
-    async fn post<R: serde::de::DeserializeOwned>(
-        &self,
-        node: &mantle_cluster::NodeRecord,
-        path: &str,
-        body: &impl serde::Serialize,
-    ) -> Result<R, String> {
-        let voucher = mantle_web::Forwarding::vouch(
-            &self.routing,
-            std::net::IpAddr::from([127, 0, 0, 1]),
-            "POST",
-            path,
-        );
-        let answer = self
-            .http
-            .post(format!("{}{path}", node.http))
-            .header(NODE_HEADER, voucher)
-            .json(body)
-            .send()
-            .await
-            .map_err(|e| format!("node {} did not answer: {e}", node.node))?;
-        if !answer.status().is_success() {
-            let status = answer.status();
-            let body: serde_json::Value = answer.json().await.unwrap_or_default();
-            return Err(format!(
-                "node {} answered {status}: {}",
-                node.node,
-                body["error"].as_str().unwrap_or("no reason given")
-            ));
-        }
-        answer
-            .json()
-            .await
-            .map_err(|e| format!("node {}'s answer: {e}", node.node))
+    /// Vouched requests to the nodes, as this command.
+    fn peer(&self) -> mantle_cluster::Peer<'_> {
+        mantle_cluster::Peer::new(&self.http, &self.routing, "cli")
     }
 
     /// The user stores of every live node (nodes with none included).
@@ -294,8 +263,9 @@ pub(super) async fn fanout_count(
     let progress = bar(nodes.len(), &format!("counting {type_name}"));
     for node in &nodes {
         let count: mantle_site::ItemCount = acting
-            .post(
-                node,
+            .peer()
+            .call(
+                &node.http,
                 FANOUT_COUNT_PATH,
                 &FanoutCount {
                     type_name: type_name.to_string(),
@@ -362,7 +332,7 @@ async fn recover(
     let mut config = SiteConfig::load(&restored_dir)?;
     config.backup.target = String::new();
     let site = program.site(&restored_dir).config(config).open().await?;
-    let peer = mantle_cluster::Peer::new(&acting.http, &acting.routing, "recover");
+    let peer = acting.peer();
     let mut recovered = Vec::new();
     for store in &stores {
         progress.set_message(format!("recovering {store}"));

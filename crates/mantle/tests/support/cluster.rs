@@ -62,3 +62,18 @@ pub async fn one_at_a_time() -> tokio::sync::MutexGuard<'static, ()> {
     static ONE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
     ONE.lock().await
 }
+
+/// The environments of nodes `n1` … `nN` of the cluster in `etcd`.
+pub fn envs(etcd: &EtcdCluster, n: usize) -> Vec<Vec<(String, String)>> {
+    (1..=n).map(|i| node_env(etcd, &format!("n{i}"))).collect()
+}
+
+/// `mantle ARGS` with a node's environment `env`; its output.
+pub fn mantle_in(env: &[(String, String)], args: &[&str]) -> std::process::Output {
+    let mut cmd = std::process::Command::new(super::mantle_bin());
+    cmd.args(args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("run mantle")
+}
