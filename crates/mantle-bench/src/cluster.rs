@@ -64,6 +64,7 @@ struct BenchNode {
     base: String,
     stop: tokio::sync::oneshot::Sender<()>,
     server: tokio::task::JoinHandle<()>,
+    amp: mantle_site::RunningService,
 }
 
 impl BenchNode {
@@ -88,7 +89,11 @@ impl BenchNode {
                 r.register::<Ballast>();
             })
             .messages(handlers);
-        let builder = node.install(mantle_web::install(builder), dir, DOMAIN);
+        let builder = node.install(
+            mantle_live_server::install(mantle_web::install(builder)),
+            dir,
+            DOMAIN,
+        );
         let site = builder.init(site_config()).await?;
         let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
         let base = format!("http://{}", listener.local_addr()?);
@@ -99,12 +104,20 @@ impl BenchNode {
             let _ = stopped.await;
         }));
         node.lease().set_http(&base).await.map_err(cluster)?;
+        // Batches and answers go to the other node over a link to its AMP
+        // listener, as between the nodes `mantle serve` runs.
+        let amp =
+            mantle_live_server::amp::start_on(&site, SocketAddr::from(([127, 0, 0, 1], 0))).await?;
+        if let Some(address) = amp.address.as_deref() {
+            node.lease().set_amp(address).await.map_err(cluster)?;
+        }
         Ok(Self {
             site,
             node,
             base,
             stop,
             server,
+            amp,
         })
     }
 
@@ -130,6 +143,7 @@ impl BenchNode {
     async fn stop(self) {
         let _ = self.stop.send(());
         let _ = self.server.await;
+        self.amp.stop().await;
         self.site.close().await;
         let _ = self.node.leave().await;
     }

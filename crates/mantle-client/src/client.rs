@@ -324,7 +324,8 @@ async fn establish(
         _ => refuse(conn, &command, tag),
     });
     let addr = inner.options.addr.clone();
-    let (conn, closed) = Conn::open(&addr, inner.options.tls.as_ref(), on_request)
+    let max_box = mantle_amp::DEFAULT_MAX_BOX_SIZE;
+    let (conn, closed) = Conn::open(&addr, inner.options.tls.as_ref(), max_box, on_request)
         .await
         .map_err(|source| ConnectError::Io { addr, source })?;
     let login = match &inner.options.credentials {

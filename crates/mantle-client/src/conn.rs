@@ -46,6 +46,7 @@ impl Conn {
     pub async fn open(
         addr: &str,
         tls: Option<&ClientTls>,
+        max_box: usize,
         on_request: OnRequest,
     ) -> std::io::Result<(Arc<Conn>, oneshot::Receiver<()>)> {
         let stream = TcpStream::connect(addr).await?;
@@ -53,19 +54,21 @@ impl Conn {
         Ok(match tls {
             None => {
                 let (rd, wr) = stream.into_split();
-                Self::start(rd, wr, on_request)
+                Self::start(rd, wr, max_box, on_request)
             }
             Some(tls) => {
                 let (rd, wr) = tokio::io::split(tls.connect(addr, stream).await?);
-                Self::start(rd, wr, on_request)
+                Self::start(rd, wr, max_box, on_request)
             }
         })
     }
 
-    /// Starts the reader and writer on a connection's halves.
+    /// Starts the reader and writer on a connection's halves, taking
+    /// boxes of up to `max_box` bytes.
     fn start(
         rd: impl AsyncRead + Unpin + Send + 'static,
         wr: impl AsyncWrite + Unpin + Send + 'static,
+        max_box: usize,
         on_request: OnRequest,
     ) -> (Arc<Conn>, oneshot::Receiver<()>) {
         let (out, rx) = mpsc::unbounded_channel();
@@ -79,7 +82,7 @@ impl Conn {
         tokio::spawn(write_loop(wr, rx));
         let reader = conn.clone();
         tokio::spawn(async move {
-            let mut boxes = FramedRead::new(rd, BoxDecoder::new());
+            let mut boxes = FramedRead::new(rd, BoxDecoder::with_max_box_size(max_box));
             while let Some(Ok(b)) = boxes.next().await {
                 reader.received(b, &on_request);
             }

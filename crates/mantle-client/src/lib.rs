@@ -10,7 +10,9 @@
 //! its [`Subscription`]s from the last sequence seen.
 //!
 //! It speaks plain AMP, so [`Client::call_box`] also calls any Twisted AMP
-//! server; over TLS with [`ClientOptions::tls`].
+//! server; over TLS with [`ClientOptions::tls`]. [`Connection`] is one bare
+//! AMP connection (no login, no reconnection), for peers with commands of
+//! their own.
 //!
 //! ```no_run
 //! # async fn f() -> Result<(), Box<dyn std::error::Error>> {
@@ -30,11 +32,13 @@
 
 mod client;
 mod conn;
+mod connection;
 mod error;
 mod observe;
 mod tls;
 
 pub use client::{Client, ClientOptions, Credentials, RemoteRef, Status};
+pub use connection::Connection;
 pub use error::{CallError, ConnectError};
 pub use observe::{ModelEvent, Subscription};
 pub use tls::{ClientTls, SYSTEM_BUNDLE, TlsSetupError};

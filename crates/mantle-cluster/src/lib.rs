@@ -19,7 +19,8 @@
 //!   and the vouchers (HMAC under the cluster's secret) nodes forward
 //!   with; [`ClusterLogins`], logins unique across the cluster.
 //! - [`RemoteMessages`]: interstore messages carried between nodes, with
-//!   their sender's epoch.
+//!   their sender's epoch, over [`links`]: one authenticated AMP
+//!   connection from each node to each other node's AMP listener.
 //! - [`move_out`], [`Peer`]: moving a user's store to another node (and
 //!   recovering a dead node's from its backup), verified before the flip.
 //! - [`Node`]: all of it for a site that `mantle serve` runs
@@ -49,6 +50,7 @@ mod etcd;
 #[cfg(feature = "harness")]
 pub mod harness;
 mod lease;
+pub mod links;
 mod messages;
 mod moving;
 mod node;

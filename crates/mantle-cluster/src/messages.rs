@@ -2,13 +2,15 @@
 //! cluster, and the routes that take other nodes' batches.
 //!
 //! A batch travels from the sender's node to the recipient store's owner
-//! (`POST /cluster/deliver`, vouched for with the cluster's secret), with
-//! the sending store's name and epoch. The receiving node refuses a batch
-//! whose sender is not, in the directory, owned by the sending node at
-//! that epoch (a paused or moved-away node's late batch), then applies it
-//! (the site's receipts make a batch carried twice take effect once) and
-//! answers after its commit. Answers travel back the same way
-//! (`POST /cluster/answers`).
+//! over the link between the two nodes (an AMP connection, see
+//! `links.rs`; a `Deliver` request), with the sending store's name and
+//! epoch. The receiving node refuses a batch whose sender is not, in the
+//! directory, owned by the sending node at that epoch (a paused or
+//! moved-away node's late batch), then applies it (the site's receipts
+//! make a batch carried twice take effect once) and answers after its
+//! commit. Answers travel back the same way (`Answers`). To a node without
+//! a plain AMP listener, both go as vouched HTTP requests instead
+//! (`POST /cluster/deliver`, `POST /cluster/answers`).
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -19,7 +21,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::post;
 use axum::{Json, Router};
-use mantle_site::{Located, RemoteFuture, RemoteStores};
+use mantle_site::{Located, RemoteFuture, RemoteStores, Site};
 use mantle_web::{ApiError, AppState};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -91,22 +93,14 @@ impl RemoteMessages {
         }
     }
 
-    /// Carries `body` from `from` to `to`'s owner at `path`.
-    async fn carry(&self, path: &str, from: &str, to: &str, body: Value) -> Result<Value, String> {
+    /// Carries `body` (a batch or answers) from `from` to `to`'s owner.
+    async fn carry(&self, kind: Kind, from: &str, to: &str, body: Value) -> Result<Value, String> {
         let file = self.dir.join(format!("{from}.store"));
         let held = self
             .node
             .fence()
             .held(&file)
             .ok_or_else(|| format!("this node does not hold {from} now"))?;
-        // Where requests for it go (remembered for a second: a batch sent
-        // to a node that just gave the store away is refused there, and
-        // sent again).
-        let target = match self.node.routing().route_store(to).await {
-            Route::There(base) => base,
-            Route::Here => return Err(format!("{to} is on this node now")),
-            Route::Unavailable(why) => return Err(why),
-        };
         let carried = Carried {
             from: from.to_string(),
             from_node: self.me().to_string(),
@@ -114,11 +108,58 @@ impl RemoteMessages {
             to: to.to_string(),
             body,
         };
+        // Where requests for it go (remembered for a second: a batch sent
+        // to a node that just gave the store away is refused there, and
+        // sent again): over the link to its node, or over HTTP to a node
+        // without a plain AMP listener.
+        let routing = self.node.routing();
+        match routing.amp_route_store(to).await {
+            Route::There(addr) => {
+                let json = serde_json::to_vec(&carried).expect("a batch serialises");
+                let answer = self
+                    .node
+                    .links()
+                    .call(&routing, self.me(), &addr, kind.command(), &json)
+                    .await?;
+                return serde_json::from_slice(&answer)
+                    .map_err(|e| format!("{addr} answered what is not JSON: {e}"));
+            }
+            Route::Here => return Err(format!("{to} is on this node now")),
+            Route::Unavailable(_) => {}
+        }
+        let target = match routing.route_store(to).await {
+            Route::There(base) => base,
+            Route::Here => return Err(format!("{to} is on this node now")),
+            Route::Unavailable(why) => return Err(why),
+        };
         self.node
             .peer()
-            .call(&target, path, &carried)
+            .call(&target, kind.path(), &carried)
             .await
             .map_err(|e| e.to_string())
+    }
+}
+
+/// What travels: a batch of messages, or answers.
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    Batch,
+    Answers,
+}
+
+impl Kind {
+    fn command(self) -> &'static str {
+        match self {
+            Kind::Batch => crate::links::DELIVER,
+            Kind::Answers => crate::links::ANSWERS,
+        }
+    }
+
+    fn path(self) -> &'static str {
+        match self {
+            Kind::Batch => DELIVER_PATH,
+            Kind::Answers => ANSWERS_PATH,
+        }
     }
 }
 
@@ -156,7 +197,7 @@ impl RemoteStores for RemoteMessages {
         to: &'a str,
         batch: Value,
     ) -> RemoteFuture<'a, Result<Value, String>> {
-        Box::pin(self.carry(DELIVER_PATH, from, to, batch))
+        Box::pin(self.carry(Kind::Batch, from, to, batch))
     }
 
     fn answer<'a>(
@@ -166,7 +207,7 @@ impl RemoteStores for RemoteMessages {
         answers: Value,
     ) -> RemoteFuture<'a, Result<(), String>> {
         Box::pin(async move {
-            self.carry(ANSWERS_PATH, from, to, answers)
+            self.carry(Kind::Answers, from, to, answers)
                 .await
                 .map(|_| ())
         })
@@ -242,15 +283,58 @@ async fn current_sender(node: &Node, c: &Carried) -> Result<(), ApiError> {
     }
 }
 
+/// Takes what another node carried here: checks its sender's epoch, then
+/// applies the batch (its outcomes) or the answers.
+async fn take(node: &Node, site: &Site, kind: Kind, c: Carried) -> Result<Value, ApiError> {
+    current_sender(node, &c).await?;
+    match kind {
+        Kind::Batch => Ok(site.messaging().apply_remote(&c.to, c.body).await?),
+        Kind::Answers => {
+            site.messaging().answer_remote(&c.to, c.body).await?;
+            Ok(Value::Null)
+        }
+    }
+}
+
+/// A request that came over a link (`command`, with its JSON document):
+/// the JSON answer, or an error code (see `links::codes`) and why.
+pub(crate) async fn receive(
+    node: &Node,
+    site: &Site,
+    command: &[u8],
+    json: &[u8],
+) -> Result<Vec<u8>, (&'static str, String)> {
+    use crate::links::codes;
+    let kind = match command {
+        c if c == crate::links::DELIVER.as_bytes() => Kind::Batch,
+        c if c == crate::links::ANSWERS.as_bytes() => Kind::Answers,
+        other => {
+            let other = String::from_utf8_lossy(other);
+            return Err((codes::REFUSED, format!("no such command {other}")));
+        }
+    };
+    let c: Carried = serde_json::from_slice(json).map_err(|e| (codes::REFUSED, e.to_string()))?;
+    match take(node, site, kind, c).await {
+        Ok(answer) => Ok(serde_json::to_vec(&answer).expect("JSON serialises")),
+        Err(e) => {
+            let code = match e.status {
+                StatusCode::CONFLICT => codes::STALE,
+                s if s.is_server_error() => codes::UNAVAILABLE,
+                _ => codes::REFUSED,
+            };
+            Err((code, e.message))
+        }
+    }
+}
+
 async fn take_batch(
     State(state): State<AppState>,
     req: axum::extract::Request,
 ) -> Result<Json<Value>, ApiError> {
     let (node, body) = from_peer(&state, req, DELIVER_PATH, MAX_PEER_JSON).await?;
-    let c: Carried = peer_json(&body)?;
-    current_sender(&node, &c).await?;
-    let outcomes = state.site.messaging().apply_remote(&c.to, c.body).await?;
-    Ok(Json(outcomes))
+    take(&node, &state.site, Kind::Batch, peer_json(&body)?)
+        .await
+        .map(Json)
 }
 
 async fn take_answers(
@@ -258,8 +342,7 @@ async fn take_answers(
     req: axum::extract::Request,
 ) -> Result<Json<Value>, ApiError> {
     let (node, body) = from_peer(&state, req, ANSWERS_PATH, MAX_PEER_JSON).await?;
-    let c: Carried = peer_json(&body)?;
-    current_sender(&node, &c).await?;
-    state.site.messaging().answer_remote(&c.to, c.body).await?;
-    Ok(Json(Value::Null))
+    take(&node, &state.site, Kind::Answers, peer_json(&body)?)
+        .await
+        .map(Json)
 }

@@ -34,6 +34,8 @@ pub struct Node {
     http: reqwest::Client,
     /// Senders' epochs checked lately (messages from other nodes).
     sender_epochs: crate::messages::SenderEpochs,
+    /// Links to the other nodes (messages to them).
+    links: crate::links::Links,
     status: tokio::task::JoinHandle<()>,
 }
 
@@ -131,6 +133,7 @@ impl Node {
                 .build()
                 .map_err(|e| ClusterError::Config(format!("no HTTP client: {e}")))?,
             sender_epochs: Default::default(),
+            links: Default::default(),
             status,
         })
     }
@@ -158,6 +161,9 @@ impl Node {
                 domain,
             )))
             .extension::<crate::ClusterHandle>(|h| h.0 = Some(node))
+            .extension::<mantle_live_server::amp::NodeLinkServer>(|l| {
+                l.0 = Some(Arc::new(crate::links::LinkServer));
+            })
             .extension::<mantle_web::WebRoutes>(|r| {
                 r.add(crate::web_routes);
             })
@@ -185,6 +191,10 @@ impl Node {
 
     pub(crate) fn sender_epochs(&self) -> &crate::messages::SenderEpochs {
         &self.sender_epochs
+    }
+
+    pub(crate) fn links(&self) -> &crate::links::Links {
+        &self.links
     }
 
     /// This node's vouched requests to other nodes.

@@ -146,7 +146,7 @@ async fn session<R, W>(
     wr: W,
     deadline: DeadlineHandle,
 ) where
-    R: AsyncRead + Unpin,
+    R: AsyncRead + Unpin + Send + 'static,
     W: AsyncWrite + Unpin + Send + 'static,
 {
     let config = site.section::<crate::LiveConfig>().clone();
@@ -166,6 +166,20 @@ async fn session<R, W>(
         let Some(Ok(b)) = boxes.next().await else {
             return;
         };
+        if b.get(frame::COMMAND) == Some(NODE_COMMAND) {
+            // Another node's own connection (messages between stores):
+            // the cluster's layer serves it, checking its voucher first.
+            if let Some(links) = site.extension::<NodeLinkServer>().and_then(|l| l.0.clone()) {
+                deadline.proved(Duration::from_secs(config.idle_timeout_secs.max(1)));
+                let io = NodeLinkIo {
+                    buffered: boxes.read_buffer().clone(),
+                    rd: Box::new(boxes.into_inner()),
+                    wr: Box::new(wr),
+                };
+                links.serve(site.clone(), b, io).await;
+            }
+            return;
+        }
         if b.get(frame::COMMAND) == Some(FORWARDED_COMMAND) {
             let client = b
                 .get(VOUCHER_KEY)
@@ -231,6 +245,39 @@ async fn session<R, W>(
     let _ = done_tx.send(());
     let _ = writer.await;
 }
+
+/// The command a node sends first on a connection of its own to another
+/// node (see [`NodeLinks`]).
+pub const NODE_COMMAND: &[u8] = b"MantleNode";
+
+/// A connection another node of a cluster opened to this node's AMP
+/// listener for its own requests, once its first box said so.
+pub struct NodeLinkIo {
+    /// Bytes read after the first box, not yet decoded.
+    pub buffered: bytes::BytesMut,
+    /// The rest of what the node sends.
+    pub rd: Box<dyn AsyncRead + Send + Unpin>,
+    /// Where answers go.
+    pub wr: Box<dyn AsyncWrite + Send + Unpin>,
+}
+
+/// Serves connections other nodes open with a [`NODE_COMMAND`] box: the
+/// cluster's layer, as a site extension ([`NodeLinkServer`]). Without one,
+/// such a connection is closed.
+pub trait NodeLinks: Send + Sync + 'static {
+    /// Serves the connection whose first box was `hello` until it closes
+    /// (refusing it at once if `hello` does not check out).
+    fn serve(
+        &self,
+        site: Site,
+        hello: AmpBox,
+        io: NodeLinkIo,
+    ) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send>>;
+}
+
+/// The site extension holding the [`NodeLinks`] in force.
+#[derive(Default, Clone)]
+pub struct NodeLinkServer(pub Option<std::sync::Arc<dyn NodeLinks>>);
 
 /// The command a node sends first on a connection it passes on, with its
 /// voucher for the client (see `mantle_web::Forwarding`).

@@ -571,11 +571,20 @@ async fn messages_between_users_on_different_nodes_take_effect_once_and_answer()
     };
     let sites: Vec<TestSite> = (0..2).map(|_| TestSite::init("admin")).collect();
     let envs = envs(&etcd, 2);
-    let servers: Vec<Server> = sites
-        .iter()
-        .zip(&envs)
-        .map(|(s, e)| s.serve(&pairs(e)))
-        .collect();
+    // n1 has an AMP listener: n2 carries batches and answers to it over a
+    // link. n2 has none: n1 carries them to n2 over HTTP.
+    let n1_args = [
+        "serve",
+        sites[0].path(),
+        "--http",
+        "127.0.0.1:0",
+        "--amp",
+        "127.0.0.1:0",
+    ];
+    let servers = [
+        Server::spawn(&n1_args, &pairs(&envs[0])),
+        sites[1].serve(&pairs(&envs[1])),
+    ];
     sites[0].add_admin("root", PW);
     sites[0].add_user("alice", PW);
     sites[1].add_user("bob", PW);
@@ -661,6 +670,42 @@ async fn messages_between_users_on_different_nodes_take_effect_once_and_answer()
         .unwrap();
     assert_eq!(r.status(), StatusCode::CONFLICT);
     assert!(r.text().await.unwrap().contains("stale epoch"));
+    // The same over a link to n1 (Bob's store's epoch is not 7): refused
+    // as stale, the link staying open for the next request.
+    let bob_store = user_stores_of(&directory(&etcd), "n2").await;
+    let bob_store = bob_store.iter().find(|s| s.contains("bob")).unwrap();
+    let link_voucher = mantle_web::Forwarding::vouch(
+        &routing,
+        "127.0.0.1".parse().unwrap(),
+        "AMP",
+        mantle_cluster::links::LINK_VOUCHER_PATH,
+    );
+    let stale = serde_json::to_vec(&serde_json::json!({
+        "from": bob_store, "from_node": "n2", "from_epoch": 7,
+        "to": alice_store, "body": { "from_store": bob_store, "from_login": null, "msgs": [] },
+    }))
+    .unwrap();
+    let deliver = |tag: &str, json: &[u8]| {
+        mantle_amp::AmpBox::new()
+            .with(&b"_command"[..], &b"Deliver"[..])
+            .with(&b"_ask"[..], tag.as_bytes())
+            .with(&b"j0"[..], json)
+    };
+    let amp = amp_address(&servers[0]);
+    let said = over_link(
+        &amp,
+        &link_voucher,
+        &[deliver("1", &stale), deliver("2", b"{")],
+    );
+    // (Answered as each is done, not in order: matched by their tags.)
+    let mut codes: Vec<_> = said.iter().map(|m| (tag_of(m), error_code(m))).collect();
+    codes.sort();
+    let codes: Vec<_> = codes.into_iter().map(|(_, c)| c).collect();
+    assert_eq!(codes, ["", "STALE", "REFUSED"], "{said:?}");
+    // A stranger's link is refused, and closed, before anything it sends.
+    let said = over_link(&amp, "n2 127.0.0.1 0 00", &[deliver("1", &stale)]);
+    assert_eq!(said.len(), 1, "{said:?}");
+    assert_eq!(error_code(&said[0]), "UNAUTHORIZED");
 
     // A store handed over cut short, or whose bytes are not what its
     // manifest says, is refused and nothing is kept.
@@ -699,6 +744,61 @@ async fn messages_between_users_on_different_nodes_take_effect_once_and_answer()
         login(&c, &servers[1], "mallory", "x").await.status(),
         StatusCode::UNAUTHORIZED
     );
+}
+
+/// Opens a link to the AMP listener `amp` as a node would (its hello
+/// carrying `voucher`), sends `requests`, and reads what comes back until
+/// the hello and every request are answered, or the node closes.
+fn over_link(
+    amp: &str,
+    voucher: &str,
+    requests: &[mantle_amp::AmpBox],
+) -> Vec<mantle_amp::Message> {
+    use std::io::{Read, Write};
+    let hello = mantle_amp::AmpBox::new()
+        .with(&b"_command"[..], &b"MantleNode"[..])
+        .with(&b"_ask"[..], &b"0"[..])
+        .with(&b"node"[..], &b"t"[..])
+        .with(&b"voucher"[..], voucher.as_bytes());
+    let mut raw = std::net::TcpStream::connect(amp).unwrap();
+    raw.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    for b in std::iter::once(&hello).chain(requests) {
+        raw.write_all(&mantle_amp::encode(b).unwrap()).unwrap();
+    }
+    let (mut said, mut buf) = (Vec::new(), bytes::BytesMut::new());
+    let mut decoder = mantle_amp::BoxDecoder::new();
+    while said.len() < 1 + requests.len() {
+        while let Some(b) = decoder.decode(&mut buf).unwrap() {
+            said.push(mantle_amp::Message::classify(b).unwrap());
+        }
+        let mut chunk = [0u8; 4096];
+        match raw.read(&mut chunk) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+        while let Some(b) = decoder.decode(&mut buf).unwrap() {
+            said.push(mantle_amp::Message::classify(b).unwrap());
+        }
+    }
+    said
+}
+
+/// The `_ask` tag a box answers.
+fn tag_of(m: &mantle_amp::Message) -> Vec<u8> {
+    match m {
+        mantle_amp::Message::Answer { tag, .. } | mantle_amp::Message::Error { tag, .. } => {
+            tag.clone()
+        }
+        mantle_amp::Message::Request { .. } => Vec::new(),
+    }
+}
+
+/// An error box's code ("" for an answer).
+fn error_code(m: &mantle_amp::Message) -> String {
+    match m {
+        mantle_amp::Message::Error { code, .. } => String::from_utf8_lossy(code).into_owned(),
+        _ => String::new(),
+    }
 }
 
 #[test]

@@ -124,7 +124,15 @@ async fn the_ledger_across_nodes_survives_killed_nodes_and_a_lost_etcd_member() 
         return;
     };
     let sites: Vec<TestSite> = (0..NODES).map(|_| TestSite::init("admin")).collect();
-    let envs = envs(&etcd, NODES);
+    // Every node with an AMP listener: batches and answers travel over
+    // the links between nodes.
+    let mut envs = envs(&etcd, NODES);
+    for env in &mut envs {
+        env.push((
+            "MANTLE_LIVE_AMP".into(),
+            format!("127.0.0.1:{}", free_port()),
+        ));
+    }
     let ports: Vec<u16> = (0..NODES).map(|_| free_port()).collect();
     let mut servers: Vec<Option<Server>> = (0..NODES)
         .map(|i| Some(sites[i].serve_on(ports[i], &pairs(&envs[i]))))
