@@ -291,6 +291,36 @@ async fn every_user_logs_in_and_works_through_every_node() {
             assert!(said.contains(&format!("{user}@localhost")), "{said}");
         }
     }
+    // The Rust client too: logging in with a password at one node and
+    // with a token at another, it is served by the user's own node.
+    for (home, user) in users.iter().enumerate() {
+        let t = token(&c, &servers[home], user, PW).await;
+        for (i, server) in servers.iter().enumerate() {
+            let credentials = if i == (home + 1) % servers.len() {
+                mantle_client::Credentials::Password {
+                    username: user.to_string(),
+                    password: PW.into(),
+                }
+            } else {
+                mantle_client::Credentials::Token(t.clone())
+            };
+            let mut options = mantle_client::ClientOptions::new(amp_address(server));
+            options.credentials = Some(credentials);
+            options.reconnect = false;
+            let client = mantle_client::Client::connect(options).await.unwrap();
+            let me = client
+                .call::<mantle_live::builtin::Whoami>(mantle_live::Empty {})
+                .await
+                .unwrap();
+            assert_eq!(
+                me.username,
+                format!("{user}@localhost"),
+                "through n{}",
+                i + 1
+            );
+            client.close();
+        }
+    }
     // A stranger claiming to be a node passing a connection on is cut off.
     let forged = mantle_amp::encode(
         &mantle_amp::AmpBox::new()

@@ -4,7 +4,8 @@
 //! (its owner shared it for editing), through server restarts; and an
 //! owner sharing one list for editing, one for reading and publishing a
 //! third, seen by another user and an anonymous visitor, then withdrawing
-//! a share from under an open page.
+//! a share from under an open page. And the lists page of a user one
+//! node of a cluster holds, used through another node.
 //!
 //! Needs `/usr/bin/chromium` (Debian's `chromium` package, which
 //! `scripts/test` installs); without it the test fails and says so.
@@ -554,4 +555,44 @@ async fn an_owner_shares_for_editing_for_reading_and_with_everyone_then_withdraw
         "errors logged: {:#?}",
         error_lines(&stderr)
     );
+}
+
+/// Two nodes of a cluster (three etcd members): Alice's store is on n1,
+/// and one of her browser pages talks only to n2, which passes its
+/// requests and its live socket on. A second page, on n1, sees what the
+/// first added, and the first sees the second's change live.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_lists_page_works_through_a_node_that_does_not_hold_the_user() {
+    use support::cluster::{envs, one_at_a_time, pairs};
+    let _one = one_at_a_time().await;
+    let Some(etcd) = mantle_cluster::harness::EtcdCluster::start(3) else {
+        return;
+    };
+    let sites: Vec<TestSite> = (0..2).map(|_| TestSite::init("admin")).collect();
+    let envs = envs(&etcd, 2);
+    let servers: Vec<Server> = sites
+        .iter()
+        .zip(&envs)
+        .map(|(s, e)| s.serve(&pairs(e)))
+        .collect();
+    // Made through n1 while it serves: n1 holds Alice's store.
+    sites[0].add_user("alice", PW);
+    let browser = Browser::launch().await;
+    let far = browser.page("alice through n2").await;
+    far.log_in(&servers[1], "alice", PW).await;
+    far.open_list(&servers[1].url("/lists/alice@localhost/groceries"))
+        .await;
+    far.add("milk").await;
+    far.wait_entry("milk").await;
+    let near = browser.page("alice on n1").await;
+    near.log_in(&servers[0], "alice", PW).await;
+    near.open_list(&servers[0].url("/lists/alice@localhost/groceries"))
+        .await;
+    near.wait_entry("milk").await;
+    near.add("bread").await;
+    far.wait_entry("bread").await;
+    assert_eq!(far.texts().await, ["milk", "bread"]);
+    // n2 holds nothing of Alice's.
+    assert!(!sites[1].dir.join("users/alice_localhost.store").exists());
+    assert!(sites[0].dir.join("users/alice_localhost.store").exists());
 }
