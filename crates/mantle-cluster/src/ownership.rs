@@ -201,6 +201,11 @@ pub fn store_name(dir: &Path, node: &str, path: &Path) -> Option<String> {
         return Some(format!("sites/{node}"));
     }
     let name = mantle_site::store_name(relative.to_str()?);
+    // App stores are each node's own, as the site store is: two nodes
+    // with one offering each have an `apps/NAME` of their own.
+    if let Some(app) = name.strip_prefix("apps/") {
+        return Some(format!("apps/{node}/{app}"));
+    }
     (!name.is_empty()).then_some(name)
 }
 
@@ -258,6 +263,10 @@ mod tests {
         let dir = Path::new("/srv/site");
         let name = |p: &str| store_name(dir, "n1", Path::new(p));
         assert_eq!(name("/srv/site/site.store").as_deref(), Some("sites/n1"));
+        assert_eq!(
+            name("/srv/site/apps/notes.store").as_deref(),
+            Some("apps/n1/notes")
+        );
         assert_eq!(
             name("/srv/site/users/alice-1.mantle").as_deref(),
             Some("users/alice-1")
