@@ -100,9 +100,16 @@ impl BenchNode {
         let router = mantle_web::router(site.clone());
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let limits = mantle_web::connection_limits(site.section::<mantle_web::HttpConfig>());
-        let server = tokio::spawn(mantle_web::serve(listener, router, limits, async {
-            let _ = stopped.await;
-        }));
+        let routing: Arc<dyn mantle_web::Forwarding> = node.routing();
+        let server = tokio::spawn(mantle_web::serve_node(
+            listener,
+            router,
+            limits,
+            routing,
+            async {
+                let _ = stopped.await;
+            },
+        ));
         node.lease().set_http(&base).await.map_err(cluster)?;
         // Batches and answers go to the other node over a link to its AMP
         // listener, as between the nodes `mantle serve` runs.

@@ -59,6 +59,7 @@ mod pages;
 mod redirect;
 mod server;
 mod sharing;
+mod splice;
 mod state;
 mod stats;
 mod templates;
@@ -90,7 +91,7 @@ pub use offerings::{
     render_page,
 };
 pub use server::{
-    HttpService, bind, connection_limits, serve, serve_tls, warn_if_descriptors_short,
+    HttpService, bind, connection_limits, serve, serve_node, serve_tls, warn_if_descriptors_short,
 };
 pub use sharing::SharePages;
 /// The site's 404 page (`not_found.html`): the same bytes for every refusal.

@@ -84,6 +84,9 @@ impl Service for HttpService {
                 Options {
                     tls: tls.clone(),
                     suspects: Some(site.auth().suspects().clone()),
+                    forwarding: site
+                        .extension::<crate::Forwarder>()
+                        .and_then(|f| f.0.clone()),
                 },
                 stopped.clone(),
             );
@@ -200,7 +203,7 @@ pub async fn serve_tls(
 ) {
     let options = Options {
         tls: Some(tls),
-        suspects: None,
+        ..Options::default()
     };
     serve_with(listener, router, limits, options, shutdown).await;
 }
@@ -223,6 +226,23 @@ impl Builders {
     }
 }
 
+/// [`serve`] for a cluster node: a plain connection whose first request
+/// is for a user another node serves (`forwarding` says where) is passed
+/// on to that node whole.
+pub async fn serve_node(
+    listener: TcpListener,
+    router: Router,
+    limits: ConnectionLimits,
+    forwarding: Arc<dyn crate::Forwarding>,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    let options = Options {
+        forwarding: Some(forwarding),
+        ..Options::default()
+    };
+    serve_with(listener, router, limits, options, shutdown).await;
+}
+
 /// How [`serve_with`] serves, beyond the router and limits.
 #[derive(Default)]
 struct Options {
@@ -231,13 +251,20 @@ struct Options {
     /// Run suspect clients' connections through this gate (see
     /// [`SuspectGate`]).
     suspects: Option<SuspectGate>,
+    /// A cluster node's routing: plain connections whose first request is
+    /// for a user of another node are passed on whole (see `splice`).
+    forwarding: Option<Arc<dyn crate::Forwarding>>,
 }
 
 async fn serve_with(
     listener: TcpListener,
     router: Router,
     limits: ConnectionLimits,
-    Options { tls, suspects }: Options,
+    Options {
+        tls,
+        suspects,
+        forwarding,
+    }: Options,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
     let suspects = suspects.unwrap_or_default();
@@ -283,6 +310,31 @@ async fn serve_with(
             }
         };
         let _ = stream.set_nodelay(true);
+        // A cluster node reads a plain connection's first request first:
+        // one for a user another node serves is passed on whole (see
+        // `splice`).
+        if let (Some(forwarding), None) = (&forwarding, &tls) {
+            let stream = place.guard(stream, true);
+            let (forwarding, mut make) = (forwarding.clone(), make.clone());
+            let (builders, watcher) = (builders.clone(), graceful.watcher());
+            tokio::spawn(suspects.serve(Some(peer.ip()), async move {
+                let first =
+                    crate::splice::first_request(&forwarding, stream, peer, limits.deadline).await;
+                let crate::splice::First::Serve(io, client) = first else {
+                    return;
+                };
+                let Ok(svc) = make.call_ready(client).await;
+                let svc = hyper::service::service_fn(move |req| svc.clone().oneshot(req));
+                let conn = builders
+                    .auto
+                    .serve_connection_with_upgrades(TokioIo::new(io), svc)
+                    .into_owned();
+                if let Err(e) = watcher.watch(conn).await {
+                    tracing::debug!(%peer, error = %e, "connection ended with an error");
+                }
+            }));
+            continue;
+        }
         let Ok(svc) = make.call_ready(peer).await;
         let svc = hyper::service::service_fn(move |req| svc.clone().oneshot(req));
         let Some(acceptor) = &tls else {

@@ -334,6 +334,41 @@ async fn every_user_logs_in_and_works_through_every_node() {
     let mut rest = Vec::new();
     let _ = std::io::Read::read_to_end(&mut raw, &mut rest);
     assert!(rest.is_empty(), "answered a forged voucher: {rest:?}");
+    // One keep-alive connection to n2, whose first request is Alice's
+    // (joined to n1 whole), then Carol's (n1 forwards it to n3), then
+    // Bob's (back to n2): each answered as its own user.
+    let tokens: Vec<String> = {
+        let mut t = Vec::new();
+        for (home, user) in users.iter().enumerate() {
+            t.push(token(&c, &servers[home], user, PW).await);
+        }
+        t
+    };
+    let http = servers[1].base.trim_start_matches("http://").to_string();
+    let asked = [0, 2, 1].map(|u| tokens[u].clone());
+    let answers = tokio::task::spawn_blocking(move || keep_alive_gets(&http, "/api/me", &asked))
+        .await
+        .unwrap();
+    for (answer, u) in answers.iter().zip([0, 2, 1]) {
+        assert!(
+            answer.contains(&format!("\"{}@localhost\"", users[u])),
+            "{answer}"
+        );
+    }
+    // A stranger's connection claiming to be joined by a node is closed
+    // unanswered.
+    let mut raw =
+        std::net::TcpStream::connect(servers[0].base.trim_start_matches("http://")).unwrap();
+    raw.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let forged = format!(
+        "MANTLE-SPLICED n2 198.51.100.7 0 00\r\nGET /api/me HTTP/1.1\r\nHost: n1\r\n\
+         Authorization: Bearer {}\r\n\r\n",
+        tokens[0]
+    );
+    std::io::Write::write_all(&mut raw, forged.as_bytes()).unwrap();
+    let mut rest = Vec::new();
+    let _ = std::io::Read::read_to_end(&mut raw, &mut rest);
+    assert!(rest.is_empty(), "answered a forged voucher: {rest:?}");
     // Unknown users and bad tokens are refused wherever they arrive.
     assert_eq!(
         login(&c, &servers[0], "nobody", PW).await.status(),
@@ -363,6 +398,39 @@ async fn every_user_logs_in_and_works_through_every_node() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
+}
+
+/// `GET path` once per token in `tokens`, one after another on one
+/// keep-alive HTTP/1.1 connection to `addr`; each answer's head and body.
+fn keep_alive_gets(addr: &str, path: &str, tokens: &[String]) -> Vec<String> {
+    use std::io::{BufRead, Read, Write};
+    let raw = std::net::TcpStream::connect(addr).unwrap();
+    raw.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut reader = std::io::BufReader::new(raw.try_clone().unwrap());
+    let mut raw = raw;
+    let mut answers = Vec::new();
+    for token in tokens {
+        let head =
+            format!("GET {path} HTTP/1.1\r\nHost: node\r\nAuthorization: Bearer {token}\r\n\r\n");
+        raw.write_all(head.as_bytes()).unwrap();
+        let (mut answer, mut length) = (String::new(), 0usize);
+        loop {
+            let mut line = String::new();
+            assert!(reader.read_line(&mut line).unwrap() > 0, "closed: {answer}");
+            if let Some(n) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                length = n.trim().parse().unwrap();
+            }
+            answer.push_str(&line);
+            if line == "\r\n" {
+                break;
+            }
+        }
+        let mut body = vec![0u8; length];
+        reader.read_exact(&mut body).unwrap();
+        answer.push_str(&String::from_utf8_lossy(&body));
+        answers.push(answer);
+    }
+    answers
 }
 
 /// `Whoami` over a WebSocket to `server`'s `/live`, logged in by `token`.
