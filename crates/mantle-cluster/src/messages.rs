@@ -95,7 +95,9 @@ impl RemoteMessages {
 
     /// Carries `body` (a batch or answers) from `from` to `to`'s owner.
     async fn carry(&self, kind: Kind, from: &str, to: &str, body: Value) -> Result<Value, String> {
-        let file = self.dir.join(format!("{from}.store"));
+        let file = mantle_site::node_store_file(self.me(), from)
+            .map(|f| self.dir.join(f))
+            .ok_or_else(|| format!("{from} is no store of this node"))?;
         let held = self
             .node
             .fence()
@@ -164,6 +166,10 @@ impl Kind {
 }
 
 impl RemoteStores for RemoteMessages {
+    fn node(&self) -> &str {
+        self.me()
+    }
+
     fn locate<'a>(&'a self, address: &'a str) -> RemoteFuture<'a, Located> {
         Box::pin(async move {
             if let Some(store) = address.strip_prefix("store:") {

@@ -196,16 +196,10 @@ impl Ownership {
 
 /// See [`Ownership::store_name`].
 pub fn store_name(dir: &Path, node: &str, path: &Path) -> Option<String> {
-    let relative = path.strip_prefix(dir).ok()?;
-    if relative == Path::new(mantle_site::SITE_STORE) {
-        return Some(format!("sites/{node}"));
-    }
-    let name = mantle_site::store_name(relative.to_str()?);
+    let relative = path.strip_prefix(dir).ok()?.to_str()?;
     // App stores are each node's own, as the site store is: two nodes
     // with one offering each have an `apps/NAME` of their own.
-    if let Some(app) = name.strip_prefix("apps/") {
-        return Some(format!("apps/{node}/{app}"));
-    }
+    let name = mantle_site::node_store_name(node, relative);
     (!name.is_empty()).then_some(name)
 }
 

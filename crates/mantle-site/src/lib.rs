@@ -71,7 +71,10 @@ pub use config::{
 };
 pub use error::{Result, SiteError};
 pub use items::{Account, AuthToken, Invite, LoginMethod, Slate, TokenSweeper};
-pub use logins::{LoginDirectory, LoginFuture, LoginRefusal, store_name, token_route};
+pub use logins::{
+    LoginDirectory, LoginFuture, LoginRefusal, node_store_file, node_store_name, store_name,
+    token_route,
+};
 pub use messaging::{
     Envelope, Located, MESSAGING_NAMESPACE, Message, MessageHandlers, MessageId,
     MessageRegistration, Messaging, NO_HANDLER, ParkedMessage, Receipt, Recipient, Refusal,

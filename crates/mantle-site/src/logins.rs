@@ -55,6 +55,42 @@ pub fn store_name(relative: &str) -> String {
     }
 }
 
+/// The name among several nodes of the store in the file `relative` (to
+/// the site directory) of node `node`: a user store by its file (see
+/// [`store_name`]); each node's own site store `sites/NODE` and app
+/// stores `apps/NODE/NAME`.
+///
+/// ```
+/// use mantle_site::node_store_name;
+/// assert_eq!(node_store_name("n1", "users/alice_example.com.store"), "users/alice_example.com");
+/// assert_eq!(node_store_name("n1", "site.store"), "sites/n1");
+/// assert_eq!(node_store_name("n1", "apps/notes.store"), "apps/n1/notes");
+/// ```
+pub fn node_store_name(node: &str, relative: &str) -> String {
+    if relative == crate::SITE_STORE {
+        return format!("sites/{node}");
+    }
+    let name = store_name(relative);
+    match name.strip_prefix("apps/") {
+        Some(app) => format!("apps/{node}/{app}"),
+        None => name,
+    }
+}
+
+/// The file (relative to the site directory) of node `node` holding the
+/// store named `name` among the nodes, if that node holds such a store:
+/// the inverse of [`node_store_name`].
+pub fn node_store_file(node: &str, name: &str) -> Option<String> {
+    if name == format!("sites/{node}") {
+        return Some(crate::SITE_STORE.to_string());
+    }
+    if let Some(rest) = name.strip_prefix("apps/") {
+        let app = rest.strip_prefix(node)?.strip_prefix('/')?;
+        return Some(format!("apps/{app}.store"));
+    }
+    (name.starts_with("users/")).then(|| format!("{name}.store"))
+}
+
 /// Length of a token's secret part (256 bits, URL-safe base64).
 pub(crate) const SECRET_LEN: usize = 43;
 /// Longest route a token may carry.

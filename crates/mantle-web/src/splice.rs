@@ -247,6 +247,22 @@ mod tests {
         assert_eq!(route_of(b"\x00\x01garbage\r\n\r\n"), None);
     }
 
+    proptest::proptest! {
+        /// Whatever a stranger sends first, deciding where it goes never
+        /// panics, and a head that routes names a store its token names.
+        #[test]
+        fn any_first_bytes_are_routed_or_served_here(
+            junk in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512),
+            token in "[a-z~_.@]{0,40}",
+        ) {
+            let _ = route_of(&junk);
+            let head = format!("GET / HTTP/1.1\r\nAuthorization: Bearer {token}\r\n\r\n");
+            if let Some(store) = route_of(head.as_bytes()) {
+                proptest::prop_assert_eq!(Some(store), mantle_site::token_route(&token));
+            }
+        }
+    }
+
     #[tokio::test]
     async fn bytes_read_come_first_then_the_connection() {
         let (mut a, b) = tokio::io::duplex(64);

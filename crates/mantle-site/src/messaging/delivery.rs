@@ -67,7 +67,8 @@ pub(super) struct Sender {
     pub(super) address: String,
     /// The sending account's primary login (see [`Envelope::sender_login`]).
     pub(super) login: Option<String>,
-    /// A user store's name among the nodes (see `remote.rs`).
+    /// The store's name among the nodes (see `remote.rs`), when this
+    /// site is one of several.
     pub(super) store: Option<String>,
 }
 
@@ -103,7 +104,7 @@ async fn deliver_messages(
         Ok(login) => Sender {
             address: from,
             login,
-            store: messaging.user_store_name(&sender),
+            store: messaging.store_name_among_nodes(&sender),
         },
         Err(e) => {
             return batch
@@ -433,7 +434,7 @@ async fn deliver_answers(
                     };
                     let from = answering
                         .as_ref()
-                        .and_then(|s| messaging.user_store_name(s))
+                        .and_then(|s| messaging.store_name_among_nodes(s))
                         .unwrap_or_default();
                     return match remote.locate(&to).await {
                         super::remote::Located::Elsewhere(store) => {

@@ -522,12 +522,15 @@ impl Messaging {
 
     /// A user store's name among the nodes (see
     /// [`store_name`](crate::store_name)); `None` for other stores.
-    pub(crate) fn user_store_name(&self, store: &Store) -> Option<String> {
+    /// `store`'s name among the nodes (see `remote.rs`), when this site is
+    /// one of several.
+    pub(crate) fn store_name_among_nodes(&self, store: &Store) -> Option<String> {
+        let remote = self.0.remote.as_ref()?;
         let relative = store.path().strip_prefix(self.0.stores.dir()).ok()?;
-        let relative = relative.to_str()?;
-        relative
-            .starts_with("users/")
-            .then(|| crate::logins::store_name(relative))
+        Some(crate::logins::node_store_name(
+            remote.node(),
+            relative.to_str()?,
+        ))
     }
 }
 
@@ -596,7 +599,19 @@ impl Messaging {
             return Ok(Recipient::App(app.to_string()));
         }
         if let Some(name) = to.strip_prefix("store:") {
-            // A user store by its name among the nodes (see `remote.rs`).
+            // This node's own site or app store, by its name among the
+            // nodes (see `remote.rs`).
+            if let Some(remote) = &self.0.remote {
+                match crate::logins::node_store_file(remote.node(), name) {
+                    Some(file) if file == crate::SITE_STORE => return Ok(Recipient::Site),
+                    Some(file) if !name.starts_with("users/") => {
+                        let app = file.trim_start_matches("apps/").trim_end_matches(".store");
+                        return Ok(Recipient::App(app.to_string()));
+                    }
+                    _ => {}
+                }
+            }
+            // A user store by its name among the nodes.
             let path = format!("{name}.store");
             return self
                 .0

@@ -9,10 +9,11 @@
 //! by [`Messaging::apply_remote`] in one transaction of the recipient,
 //! with the same receipts (so a batch carried twice takes effect once).
 //! The sender's outbox keeps each message until the recipient's node
-//! answers *after* its commit. A user store sending across nodes is known
+//! answers *after* its commit. A store sending across nodes is known
 //! there as `store:NAME` (its name among the nodes, see
-//! [`store_name`](crate::store_name)), which is where answers, and the
-//! recipient's replies, find it wherever it lives by then.
+//! [`node_store_name`](crate::node_store_name): a user store's, or a
+//! node's own site store's or app store's), which is where answers, and
+//! the recipient's replies, find it wherever it lives by then.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -40,6 +41,10 @@ pub enum Located {
 
 /// The other nodes' stores, for messaging (see the module docs).
 pub trait RemoteStores: Send + Sync + 'static {
+    /// This node's name among the nodes (its site store is `sites/NODE`
+    /// there, its app stores `apps/NODE/NAME`: see
+    /// [`node_store_name`](crate::node_store_name)).
+    fn node(&self) -> &str;
     /// The store that `address` (a login, or `store:NAME`) names on
     /// another node.
     fn locate<'a>(&'a self, address: &'a str) -> RemoteFuture<'a, Located>;
@@ -162,10 +167,7 @@ pub(super) async fn deliver(
     let Some(from_store) = from.store.clone() else {
         let refusal = Refusal::new(
             "NOT_ACROSS_NODES",
-            format!(
-                "{} cannot send to another node (only user stores can)",
-                from.address
-            ),
+            format!("{} has no name among the nodes", from.address),
         );
         return (0..n).map(|_| Applied::Refused(refusal.clone())).collect();
     };
