@@ -355,6 +355,15 @@ async fn every_user_logs_in_and_works_through_every_node() {
             "{answer}"
         );
     }
+    // curl too, through the node that does not hold the user.
+    let said = std::process::Command::new("curl")
+        .args(["-sS", "-H"])
+        .arg(format!("Authorization: Bearer {}", tokens[0]))
+        .arg(servers[1].url("/api/me"))
+        .output()
+        .expect("curl (scripts/test installs it)");
+    let said = String::from_utf8_lossy(&said.stdout);
+    assert!(said.contains("\"alice@localhost\""), "{said}");
     // A stranger's connection claiming to be joined by a node is closed
     // unanswered.
     let mut raw =
@@ -469,7 +478,7 @@ async fn a_store_moves_back_and_forth_under_writes_and_loses_nothing() {
     let Some(etcd) = EtcdCluster::start(3) else {
         return;
     };
-    let sites: Vec<TestSite> = (0..2).map(|_| TestSite::init_bare("admin", &[])).collect();
+    let sites: Vec<TestSite> = (0..2).map(|_| TestSite::init("admin")).collect();
     let envs = envs(&etcd, 2);
     let servers: Vec<Server> = sites
         .iter()
@@ -477,10 +486,27 @@ async fn a_store_moves_back_and_forth_under_writes_and_loses_nothing() {
         .map(|(s, e)| s.serve(&pairs(e)))
         .collect();
     sites[0].add_user("alice", PW);
+    // Bob, on n2 (which his store never leaves), pays Alice all along.
+    sites[1].add_admin("root", PW);
+    sites[1].add_user("bob", PW);
     let c = client();
     let t = token(&c, &servers[0], "alice", PW).await;
+    let bob = token(&c, &servers[1], "bob", PW).await;
+    let root = token(&c, &servers[1], "root", PW).await;
+    let r = c
+        .post(servers[1].url("/api/ledger/grant"))
+        .bearer_auth(&root)
+        .json(&serde_json::json!({ "to": "bob@localhost", "amount": 100_000 }))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{:?}", r.text().await);
     let d = directory(&etcd);
-    let store = user_stores_of(&d, "n1").await.pop().expect("alice's store");
+    let store = user_stores_of(&d, "n1")
+        .await
+        .into_iter()
+        .find(|s| s.contains("alice"))
+        .expect("alice's store");
 
     // A client writes new slates through both nodes all along, trying
     // again whatever is not acknowledged.
@@ -520,6 +546,31 @@ async fn a_store_moves_back_and_forth_under_writes_and_loses_nothing() {
             (acknowledged, n)
         })
     };
+    // Bob's payments, one unit each, through either node: each is
+    // acknowledged once it is in his outbox, and reaches Alice's store
+    // wherever it is by then.
+    let payer = {
+        let (c, bob, stop) = (c.clone(), bob.clone(), stop.clone());
+        let servers: Vec<String> = servers.iter().map(|s| s.base.clone()).collect();
+        tokio::spawn(async move {
+            let mut paid = 0i64;
+            let mut i = 0usize;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                i += 1;
+                let r = c
+                    .post(format!("{}/api/ledger/transfer", servers[i % 2]))
+                    .bearer_auth(&bob)
+                    .json(&serde_json::json!({ "to": "alice@localhost", "amount": 1 }))
+                    .send()
+                    .await;
+                if r.is_ok_and(|r| r.status() == StatusCode::ACCEPTED) {
+                    paid += 1;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            paid
+        })
+    };
     tokio::time::sleep(Duration::from_millis(500)).await;
     let mut epoch = 1;
     for to in ["n2", "n1", "n2"] {
@@ -531,6 +582,19 @@ async fn a_store_moves_back_and_forth_under_writes_and_loses_nothing() {
     }
     stop.store(true, std::sync::atomic::Ordering::SeqCst);
     let (acknowledged, made) = writer.await.unwrap();
+    let paid = payer.await.unwrap();
+    assert!(paid > 10, "{paid} payments acknowledged");
+    // Every payment Bob's store debited reached Alice's once: whatever
+    // Bob lost, Alice has (and at least every acknowledged one).
+    let alice_has = async || balance(&c, &servers[1], &t).await;
+    settles("alice's credits", async || {
+        alice_has().await == 100_000 - balance(&c, &servers[0], &bob).await
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (alice, bob_left) = (alice_has().await, balance(&c, &servers[0], &bob).await);
+    assert_eq!(alice + bob_left, 100_000, "applied twice, or lost");
+    assert!(alice >= paid, "{alice} credited, {paid} acknowledged");
     assert!(
         acknowledged.len() > 10,
         "{} writes acknowledged",
