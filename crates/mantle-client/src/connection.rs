@@ -7,9 +7,9 @@ use std::sync::Arc;
 use mantle_amp::AmpBox;
 use mantle_live::NoError;
 
-use crate::CallError;
 use crate::client::ask;
 use crate::conn::{Conn, OnRequest, refuse};
+use crate::{CallError, ClientTls};
 
 /// One plain AMP connection (see the module docs). Requests the other
 /// side sends are refused (`UNHANDLED`).
@@ -40,8 +40,17 @@ impl Connection {
     /// taking answers of up to `max_box` bytes (a larger one ends the
     /// connection).
     pub async fn open(addr: &str, max_box: usize) -> std::io::Result<Self> {
+        Self::open_with(addr, None, max_box).await
+    }
+
+    /// [`Connection::open`], over TLS with `tls` when given.
+    pub async fn open_with(
+        addr: &str,
+        tls: Option<&ClientTls>,
+        max_box: usize,
+    ) -> std::io::Result<Self> {
         let on_request: OnRequest = Arc::new(|conn, command, tag, _| refuse(conn, &command, tag));
-        let (conn, _closed) = Conn::open(addr, None, max_box, on_request).await?;
+        let (conn, _closed) = Conn::open(addr, tls, max_box, on_request).await?;
         Ok(Self { conn })
     }
 

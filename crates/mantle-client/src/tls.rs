@@ -122,7 +122,7 @@ impl ClientTls {
     }
 
     /// The TLS session over `stream`, connected to `addr` (`HOST:PORT`).
-    pub(crate) async fn connect(
+    pub async fn connect(
         &self,
         addr: &str,
         stream: TcpStream,

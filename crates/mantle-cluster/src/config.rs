@@ -7,6 +7,7 @@
 //! | `MANTLE_CLUSTER_NODE` | `cluster.node` |
 //! | `MANTLE_CLUSTER_ADVERTISE` | `cluster.advertise` |
 //! | `MANTLE_CLUSTER_SECRET_FILE` | `cluster.secret_file` |
+//! | `MANTLE_CLUSTER_CA_FILE` | `cluster.ca_file` (empty: the system's) |
 //! | `MANTLE_CLUSTER_NAME` | `cluster.name` |
 //! | `MANTLE_CLUSTER_LEASE_TTL_SECS` | `cluster.lease_ttl_secs` |
 //! | `MANTLE_CLUSTER_REQUEST_TIMEOUT_MS` | `cluster.request_timeout_ms` |
@@ -43,6 +44,10 @@ pub struct ClusterConfig {
     /// least 32 bytes; a relative path is relative to the site
     /// directory): nodes vouch with it for the requests they forward.
     pub secret_file: Option<std::path::PathBuf>,
+    /// Certificates (PEM; relative to the site directory) trusted for the
+    /// other nodes' AMP listeners over TLS, where a node passes AMP
+    /// connections on. None: the system's certificate authorities.
+    pub ca_file: Option<std::path::PathBuf>,
     /// The cluster's name: every key in etcd starts with `/NAME/`, so
     /// several clusters can share one etcd.
     pub name: String,
@@ -62,6 +67,7 @@ impl Default for ClusterConfig {
             node: String::new(),
             advertise: String::new(),
             secret_file: None,
+            ca_file: None,
             name: "mantle".into(),
             lease_ttl_secs: 10,
             request_timeout_ms: 2000,
@@ -141,6 +147,9 @@ impl ConfigSection for ClusterConfig {
         }
         if let Some(v) = var("MANTLE_CLUSTER_SECRET_FILE") {
             self.secret_file = (!v.trim().is_empty()).then(|| v.into());
+        }
+        if let Some(v) = var("MANTLE_CLUSTER_CA_FILE") {
+            self.ca_file = (!v.trim().is_empty()).then(|| v.into());
         }
         if let Some(v) = var("MANTLE_CLUSTER_NAME") {
             self.name = v;

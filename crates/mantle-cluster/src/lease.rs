@@ -138,6 +138,11 @@ impl NodeLease {
         &self.node
     }
 
+    /// Where the other nodes reach this one (`host:port`, as configured).
+    pub fn advertise(&self) -> String {
+        self.record.lock().advertise.clone()
+    }
+
     /// Says in the node key where the node's HTTP front answers
     /// (`http://host:port`), for the nodes that forward requests to it.
     pub async fn set_http(&self, url: &str) -> Result<()> {

@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use mantle_amp::{AmpBox, BoxDecoder, Message, frame};
-use mantle_client::{CallError, Connection};
+use mantle_client::{CallError, ClientTls, Connection};
 use mantle_live_server::amp::{NODE_COMMAND, NodeLinkIo, NodeLinks};
 use mantle_site::Site;
 use parking_lot::Mutex;
@@ -127,13 +127,13 @@ impl Links {
     /// open); its JSON answer, or why there is none.
     pub(crate) async fn call(
         &self,
-        routing: &crate::Routing,
+        (routing, tls): (&crate::Routing, Option<&ClientTls>),
         me: &str,
         addr: &str,
         command: &str,
         json: &[u8],
     ) -> Result<Vec<u8>, String> {
-        let link = self.link(routing, me, addr).await?;
+        let link = self.link((routing, tls), me, addr).await?;
         let args = put_json(AmpBox::new(), json);
         match tokio::time::timeout(ANSWER_WAIT, link.call(command, args)).await {
             Ok(Ok(answer)) => Ok(take_json(&answer)),
@@ -146,7 +146,7 @@ impl Links {
     /// The open link to `addr`, opened now if there is none.
     async fn link(
         &self,
-        routing: &crate::Routing,
+        (routing, tls): (&crate::Routing, Option<&ClientTls>),
         me: &str,
         addr: &str,
     ) -> Result<Arc<Connection>, String> {
@@ -161,7 +161,7 @@ impl Links {
         if let Some(link) = slot.as_ref().filter(|l| l.is_alive()) {
             return Ok(link.clone());
         }
-        let link = match tokio::time::timeout(CONNECT_WAIT, open(routing, me, addr)).await {
+        let link = match tokio::time::timeout(CONNECT_WAIT, open(routing, tls, me, addr)).await {
             Ok(opened) => Arc::new(opened?),
             Err(_) => return Err(format!("no link to {addr}: no answer in {CONNECT_WAIT:?}")),
         };
@@ -171,11 +171,24 @@ impl Links {
     }
 }
 
-/// Opens a link to `addr`: connects, and says who this node is.
-async fn open(routing: &crate::Routing, me: &str, addr: &str) -> Result<Connection, String> {
-    let link = Connection::open(addr, MAX_LINK_BOX)
-        .await
-        .map_err(|e| format!("no link to {addr}: {e}"))?;
+/// Opens a link to `addr` (`host:port`, or `amps://host:port` over TLS
+/// with `tls`): connects, and says who this node is.
+async fn open(
+    routing: &crate::Routing,
+    tls: Option<&ClientTls>,
+    me: &str,
+    addr: &str,
+) -> Result<Connection, String> {
+    let opened = match addr.strip_prefix("amps://") {
+        Some(host_port) => {
+            let tls = tls.ok_or_else(|| {
+                format!("no link to {addr}: no certificates to trust (cluster.ca_file)")
+            })?;
+            Connection::open_with(host_port, Some(tls), MAX_LINK_BOX).await
+        }
+        None => Connection::open(addr, MAX_LINK_BOX).await,
+    };
+    let link = opened.map_err(|e| format!("no link to {addr}: {e}"))?;
     let voucher = mantle_web::Forwarding::vouch(
         routing,
         std::net::IpAddr::from([127, 0, 0, 1]),

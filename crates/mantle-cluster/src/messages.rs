@@ -9,7 +9,7 @@
 //! moved-away node's late batch), then applies it (the site's receipts
 //! make a batch carried twice take effect once) and answers after its
 //! commit. Answers travel back the same way (`Answers`). To a node without
-//! a plain AMP listener, both go as vouched HTTP requests instead
+//! an AMP listener, both go as vouched HTTP requests instead
 //! (`POST /cluster/deliver`, `POST /cluster/answers`).
 
 use std::collections::HashMap;
@@ -118,10 +118,11 @@ impl RemoteMessages {
         match routing.amp_route_store(to).await {
             Route::There(addr) => {
                 let json = serde_json::to_vec(&carried).expect("a batch serialises");
+                let tls = self.node.amp_tls();
                 let answer = self
                     .node
                     .links()
-                    .call(&routing, self.me(), &addr, kind.command(), &json)
+                    .call((&routing, tls), self.me(), &addr, kind.command(), &json)
                     .await?;
                 return serde_json::from_slice(&answer)
                     .map_err(|e| format!("{addr} answered what is not JSON: {e}"));

@@ -36,6 +36,8 @@ pub struct Node {
     sender_epochs: crate::messages::SenderEpochs,
     /// Links to the other nodes (messages to them).
     links: crate::links::Links,
+    /// What the node trusts of the other nodes' AMP listeners over TLS.
+    amp_tls: Option<Arc<mantle_client::ClientTls>>,
     status: tokio::task::JoinHandle<()>,
 }
 
@@ -81,6 +83,15 @@ impl Node {
             secret,
         ));
         let logins = Arc::new(ClusterLogins::new(directory.clone(), &config.node));
+        // `ca_file` must be readable; without it, the system's
+        // authorities, if this machine has them.
+        let amp_tls = match &config.ca_file {
+            Some(file) => Some(Arc::new(
+                mantle_client::ClientTls::trusting(&dir.join(file))
+                    .map_err(|e| ClusterError::Config(format!("cluster.ca_file: {e}")))?,
+            )),
+            None => mantle_client::ClientTls::system().ok().map(Arc::new),
+        };
         // etcd may be starting, or electing a leader: keep trying for a
         // while before giving up (a node taken for a live one is refused
         // at once).
@@ -134,6 +145,7 @@ impl Node {
                 .map_err(|e| ClusterError::Config(format!("no HTTP client: {e}")))?,
             sender_epochs: Default::default(),
             links: Default::default(),
+            amp_tls,
             status,
         })
     }
@@ -164,6 +176,7 @@ impl Node {
             .extension::<mantle_live_server::amp::NodeLinkServer>(|l| {
                 l.0 = Some(Arc::new(crate::links::LinkServer));
             })
+            .extension::<mantle_live_server::amp::NodeTls>(|t| t.0 = self.amp_tls.clone())
             .extension::<mantle_web::WebRoutes>(|r| {
                 r.add(crate::web_routes);
             })
@@ -195,6 +208,11 @@ impl Node {
 
     pub(crate) fn links(&self) -> &crate::links::Links {
         &self.links
+    }
+
+    /// What the node trusts of the other nodes' AMP listeners over TLS.
+    pub(crate) fn amp_tls(&self) -> Option<&mantle_client::ClientTls> {
+        self.amp_tls.as_deref()
     }
 
     /// This node's vouched requests to other nodes.

@@ -76,12 +76,14 @@ impl Routing {
     }
 
     /// Where AMP connections for `store` go: as [`Routing::route_store`],
-    /// the owner's AMP listener (`host:port`; plain AMP only).
+    /// the owner's AMP listener: `host:port` for plain AMP, `amps://host:port`
+    /// for AMP over TLS.
     pub async fn amp_route_store(&self, store: &str) -> Route {
         match self.route(store, |r| &r.amp).await {
             Route::There(url) => match url.strip_prefix("amp://") {
                 Some(addr) => Route::There(addr.to_string()),
-                None => Route::Unavailable(format!("{url}: only plain AMP is passed on")),
+                None if url.starts_with("amps://") => Route::There(url),
+                None => Route::Unavailable(format!("{url}: not an AMP listener")),
             },
             other => other,
         }

@@ -198,7 +198,8 @@ async fn session<R, W>(
         } else {
             match passed_on(&*forwarding, &b).await {
                 Some(owner) => {
-                    pass_on(&*forwarding, peer, owner, b, boxes, wr).await;
+                    let tls = site.extension::<NodeTls>().and_then(|t| t.0.clone());
+                    pass_on(&*forwarding, tls.as_deref(), peer, owner, b, boxes, wr).await;
                     return;
                 }
                 None => first = Some(b),
@@ -279,6 +280,12 @@ pub trait NodeLinks: Send + Sync + 'static {
 #[derive(Default, Clone)]
 pub struct NodeLinkServer(pub Option<std::sync::Arc<dyn NodeLinks>>);
 
+/// The site extension holding what a cluster node trusts when it passes
+/// an AMP connection on to another node's listener over TLS (none: such
+/// connections are closed).
+#[derive(Default, Clone)]
+pub struct NodeTls(pub Option<std::sync::Arc<mantle_client::ClientTls>>);
+
 /// The command a node sends first on a connection it passes on, with its
 /// voucher for the client (see `mantle_web::Forwarding`).
 pub const FORWARDED_COMMAND: &[u8] = b"MantleForwarded";
@@ -305,17 +312,19 @@ async fn passed_on(forwarding: &dyn mantle_web::Forwarding, b: &AmpBox) -> Optio
     }
 }
 
-/// Passes the connection on to the node at `owner`: this node's voucher
-/// for the client first, then the first box and whatever followed it, then
-/// both ways byte for byte until either side closes. If the owner cannot
-/// be reached, the connection is closed (the client connects again).
+/// Passes the connection on to the node at `owner` (`host:port`, or
+/// `amps://host:port` over TLS with `tls`): this node's voucher for the
+/// client first, then the first box and whatever followed it, then both
+/// ways byte for byte until either side closes. If the owner cannot be
+/// reached, the connection is closed (the client connects again).
 async fn pass_on<R, W>(
     forwarding: &dyn mantle_web::Forwarding,
+    tls: Option<&mantle_client::ClientTls>,
     peer: Option<std::net::IpAddr>,
     owner: String,
     first: AmpBox,
     boxes: FramedRead<R, BoxDecoder>,
-    mut wr: W,
+    wr: W,
 ) where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
@@ -325,15 +334,6 @@ async fn pass_on<R, W>(
     let hello = AmpBox::new()
         .with(frame::COMMAND, FORWARDED_COMMAND)
         .with(VOUCHER_KEY, voucher.into_bytes());
-    let connect = TcpStream::connect(&owner);
-    let mut to_owner = match tokio::time::timeout(Duration::from_secs(2), connect).await {
-        Ok(Ok(s)) => s,
-        _ => {
-            tracing::warn!(%owner, "cannot pass an AMP connection on: no connection");
-            return;
-        }
-    };
-    let _ = to_owner.set_nodelay(true);
     let mut opening = Vec::new();
     let encoded = mantle_amp::encode_into(&hello, &mut opening)
         .and_then(|()| mantle_amp::encode_into(&first, &mut opening));
@@ -341,12 +341,50 @@ async fn pass_on<R, W>(
         return;
     }
     opening.extend_from_slice(boxes.read_buffer());
-    if to_owner.write_all(&opening).await.is_err() {
+    let (addr, over_tls) = match owner.strip_prefix("amps://") {
+        Some(addr) => (addr, true),
+        None => (owner.as_str(), false),
+    };
+    let connect = TcpStream::connect(addr);
+    let to_owner = match tokio::time::timeout(Duration::from_secs(2), connect).await {
+        Ok(Ok(s)) => s,
+        _ => {
+            tracing::warn!(%owner, "cannot pass an AMP connection on: no connection");
+            return;
+        }
+    };
+    let _ = to_owner.set_nodelay(true);
+    let rd = boxes.into_inner();
+    if !over_tls {
+        return join_owner(to_owner, &opening, rd, wr).await;
+    }
+    let Some(tls) = tls else {
+        tracing::warn!(%owner, "cannot pass an AMP connection on over TLS: no certificates to trust");
+        return;
+    };
+    match tokio::time::timeout(Duration::from_secs(5), tls.connect(addr, to_owner)).await {
+        Ok(Ok(s)) => join_owner(s, &opening, rd, wr).await,
+        Ok(Err(e)) => tracing::warn!(%owner, error = %e, "cannot pass an AMP connection on: TLS"),
+        Err(_) => tracing::warn!(%owner, "cannot pass an AMP connection on: no TLS handshake"),
+    }
+}
+
+/// Sends `opening` to the owner, then copies both ways until either side
+/// closes.
+async fn join_owner<S, R, W>(to_owner: S, opening: &[u8], mut rd: R, mut wr: W)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let (mut owner_rd, mut owner_wr) = tokio::io::split(to_owner);
+    if owner_wr.write_all(opening).await.is_err() {
         return;
     }
-    let mut rd = boxes.into_inner();
-    let (mut owner_rd, mut owner_wr) = to_owner.split();
-    let up = tokio::io::copy(&mut rd, &mut owner_wr);
+    let up = async {
+        let _ = tokio::io::copy(&mut rd, &mut owner_wr).await;
+        let _ = owner_wr.shutdown().await;
+    };
     let down = tokio::io::copy(&mut owner_rd, &mut wr);
     tokio::select! {
         _ = up => {}

@@ -91,7 +91,8 @@ pub use offerings::{
     render_page,
 };
 pub use server::{
-    HttpService, bind, connection_limits, serve, serve_node, serve_tls, warn_if_descriptors_short,
+    HttpService, bind, connection_limits, serve, serve_node, serve_tls, start_node_listener,
+    warn_if_descriptors_short,
 };
 pub use sharing::SharePages;
 /// The site's 404 page (`not_found.html`): the same bytes for every refusal.

@@ -226,6 +226,40 @@ impl Builders {
     }
 }
 
+/// For a cluster node whose HTTP front speaks TLS: a plain HTTP listener
+/// on `addr` (a private address) where the other nodes reach it, serving
+/// the same routes as the front (see `docs/cluster.md`).
+pub async fn start_node_listener(
+    site: &Site,
+    addr: SocketAddr,
+) -> mantle_site::Result<RunningService> {
+    let (listener, local) = bind(addr, "for the other nodes ").await?;
+    let options = Options {
+        suspects: Some(site.auth().suspects().clone()),
+        forwarding: site
+            .extension::<crate::Forwarder>()
+            .and_then(|f| f.0.clone()),
+        ..Options::default()
+    };
+    let limits = connection_limits(site.section::<crate::HttpConfig>());
+    let (stop, stopped) = oneshot::channel::<()>();
+    let done = tokio::spawn(serve_with(
+        listener,
+        crate::router(site.clone()),
+        limits,
+        options,
+        async {
+            let _ = stopped.await;
+        },
+    ));
+    Ok(RunningService::new(
+        "http for the other nodes",
+        Some(format!("http://{local}")),
+        stop,
+        done,
+    ))
+}
+
 /// [`serve`] for a cluster node: a plain connection whose first request
 /// is for a user another node serves (`forwarding` says where) is passed
 /// on to that node whole.

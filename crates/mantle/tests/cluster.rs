@@ -493,14 +493,7 @@ async fn a_store_moves_back_and_forth_under_writes_and_loses_nothing() {
     let t = token(&c, &servers[0], "alice", PW).await;
     let bob = token(&c, &servers[1], "bob", PW).await;
     let root = token(&c, &servers[1], "root", PW).await;
-    let r = c
-        .post(servers[1].url("/api/ledger/grant"))
-        .bearer_auth(&root)
-        .json(&serde_json::json!({ "to": "bob@localhost", "amount": 100_000 }))
-        .send()
-        .await
-        .unwrap();
-    assert!(r.status().is_success(), "{:?}", r.text().await);
+    grant(&c, &servers[1], &root, "bob@localhost", 100_000).await;
     let d = directory(&etcd);
     let store = user_stores_of(&d, "n1")
         .await
@@ -700,6 +693,18 @@ async fn balance(c: &reqwest::Client, server: &Server, token: &str) -> i64 {
 }
 
 /// `POST /api/ledger/transfer` as the holder of `token`; the status.
+/// Grants `amount` units to `to` as the admin whose token is `root`.
+async fn grant(c: &reqwest::Client, server: &Server, root: &str, to: &str, amount: i64) {
+    let r = c
+        .post(server.url("/api/ledger/grant"))
+        .bearer_auth(root)
+        .json(&serde_json::json!({ "to": to, "amount": amount }))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{:?}", r.text().await);
+}
+
 async fn transfer(
     c: &reqwest::Client,
     server: &Server,
@@ -752,14 +757,7 @@ async fn messages_between_users_on_different_nodes_take_effect_once_and_answer()
     sites[1].add_user("bob", PW);
     let c = client();
     let root = token(&c, &servers[0], "root", PW).await;
-    let r = c
-        .post(servers[0].url("/api/ledger/grant"))
-        .bearer_auth(&root)
-        .json(&serde_json::json!({ "to": "alice@localhost", "amount": 100 }))
-        .send()
-        .await
-        .unwrap();
-    assert!(r.status().is_success(), "{:?}", r.text().await);
+    grant(&c, &servers[0], &root, "alice@localhost", 100).await;
     // Alice (on n1) pays Bob (on n2), through either node.
     let alice = token(&c, &servers[1], "alice", PW).await;
     let bob = token(&c, &servers[0], "bob", PW).await;
@@ -1075,4 +1073,101 @@ async fn a_dead_nodes_users_come_back_on_a_live_node_from_its_backup() {
             .node,
         "n2"
     );
+}
+
+/// Nodes whose HTTP fronts and AMP listeners speak TLS: a client uses TLS
+/// with any node; the nodes reach each other over plain listeners on
+/// their advertised addresses and pass AMP connections on over TLS
+/// (trusting `cluster.ca_file`); messages between them arrive.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_serving_tls_pass_requests_amp_and_messages_on() {
+    let _one = one_at_a_time().await;
+    let Some(etcd) = EtcdCluster::start(3) else {
+        return;
+    };
+    let sites: Vec<TestSite> = (0..2)
+        .map(|_| TestSite::init_with("admin", &["--tls", "self-signed"]))
+        .collect();
+    // One file trusting both nodes' certificates.
+    let certs: Vec<String> = sites
+        .iter()
+        .map(|s| std::fs::read_to_string(s.dir.join("tls/cert.pem")).unwrap())
+        .collect();
+    let ca = etcd.path().join("nodes.pem");
+    std::fs::write(&ca, certs.concat()).unwrap();
+    let mut envs = envs(&etcd, 2);
+    for env in &mut envs {
+        env.push(("MANTLE_CLUSTER_CA_FILE".into(), s(&ca).to_string()));
+        env.push(("MANTLE_LIVE_TLS".into(), "true".into()));
+    }
+    let servers: Vec<Server> = sites
+        .iter()
+        .zip(&envs)
+        .map(|(site, env)| {
+            let args = [
+                "serve",
+                site.path(),
+                "--http",
+                "127.0.0.1:0",
+                "--amp",
+                "127.0.0.1:0",
+            ];
+            Server::spawn(&args, &pairs(env))
+        })
+        .collect();
+    assert!(
+        servers[0].base.starts_with("https://"),
+        "{}",
+        servers[0].base
+    );
+    sites[0].add_admin("root", PW);
+    sites[0].add_user("alice", PW);
+    sites[1].add_user("bob", PW);
+    let mut trusted = reqwest::Client::builder();
+    for cert in &certs {
+        trusted =
+            trusted.add_root_certificate(reqwest::Certificate::from_pem(cert.as_bytes()).unwrap());
+    }
+    let c = trusted.build().unwrap();
+    // HTTPS at n2 for Alice (on n1): her login and her requests.
+    let alice = token(&c, &servers[1], "alice", PW).await;
+    assert_eq!(
+        put_slate(&c, &servers[1], &alice, 1).await,
+        StatusCode::CREATED
+    );
+    let me: Value = get_auth(&c, &servers[1], "/api/me", &alice)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["primary"], "alice@localhost", "{me}");
+    // AMP over TLS at n2 for Alice: passed on to n1 over TLS.
+    let cert = s(&sites[1].dir.join("tls/cert.pem")).to_string();
+    let login = format!("alice:{PW}");
+    let said = ok(mantle(&[
+        "amp",
+        "call",
+        &amp_address(&servers[1]),
+        "Whoami",
+        "--login",
+        &login,
+        "--tls",
+        "--cacert",
+        &cert,
+    ]));
+    assert_eq!(said, "username=alice@localhost\n");
+    // A payment from Alice (n1) to Bob (n2): over the link between the
+    // nodes, AMP over TLS.
+    let root = token(&c, &servers[0], "root", PW).await;
+    grant(&c, &servers[0], &root, "alice@localhost", 10).await;
+    let bob = token(&c, &servers[0], "bob", PW).await;
+    assert_eq!(
+        transfer(&c, &servers[1], &alice, "bob@localhost", 4).await,
+        StatusCode::ACCEPTED
+    );
+    settles("bob's credit", async || {
+        balance(&c, &servers[0], &bob).await == 4
+    })
+    .await;
+    assert_eq!(balance(&c, &servers[0], &alice).await, 6);
 }

@@ -192,14 +192,32 @@ async fn run_until_signal(site: &Site, node: Option<&Node>) -> Result<u8, CliErr
         return Err(e);
     }
     let started = start(site).await?;
+    let mut for_nodes = None;
     if let Some(node) = node {
-        // The other nodes forward requests to the HTTP front.
-        let http = started
+        // The other nodes forward requests to the HTTP front; to a front
+        // that speaks TLS, through a plain listener on the advertised
+        // (private) address.
+        let mut http = started
             .iter()
-            .filter_map(|(_, a)| a.as_deref())
+            .filter_map(|(_, a)| a.clone())
             .find(|a| a.starts_with("http://") || a.starts_with("https://"));
+        if http.as_deref().is_some_and(|h| h.starts_with("https://")) {
+            match node_listener(site, &node.lease().advertise()).await {
+                Ok(service) => {
+                    http = service.address.clone();
+                    if let Some(a) = &http {
+                        eprintln!("mantle: http for the other nodes listening on {a}");
+                    }
+                    for_nodes = Some(service);
+                }
+                Err(e) => {
+                    site.close().await;
+                    return Err(e);
+                }
+            }
+        }
         if let Some(http) = http
-            && let Err(e) = node.lease().set_http(http).await
+            && let Err(e) = node.lease().set_http(&http).await
         {
             site.close().await;
             return Err(e.into());
@@ -213,7 +231,22 @@ async fn run_until_signal(site: &Site, node: Option<&Node>) -> Result<u8, CliErr
         site.close().await;
         return Err(e.into());
     }
-    stop_at_signal(site, amp, signals).await
+    stop_at_signal(site, [amp, for_nodes], signals).await
+}
+
+/// The plain listener on `advertise` (`host:port`) a node whose HTTP front
+/// speaks TLS is reached at by the other nodes.
+async fn node_listener(site: &Site, advertise: &str) -> Result<RunningService, CliError> {
+    let addr = tokio::net::lookup_host(advertise)
+        .await
+        .ok()
+        .and_then(|mut a| a.next())
+        .ok_or_else(|| {
+            CliError::Message(format!(
+                "cluster.advertise '{advertise}' is not an address this machine can listen on"
+            ))
+        })?;
+    Ok(mantle_web::start_node_listener(site, addr).await?)
 }
 
 /// Claims in the cluster's directory every login of this node's accounts
@@ -284,13 +317,13 @@ async fn start(site: &Site) -> Result<Vec<(String, Option<String>)>, CliError> {
 /// Waits for SIGINT / SIGTERM, then stops the site gracefully.
 async fn stop_at_signal(
     site: &Site,
-    amp: Option<RunningService>,
+    listeners: impl IntoIterator<Item = Option<RunningService>>,
     signals: Signals,
 ) -> Result<u8, CliError> {
     signals.wait().await;
     eprintln!("mantle: shutting down");
-    if let Some(amp) = amp {
-        amp.stop().await;
+    for listener in listeners.into_iter().flatten() {
+        listener.stop().await;
     }
     site.close().await;
     Ok(0)
@@ -417,7 +450,7 @@ pub async fn demo(
         site.config().domain
     );
     println!("Stop with Ctrl-C.");
-    stop_at_signal(&site, amp, signals).await
+    stop_at_signal(&site, [amp], signals).await
 }
 
 /// A fresh random password for the demo user (shown once).
