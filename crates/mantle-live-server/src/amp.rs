@@ -36,7 +36,7 @@ use tokio_util::codec::FramedRead;
 
 use std::time::Duration;
 
-use mantle_web::connections::{Admitted, ConnectionLimits, Connections, DeadlineHandle};
+use mantle_web::connections::{Admitted, ConnectionLimits, Connections, DeadlineHandle, Recount};
 
 use crate::session::{Out, RawArgs, Request, Requests};
 
@@ -115,8 +115,8 @@ pub async fn connection(site: Site, stream: TcpStream, place: Admitted) {
     let peer = stream.peer_addr().ok().map(|a| a.ip());
     let (rd, wr) = stream.into_split();
     let rd = place.guard(rd, false);
-    let deadline = rd.deadline();
-    session(site, peer, rd, wr, deadline).await;
+    let (deadline, recount) = (rd.deadline(), rd.recount());
+    session(site, peer, rd, wr, (deadline, recount)).await;
 }
 
 /// [`connection`] over TLS: the handshake first, under the connection's
@@ -125,7 +125,7 @@ pub async fn tls_connection(site: Site, stream: TcpStream, place: Admitted, tls:
     let _ = stream.set_nodelay(true);
     let peer = stream.peer_addr().ok().map(|a| a.ip());
     let stream = place.guard(stream, false);
-    let deadline = stream.deadline();
+    let (deadline, recount) = (stream.deadline(), stream.recount());
     let stream = match tls.accept(stream).await {
         Ok(s) => s,
         Err(e) => {
@@ -134,17 +134,17 @@ pub async fn tls_connection(site: Site, stream: TcpStream, place: Admitted, tls:
         }
     };
     let (rd, wr) = tokio::io::split(stream);
-    session(site, peer, rd, wr, deadline).await;
+    session(site, peer, rd, wr, (deadline, recount)).await;
 }
 
 /// The AMP session on a connection's two halves, `deadline` ending at
-/// login.
+/// login (`recount`: the connection counted as a forwarded client's).
 async fn session<R, W>(
     site: Site,
     mut peer: Option<std::net::IpAddr>,
     rd: R,
     wr: W,
-    deadline: DeadlineHandle,
+    (deadline, recount): (DeadlineHandle, Recount),
 ) where
     R: AsyncRead + Unpin + Send + 'static,
     W: AsyncWrite + Unpin + Send + 'static,
@@ -186,7 +186,14 @@ async fn session<R, W>(
                 .and_then(|v| std::str::from_utf8(v).ok())
                 .and_then(|v| forwarding.verify(v, "AMP", AMP_VOUCHER_PATH));
             match client {
-                Some(c) => peer = Some(c),
+                // The client's connection: counted as the client's.
+                Some(c) => match recount.count_as(c) {
+                    Ok(()) => peer = Some(c),
+                    Err(refusal) => {
+                        tracing::debug!(client = %c, %refusal, "closing a passed-on AMP connection");
+                        return;
+                    }
+                },
                 None => {
                     tracing::debug!(
                         ?peer,

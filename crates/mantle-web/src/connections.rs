@@ -217,6 +217,7 @@ impl Connections {
             table: self.table.clone(),
             id,
             activity,
+            per_address: self.limits.per_address,
         })
     }
 }
@@ -235,6 +236,8 @@ pub struct Admitted {
     table: Arc<Mutex<Table>>,
     id: u64,
     activity: Arc<Activity>,
+    /// The table's cap per address.
+    per_address: usize,
 }
 
 impl Admitted {
@@ -259,6 +262,43 @@ impl Drop for Admitted {
         if let Some(e) = t.conns.remove(&self.id) {
             release(&mut t.per_address, e.peer);
         }
+    }
+}
+
+/// Moves a connection's place in its listener's count to another address
+/// (see [`Guarded::recount`]).
+#[derive(Clone)]
+pub struct Recount {
+    table: Arc<Mutex<Table>>,
+    id: u64,
+    per_address: usize,
+}
+
+impl Recount {
+    /// Counts the connection as `peer`'s from now on, not its sender's: a
+    /// cluster node's connection passed on for a client, once the node's
+    /// voucher names the client, so that the client's connections through
+    /// other nodes share the client's cap, not the node's. Refused (the
+    /// connection staying as it was) if `peer` holds its cap already.
+    pub fn count_as(&self, peer: IpAddr) -> Result<(), Refusal> {
+        let peer = mantle_site::address_block(peer);
+        let mut t = self.table.lock();
+        let Some(now) = t.conns.get(&self.id).map(|e| e.peer) else {
+            return Ok(()); // evicted: it is ending anyway
+        };
+        if now == peer {
+            return Ok(());
+        }
+        if t.per_address.get(&peer).copied().unwrap_or(0) >= self.per_address {
+            t.refused += 1;
+            return Err(Refusal::PerAddress(peer));
+        }
+        release(&mut t.per_address, now);
+        *t.per_address.entry(peer).or_insert(0) += 1;
+        if let Some(e) = t.conns.get_mut(&self.id) {
+            e.peer = peer;
+        }
+        Ok(())
     }
 }
 
@@ -289,6 +329,16 @@ impl<IO> Guarded<IO> {
     /// A handle to end the deadline from the protocol's side.
     pub fn deadline(&self) -> DeadlineHandle {
         DeadlineHandle(self.place.activity.clone())
+    }
+
+    /// A handle that counts the connection as another address's (see
+    /// [`Recount::count_as`]).
+    pub fn recount(&self) -> Recount {
+        Recount {
+            table: self.place.table.clone(),
+            id: self.place.id,
+            per_address: self.place.per_address,
+        }
     }
 
     /// Whether the time-out (or an eviction) has ended the connection;
@@ -401,6 +451,32 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn a_connection_passed_on_counts_as_its_client_up_to_the_clients_cap() {
+        let c = Connections::new(limits(10, 2));
+        // Two connections from a node (ip 9), passed on for clients 1 and 2.
+        let from_node = [c.admit(ip(9)).unwrap(), c.admit(ip(9)).unwrap()];
+        let guarded: Vec<_> = from_node
+            .into_iter()
+            .map(|p| p.guard(tokio::io::empty(), true))
+            .collect();
+        guarded[0].recount().count_as(ip(1)).unwrap();
+        guarded[1].recount().count_as(ip(2)).unwrap();
+        // The node's own address holds nothing now; each client one.
+        let _n = [c.admit(ip(9)).unwrap(), c.admit(ip(9)).unwrap()];
+        let _one = c.admit(ip(1)).unwrap();
+        assert_eq!(c.admit(ip(1)).err(), Some(Refusal::PerAddress(ip(1))));
+        // A client at its cap is refused another, which stays the node's.
+        let third = c.admit(ip(3)).unwrap().guard(tokio::io::empty(), true);
+        assert_eq!(
+            third.recount().count_as(ip(1)).err(),
+            Some(Refusal::PerAddress(ip(1)))
+        );
+        drop(guarded);
+        c.admit(ip(1)).unwrap();
+        c.admit(ip(2)).unwrap();
+    }
+
+    #[tokio::test]
     async fn the_per_address_cap_holds_and_places_are_given_back() {
         let c = Connections::new(limits(10, 2));
         let a = c.admit(ip(1)).unwrap();

@@ -8,8 +8,8 @@
 //! for the client (method `SPLICE`, path `/`; see
 //! [`Forwarding::vouch`]), then the client's bytes. The receiving node
 //! serves it as the client's own connection (its address is the
-//! voucher's); a preamble whose voucher does not check out closes the
-//! connection. A later request on it for a user of a third node is
+//! voucher's, and it counts toward that address's connection cap); a
+//! preamble whose voucher does not check out closes the connection. A later request on it for a user of a third node is
 //! forwarded by the receiving node as usual.
 //!
 //! The first request is read (its head, at most [`MAX_HEAD`] bytes,
@@ -28,6 +28,7 @@ use std::time::Duration;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 
+use crate::connections::Guarded;
 use crate::forward::{FORWARDED_HEADER, Forwarding, Route};
 
 /// The line a node opens a joined connection with, before its voucher.
@@ -53,10 +54,10 @@ pub(crate) enum First<IO> {
 /// passes the connection on (see the module docs).
 pub(crate) async fn first_request<IO>(
     forwarding: &Arc<dyn Forwarding>,
-    mut io: IO,
+    mut io: Guarded<IO>,
     peer: SocketAddr,
     wait: Duration,
-) -> First<IO>
+) -> First<Guarded<IO>>
 where
     IO: AsyncRead + AsyncWrite + Unpin,
 {
@@ -77,6 +78,11 @@ where
             tracing::warn!(%peer, "closing a joined connection: its voucher does not check out");
             return First::Done;
         };
+        // The client's connection: counted as the client's.
+        if let Err(refusal) = io.recount().count_as(client) {
+            tracing::debug!(%peer, %client, %refusal, "closing a joined connection");
+            return First::Done;
+        }
         buf.drain(..end + 2);
         return First::Serve(Prefixed::new(buf, io), SocketAddr::new(client, 0));
     }
