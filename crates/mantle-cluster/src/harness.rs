@@ -68,30 +68,39 @@ impl std::fmt::Debug for EtcdCluster {
 
 impl EtcdCluster {
     /// Starts `n` members and waits until each answers healthy; `None`
-    /// when there is no etcd binary (see [`etcd_binary`]).
+    /// when there is no etcd binary (see [`etcd_binary`]). A start that
+    /// fails (a port taken between choosing and binding it by another
+    /// process) is tried again on other ports, up to three times.
     pub fn start(n: usize) -> Option<Self> {
         let binary = etcd_binary()?;
-        let dir = tempfile::tempdir().expect("a temporary directory");
-        let members = (0..n)
-            .map(|i| Member {
-                name: format!("e{i}"),
-                client: free_port(),
-                peer: free_port(),
-                child: None,
-            })
-            .collect();
-        let mut cluster = Self {
-            binary,
-            dir,
-            members,
-        };
-        for i in 0..n {
-            cluster.spawn(i, "new");
+        let mut tails = String::new();
+        for attempt in 1..=3 {
+            let members = (0..n)
+                .map(|i| Member {
+                    name: format!("e{i}"),
+                    client: free_port(),
+                    peer: free_port(),
+                    child: None,
+                })
+                .collect();
+            let mut cluster = Self {
+                binary: binary.clone(),
+                dir: tempfile::tempdir().expect("a temporary directory"),
+                members,
+            };
+            for i in 0..n {
+                cluster.spawn(i, "new");
+            }
+            if (0..n).all(|i| cluster.becomes_healthy(i)) {
+                return Some(cluster);
+            }
+            tails = (0..n)
+                .map(|i| cluster.log_tail(i))
+                .collect::<Vec<_>>()
+                .join("\n");
+            eprintln!("note: etcd members did not all come up (attempt {attempt}): trying again");
         }
-        for i in 0..n {
-            cluster.wait_healthy(i);
-        }
-        Some(cluster)
+        panic!("etcd members did not come up in three attempts; their logs end:\n{tails}");
     }
 
     /// The members' client URLs.
@@ -149,21 +158,44 @@ impl EtcdCluster {
 
     /// Waits (up to 30 s) until member `i` says it is healthy (it has a
     /// leader and answers reads).
-    pub fn wait_healthy(&self, i: usize) {
+    pub fn wait_healthy(&mut self, i: usize) {
+        if !self.becomes_healthy(i) {
+            panic!(
+                "etcd member {i} did not become healthy in 30 s; {}",
+                self.log_tail(i)
+            );
+        }
+    }
+
+    /// Whether member `i` answers healthy within 30 s (false at once if
+    /// its process ended).
+    fn becomes_healthy(&mut self, i: usize) -> bool {
         let deadline = Instant::now() + Duration::from_secs(30);
         let port = self.members[i].client;
         while Instant::now() < deadline {
             if health(port) {
-                return;
+                return true;
+            }
+            let ended = self.members[i]
+                .child
+                .as_mut()
+                .is_some_and(|c| c.try_wait().is_ok_and(|s| s.is_some()));
+            if ended {
+                return false;
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+        false
+    }
+
+    /// The end of member `i`'s log.
+    fn log_tail(&self, i: usize) -> String {
         let log = std::fs::read_to_string(self.member_dir(i).join("etcd.log")).unwrap_or_default();
         let tail: Vec<&str> = log.lines().rev().take(20).collect();
-        panic!(
-            "etcd member {i} did not become healthy in 30 s; its log ends:\n{}",
+        format!(
+            "member {i}'s log ends:\n{}",
             tail.into_iter().rev().collect::<Vec<_>>().join("\n")
-        );
+        )
     }
 
     /// Kills member `i` (SIGKILL) and waits for it.
