@@ -81,10 +81,12 @@ impl RemoteMessages {
         self.node.lease().node()
     }
 
-    /// Where the store named `store` lives, seen from here.
+    /// Where the store named `store` lives, seen from here (what the
+    /// directory said within the last second: a batch sent to a node that
+    /// just gave the store away is refused there, and sent again).
     async fn locate_store(&self, store: &str) -> Located {
-        match self.node.lease().directory().owner(store).await {
-            Ok(Some(o)) if o.owner.node != self.me() => Located::Elsewhere(store.to_string()),
+        match self.node.routing().owner_of(store).await {
+            Ok(Some(node)) if *node != *self.me() => Located::Elsewhere(store.to_string()),
             // The directory says here, but no store here answers: it is
             // arriving, or just left. Not for good.
             Ok(Some(_)) => Located::Unavailable(format!("{store} is not open here yet")),
@@ -179,14 +181,8 @@ impl RemoteStores for RemoteMessages {
             let Ok(login) = mantle_site::Address::parse(address, &self.domain) else {
                 return Located::Nowhere;
             };
-            match self
-                .node
-                .lease()
-                .directory()
-                .login(&login.to_string())
-                .await
-            {
-                Ok(Some(record)) => match self.locate_store(&record.store).await {
+            match self.node.routing().store_of(&login.to_string()).await {
+                Ok(Some(store)) => match self.locate_store(&store).await {
                     Located::Nowhere => {
                         Located::Unavailable(format!("{address}'s store is not claimed yet"))
                     }

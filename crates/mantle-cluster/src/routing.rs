@@ -45,6 +45,8 @@ pub struct Routing {
     owners: Remembered<Arc<str>>,
     /// Node → its record (`None`: not alive), and when that was learnt.
     nodes: Remembered<Arc<NodeRecord>>,
+    /// Login → the store holding it, and when that was learnt.
+    logins: Remembered<Arc<str>>,
 }
 
 impl std::fmt::Debug for Routing {
@@ -65,6 +67,7 @@ impl Routing {
             secret,
             owners: Mutex::new(HashMap::new()),
             nodes: Mutex::new(HashMap::new()),
+            logins: Mutex::new(HashMap::new()),
         }
     }
 
@@ -113,8 +116,25 @@ impl Routing {
         }
     }
 
+    /// The store holding the login `address` (complete, `user@domain`),
+    /// remembered for a second.
+    pub(crate) async fn store_of(&self, address: &str) -> crate::Result<Option<Arc<str>>> {
+        if let Some((store, at)) = self.logins.lock().get(address)
+            && at.elapsed() < REMEMBER
+        {
+            return Ok(store.clone());
+        }
+        let store: Option<Arc<str>> = self.directory.login(address).await?.map(|r| r.store.into());
+        // Only a login's store is remembered, not its absence: a login
+        // made a moment ago on another node is found at once.
+        if store.is_some() {
+            remember(&self.logins, address, store.clone());
+        }
+        Ok(store)
+    }
+
     /// The owner of `store`, remembered for a second.
-    async fn owner_of(&self, store: &str) -> crate::Result<Option<Arc<str>>> {
+    pub(crate) async fn owner_of(&self, store: &str) -> crate::Result<Option<Arc<str>>> {
         if let Some((owner, at)) = self.owners.lock().get(store)
             && at.elapsed() < REMEMBER
         {
@@ -189,8 +209,8 @@ impl Routing {
         let Ok(address) = mantle_site::Address::parse(login, &self.domain) else {
             return Ok(None);
         };
-        match self.directory.login(&address.to_string()).await {
-            Ok(r) => Ok(r.map(|r| r.store)),
+        match self.store_of(&address.to_string()).await {
+            Ok(store) => Ok(store.map(|s| s.to_string())),
             Err(e) => Err(e.to_string()),
         }
     }
