@@ -115,7 +115,7 @@ impl RemoteMessages {
         // Where requests for it go (remembered for a second: a batch sent
         // to a node that just gave the store away is refused there, and
         // sent again): over the link to its node, or over HTTP to a node
-        // without a plain AMP listener.
+        // without an AMP listener.
         let routing = self.node.routing();
         match routing.amp_route_store(to).await {
             Route::There(addr) => {

@@ -117,48 +117,30 @@ impl Routing {
     }
 
     /// The store holding the login `address` (complete, `user@domain`),
-    /// remembered for a second.
+    /// remembered for a second. Only a login's store is remembered, not
+    /// its absence: a login made a moment ago on another node is found at
+    /// once.
     pub(crate) async fn store_of(&self, address: &str) -> crate::Result<Option<Arc<str>>> {
-        if let Some((store, at)) = self.logins.lock().get(address)
-            && at.elapsed() < REMEMBER
-        {
-            return Ok(store.clone());
-        }
-        let store: Option<Arc<str>> = self.directory.login(address).await?.map(|r| r.store.into());
-        // Only a login's store is remembered, not its absence: a login
-        // made a moment ago on another node is found at once.
-        if store.is_some() {
-            remember(&self.logins, address, store.clone());
-        }
-        Ok(store)
+        let fetch = async {
+            let record = self.directory.login(address).await?;
+            Ok(record.map(|r| r.store.into()))
+        };
+        recalled(&self.logins, address, false, fetch).await
     }
 
     /// The owner of `store`, remembered for a second.
     pub(crate) async fn owner_of(&self, store: &str) -> crate::Result<Option<Arc<str>>> {
-        if let Some((owner, at)) = self.owners.lock().get(store)
-            && at.elapsed() < REMEMBER
-        {
-            return Ok(owner.clone());
-        }
-        let owner: Option<Arc<str>> = self
-            .directory
-            .owner(store)
-            .await?
-            .map(|o| o.owner.node.into());
-        remember(&self.owners, store, owner.clone());
-        Ok(owner)
+        let fetch = async {
+            let owned = self.directory.owner(store).await?;
+            Ok(owned.map(|o| o.owner.node.into()))
+        };
+        recalled(&self.owners, store, true, fetch).await
     }
 
     /// The record of live `node`, remembered for a second.
     async fn record_of(&self, node: &str) -> crate::Result<Option<Arc<NodeRecord>>> {
-        if let Some((record, at)) = self.nodes.lock().get(node)
-            && at.elapsed() < REMEMBER
-        {
-            return Ok(record.clone());
-        }
-        let record = self.directory.node(node).await?.map(Arc::new);
-        remember(&self.nodes, node, record.clone());
-        Ok(record)
+        let fetch = async { Ok(self.directory.node(node).await?.map(Arc::new)) };
+        recalled(&self.nodes, node, true, fetch).await
     }
 
     fn mac(&self, text: &str) -> Hmac<Sha256> {
@@ -166,6 +148,26 @@ impl Routing {
         mac.update(text.as_bytes());
         mac
     }
+}
+
+/// `key`'s value in `map` if learnt within the last second, else what
+/// `fetch` reads, remembered (an absence too when `keep_absent`).
+async fn recalled<T: Clone>(
+    map: &Remembered<T>,
+    key: &str,
+    keep_absent: bool,
+    fetch: impl std::future::Future<Output = crate::Result<Option<T>>>,
+) -> crate::Result<Option<T>> {
+    if let Some((value, at)) = map.lock().get(key)
+        && at.elapsed() < REMEMBER
+    {
+        return Ok(value.clone());
+    }
+    let value = fetch.await?;
+    if keep_absent || value.is_some() {
+        remember(map, key, value.clone());
+    }
+    Ok(value)
 }
 
 /// Remembers `value` for `key` from now (a cache kept from growing past

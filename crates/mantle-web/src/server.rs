@@ -344,18 +344,23 @@ async fn serve_with(
             }
         };
         let _ = stream.set_nodelay(true);
-        // A cluster node reads a plain connection's first request first:
-        // one for a user another node serves is passed on whole (see
-        // `splice`).
-        if let (Some(forwarding), None) = (&forwarding, &tls) {
+        let Some(acceptor) = &tls else {
+            // A cluster node reads a plain connection's first request
+            // first: one for a user another node serves is passed on
+            // whole (see `splice`).
             let stream = place.guard(stream, true);
             let (forwarding, mut make) = (forwarding.clone(), make.clone());
             let (builders, watcher) = (builders.clone(), graceful.watcher());
             tokio::spawn(suspects.serve(Some(peer.ip()), async move {
-                let first =
-                    crate::splice::first_request(&forwarding, stream, peer, limits.deadline).await;
-                let crate::splice::First::Serve(io, client) = first else {
-                    return;
+                let (io, client) = match &forwarding {
+                    None => (crate::splice::Prefixed::plain(stream), peer),
+                    Some(forwarding) => {
+                        let wait = limits.deadline;
+                        match crate::splice::first_request(forwarding, stream, peer, wait).await {
+                            crate::splice::First::Serve(io, client) => (io, client),
+                            crate::splice::First::Done => return,
+                        }
+                    }
                 };
                 let Ok(svc) = make.call_ready(client).await;
                 let svc = hyper::service::service_fn(move |req| svc.clone().oneshot(req));
@@ -368,22 +373,9 @@ async fn serve_with(
                 }
             }));
             continue;
-        }
+        };
         let Ok(svc) = make.call_ready(peer).await;
         let svc = hyper::service::service_fn(move |req| svc.clone().oneshot(req));
-        let Some(acceptor) = &tls else {
-            let stream = place.guard(stream, true);
-            let conn = builders
-                .auto
-                .serve_connection_with_upgrades(TokioIo::new(stream), svc);
-            let conn = suspects.serve(Some(peer.ip()), graceful.watch(conn.into_owned()));
-            tokio::spawn(async move {
-                if let Err(e) = conn.await {
-                    tracing::debug!(%peer, error = %e, "connection ended with an error");
-                }
-            });
-            continue;
-        };
         // The deadline holds through the handshake until a request has
         // come: bytes rustls reads for the handshake, and any request
         // bytes it reads with them, do not end it.

@@ -62,9 +62,12 @@ where
     IO: AsyncRead + AsyncWrite + Unpin,
 {
     let mut buf = Vec::with_capacity(4096);
-    let read = tokio::time::timeout(wait, read_head(&mut io, &mut buf)).await;
-    if !matches!(read, Ok(Ok(()))) && buf.is_empty() {
-        return First::Done;
+    // A head not read within the listener's header time-out is closed,
+    // as the HTTP server would (it is not given a second time-out).
+    match tokio::time::timeout(wait, read_head(&mut io, &mut buf)).await {
+        Err(_) => return First::Done,
+        Ok(Err(_)) if buf.is_empty() => return First::Done,
+        Ok(_) => {}
     }
     // A node's joined connection: served here, as its client's.
     if buf.starts_with(PREAMBLE) {
@@ -178,6 +181,11 @@ impl<IO> Prefixed<IO> {
     fn new(read: Vec<u8>, io: IO) -> Self {
         Self { read, at: 0, io }
     }
+
+    /// A connection nothing was read from yet.
+    pub(crate) fn plain(io: IO) -> Self {
+        Self::new(Vec::new(), io)
+    }
 }
 
 impl<IO: AsyncRead + Unpin> AsyncRead for Prefixed<IO> {
@@ -267,6 +275,116 @@ mod tests {
                 proptest::prop_assert_eq!(Some(store), mantle_site::token_route(&token));
             }
         }
+    }
+
+    /// Routing that serves everything here; vouchers are "ok" for a
+    /// client at 10.0.0.1.
+    struct Alone;
+
+    impl Forwarding for Alone {
+        fn for_store<'a>(&'a self, _: &'a str) -> crate::ForwardFuture<'a> {
+            Box::pin(async { Route::Here })
+        }
+        fn for_login<'a>(&'a self, _: &'a str) -> crate::ForwardFuture<'a> {
+            Box::pin(async { Route::Here })
+        }
+        fn amp_for_store<'a>(&'a self, _: &'a str) -> crate::ForwardFuture<'a> {
+            Box::pin(async { Route::Here })
+        }
+        fn amp_for_login<'a>(&'a self, _: &'a str) -> crate::ForwardFuture<'a> {
+            Box::pin(async { Route::Here })
+        }
+        fn vouch(&self, _: std::net::IpAddr, _: &str, _: &str) -> String {
+            "ok".into()
+        }
+        fn verify(&self, voucher: &str, _: &str, _: &str) -> Option<std::net::IpAddr> {
+            (voucher == "ok").then(|| std::net::IpAddr::from([10, 0, 0, 1]))
+        }
+    }
+
+    /// `first_request` on a connection whose other end is returned.
+    async fn first(
+        wait: Duration,
+    ) -> (
+        tokio::io::DuplexStream,
+        tokio::task::JoinHandle<Option<(Vec<u8>, SocketAddr)>>,
+    ) {
+        let (ours, theirs) = tokio::io::duplex(1 << 20);
+        let limits = crate::connections::ConnectionLimits {
+            max: 10,
+            per_address: 10,
+            deadline: Duration::from_secs(10),
+            idle: Duration::from_secs(60),
+        };
+        let peer = SocketAddr::from(([192, 0, 2, 7], 1234));
+        let place = crate::connections::Connections::new(limits)
+            .admit(peer.ip())
+            .unwrap();
+        let io = place.guard(ours, true);
+        let forwarding: Arc<dyn Forwarding> = Arc::new(Alone);
+        let task = tokio::spawn(async move {
+            match first_request(&forwarding, io, peer, wait).await {
+                First::Serve(p, client) => Some((p.read, client)),
+                First::Done => None,
+            }
+        });
+        (theirs, task)
+    }
+
+    #[tokio::test]
+    async fn a_first_request_that_never_ends_is_closed_at_the_deadline() {
+        // Part of a head, then nothing: closed at the deadline.
+        let (mut theirs, task) = first(Duration::from_millis(200)).await;
+        theirs
+            .write_all(b"GET / HTTP/1.1\r\nHost: n")
+            .await
+            .unwrap();
+        assert!(task.await.unwrap().is_none());
+        // Nothing at all: closed too.
+        let (_theirs, task) = first(Duration::from_millis(100)).await;
+        assert!(task.await.unwrap().is_none());
+        // A head cut short by the client's end: handed to the HTTP server
+        // (which answers it).
+        let (mut theirs, task) = first(Duration::from_secs(5)).await;
+        theirs
+            .write_all(b"GET / HTTP/1.1\r\nHost: n")
+            .await
+            .unwrap();
+        theirs.shutdown().await.unwrap();
+        let (read, _) = task.await.unwrap().expect("served here");
+        assert_eq!(read, b"GET / HTTP/1.1\r\nHost: n");
+    }
+
+    #[tokio::test]
+    async fn a_head_past_the_limit_is_read_no_further() {
+        let (mut theirs, task) = first(Duration::from_secs(5)).await;
+        let long = format!("GET /{} HTTP/1.1\r\n", "a".repeat(2 * MAX_HEAD));
+        theirs.write_all(long.as_bytes()).await.unwrap();
+        let (read, client) = task.await.unwrap().expect("served here");
+        assert!(
+            read.len() >= MAX_HEAD && read.len() < MAX_HEAD + 4096,
+            "{}",
+            read.len()
+        );
+        assert_eq!(client.ip(), std::net::IpAddr::from([192, 0, 2, 7]));
+    }
+
+    #[tokio::test]
+    async fn a_joined_connection_is_its_voucher_clients_and_a_forged_one_is_closed() {
+        let (mut theirs, task) = first(Duration::from_secs(5)).await;
+        theirs
+            .write_all(b"MANTLE-SPLICED ok\r\nGET / HTTP/1.1\r\n\r\n")
+            .await
+            .unwrap();
+        let (read, client) = task.await.unwrap().expect("served here");
+        assert_eq!(read, b"GET / HTTP/1.1\r\n\r\n");
+        assert_eq!(client.ip(), std::net::IpAddr::from([10, 0, 0, 1]));
+        let (mut theirs, task) = first(Duration::from_secs(5)).await;
+        theirs
+            .write_all(b"MANTLE-SPLICED forged\r\nGET / HTTP/1.1\r\n\r\n")
+            .await
+            .unwrap();
+        assert!(task.await.unwrap().is_none());
     }
 
     #[tokio::test]

@@ -855,13 +855,17 @@ async fn messages_between_users_on_different_nodes_take_effect_once_and_answer()
     let said = over_link(
         &amp,
         &link_voucher,
-        &[deliver("1", &stale), deliver("2", b"{")],
+        &[
+            deliver("1", &stale),
+            deliver("2", b"{"),
+            deliver("3", &stale).with(&b"_command"[..], &b"Nope"[..]),
+        ],
     );
     // (Answered as each is done, not in order: matched by their tags.)
     let mut codes: Vec<_> = said.iter().map(|m| (tag_of(m), error_code(m))).collect();
     codes.sort();
     let codes: Vec<_> = codes.into_iter().map(|(_, c)| c).collect();
-    assert_eq!(codes, ["", "STALE", "REFUSED"], "{said:?}");
+    assert_eq!(codes, ["", "STALE", "REFUSED", "REFUSED"], "{said:?}");
     // A stranger's link is refused, and closed, before anything it sends.
     let said = over_link(&amp, "n2 127.0.0.1 0 00", &[deliver("1", &stale)]);
     assert_eq!(said.len(), 1, "{said:?}");
@@ -991,6 +995,18 @@ fn a_site_that_is_no_node_is_told_so_and_a_node_without_its_secret_does_not_star
     assert_eq!(out.status.code(), Some(1));
     assert!(
         stderr(&out).contains("cluster.secret_file is not set"),
+        "{}",
+        stderr(&out)
+    );
+    // Nor one whose certificates to trust cannot be read.
+    std::fs::write(site.dir.join("cluster.secret"), "s".repeat(40)).unwrap();
+    let mut env = env.to_vec();
+    env.push(("MANTLE_CLUSTER_SECRET_FILE".into(), "cluster.secret".into()));
+    env.push(("MANTLE_CLUSTER_CA_FILE".into(), "no-such.pem".into()));
+    let out = mantle_in(&env, &["serve", site.path(), "--http", "127.0.0.1:0"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("cluster.ca_file") && stderr(&out).contains("no-such.pem"),
         "{}",
         stderr(&out)
     );
