@@ -51,6 +51,10 @@ struct State {
     valid_until: Option<Instant>,
     renewals: u64,
     last_error: Option<String>,
+    /// Set by [`NodeLease::leave`]: a renewal that was already under way
+    /// (its task is aborted, but not in the middle of a poll) must not
+    /// make the lease valid again.
+    left: bool,
 }
 
 /// A node's membership of the cluster: its lease, renewed in the
@@ -113,6 +117,7 @@ impl NodeLease {
                 valid_until: None,
                 renewals: 0,
                 last_error: None,
+                left: false,
             }),
             renewer: Mutex::new(None),
             generations: tokio::sync::watch::Sender::new(0),
@@ -260,6 +265,9 @@ impl NodeLease {
     /// Records the new lease `id`, granted by a request sent at `sent`.
     fn registered(&self, id: i64, sent: Instant) {
         let mut s = self.state.lock();
+        if s.left {
+            return;
+        }
         s.id = id;
         s.generation += 1;
         s.valid_until = Some(sent + self.ttl.saturating_sub(self.margin));
@@ -275,7 +283,7 @@ impl NodeLease {
         match self.directory.etcd().keep_alive(id).await {
             Ok(ttl) if ttl > 0 => {
                 let mut s = self.state.lock();
-                if s.id == id {
+                if s.id == id && !s.left {
                     let until = sent + Duration::from_secs(ttl as u64).saturating_sub(self.margin);
                     s.valid_until = Some(s.valid_until.map_or(until, |u| u.max(until)));
                     s.renewals += 1;
@@ -342,6 +350,7 @@ impl NodeLease {
         let id = {
             let mut s = self.state.lock();
             s.valid_until = None;
+            s.left = true;
             s.id
         };
         self.directory.etcd().revoke(id).await
