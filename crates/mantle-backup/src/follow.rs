@@ -43,9 +43,7 @@ struct Batch {
     generation: String,
     first: Option<(u64, u64, Instant)>,
     last: (u64, u64),
-    /// The commits, copied as the writer hands them over (begun with
-    /// `Segment::new` at the first; finished when sealed, off the writer
-    /// thread).
+    /// The commits' records, written as the writer hands them over.
     segment: Segment,
     /// The count of commits passed through this batch's last.
     upto: u64,
@@ -79,9 +77,13 @@ struct State {
     backlog_bytes: u64,
     oldest_unshipped: Option<Instant>,
     last_error: Option<String>,
-    /// A sealed batch's buffers (to gather commits in, to write a
-    /// segment's contents in), for the next batch.
-    spare: (Vec<u8>, Vec<u8>),
+    /// The last version of pages logged, to log the next as what changed
+    /// (used on the writer thread, as commits are handed over).
+    cache: PageCache,
+    /// A sealed batch's buffer to write the next batch's contents in, and
+    /// a stored segment's buffer to seal the next in.
+    spare_contents: Vec<u8>,
+    spare_sealed: Vec<u8>,
 }
 
 /// What `status` reports of one store.
@@ -131,9 +133,6 @@ pub(crate) struct StoreBackup {
     wake: Notify,
     passed: AtomicU64,
     replicated: watch::Sender<u64>,
-    /// The last versions of pages logged, for the next segment (used
-    /// only while sealing, one segment at a time).
-    cache: Mutex<PageCache>,
     /// Told when everything passed is stored (or the task gives up).
     settled: Notify,
     /// Asks the uploader to spool what it holds and end.
@@ -177,13 +176,14 @@ impl StoreBackup {
                 backlog_bytes: 0,
                 oldest_unshipped: None,
                 last_error: None,
-                spare: Default::default(),
+                cache: PageCache::default(),
+                spare_contents: Vec::new(),
+                spare_sealed: Vec::new(),
             }),
             wake: Notify::new(),
             passed: AtomicU64::new(0),
             replicated: watch::Sender::new(0),
             settled: Notify::new(),
-            cache: Mutex::default(),
             spill_now: Notify::new(),
             finished: watch::Sender::new(false),
         });
@@ -288,6 +288,15 @@ impl StoreBackup {
                         }
                         backoff = Duration::from_millis(100);
                         let mut st = self.state.lock();
+                        // Its buffer seals the next (unless the target
+                        // still holds on to it, or the load has fallen: a
+                        // small segment in a big buffer).
+                        if let Body::Memory(bytes) = done.body
+                            && let Ok(buffer) = bytes.try_into_mut()
+                            && buffer.len() >= buffer.capacity() / 4
+                        {
+                            st.spare_sealed = buffer.into();
+                        }
                         st.ship_time = took.max(st.ship_time * 3 / 4);
                         st.shipped = st.shipped.max(done.upto);
                         st.backlog_bytes = st.backlog_bytes.saturating_sub(done.plain);
@@ -382,21 +391,21 @@ impl StoreBackup {
             b.last.1,
         );
         let name = crate::canonical(&name);
-        let plain = b.segment.len() as u64;
-        let (gathered, mut contents) = {
+        let plain = b.segment.len();
+        let contents = b.segment.into_contents();
+        let mut body = std::mem::take(&mut self.state.lock().spare_sealed);
+        self.shared.keys.seal_into(&name, &contents, &mut body);
+        // The buffer serves a later batch, unless the load has fallen (a
+        // small batch in a big buffer): then it is freed.
+        {
             let mut st = self.state.lock();
-            (b.segment, std::mem::take(&mut st.spare.1))
-        };
-        let gathered = gathered.finish(&mut contents, &mut self.cache.lock(), &b.generation);
-        let body = self.shared.keys.seal(&name, &contents);
-        // The buffers serve the next batch, unless the load has fallen (a
-        // small batch in a big buffer): then they are freed.
-        if gathered.len() >= gathered.capacity() / 4 {
-            let mut st = self.state.lock();
-            if st.spare.0.capacity() < gathered.capacity() {
-                st.spare = (gathered, contents);
+            if contents.len() >= contents.capacity() / 4
+                && st.spare_contents.capacity() < contents.capacity()
+            {
+                st.spare_contents = contents;
             }
         }
+        let plain = plain as u64;
         Sealed {
             len: body.len() as u64,
             plain,
@@ -611,11 +620,13 @@ impl Replica for StoreBackup {
         if first {
             st.open.first = Some((seq, time_us, Instant::now()));
             st.open.generation = st.generation.clone();
-            let spare = std::mem::take(&mut st.spare.0);
-            st.open.segment = Segment::new(spare);
+            let buffer = std::mem::take(&mut st.spare_contents);
+            st.open.segment = Segment::new(buffer);
         }
         let before = st.open.segment.len();
-        st.open.segment.push(seq, time_us, commit);
+        let State { open, cache, .. } = &mut *st;
+        open.segment
+            .push((seq, time_us), commit, cache, &open.generation);
         let added = (st.open.segment.len() - before) as u64;
         st.backlog_bytes += added;
         st.logged_since_snapshot += added;

@@ -143,17 +143,27 @@ impl Keyring {
 
     /// Seals `contents` as the object `name`.
     pub fn seal(&self, name: &str, contents: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        self.seal_into(name, contents, &mut out);
+        out
+    }
+
+    /// Seals `contents` as the object `name` into `out` (emptied first; a
+    /// buffer reused from an object already stored, so that sealing
+    /// megabytes a second does not fault in fresh memory each time).
+    pub fn seal_into(&self, name: &str, contents: &[u8], out: &mut Vec<u8>) {
         let mut nonce = [0u8; NONCE];
         getrandom::fill(&mut nonce).expect("the system's random source");
         // One buffer: the header, the contents packed after it, sealed in
         // place, then the tag (a segment is megabytes; copies cost).
-        let mut out = Vec::with_capacity(
+        out.clear();
+        out.reserve(
             HEAD + PACK_HEAD + lz4_flex::block::get_maximum_output_size(contents.len()) + TAG,
         );
         out.extend_from_slice(MAGIC);
         out.extend_from_slice(&self.current.id);
         out.extend_from_slice(&nonce);
-        pack(contents, &mut out);
+        pack(contents, out);
         let aad = [&out[..HEAD], name.as_bytes()].concat();
         let tag = self
             .current
@@ -161,7 +171,6 @@ impl Keyring {
             .encrypt_in_place_detached(XNonce::from_slice(&nonce), &aad, &mut out[HEAD..])
             .expect("encryption of an in-memory buffer cannot fail");
         out.extend_from_slice(&tag);
-        out
     }
 
     /// Opens the object `name`, checking it is whole and unchanged.
