@@ -1,8 +1,9 @@
 //! One store's continuous backup: its commits gathered into log segments
 //! and shipped in order, its snapshots copied and shipped in parts.
 //!
-//! The writer thread only appends to the open batch ([`Replica::commit`]);
-//! a task per store seals batches into segments (encrypting them) and
+//! The writer thread only appends each commit's record to the open batch
+//! ([`Replica::commit`]: its pages as what changed, see `segment`); a task
+//! per store seals batches into segments (compressing and encrypting them) and
 //! uploads them one at a time, in order, retrying with back-off. While the
 //! target refuses, sealed segments wait in memory up to a bound, then in
 //! the spool directory; the site's commits never wait for them (except in

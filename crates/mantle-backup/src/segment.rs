@@ -111,7 +111,7 @@ pub(crate) struct PageCache {
 }
 
 /// Bytes of pages a store's [`PageCache`] holds at most.
-const CACHE_BYTES: usize = 4 << 20;
+const CACHE_BYTES: usize = 16 << 20;
 
 impl PageCache {
     /// The cache, emptied if it was of another generation.
@@ -125,11 +125,11 @@ impl PageCache {
         self
     }
 
-    fn get(&self, n: u32, len: usize) -> Option<&[u8]> {
+    fn get_mut(&mut self, n: u32, len: usize) -> Option<&mut [u8]> {
         self.pages
-            .get(&n)
+            .get_mut(&n)
             .filter(|p| p.len() == len)
-            .map(Vec::as_slice)
+            .map(Vec::as_mut_slice)
     }
 
     fn put(&mut self, n: u32, page: &[u8]) {
@@ -226,7 +226,7 @@ impl Segment {
         for (n, page) in commit.pages() {
             out.extend_from_slice(&n.to_be_bytes());
             // Page 1: see the module's comment.
-            match cache.get(n, page.len()).filter(|_| n != 1) {
+            match cache.get_mut(n, page.len()).filter(|_| n != 1) {
                 Some(before) => {
                     out.push(CHANGES);
                     changes(before, page, out);
@@ -234,9 +234,11 @@ impl Segment {
                 None => {
                     out.push(WHOLE);
                     out.extend_from_slice(page);
+                    if n != 1 {
+                        cache.put(n, page);
+                    }
                 }
             }
-            cache.put(n, page);
         }
         cache.resize(commit.db_pages());
     }
@@ -263,9 +265,11 @@ pub(crate) fn merge(commits: &[Logged]) -> Vec<u8> {
 const GAP_WORDS: usize = 2;
 
 /// Appends what changed from `before` to `now` (same size, a multiple of
-/// 8): the count of runs, then each run. Compared a word at a time, the
-/// unchanged stretches between runs a block at a time.
-fn changes(before: &[u8], now: &[u8], out: &mut Vec<u8>) {
+/// 8): the count of runs, then each run; and copies each run into
+/// `before`, which ends as `now` (only the bytes that changed are written).
+/// Compared a word at a time, the unchanged stretches between runs a block
+/// at a time.
+fn changes(before: &mut [u8], now: &[u8], out: &mut Vec<u8>) {
     let word = |b: &[u8], i: usize| u64::from_ne_bytes(b[i * 8..i * 8 + 8].try_into().expect("8"));
     let words = now.len() / 8;
     let count_at = out.len();
@@ -294,6 +298,7 @@ fn changes(before: &[u8], now: &[u8], out: &mut Vec<u8>) {
         out.extend_from_slice(&(from as u32).to_be_bytes());
         out.extend_from_slice(&((to - from) as u32).to_be_bytes());
         out.extend_from_slice(&now[from..to]);
+        before[from..to].copy_from_slice(&now[from..to]);
         runs += 1;
     }
     out[count_at..count_at + 4].copy_from_slice(&runs.to_be_bytes());
@@ -534,7 +539,9 @@ mod tests {
                 now[i] = v;
             }
             let mut out = Vec::new();
-            changes(&before, &now, &mut out);
+            let mut held = before.clone();
+            changes(&mut held, &now, &mut out);
+            prop_assert_eq!(&held, &now);
             let mut page = before.clone();
             let taken = walk_changes(256, &out, |at, bytes| {
                 page[at..at + bytes.len()].copy_from_slice(bytes)
