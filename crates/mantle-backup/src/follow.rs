@@ -290,13 +290,11 @@ impl StoreBackup {
                         backoff = Duration::from_millis(100);
                         let mut st = self.state.lock();
                         // Its buffer seals the next (unless the target
-                        // still holds on to it, or the load has fallen: a
-                        // small segment in a big buffer).
+                        // still holds on to it).
                         if let Body::Memory(bytes) = done.body
                             && let Ok(buffer) = bytes.try_into_mut()
-                            && buffer.len() >= buffer.capacity() / 4
                         {
-                            st.spare_sealed = buffer.into();
+                            keep_spare(&mut st.spare_sealed, buffer.into());
                         }
                         st.ship_time = took.max(st.ship_time * 3 / 4);
                         st.shipped = st.shipped.max(done.upto);
@@ -392,21 +390,11 @@ impl StoreBackup {
             b.last.1,
         );
         let name = crate::canonical(&name);
-        let plain = b.segment.len();
         let contents = b.segment.into_contents();
+        let plain = contents.len() as u64;
         let mut body = std::mem::take(&mut self.state.lock().spare_sealed);
         self.shared.keys.seal_into(&name, &contents, &mut body);
-        // The buffer serves a later batch, unless the load has fallen (a
-        // small batch in a big buffer): then it is freed.
-        {
-            let mut st = self.state.lock();
-            if contents.len() >= contents.capacity() / 4
-                && st.spare_contents.capacity() < contents.capacity()
-            {
-                st.spare_contents = contents;
-            }
-        }
-        let plain = plain as u64;
+        keep_spare(&mut self.state.lock().spare_contents, contents);
         Sealed {
             len: body.len() as u64,
             plain,
@@ -573,6 +561,14 @@ impl StoreBackup {
     fn position(&self) -> (String, u64) {
         let st = self.state.lock();
         (st.generation.clone(), st.next_seq - 1)
+    }
+}
+
+/// Keeps `buffer` in `spare` for the next segment, unless the load has
+/// fallen (a small segment in a big buffer: then it is freed).
+fn keep_spare(spare: &mut Vec<u8>, buffer: Vec<u8>) {
+    if buffer.len() >= buffer.capacity() / 4 && buffer.capacity() > spare.capacity() {
+        *spare = buffer;
     }
 }
 

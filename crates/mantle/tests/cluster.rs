@@ -692,7 +692,6 @@ async fn balance(c: &reqwest::Client, server: &Server, token: &str) -> i64 {
     body["balance"].as_i64().expect("balance")
 }
 
-/// `POST /api/ledger/transfer` as the holder of `token`; the status.
 /// Grants `amount` units to `to` as the admin whose token is `root`.
 async fn grant(c: &reqwest::Client, server: &Server, root: &str, to: &str, amount: i64) {
     let r = c
@@ -705,6 +704,7 @@ async fn grant(c: &reqwest::Client, server: &Server, root: &str, to: &str, amoun
     assert!(r.status().is_success(), "{:?}", r.text().await);
 }
 
+/// `POST /api/ledger/transfer` as the holder of `token`; the status.
 async fn transfer(
     c: &reqwest::Client,
     server: &Server,
