@@ -15,11 +15,13 @@
 //! writer hands the commit over, its pages still in the processor's
 //! caches, against the last version the backup logged of each page
 //! ([`PageCache`]: it starts empty in each generation and after each
-//! restart, and is bounded; a page it does not hold is stored whole). Page
-//! 1 always is stored whole (a snapshot's page 1 is not byte for byte the
-//! store's: a restore may start from one). A restore has the version before
-//! in the file it rebuilds: the snapshot with every commit since written
-//! over it. A commit's record does not depend on where segments begin or
+//! restart, and is bounded; a page it does not hold is stored whole).
+//! Page 1's changes always carry its first [`HEADER_BYTES`] whole: a
+//! snapshot's page 1 differs from the store's in the database header
+//! (SQLite's backup rewrites it; the B-tree page after it is copied as it
+//! is), and a restore may start from a snapshot. A restore has the version
+//! before in the file it rebuilds: the snapshot with every commit since
+//! written over it. A commit's record does not depend on where segments begin or
 //! end, so segments can be merged by concatenating their records.
 
 use std::collections::HashMap;
@@ -34,6 +36,9 @@ const COMMIT_HEAD: usize = 28;
 const PAGE_HEAD: usize = 5;
 const WHOLE: u8 = 0;
 const CHANGES: u8 = 1;
+/// Page 1's first bytes, the database header (100 bytes) rounded up to
+/// a word: logged whole in every version of page 1.
+const HEADER_BYTES: usize = 104;
 
 /// One commit as logged: pages either whole or as changes from the page
 /// before; [`resolve`](Logged::resolve) makes it a [`Commit`].
@@ -225,18 +230,17 @@ impl Segment {
         out.extend_from_slice(&commit.page_count().to_be_bytes());
         for (n, page) in commit.pages() {
             out.extend_from_slice(&n.to_be_bytes());
-            // Page 1: see the module's comment.
-            match cache.get_mut(n, page.len()).filter(|_| n != 1) {
+            match cache.get_mut(n, page.len()) {
                 Some(before) => {
                     out.push(CHANGES);
-                    changes(before, page, out);
+                    // Page 1: see the module's comment.
+                    let head = if n == 1 { HEADER_BYTES } else { 0 };
+                    changes(before, page, head, out);
                 }
                 None => {
                     out.push(WHOLE);
                     out.extend_from_slice(page);
-                    if n != 1 {
-                        cache.put(n, page);
-                    }
+                    cache.put(n, page);
                 }
             }
         }
@@ -265,26 +269,30 @@ pub(crate) fn merge(commits: &[Logged]) -> Vec<u8> {
 const GAP_WORDS: usize = 2;
 
 /// Appends what changed from `before` to `now` (same size, a multiple of
-/// 8): the count of runs, then each run; and copies each run into
-/// `before`, which ends as `now` (only the bytes that changed are written).
-/// Compared a word at a time, the unchanged stretches between runs a block
-/// at a time.
-fn changes(before: &mut [u8], now: &[u8], out: &mut Vec<u8>) {
+/// 8, at least `head`): the count of runs, then each run, the first
+/// covering the first `head` bytes (a multiple of 8) whether they changed
+/// or not; and copies each run into `before`, which ends as `now` (only
+/// the bytes that changed are written). Compared a word at a time, the
+/// unchanged stretches between runs a block at a time.
+fn changes(before: &mut [u8], now: &[u8], head: usize, out: &mut Vec<u8>) {
     let word = |b: &[u8], i: usize| u64::from_ne_bytes(b[i * 8..i * 8 + 8].try_into().expect("8"));
     let words = now.len() / 8;
     let count_at = out.len();
     out.extend_from_slice(&[0; 4]);
     let mut runs = 0u32;
+    let head = head / 8;
     let mut i = 0;
     loop {
-        i = first_difference(before, now, i);
+        if i > 0 || head == 0 {
+            i = first_difference(before, now, i);
+        }
         if i >= words {
             break;
         }
         // A run: until GAP_WORDS equal words in a row, or the page ends.
         let start = i;
-        let (mut end, mut equal) = (i + 1, 0);
-        i += 1;
+        let (mut end, mut equal) = ((i + 1).max(head), 0);
+        i = end;
         while i < words && equal < GAP_WORDS {
             if word(before, i) == word(now, i) {
                 equal += 1;
@@ -500,19 +508,21 @@ mod tests {
             ),
             cuts in proptest::collection::vec(0usize..10, 0..4),
             snapshot_after in 0usize..10,
+            header_byte in 0usize..100,
         ) {
             let commits: Vec<Commit> = commits.iter().map(|(p, db)| commit(p, *db)).collect();
             let segs = segments(&commits, &cuts);
             replay(&segs, &commits, Store::new(), 0);
-            // From a snapshot: the store after some commit, its page 1 not
-            // byte for byte the logged one (as SQLite's backup makes it).
+            // From a snapshot: the store after some commit, its page 1's
+            // database header not byte for byte the logged one's (as
+            // SQLite's backup rewrites it).
             let after = snapshot_after.min(commits.len());
             let mut store = Store::new();
             for c in &commits[..after] {
                 apply(&mut store, c);
             }
             if let Some(p) = store.get_mut(&1) {
-                p[0] ^= 0xff;
+                p[header_byte] ^= 0xff;
             }
             replay(&segs, &commits, store, after as u64);
             // Merged, the records read back the same.
@@ -533,6 +543,7 @@ mod tests {
         fn changes_rebuild_the_page(
             before in proptest::collection::vec(any::<u8>(), 256),
             edits in proptest::collection::vec((0usize..256, any::<u8>()), 0..12),
+            head in prop_oneof![Just(0usize), Just(HEADER_BYTES)],
         ) {
             let mut now = before.clone();
             for (i, v) in edits {
@@ -540,51 +551,87 @@ mod tests {
             }
             let mut out = Vec::new();
             let mut held = before.clone();
-            changes(&mut held, &now, &mut out);
+            changes(&mut held, &now, head, &mut out);
             prop_assert_eq!(&held, &now);
             let mut page = before.clone();
+            let mut runs = Vec::new();
             let taken = walk_changes(256, &out, |at, bytes| {
+                runs.push((at, bytes.len()));
                 page[at..at + bytes.len()].copy_from_slice(bytes)
             });
             prop_assert_eq!(taken, Ok(out.len()));
-            // Nothing changed: no runs.
+            // The head is the first run's (or in it), changed or not.
+            if head > 0 {
+                prop_assert!(runs.first().is_some_and(|&(at, n)| at == 0 && n >= head));
+            }
+            // Nothing changed: no runs but the head.
             if before == now {
-                prop_assert_eq!(out.len(), 4);
+                let expected = if head > 0 { vec![(0, head)] } else { vec![] };
+                prop_assert_eq!(runs, expected);
             }
             prop_assert_eq!(page, now);
         }
     }
 
-    #[test]
-    fn a_page_seen_before_is_stored_as_what_changed_even_a_segment_later() {
+    /// Two commits writing page `n` of a store of `n` pages, the second
+    /// with byte `at` changed; the second version, and the two segments.
+    fn two_versions(n: u32, at: usize) -> ([u8; 512], [Commit; 2], Vec<Vec<u8>>) {
         let mut v = [9u8; 512];
-        let mut c1 = Commit::new(512, 2).unwrap();
-        c1.push_page(2, &v);
-        v[100] = 10;
-        let mut c2 = Commit::new(512, 2).unwrap();
-        c2.push_page(2, &v);
+        let mut c1 = Commit::new(512, n).unwrap();
+        c1.push_page(n, &v);
+        v[at] = 10;
+        let mut c2 = Commit::new(512, n).unwrap();
+        c2.push_page(n, &v);
         let segs = segments(&[c1.clone(), c2.clone()], &[1]);
-        // The second version: one run of the word that changed.
-        let mut run = vec![CHANGES];
-        run.extend_from_slice(&1u32.to_be_bytes());
-        run.extend_from_slice(&96u32.to_be_bytes());
-        run.extend_from_slice(&8u32.to_be_bytes());
-        run.extend_from_slice(&v[96..104]);
-        assert!(segs[1].ends_with(&run));
-        replay(&segs, &[c1, c2], Store::new(), 0);
+        (v, [c1, c2], segs)
+    }
+
+    /// A page's record of changes as `changes` writes it: the kind, the
+    /// count of runs, then each run of `page` given as its bytes' offset
+    /// and end.
+    fn record_of(page: &[u8], runs: &[(usize, usize)]) -> Vec<u8> {
+        let mut out = vec![CHANGES];
+        out.extend_from_slice(&(runs.len() as u32).to_be_bytes());
+        for &(from, to) in runs {
+            out.extend_from_slice(&(from as u32).to_be_bytes());
+            out.extend_from_slice(&((to - from) as u32).to_be_bytes());
+            out.extend_from_slice(&page[from..to]);
+        }
+        out
     }
 
     #[test]
-    fn page_one_and_pages_past_a_shrink_are_stored_whole() {
+    fn a_page_seen_before_is_stored_as_what_changed_even_a_segment_later() {
+        let (v, commits, segs) = two_versions(2, 100);
+        // The second version: one run of the word that changed.
+        assert!(segs[1].ends_with(&record_of(&v, &[(96, 104)])));
+        replay(&segs, &commits, Store::new(), 0);
+    }
+
+    #[test]
+    fn page_one_is_stored_as_changes_with_its_header_whole() {
+        let (v, commits, segs) = two_versions(1, 300);
+        // Two runs: the header, unchanged, and the word that changed.
+        let runs = record_of(&v, &[(0, HEADER_BYTES), (296, 304)]);
+        assert!(segs[1].ends_with(&runs));
+        // From a snapshot whose page 1 has another header: the commit
+        // comes back as it was.
+        let mut snapshot = Store::new();
+        let mut p1 = commits[0].pages().next().unwrap().1.to_vec();
+        p1[18] = 1;
+        p1[24..28].copy_from_slice(&[1, 2, 3, 4]);
+        snapshot.insert(1, p1);
+        replay(&segs, &commits, snapshot, 1);
+    }
+
+    #[test]
+    fn pages_past_a_shrink_are_stored_whole() {
         let whole = |s: &[u8]| {
             read(s).unwrap()[0]
                 .pages
                 .iter()
                 .all(|(_, p)| matches!(p, Page::Whole(_)))
         };
-        // Page 1, in any segment.
-        let segs = segments(&[commit(&[(1, 1)], 3), commit(&[(1, 2)], 3)], &[1]);
-        assert!(whole(&segs[1]));
         // Page 3, after the store shrank to 2 pages.
         let commits = [
             commit(&[(3, 1)], 3),
