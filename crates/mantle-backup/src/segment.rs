@@ -21,8 +21,8 @@
 //! (SQLite's backup rewrites it; the B-tree page after it is copied as it
 //! is), and a restore may start from a snapshot. A restore has the version
 //! before in the file it rebuilds: the snapshot with every commit since
-//! written over it. A commit's record does not depend on where segments begin or
-//! end, so segments can be merged by concatenating their records.
+//! written over it. A commit's record does not depend on where segments
+//! begin or end, so segments can be merged by concatenating their records.
 
 use std::collections::HashMap;
 
@@ -283,7 +283,8 @@ fn changes(before: &mut [u8], now: &[u8], head: usize, out: &mut Vec<u8>) {
     let head = head / 8;
     let mut i = 0;
     loop {
-        if i > 0 || head == 0 {
+        // The head, if any, is the first run, changed or not.
+        if runs > 0 || head == 0 {
             i = first_difference(before, now, i);
         }
         if i >= words {
