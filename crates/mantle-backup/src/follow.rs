@@ -48,6 +48,8 @@ struct Batch {
     segment: Segment,
     /// The count of commits passed through this batch's last.
     upto: u64,
+    /// When it fell due (set as it is taken to be sealed).
+    due: Option<Instant>,
 }
 
 struct State {
@@ -69,10 +71,12 @@ struct State {
     ending: bool,
     /// The store closed while the target refused: spool the rest.
     spill: bool,
-    /// How long sealing and storing a segment has lately taken (the
-    /// longest of the last few, decaying): in the lag mode a batch is
-    /// sealed that much (twice over, at most half the lag) before its
-    /// first commit's lag is up, so that it is stored within the lag.
+    /// How long a segment has lately taken from falling due to being
+    /// stored (the longest of the last dozen or so, decaying): waiting for a
+    /// thread to seal it on a busy machine, sealing, storing. In the lag
+    /// mode a batch falls due that much twice over before its first
+    /// commit's lag is up (see [`seal_margin`]), so that it is stored
+    /// within the lag.
     ship_time: Duration,
     /// Bytes sealed or gathered and not yet stored, and since when.
     backlog_bytes: u64,
@@ -115,7 +119,7 @@ struct Sealed {
     len: u64,
     /// The commits' bytes as gathered (what the backlog counts).
     plain: u64,
-    /// How long sealing it took.
+    /// How long it took from falling due to sealed.
     sealing: Duration,
     /// When its first commit was passed.
     first: Instant,
@@ -296,7 +300,7 @@ impl StoreBackup {
                         {
                             keep_spare(&mut st.spare_sealed, buffer.into());
                         }
-                        st.ship_time = took.max(st.ship_time * 3 / 4);
+                        st.ship_time = took.max(st.ship_time * 7 / 8);
                         st.shipped = st.shipped.max(done.upto);
                         st.backlog_bytes = st.backlog_bytes.saturating_sub(done.plain);
                         // The lag is the oldest commit still waiting's.
@@ -364,11 +368,13 @@ impl StoreBackup {
             let at = match self.shared.mode {
                 Mode::Synchronous => since,
                 // Sealed early enough to be stored within the lag.
-                Mode::Lag(lag) => since + lag - (st.ship_time * 2).min(lag / 2),
+                Mode::Lag(lag) => since + lag - seal_margin(st.ship_time, lag),
             };
-            if st.ending || at <= Instant::now() || st.open.segment.len() >= SEGMENT_MAX {
+            let now = Instant::now();
+            if st.ending || at <= now || st.open.segment.len() >= SEGMENT_MAX {
                 let generation = st.generation.clone();
-                let open = std::mem::take(&mut st.open);
+                let mut open = std::mem::take(&mut st.open);
+                open.due = Some(at.min(now));
                 st.open.generation = generation;
                 out.push(open);
             } else {
@@ -379,7 +385,7 @@ impl StoreBackup {
     }
 
     fn seal(&self, b: Batch) -> Sealed {
-        let began = Instant::now();
+        let due = b.due.unwrap_or_else(Instant::now);
         let (first_seq, first_us, first) = b.first.expect("a sealed batch has commits");
         let name = names::log(
             &self.store,
@@ -401,7 +407,7 @@ impl StoreBackup {
             name,
             body: Body::Memory(body.into()),
             upto: b.upto,
-            sealing: began.elapsed(),
+            sealing: due.elapsed(),
             first,
         }
     }
@@ -566,6 +572,16 @@ impl StoreBackup {
 
 /// Keeps `buffer` in `spare` for the next segment, unless the load has
 /// fallen (a small segment in a big buffer: then it is freed).
+/// How long before a batch's first commit has waited out the `lag` the
+/// batch falls due: twice what segments lately took from due to stored,
+/// and at least a fifth of the lag, at most half. The floor is for what
+/// `ship_time` has not seen yet: a busy machine's stores tend to fall due
+/// together (their first commits follow the same burst) and then wait
+/// for each other's sealing.
+fn seal_margin(ship_time: Duration, lag: Duration) -> Duration {
+    (ship_time * 2).max(lag / 5).min(lag / 2)
+}
+
 fn keep_spare(spare: &mut Vec<u8>, buffer: Vec<u8>) {
     if buffer.len() >= buffer.capacity() / 4 && buffer.capacity() > spare.capacity() {
         *spare = buffer;
@@ -644,7 +660,8 @@ impl Replica for StoreBackup {
         let mut st = self.state.lock();
         if st.open.first.is_some() {
             let generation = st.generation.clone();
-            let open = std::mem::take(&mut st.open);
+            let mut open = std::mem::take(&mut st.open);
+            open.due = Some(Instant::now());
             st.open.generation = generation;
             st.closed.push_back(open);
         }
@@ -696,5 +713,21 @@ impl Replica for StoreBackup {
         if let Some(this) = self.me.upgrade() {
             self.shared.forget(&self.store, &this);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_batch_falls_due_ahead_of_its_lag_by_a_bounded_margin() {
+        let (lag, ms) = (Duration::from_secs(1), Duration::from_millis);
+        // Quick stores: the floor, for stalls not seen yet.
+        assert_eq!(seal_margin(ms(5), lag), ms(200));
+        // Slow ones: twice what they took.
+        assert_eq!(seal_margin(ms(150), lag), ms(300));
+        // A refusing target: never more than half the lag.
+        assert_eq!(seal_margin(Duration::from_secs(30), lag), ms(500));
     }
 }

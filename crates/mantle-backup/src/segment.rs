@@ -144,24 +144,34 @@ impl PageCache {
             held.copy_from_slice(page);
             return;
         }
+        let mut freed = None;
         while self.bytes + page.len() > CACHE_BYTES {
             // Any page makes room: which one only changes what is stored
             // whole next.
             let Some(&victim) = self.pages.keys().next() else {
                 return;
             };
-            self.remove(victim);
+            freed = self.remove(victim);
         }
+        // The last page evicted holds this one if it is of its size (it
+        // is, but after a change of page size): no allocation.
+        let held = match freed {
+            Some(mut buffer) if buffer.len() == page.len() => {
+                buffer.copy_from_slice(page);
+                buffer
+            }
+            _ => page.to_vec(),
+        };
         self.bytes += page.len();
-        if let Some(old) = self.pages.insert(n, page.to_vec()) {
+        if let Some(old) = self.pages.insert(n, held) {
             self.bytes -= old.len();
         }
     }
 
-    fn remove(&mut self, n: u32) {
-        if let Some(old) = self.pages.remove(&n) {
-            self.bytes -= old.len();
-        }
+    fn remove(&mut self, n: u32) -> Option<Vec<u8>> {
+        let old = self.pages.remove(&n)?;
+        self.bytes -= old.len();
+        Some(old)
     }
 
     /// Notes the store's length after a commit: when it shrank (or may
@@ -275,7 +285,6 @@ const GAP_WORDS: usize = 2;
 /// the bytes that changed are written). Compared a word at a time, the
 /// unchanged stretches between runs a block at a time.
 fn changes(before: &mut [u8], now: &[u8], head: usize, out: &mut Vec<u8>) {
-    let word = |b: &[u8], i: usize| u64::from_ne_bytes(b[i * 8..i * 8 + 8].try_into().expect("8"));
     let words = now.len() / 8;
     let count_at = out.len();
     out.extend_from_slice(&[0; 4]);
@@ -294,14 +303,22 @@ fn changes(before: &mut [u8], now: &[u8], head: usize, out: &mut Vec<u8>) {
         let start = i;
         let (mut end, mut equal) = ((i + 1).max(head), 0);
         i = end;
-        while i < words && equal < GAP_WORDS {
-            if word(before, i) == word(now, i) {
+        // Word by word (as arrays: no bounds checks, one compare each).
+        let (a, b) = (
+            before[i * 8..].as_chunks::<8>().0,
+            now[i * 8..].as_chunks::<8>().0,
+        );
+        for (x, y) in a.iter().zip(b) {
+            if equal == GAP_WORDS {
+                break;
+            }
+            i += 1;
+            if x == y {
                 equal += 1;
             } else {
                 equal = 0;
-                end = i + 1;
+                end = i;
             }
-            i += 1;
         }
         let (from, to) = (start * 8, end * 8);
         out.extend_from_slice(&(from as u32).to_be_bytes());
