@@ -283,7 +283,8 @@ const GAP_WORDS: usize = 2;
 /// covering the first `head` bytes (a multiple of 8) whether they changed
 /// or not; and copies each run into `before`, which ends as `now` (only
 /// the bytes that changed are written). Compared a word at a time, the
-/// unchanged stretches between runs a block at a time.
+/// unchanged stretches between runs a block at a time; every run but the
+/// head starts and ends with a byte that changed.
 fn changes(before: &mut [u8], now: &[u8], head: usize, out: &mut Vec<u8>) {
     let words = now.len() / 8;
     let count_at = out.len();
@@ -320,7 +321,20 @@ fn changes(before: &mut [u8], now: &[u8], head: usize, out: &mut Vec<u8>) {
                 end = i;
             }
         }
-        let (from, to) = (start * 8, end * 8);
+        // Words are compared, bytes stored: the run's ends trimmed to the
+        // bytes that differ (its first and last words each hold one),
+        // but the head's start and length.
+        let (mut from, mut to) = (start * 8, end * 8);
+        let is_head = runs == 0 && head > 0;
+        if !is_head {
+            while before[from] == now[from] {
+                from += 1;
+            }
+        }
+        let floor = if is_head { head * 8 } else { from };
+        while to > floor && before[to - 1] == now[to - 1] {
+            to -= 1;
+        }
         out.extend_from_slice(&(from as u32).to_be_bytes());
         out.extend_from_slice(&((to - from) as u32).to_be_bytes());
         out.extend_from_slice(&now[from..to]);
@@ -582,6 +596,10 @@ mod tests {
             if head > 0 {
                 prop_assert!(runs.first().is_some_and(|&(at, n)| at == 0 && n >= head));
             }
+            // Past the head, a run starts and ends with a byte that changed.
+            for &(at, n) in runs.iter().skip(usize::from(head > 0)) {
+                prop_assert!(n > 0 && before[at] != now[at] && before[at + n - 1] != now[at + n - 1]);
+            }
             // Nothing changed: no runs but the head.
             if before == now {
                 let expected = if head > 0 { vec![(0, head)] } else { vec![] };
@@ -621,16 +639,16 @@ mod tests {
     #[test]
     fn a_page_seen_before_is_stored_as_what_changed_even_a_segment_later() {
         let (v, commits, segs) = two_versions(2, 100);
-        // The second version: one run of the word that changed.
-        assert!(segs[1].ends_with(&record_of(&v, &[(96, 104)])));
+        // The second version: one run, of the byte that changed.
+        assert!(segs[1].ends_with(&record_of(&v, &[(100, 101)])));
         replay(&segs, &commits, Store::new(), 0);
     }
 
     #[test]
     fn page_one_is_stored_as_changes_with_its_header_whole() {
         let (v, commits, segs) = two_versions(1, 300);
-        // Two runs: the header, unchanged, and the word that changed.
-        let runs = record_of(&v, &[(0, HEADER_BYTES), (296, 304)]);
+        // Two runs: the header, unchanged, and the byte that changed.
+        let runs = record_of(&v, &[(0, HEADER_BYTES), (300, 301)]);
         assert!(segs[1].ends_with(&runs));
         // From a snapshot whose page 1 has another header: the commit
         // comes back as it was.
