@@ -32,7 +32,7 @@ const QUEUE_MEMORY: usize = 8 << 20;
 /// How long a closing store waits for its uploader to spool what it
 /// holds.
 const SPILL_PATIENCE: Duration = Duration::from_secs(10);
-/// How long sealing and storing a segment is taken to take until one has
+/// How long a segment is taken to take from due to stored until one has
 /// been stored (see `State::ship_time`).
 const FIRST_SHIP_GUESS: Duration = Duration::from_millis(50);
 /// Snapshot parts: the most of a snapshot held in memory at once.
@@ -120,7 +120,7 @@ struct Sealed {
     /// The commits' bytes as gathered (what the backlog counts).
     plain: u64,
     /// How long it took from falling due to sealed.
-    sealing: Duration,
+    since_due: Duration,
     /// When its first commit was passed.
     first: Instant,
 }
@@ -287,7 +287,7 @@ impl StoreBackup {
                     None => continue,
                     Some(Ok(())) => {
                         let done = queue.pop_front().expect("front exists");
-                        let took = done.sealing + started.elapsed();
+                        let took = done.since_due + started.elapsed();
                         if let Body::Memory(_) = done.body {
                             queued_memory -= done.len as usize;
                         }
@@ -407,7 +407,7 @@ impl StoreBackup {
             name,
             body: Body::Memory(body.into()),
             upto: b.upto,
-            sealing: due.elapsed(),
+            since_due: due.elapsed(),
             first,
         }
     }
@@ -570,8 +570,6 @@ impl StoreBackup {
     }
 }
 
-/// Keeps `buffer` in `spare` for the next segment, unless the load has
-/// fallen (a small segment in a big buffer: then it is freed).
 /// How long before a batch's first commit has waited out the `lag` the
 /// batch falls due: twice what segments lately took from due to stored,
 /// and at least a fifth of the lag, at most half. The floor is for what
@@ -582,6 +580,8 @@ fn seal_margin(ship_time: Duration, lag: Duration) -> Duration {
     (ship_time * 2).max(lag / 5).min(lag / 2)
 }
 
+/// Keeps `buffer` in `spare` for the next segment, unless the load has
+/// fallen (a small segment in a big buffer: then it is freed).
 fn keep_spare(spare: &mut Vec<u8>, buffer: Vec<u8>) {
     if buffer.len() >= buffer.capacity() / 4 && buffer.capacity() > spare.capacity() {
         *spare = buffer;

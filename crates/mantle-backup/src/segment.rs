@@ -294,7 +294,8 @@ fn changes(before: &mut [u8], now: &[u8], head: usize, out: &mut Vec<u8>) {
     let mut i = 0;
     loop {
         // The head, if any, is the first run, changed or not.
-        if runs > 0 || head == 0 {
+        let is_head = runs == 0 && head > 0;
+        if !is_head {
             i = first_difference(before, now, i);
         }
         if i >= words {
@@ -325,7 +326,6 @@ fn changes(before: &mut [u8], now: &[u8], head: usize, out: &mut Vec<u8>) {
         // bytes that differ (its first and last words each hold one),
         // but the head's start and length.
         let (mut from, mut to) = (start * 8, end * 8);
-        let is_head = runs == 0 && head > 0;
         if !is_head {
             while before[from] == now[from] {
                 from += 1;
