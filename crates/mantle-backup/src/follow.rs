@@ -3,7 +3,8 @@
 //!
 //! The writer thread only appends each commit's record to the open batch
 //! ([`Replica::commit`]: its pages as what changed, see `segment`); a task
-//! per store seals batches into segments (compressing and encrypting them) and
+//! per store seals batches into segments (encrypting them, and
+//! compressing them where that pays: see [`PackingChoice`]) and
 //! uploads them one at a time, in order, retrying with back-off. While the
 //! target refuses, sealed segments wait in memory up to a bound, then in
 //! the spool directory; the site's commits never wait for them (except in
@@ -21,8 +22,9 @@ use tokio::sync::{Notify, watch};
 
 use crate::backup::Shared;
 use crate::config::Mode;
+use crate::seal::{self, Packing};
 use crate::segment::{PageCache, Segment};
-use crate::{continuity, names};
+use crate::{continuity, names, retention};
 
 /// A segment is sealed early once its commits reach this size.
 const SEGMENT_MAX: usize = 16 << 20;
@@ -89,6 +91,52 @@ struct State {
     /// a stored segment's buffer to seal the next in.
     spare_contents: Vec<u8>,
     spare_sealed: Vec<u8>,
+    /// Whether the next segment is compressed.
+    packing: PackingChoice,
+}
+
+/// Chooses how a store's segments are packed. Compaction merges small
+/// segments and compresses what it merges, so compressing them when they
+/// are sealed as well is work done twice, on the site's busy cores, for
+/// bytes kept an hour at most. It is done when it at least halves them
+/// (small transactions' records: about a fourth), not when it saves less
+/// (`messages_one_way`'s: about a third): every
+/// [`PROBE_EVERY`](PackingChoice::PROBE_EVERY)th segment is compressed to
+/// see. A segment too big for compaction to merge is always compressed.
+#[derive(Debug, Default)]
+struct PackingChoice {
+    /// The last compressed segment was at most half its plain size.
+    pays: bool,
+    /// Segments sealed plain since the last compressed one.
+    plain_since: u32,
+}
+
+impl PackingChoice {
+    const PROBE_EVERY: u32 = 16;
+
+    /// How to pack a segment of `plain_len` bytes sealed plain.
+    fn next(&self, plain_len: usize) -> Packing {
+        if self.pays
+            || self.plain_since + 1 >= Self::PROBE_EVERY
+            || !retention::merged_later(plain_len as u64)
+        {
+            Packing::Compressed
+        } else {
+            Packing::Plain
+        }
+    }
+
+    /// Notes a segment sealed as `packing`, `sealed_len` bytes (of
+    /// `plain_len` plain).
+    fn sealed(&mut self, packing: Packing, plain_len: usize, sealed_len: usize) {
+        match packing {
+            Packing::Compressed => {
+                self.pays = sealed_len * 2 <= plain_len;
+                self.plain_since = 0;
+            }
+            Packing::Plain => self.plain_since += 1,
+        }
+    }
 }
 
 /// What `status` reports of one store.
@@ -184,6 +232,7 @@ impl StoreBackup {
                 cache: PageCache::default(),
                 spare_contents: Vec::new(),
                 spare_sealed: Vec::new(),
+                packing: PackingChoice::default(),
             }),
             wake: Notify::new(),
             passed: AtomicU64::new(0),
@@ -250,9 +299,9 @@ impl StoreBackup {
             // Seal what is due.
             let (batches, due, ending) = self.take_due();
             if !batches.is_empty() {
-                // Encoding, compressing and encrypting a second of commits
-                // takes milliseconds: off the async workers, which serve
-                // the site's requests.
+                // Encrypting a second of commits (and compressing a big
+                // one) takes milliseconds: off the async workers, which
+                // serve the site's requests.
                 let this = self.clone();
                 let sealed = tokio::task::spawn_blocking(move || {
                     batches
@@ -398,9 +447,19 @@ impl StoreBackup {
         let name = crate::canonical(&name);
         let contents = b.segment.into_contents();
         let plain = contents.len() as u64;
-        let mut body = std::mem::take(&mut self.state.lock().spare_sealed);
-        self.shared.keys.seal_into(&name, &contents, &mut body);
-        keep_spare(&mut self.state.lock().spare_contents, contents);
+        let plain_len = seal::plain_sealed_len(contents.len());
+        let (mut body, packing) = {
+            let mut st = self.state.lock();
+            let packing = st.packing.next(plain_len);
+            (std::mem::take(&mut st.spare_sealed), packing)
+        };
+        self.shared
+            .keys
+            .seal_into(&name, &contents, packing, &mut body);
+        let mut st = self.state.lock();
+        st.packing.sealed(packing, plain_len, body.len());
+        keep_spare(&mut st.spare_contents, contents);
+        drop(st);
         Sealed {
             len: body.len() as u64,
             plain,
@@ -719,6 +778,34 @@ impl Replica for StoreBackup {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn segments_are_compressed_where_it_halves_them_and_probed_now_and_then() {
+        let small = 1 << 20;
+        let mut p = PackingChoice::default();
+        // Unknown at first: plain, until the probe.
+        let mut seen = Vec::new();
+        for _ in 0..PackingChoice::PROBE_EVERY {
+            let packing = p.next(small);
+            seen.push(packing);
+            // Compressing saves a third: not worth it.
+            p.sealed(packing, small, small * 2 / 3);
+        }
+        assert_eq!(seen.iter().filter(|&&k| k == Packing::Plain).count(), 15);
+        assert_eq!(seen.last(), Some(&Packing::Compressed));
+        // It saves three fourths: every segment is compressed.
+        let mut p = PackingChoice::default();
+        for _ in 0..PackingChoice::PROBE_EVERY {
+            let packing = p.next(small);
+            p.sealed(packing, small, small / 4);
+        }
+        assert_eq!(p.next(small), Packing::Compressed);
+        p.sealed(Packing::Compressed, small, small / 4);
+        assert_eq!(p.next(small), Packing::Compressed);
+        // One compaction will not merge: compressed whatever it saves.
+        let p = PackingChoice::default();
+        assert_eq!(p.next(64 << 20), Packing::Compressed);
+    }
 
     #[test]
     fn a_batch_falls_due_ahead_of_its_lag_by_a_bounded_margin() {

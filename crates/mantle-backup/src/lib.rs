@@ -45,7 +45,7 @@ pub use follow::StoreStatus;
 pub use maintain::{BackupStatus, STATUS_FILE, StoreStatusRecord, choose};
 pub use restore::{Catalog, Restored, StoreSummary, Verified, restore_store, verify};
 pub use retention::{Compacted, Pruned, compact, prune};
-pub use seal::{BackupKey, Keyring};
+pub use seal::{BackupKey, Keyring, Packing};
 pub use site::{restore_site, upload_site_files};
 pub use target::Target;
 

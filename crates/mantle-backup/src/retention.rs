@@ -81,6 +81,13 @@ const SMALL_SEGMENT: u64 = 4 << 20;
 /// fetched ahead).
 const MERGED_MAX: u64 = 16 << 20;
 
+/// Whether a log segment of `size` bytes (sealed) is merged with its
+/// neighbours once it has settled (and so compressed then: one that is
+/// not is compressed when it is sealed).
+pub(crate) fn merged_later(size: u64) -> bool {
+    size < SMALL_SEGMENT
+}
+
 /// Merges runs of small consecutive log segments older than `settled`
 /// into larger ones, so a restore reads a few objects, not one per
 /// second of changes. A merged segment is stored before the ones it
@@ -92,7 +99,7 @@ pub async fn compact(
     settled: std::time::Duration,
 ) -> Result<Compacted> {
     let cutoff = crate::now_us().saturating_sub(settled.as_micros() as u64);
-    let eligible = |l: &crate::restore::LogInfo| l.size < SMALL_SEGMENT && l.last_us <= cutoff;
+    let eligible = |l: &crate::restore::LogInfo| merged_later(l.size) && l.last_us <= cutoff;
     let mut done = Compacted::default();
     for (store, backups) in &catalog.stores {
         for (generation, held) in &backups.generations {

@@ -2,9 +2,11 @@
 //! with the site's backup key before it leaves the machine.
 //!
 //! An object is `MAGIC | key id (8) | nonce (24) | ciphertext | tag (16)`,
-//! XChaCha20-Poly1305 with a random nonce. The plaintext is the contents
-//! LZ4-compressed (its first byte says so; contents that do not shrink
-//! are kept as they are). The tag also covers the header and the object's
+//! XChaCha20-Poly1305 with a random nonce. The plaintext is the contents,
+//! LZ4-compressed or as they are (its first byte says which): snapshots,
+//! merged segments and site files are compressed (unless they do not
+//! shrink); a log segment that compaction will merge later is compressed
+//! only where that pays (see `follow`). The tag also covers the header and the object's
 //! name, so a damaged, cut-short, renamed or swapped object fails to open
 //! instead of restoring the wrong bytes: it is the object's checksum.
 
@@ -141,17 +143,19 @@ impl Keyring {
         &self.current
     }
 
-    /// Seals `contents` as the object `name`.
+    /// Seals `contents` as the object `name`, compressed if that makes
+    /// them smaller.
     pub fn seal(&self, name: &str, contents: &[u8]) -> Vec<u8> {
         let mut out = Vec::new();
-        self.seal_into(name, contents, &mut out);
+        self.seal_into(name, contents, Packing::Compressed, &mut out);
         out
     }
 
     /// Seals `contents` as the object `name` into `out` (emptied first; a
     /// buffer reused from an object already stored, so that sealing
-    /// megabytes a second does not fault in fresh memory each time).
-    pub fn seal_into(&self, name: &str, contents: &[u8], out: &mut Vec<u8>) {
+    /// megabytes a second does not fault in fresh memory each time),
+    /// packed as `packing` says.
+    pub fn seal_into(&self, name: &str, contents: &[u8], packing: Packing, out: &mut Vec<u8>) {
         let mut nonce = [0u8; NONCE];
         getrandom::fill(&mut nonce).expect("the system's random source");
         // One buffer: the header, the contents packed after it, sealed in
@@ -163,7 +167,13 @@ impl Keyring {
         out.extend_from_slice(MAGIC);
         out.extend_from_slice(&self.current.id);
         out.extend_from_slice(&nonce);
-        pack(contents, out);
+        match packing {
+            Packing::Compressed => pack(contents, out),
+            Packing::Plain => {
+                out.push(RAW);
+                out.extend_from_slice(contents);
+            }
+        }
         let aad = [&out[..HEAD], name.as_bytes()].concat();
         let tag = self
             .current
@@ -215,6 +225,20 @@ impl Keyring {
 
 /// Bytes before the sealed part of an object.
 const HEAD: usize = MAGIC.len() + KEY_ID + NONCE;
+
+/// How an object's contents are packed before they are encrypted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Packing {
+    /// LZ4-compressed, if that makes them smaller.
+    Compressed,
+    /// As they are.
+    Plain,
+}
+
+/// The size of `contents` bytes sealed [`Packing::Plain`].
+pub(crate) fn plain_sealed_len(contents: usize) -> usize {
+    OVERHEAD + 1 + contents
+}
 
 /// How the plaintext holds the contents.
 const RAW: u8 = 0;
@@ -308,6 +332,18 @@ mod tests {
             .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
             .collect();
         assert_eq!(ring.open("r", &ring.seal("r", &random)).unwrap(), random);
+    }
+
+    #[test]
+    fn plain_contents_are_stored_as_they_are_and_come_back_whole() {
+        let ring = Keyring::new(key());
+        let pages = vec![0u8; 40_000];
+        let mut sealed = Vec::new();
+        ring.seal_into("p", &pages, Packing::Plain, &mut sealed);
+        assert_eq!(sealed.len(), plain_sealed_len(pages.len()));
+        assert_eq!(ring.open("p", &sealed).unwrap(), pages);
+        let compressed = ring.seal("p", &pages);
+        assert!(compressed.len() < sealed.len() / 10, "{}", compressed.len());
     }
 
     #[test]

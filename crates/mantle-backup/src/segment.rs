@@ -10,8 +10,8 @@
 //! and the bytes as they are now. All big-endian.
 //!
 //! Successive versions of a B-tree page differ in a few hundred bytes, so a
-//! busy store's log shrinks several times over before it is compressed
-//! (which then goes quicker too). Each commit's record is written as the
+//! busy store's log shrinks several times over before it is sealed (and
+//! compressed, when compaction merges it). Each commit's record is written as the
 //! writer hands the commit over, its pages still in the processor's
 //! caches, against the last version the backup logged of each page
 //! ([`PageCache`]: it starts empty in each generation and after each

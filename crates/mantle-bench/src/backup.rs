@@ -161,6 +161,19 @@ fn dir_bytes(dir: &Path) -> std::io::Result<u64> {
     Ok(files_under(dir)?.iter().map(|f| f.len).sum())
 }
 
+/// What [`stored_and_merged`] did, as the notes say it.
+const MERGED: &str = "every segment was merged (and so compressed), as the hourly \
+                      compaction does once they are 10 minutes old";
+
+/// The bytes `backup`'s local `target` holds, then those it holds once
+/// every segment is merged (untimed, after the rounds).
+async fn stored_and_merged(backup: &Backup, target: &Path) -> Result<(u64, u64), BenchError> {
+    let stored = dir_bytes(target)?;
+    let catalog = Catalog::read(backup.target()).await?;
+    mantle_backup::compact(backup.target(), backup.keys(), &catalog, Duration::ZERO).await?;
+    Ok((stored, dir_bytes(target)?))
+}
+
 /// A log segment found in a local target: `stores/STORE/GEN/log-FIRST-
 /// LAST-T0-T1`, stored when its file was written.
 struct Segment {
@@ -419,7 +432,7 @@ async fn small_tx(
     on.close().await;
     off.close().await;
     let (on_side, off_side, tail) = measured?;
-    let backup_bytes = dir_bytes(&target)?;
+    let (backup_bytes, merged_bytes) = stored_and_merged(&backup, &target).await?;
 
     let (ours_ops, ref_ops) = (on_side.ops, off_side.ops);
     let tail_note = tail.note(ours_ops);
@@ -438,10 +451,11 @@ async fn small_tx(
          without it, both open throughout; {ROUNDS} rounds of {:.1} s per side alternated \
          (ours, reference, reference, ours, …) after a warm-up each, {ours_ops} transactions \
          ours, {ref_ops} reference; {tail_note}; the target held {:.1} MB at the end ({:.0} \
-         bytes per transaction)",
+         bytes per transaction; {:.0} once {MERGED})",
         round_time.as_secs_f64(),
         backup_bytes as f64 / 1e6,
         backup_bytes as f64 / ours_ops.max(1) as f64,
+        merged_bytes as f64 / ours_ops.max(1) as f64,
     ));
     Ok(rec)
 }
@@ -507,11 +521,16 @@ async fn messages_one_way(scale: f64, base: &Path) -> Result<BenchRecord, BenchE
         }
     };
     let measured = measure_messages(n, (&target, lag), &mut on, &mut off).await;
+    let backup = on.site().backup().cloned();
     let (on_closed, off_closed) = (on.close(NAME).await, off.close(NAME).await);
     let (ours, reference, tail) = measured?;
     on_closed?;
     off_closed?;
-    let backup_bytes = dir_bytes(&target)?;
+    let backup = backup.ok_or_else(|| BenchError::Check {
+        bench: NAME,
+        reason: "the site with [backup] target has no backup".into(),
+    })?;
+    let (backup_bytes, merged_bytes) = stored_and_merged(&backup, &target).await?;
 
     let tail_note = tail.note(ours.ops);
     let mut rec = record(NAME, "message", scale, ours, reference, tail);
@@ -532,10 +551,12 @@ async fn messages_one_way(scale: f64, base: &Path) -> Result<BenchRecord, BenchE
          site without [backup]; both sites open throughout, durability Full; {n} messages per \
          side in {MESSAGE_ROUNDS} rounds alternated (ours, reference, reference, ours, …) \
          after an untimed warm-up round each; \
-         {tail_note}; the target held {:.1} MB at the end ({:.0} bytes per message)",
+         {tail_note}; the target held {:.1} MB at the end ({:.0} bytes per message; {:.0} \
+         once {MERGED})",
         backup_bytes as f64 / 1e6,
         // The warm-up's messages are in the target too.
         backup_bytes as f64 / (n + n.div_ceil(MESSAGE_ROUNDS)) as f64,
+        merged_bytes as f64 / (n + n.div_ceil(MESSAGE_ROUNDS)) as f64,
     ));
     Ok(rec)
 }
@@ -755,7 +776,8 @@ async fn restore(scale: f64, base: &Path) -> Result<BenchRecord, BenchError> {
          file (objects read and opened, the snapshot written, {restored_seq} commits' pages \
          written over it, synced, integrity-checked; the file is {:.1} MB); reference: copying \
          that restored file (std::fs::copy, synced); MB = 10^6 bytes of the restored file (the \
-         target's objects are compressed); {RESTORE_ROUNDS} rounds per side alternated (ours, \
+         snapshot is compressed, the segments as sealed: uncompressed, not yet merged); \
+         {RESTORE_ROUNDS} rounds per side alternated (ours, \
          reference, reference, ours, …), the target's files in the page cache for both",
         snapshot_bytes as f64 / 1e6,
         (total - snapshot_bytes) as f64 / 1e6,
