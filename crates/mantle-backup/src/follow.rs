@@ -102,13 +102,24 @@ struct State {
 /// (small transactions' records: about a fourth), not when it saves less
 /// (`messages_one_way`'s: about a third): every
 /// [`PROBE_EVERY`](PackingChoice::PROBE_EVERY)th segment is compressed to
-/// see. A segment too big for compaction to merge is always compressed.
-#[derive(Debug, Default)]
+/// see, the first among them. A segment too big for compaction to merge
+/// is always compressed.
+#[derive(Debug)]
 struct PackingChoice {
     /// The last compressed segment was at most half its plain size.
     pays: bool,
     /// Segments sealed plain since the last compressed one.
     plain_since: u32,
+}
+
+impl Default for PackingChoice {
+    /// The first segment is compressed, to see.
+    fn default() -> Self {
+        PackingChoice {
+            pays: false,
+            plain_since: Self::PROBE_EVERY - 1,
+        }
+    }
 }
 
 impl PackingChoice {
@@ -783,14 +794,15 @@ mod tests {
     fn segments_are_compressed_where_it_halves_them_and_probed_now_and_then() {
         let small = 1 << 20;
         let mut p = PackingChoice::default();
-        // Unknown at first: plain, until the probe.
+        // The first is compressed, to see; compressing saves a third: not
+        // worth it, so the next fifteen are plain, then one is compressed.
         let mut seen = Vec::new();
-        for _ in 0..PackingChoice::PROBE_EVERY {
+        for _ in 0..=PackingChoice::PROBE_EVERY {
             let packing = p.next(small);
             seen.push(packing);
-            // Compressing saves a third: not worth it.
             p.sealed(packing, small, small * 2 / 3);
         }
+        assert_eq!(seen.first(), Some(&Packing::Compressed));
         assert_eq!(seen.iter().filter(|&&k| k == Packing::Plain).count(), 15);
         assert_eq!(seen.last(), Some(&Packing::Compressed));
         // It saves three fourths: every segment is compressed.
@@ -803,7 +815,11 @@ mod tests {
         p.sealed(Packing::Compressed, small, small / 4);
         assert_eq!(p.next(small), Packing::Compressed);
         // One compaction will not merge: compressed whatever it saves.
-        let p = PackingChoice::default();
+        let p = PackingChoice {
+            pays: false,
+            plain_since: 0,
+        };
+        assert_eq!(p.next(small), Packing::Plain);
         assert_eq!(p.next(64 << 20), Packing::Compressed);
     }
 

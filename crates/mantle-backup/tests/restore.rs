@@ -95,8 +95,8 @@ async fn compaction_merges_segments_and_moments_still_restore() {
     assert_eq!(done.written, 1, "{done:?}");
     let after = Catalog::read(backup.target()).await.unwrap().summaries()[0].clone();
     assert_eq!(after.segments, 1);
-    // Small segments are sealed as they are; the merge compresses them
-    // (the rows' padding is a run of zeros).
+    // One object for thirty, compressed (the rows' padding is a run of
+    // zeros).
     assert!(
         after.bytes < before.bytes,
         "{} bytes before the merge, {} after",
