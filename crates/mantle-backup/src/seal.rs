@@ -6,9 +6,10 @@
 //! LZ4-compressed or as they are (its first byte says which): snapshots,
 //! merged segments and site files are compressed (unless they do not
 //! shrink); a log segment that compaction will merge later is compressed
-//! only where that pays (see `follow`). The tag also covers the header and the object's
-//! name, so a damaged, cut-short, renamed or swapped object fails to open
-//! instead of restoring the wrong bytes: it is the object's checksum.
+//! only where that pays (see `follow`). The tag also covers the header
+//! and the object's name, so a damaged, cut-short, renamed or swapped
+//! object fails to open instead of restoring the wrong bytes: it is the
+//! object's checksum.
 
 use std::path::Path;
 
@@ -169,10 +170,7 @@ impl Keyring {
         out.extend_from_slice(&nonce);
         match packing {
             Packing::Compressed => pack(contents, out),
-            Packing::Plain => {
-                out.push(RAW);
-                out.extend_from_slice(contents);
-            }
+            Packing::Plain => pack_plain(contents, out),
         }
         let aad = [&out[..HEAD], name.as_bytes()].concat();
         let tag = self
@@ -266,10 +264,15 @@ fn pack(contents: &[u8], out: &mut Vec<u8>) {
         Some(n) => out.truncate(body + n),
         None => {
             out.truncate(start);
-            out.push(RAW);
-            out.extend_from_slice(contents);
+            pack_plain(contents, out);
         }
     }
+}
+
+/// Appends the contents to `out` as they are, after the byte saying so.
+fn pack_plain(contents: &[u8], out: &mut Vec<u8>) {
+    out.push(RAW);
+    out.extend_from_slice(contents);
 }
 
 /// The contents `pack` wrapped. (Only authenticated plaintext gets here,

@@ -11,9 +11,9 @@
 //!
 //! Successive versions of a B-tree page differ in a few hundred bytes, so a
 //! busy store's log shrinks several times over before it is sealed (and
-//! compressed, when compaction merges it). Each commit's record is written as the
-//! writer hands the commit over, its pages still in the processor's
-//! caches, against the last version the backup logged of each page
+//! compressed, when compaction merges it). Each commit's record is
+//! written as the writer hands the commit over, its pages still in the
+//! processor's caches, against the last version the backup logged of each page
 //! ([`PageCache`]: it starts empty in each generation and after each
 //! restart, and is bounded; a page it does not hold is stored whole).
 //! Page 1's changes always carry its first [`HEADER_BYTES`] whole: a
