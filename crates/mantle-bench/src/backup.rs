@@ -13,7 +13,10 @@
 //! lag itself is not: the segments' names say when their first commit
 //! committed and their files when they were stored. The stores'
 //! durability is the default (`Full`: every commit synced), as in the
-//! store benches, on both sides.
+//! store benches, on both sides. Each note gives the spread of the ratios
+//! of the pairs of rounds run one after the other: on a busy machine a
+//! single round can run long on either side, which is why there are eight
+//! pairs.
 
 use std::collections::HashMap;
 use std::ops::Range;
@@ -43,7 +46,7 @@ pub type BackupBenchOptions = crate::BenchOptions;
 /// How long each round of `small_tx` and `small_tx_sync` runs.
 const ROUND: Duration = Duration::from_secs(3);
 /// Messages per side in `messages_one_way`.
-const MESSAGES: u64 = 200_000;
+const MESSAGES: u64 = 400_000;
 /// Rows in the restored store before backup starts (its snapshot).
 const RESTORE_BASE_ROWS: u64 = 200_000;
 /// Transactions logged after the snapshot.
@@ -51,10 +54,14 @@ const RESTORE_LOG_TXS: u64 = 1_000;
 
 /// Tasks each awaiting one transaction after another, on both sides.
 pub const CONCURRENCY: usize = 8;
-/// Rounds per side of `small_tx` and `small_tx_sync`.
-const ROUNDS: u64 = 4;
-/// Rounds per side of `messages_one_way`.
-const MESSAGE_ROUNDS: u64 = 4;
+/// Rounds per side of `small_tx` and `small_tx_sync` (eight: see
+/// [`MESSAGE_ROUNDS`]).
+const ROUNDS: u64 = 8;
+/// Rounds per side of `messages_one_way`: on a machine the site keeps
+/// busy, one round in several runs long on either side (by a tenth or
+/// more); over eight pairs such a round moves the ratio half as much as
+/// over four.
+const MESSAGE_ROUNDS: u64 = 8;
 /// Rounds per side of `restore`.
 const RESTORE_ROUNDS: usize = 3;
 /// Inserts per logged transaction in `restore`.
@@ -70,8 +77,8 @@ const TARGET: &str = "ratio >= 0.9 with point_of_loss = \"1s\"";
 ///
 /// | bench | work (scale 1.0) | one op |
 /// |---|---|---|
-/// | `small_tx` | one-insert transactions on one store from 8 tasks for 4 rounds of 3 s per side, backup on (`"1s"`) against off | transaction |
-/// | `messages_one_way` | 200,000 one-way messages per side as `mantle bench messaging` sends them, on a site with `[backup] target` set against one without, in 4 rounds after a warm-up round | message |
+/// | `small_tx` | one-insert transactions on one store from 8 tasks for 8 rounds of 3 s per side, backup on (`"1s"`) against off | transaction |
+/// | `messages_one_way` | 400,000 one-way messages per side as `mantle bench messaging` sends them, on a site with `[backup] target` set against one without, in 8 rounds after a warm-up round | message |
 /// | `small_tx_sync` | `small_tx` with `point_of_loss = "sync"` (a commit acknowledged once stored) | transaction |
 /// | `restore` | a store of ≈ 50 MB in the target (a snapshot of 200,000 rows, then 1,000 transactions of 200 inserts logged) restored to a new file, against reading the same objects and writing their bytes to a file; 3 rounds | MB |
 ///
@@ -214,12 +221,42 @@ struct Side {
     time: Duration,
     cpu: Duration,
     latencies: Vec<Duration>,
+    /// Each round's operations and time, in order.
+    rounds: Vec<(u64, Duration)>,
 }
 
 impl Side {
     fn rate(&self) -> f64 {
         self.ops as f64 / self.time.as_secs_f64().max(1e-9)
     }
+
+    fn add_round(&mut self, ops: u64, time: Duration) {
+        self.ops += ops;
+        self.time += time;
+        self.rounds.push((ops, time));
+    }
+
+    /// The note's sentence on each pair of rounds (ours' `i`th against the
+    /// reference's, run one after the other): the spread of their ratios,
+    /// how far a single round strays from the run's.
+    fn pairs_note(&self, reference: &Side) -> String {
+        let rate = |(ops, t): (u64, Duration)| ops as f64 / t.as_secs_f64().max(1e-9);
+        let mut ratios: Vec<f64> = self
+            .rounds
+            .iter()
+            .zip(&reference.rounds)
+            .map(|(&o, &r)| rate(o) / rate(r))
+            .collect();
+        ratios.sort_by(f64::total_cmp);
+        let Some((first, last)) = ratios.first().zip(ratios.last()) else {
+            return "no pair of rounds".into();
+        };
+        format!(
+            "each pair of rounds' ratio {first:.3}–{last:.3} (median {:.3})",
+            ratios[ratios.len() / 2]
+        )
+    }
+
     fn cpu_us_per_op(&self) -> Option<f64> {
         Some(round(
             self.cpu.as_secs_f64() * 1e6 / self.ops.max(1) as f64,
@@ -290,8 +327,7 @@ impl Tail {
             .max()
             .unwrap_or_default();
         self.charged.push(charged);
-        side.ops += latencies.len() as u64;
-        side.time += took + charged;
+        side.add_round(latencies.len() as u64, took + charged);
         side.latencies.extend(latencies);
         Ok(())
     }
@@ -328,8 +364,7 @@ async fn reference_round(
     let loaded = load.await;
     side.cpu += cpu_time().saturating_sub(cpu);
     let (took, latencies) = loaded?;
-    side.ops += latencies.len() as u64;
-    side.time += took;
+    side.add_round(latencies.len() as u64, took);
     side.latencies.extend(latencies);
     Ok(())
 }
@@ -436,6 +471,7 @@ async fn small_tx(
 
     let (ours_ops, ref_ops) = (on_side.ops, off_side.ops);
     let tail_note = tail.note(ours_ops);
+    let pairs_note = on_side.pairs_note(&off_side);
     let mut rec = record(name, "transaction", scale, on_side, off_side, tail);
     rec.p99_of = Some("one transaction (submit to commit acknowledged)".into());
     rec.concurrency = Some(CONCURRENCY as u64);
@@ -449,9 +485,9 @@ async fn small_tx(
          durability Full on both sides; ours: the store opened with a Backup to a local \
          directory (point_of_loss = {point_of_loss:?}), reference: the same store config \
          without it, both open throughout; {ROUNDS} rounds of {:.1} s per side alternated \
-         (ours, reference, reference, ours, …) after a warm-up each, {ours_ops} transactions \
-         ours, {ref_ops} reference; {tail_note}; the target held {:.1} MB at the end ({:.0} \
-         bytes per transaction; {:.0} once {MERGED})",
+         (ours, reference, reference, ours, …) after a warm-up each ({pairs_note}), \
+         {ours_ops} transactions ours, {ref_ops} reference; {tail_note}; the target held \
+         {:.1} MB at the end ({:.0} bytes per transaction; {:.0} once {MERGED})",
         round_time.as_secs_f64(),
         backup_bytes as f64 / 1e6,
         backup_bytes as f64 / ours_ops.max(1) as f64,
@@ -533,6 +569,7 @@ async fn messages_one_way(scale: f64, base: &Path) -> Result<BenchRecord, BenchE
     let (backup_bytes, merged_bytes) = stored_and_merged(&backup, &target).await?;
 
     let tail_note = tail.note(ours.ops);
+    let pairs_note = ours.pairs_note(&reference);
     let mut rec = record(NAME, "message", scale, ours, reference, tail);
     rec.p99_of = Some(
         "one message, from send (inside the sending transaction) to its handler running in \
@@ -550,7 +587,7 @@ async fn messages_one_way(scale: f64, base: &Path) -> Result<BenchRecord, BenchE
          (point_of_loss = \"1s\": every store of the site backed up), against the same on a \
          site without [backup]; both sites open throughout, durability Full; {n} messages per \
          side in {MESSAGE_ROUNDS} rounds alternated (ours, reference, reference, ours, …) \
-         after an untimed warm-up round each; \
+         after an untimed warm-up round each ({pairs_note}); \
          {tail_note}; the target held {:.1} MB at the end ({:.0} bytes per message; {:.0} \
          once {MERGED})",
         backup_bytes as f64 / 1e6,
@@ -611,8 +648,12 @@ async fn measure_messages(
     }
     // A message's latencies count one per handler run: a count, not the
     // rate's ops.
-    ours.ops = n;
-    reference.ops = n;
+    for side in [&mut ours, &mut reference] {
+        side.ops = n;
+        for (round, part) in side.rounds.iter_mut().zip(rounds(n, MESSAGE_ROUNDS)) {
+            round.0 = part.end - part.start;
+        }
+    }
     Ok((ours, reference, tail))
 }
 
@@ -784,4 +825,38 @@ async fn restore(scale: f64, base: &Path) -> Result<BenchRecord, BenchError> {
         file_bytes as f64 / 1e6,
     ));
     Ok(rec)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn side(rounds: &[(u64, u64)]) -> Side {
+        let mut side = Side::default();
+        for &(ops, ms) in rounds {
+            side.add_round(ops, Duration::from_millis(ms));
+        }
+        side
+    }
+
+    #[test]
+    fn each_pair_of_rounds_is_compared_in_order() {
+        // Ours: as fast, half as fast, a fifth faster; round by round.
+        let ours = side(&[(100, 1000), (100, 2000), (120, 1000)]);
+        let reference = side(&[(100, 1000), (100, 1000), (100, 1000)]);
+        assert_eq!(ours.ops, 320);
+        assert_eq!(ours.time, Duration::from_secs(4));
+        assert_eq!(
+            ours.pairs_note(&reference),
+            "each pair of rounds' ratio 0.500–1.200 (median 1.000)"
+        );
+        assert_eq!(Side::default().pairs_note(&reference), "no pair of rounds");
+    }
+
+    #[test]
+    fn rounds_cover_every_operation_once() {
+        let parts = rounds(10, 4);
+        assert_eq!(parts, vec![0..3, 3..6, 6..9, 9..10]);
+        assert_eq!(rounds(3, 8), vec![0..1, 1..2, 2..3]);
+    }
 }

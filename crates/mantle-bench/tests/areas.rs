@@ -152,7 +152,14 @@ async fn every_backup_bench_reports_both_sides() {
         assert!(r.ops >= 8, "{r:?}");
         assert!(r.lag_p99_ms.is_some() && r.cpu_us_per_op.is_some(), "{r:?}");
     }
-    assert_eq!(find("messages_one_way").ops, 400);
+    assert_eq!(find("messages_one_way").ops, 800);
+    for name in ["small_tx", "messages_one_way", "small_tx_sync"] {
+        let note = find(name).note.clone().unwrap_or_default();
+        assert!(
+            note.contains("each pair of rounds' ratio"),
+            "{name}: {note}"
+        );
+    }
     let restore = find("restore");
     assert!(restore.bytes.is_some_and(|b| b > 0), "{restore:?}");
     assert_eq!(restore.op, "MB");
