@@ -217,8 +217,6 @@ fn segments_since(target: &Path, since: SystemTime) -> std::io::Result<Vec<Segme
 /// One side's figures over its rounds.
 #[derive(Default)]
 struct Side {
-    ops: u64,
-    time: Duration,
     cpu: Duration,
     latencies: Vec<Duration>,
     /// Each round's operations and time, in order.
@@ -226,14 +224,16 @@ struct Side {
 }
 
 impl Side {
-    fn rate(&self) -> f64 {
-        self.ops as f64 / self.time.as_secs_f64().max(1e-9)
+    fn ops(&self) -> u64 {
+        self.rounds.iter().map(|r| r.0).sum()
     }
 
-    fn add_round(&mut self, ops: u64, time: Duration) {
-        self.ops += ops;
-        self.time += time;
-        self.rounds.push((ops, time));
+    fn time(&self) -> Duration {
+        self.rounds.iter().map(|r| r.1).sum()
+    }
+
+    fn rate(&self) -> f64 {
+        self.ops() as f64 / self.time().as_secs_f64().max(1e-9)
     }
 
     /// The note's sentence on each pair of rounds (ours' `i`th against the
@@ -259,14 +259,15 @@ impl Side {
 
     fn cpu_us_per_op(&self) -> Option<f64> {
         Some(round(
-            self.cpu.as_secs_f64() * 1e6 / self.ops.max(1) as f64,
+            self.cpu.as_secs_f64() * 1e6 / self.ops().max(1) as f64,
             1,
         ))
     }
 }
 
-/// One round's load: how long it took, each operation's latency.
-type Load = Result<(Duration, Vec<Duration>), BenchError>;
+/// One round's load: its operations, how long it took, and the latencies
+/// it measured.
+type Load = Result<(u64, Duration, Vec<Duration>), BenchError>;
 
 /// What our rounds left behind them: each round's wait for the backup to
 /// store everything after the load, the part of it charged to the round,
@@ -297,7 +298,7 @@ impl Tail {
         let loaded = load.await;
         side.cpu += cpu_time().saturating_sub(cpu);
         let ended = SystemTime::now();
-        let (took, latencies) = loaded?;
+        let (ops, took, latencies) = loaded?;
         let (t, cpu) = (Instant::now(), cpu_time());
         let stored = backup.flush(FLUSH_PATIENCE).await;
         self.flushes.push(t.elapsed());
@@ -327,7 +328,7 @@ impl Tail {
             .max()
             .unwrap_or_default();
         self.charged.push(charged);
-        side.add_round(latencies.len() as u64, took + charged);
+        side.rounds.push((ops, took + charged));
         side.latencies.extend(latencies);
         Ok(())
     }
@@ -363,8 +364,8 @@ async fn reference_round(
     let cpu = cpu_time();
     let loaded = load.await;
     side.cpu += cpu_time().saturating_sub(cpu);
-    let (took, latencies) = loaded?;
-    side.add_round(latencies.len() as u64, took);
+    let (ops, took, latencies) = loaded?;
+    side.rounds.push((ops, took));
     side.latencies.extend(latencies);
     Ok(())
 }
@@ -392,10 +393,10 @@ fn record(
     let mut rec = BenchRecord::from_rates(
         name,
         op,
-        on.ops,
+        on.ops(),
         scale,
-        (on.rate(), on.time),
-        (off.rate(), off.time),
+        (on.rate(), on.time()),
+        (off.rate(), off.time()),
     );
     rec.p50_ms = percentile_ms(&mut on.latencies, 0.5);
     rec.reference_p50_ms = percentile_ms(&mut off.latencies, 0.5);
@@ -405,7 +406,7 @@ fn record(
     rec.reference_cpu_us_per_op = off.cpu_us_per_op();
     rec.flush_ms = percentile_ms(&mut tail.flushes, 0.5);
     rec.lag_p99_ms = percentile_ms(&mut tail.lags, 0.99);
-    rec.items = Some(on.ops);
+    rec.items = Some(on.ops());
     rec
 }
 
@@ -437,7 +438,7 @@ async fn inserts(store: &Store, until: Duration, keys: &Arc<AtomicU64>) -> Load 
     for task in tasks {
         latencies.extend(task.await.map_err(|e| BenchError::Task(e.to_string()))??);
     }
-    Ok((started.elapsed(), latencies))
+    Ok((latencies.len() as u64, started.elapsed(), latencies))
 }
 
 async fn small_tx(
@@ -469,7 +470,7 @@ async fn small_tx(
     let (on_side, off_side, tail) = measured?;
     let (backup_bytes, merged_bytes) = stored_and_merged(&backup, &target).await?;
 
-    let (ours_ops, ref_ops) = (on_side.ops, off_side.ops);
+    let (ours_ops, ref_ops) = (on_side.ops(), off_side.ops());
     let tail_note = tail.note(ours_ops);
     let pairs_note = on_side.pairs_note(&off_side);
     let mut rec = record(name, "transaction", scale, on_side, off_side, tail);
@@ -568,7 +569,7 @@ async fn messages_one_way(scale: f64, base: &Path) -> Result<BenchRecord, BenchE
     })?;
     let (backup_bytes, merged_bytes) = stored_and_merged(&backup, &target).await?;
 
-    let tail_note = tail.note(ours.ops);
+    let tail_note = tail.note(ours.ops());
     let pairs_note = ours.pairs_note(&reference);
     let mut rec = record(NAME, "message", scale, ours, reference, tail);
     rec.p99_of = Some(
@@ -626,6 +627,8 @@ async fn measure_messages(
         "the warm-up round was not stored".into()
     })?;
     let (mut ours, mut reference, mut tail) = (Side::default(), Side::default(), Tail::default());
+    // A message's latencies count one per handler run: the round's
+    // messages are its ops.
     for (i, part) in rounds(n, MESSAGE_ROUNDS).into_iter().enumerate() {
         let count = part.end - part.start;
         let ours_first = i % 2 == 0;
@@ -633,25 +636,17 @@ async fn measure_messages(
             if our_turn {
                 let load = async {
                     let r = on.round(NAME, count).await?;
-                    Ok((r.took, r.latencies))
+                    Ok((count, r.took, r.latencies))
                 };
                 tail.round(NAME, (&backup, target, lag), &mut ours, load)
                     .await?;
             } else {
                 let load = async {
                     let r = off.round(NAME, count).await?;
-                    Ok((r.took, r.latencies))
+                    Ok((count, r.took, r.latencies))
                 };
                 reference_round(&mut reference, load).await?;
             }
-        }
-    }
-    // A message's latencies count one per handler run: a count, not the
-    // rate's ops.
-    for side in [&mut ours, &mut reference] {
-        side.ops = n;
-        for (round, part) in side.rounds.iter_mut().zip(rounds(n, MESSAGE_ROUNDS)) {
-            round.0 = part.end - part.start;
         }
     }
     Ok((ours, reference, tail))
@@ -832,11 +827,13 @@ mod tests {
     use super::*;
 
     fn side(rounds: &[(u64, u64)]) -> Side {
-        let mut side = Side::default();
-        for &(ops, ms) in rounds {
-            side.add_round(ops, Duration::from_millis(ms));
+        Side {
+            rounds: rounds
+                .iter()
+                .map(|&(ops, ms)| (ops, Duration::from_millis(ms)))
+                .collect(),
+            ..Side::default()
         }
-        side
     }
 
     #[test]
@@ -844,8 +841,8 @@ mod tests {
         // Ours: as fast, half as fast, a fifth faster; round by round.
         let ours = side(&[(100, 1000), (100, 2000), (120, 1000)]);
         let reference = side(&[(100, 1000), (100, 1000), (100, 1000)]);
-        assert_eq!(ours.ops, 320);
-        assert_eq!(ours.time, Duration::from_secs(4));
+        assert_eq!(ours.ops(), 320);
+        assert_eq!(ours.time(), Duration::from_secs(4));
         assert_eq!(
             ours.pairs_note(&reference),
             "each pair of rounds' ratio 0.500–1.200 (median 1.000)"
